@@ -1,0 +1,114 @@
+//! SM-scaling curves: achievable compute and bandwidth on a partition of `S` SMs.
+//!
+//! The cost model sees the hardware only through [`DeviceCurves`], so a fitted profile (the calibration issue)
+//! can replace the default analytic curves without touching anything else.
+
+use std::fmt::Debug;
+
+use crate::gpu::GpuSpec;
+
+/// Achievable throughputs on `sms` SMs. Implementations must be monotone non-decreasing in `sms` and positive
+/// for `sms >= 1`.
+pub trait DeviceCurves: Debug + Send + Sync {
+    /// Achievable FLOP/s of a GEMM whose output is `m x n` (tokens x output features), on `sms` SMs.
+    fn gemm_flops(&self, sms: u32, m: u64, n: u64) -> f64;
+    /// Achievable FLOP/s of attention kernels on `sms` SMs.
+    fn attention_flops(&self, sms: u32) -> f64;
+    /// Achievable HBM bandwidth, bytes/s, on `sms` SMs.
+    fn bandwidth(&self, sms: u32) -> f64;
+}
+
+/// Default analytic curves from a [`GpuSpec`].
+///
+/// - GEMM: `Pi(S, m, n) = peak x gemm_eff x S / S_total x w`, with wave-quantisation efficiency
+///   `w = T / (ceil(T / S) x S)` for `T = ceil(m / tile_m) x ceil(n / tile_n)` output tiles (one tile per SM
+///   per wave; a last partial wave leaves SMs idle).
+/// - Attention: `Pi_attn(S) = peak x attention_eff x S / S_total`.
+/// - Bandwidth: `BW(S) = hbm x bandwidth_eff x min(1, S / S_sat)`: linear until `S_sat` SMs, flat after.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DefaultCurves {
+    /// The GPU the curves describe.
+    pub gpu: GpuSpec,
+    /// GEMM output tile rows (tokens).
+    pub tile_m: u64,
+    /// GEMM output tile columns (features).
+    pub tile_n: u64,
+}
+
+impl DefaultCurves {
+    /// Curves for `gpu` with 128 x 128 output tiles (a common CUTLASS/cuBLAS BF16 tile on Hopper and Ampere).
+    pub fn new(gpu: GpuSpec) -> Self {
+        Self {
+            gpu,
+            tile_m: 128,
+            tile_n: 128,
+        }
+    }
+
+    /// Wave-quantisation efficiency of an `m x n` GEMM on `sms` SMs, in (0, 1].
+    pub fn wave_efficiency(&self, sms: u32, m: u64, n: u64) -> f64 {
+        let tiles = m.div_ceil(self.tile_m).max(1) * n.div_ceil(self.tile_n).max(1);
+        let s = u64::from(sms.max(1));
+        tiles as f64 / (tiles.div_ceil(s) * s) as f64
+    }
+
+    fn sm_fraction(&self, sms: u32) -> f64 {
+        f64::from(sms.clamp(1, self.gpu.num_sms)) / f64::from(self.gpu.num_sms)
+    }
+}
+
+impl DeviceCurves for DefaultCurves {
+    fn gemm_flops(&self, sms: u32, m: u64, n: u64) -> f64 {
+        let sms = sms.clamp(1, self.gpu.num_sms);
+        self.gpu.peak_flops
+            * self.gpu.gemm_efficiency
+            * self.sm_fraction(sms)
+            * self.wave_efficiency(sms, m, n)
+    }
+
+    fn attention_flops(&self, sms: u32) -> f64 {
+        self.gpu.peak_flops * self.gpu.attention_efficiency * self.sm_fraction(sms)
+    }
+
+    fn bandwidth(&self, sms: u32) -> f64 {
+        let sat = f64::from(self.gpu.bandwidth_saturation_sms.max(1));
+        self.gpu.hbm_bandwidth
+            * self.gpu.bandwidth_efficiency
+            * (f64::from(sms.max(1)) / sat).min(1.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h100() -> DefaultCurves {
+        DefaultCurves::new(GpuSpec::by_name("h100-sxm").unwrap())
+    }
+
+    #[test]
+    fn wave_quantisation_by_hand() {
+        let c = h100();
+        // 4096 x 12288 output: 32 x 96 = 3072 tiles; on 132 SMs 24 waves -> 3072 / 3168.
+        assert_eq!(c.wave_efficiency(132, 4096, 12288), 3072.0 / 3168.0);
+        // 133 tiles on 132 SMs: 2 waves, the second nearly empty.
+        assert_eq!(c.wave_efficiency(132, 128, 133 * 128), 133.0 / 264.0);
+        assert_eq!(c.wave_efficiency(8, 128, 128 * 16), 1.0);
+    }
+
+    #[test]
+    fn bandwidth_saturates_and_compute_scales() {
+        let c = h100();
+        let full = 3.35e12 * 0.84;
+        assert_eq!(c.bandwidth(132), full);
+        assert_eq!(c.bandwidth(64), full);
+        assert_eq!(c.bandwidth(32), full / 2.0);
+        assert!((c.attention_flops(66) * 2.0 - c.attention_flops(132)).abs() < 1.0);
+        // With perfect waves, half the SMs give half the GEMM throughput.
+        let (a, b) = (
+            c.gemm_flops(66, 66 * 128, 128),
+            c.gemm_flops(132, 132 * 128, 128),
+        );
+        assert!((a * 2.0 - b).abs() < 1.0);
+    }
+}

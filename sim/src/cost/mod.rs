@@ -1,0 +1,322 @@
+//! The attention-aware roofline cost model: the latency of one iteration (one batch) on `S` SMs.
+//!
+//! For a batch of sequences, sequence `r` processing `q_r` new tokens over `c_r` cached ones, with
+//! `n = sum q_r` tokens and `m` sequences that emit a token this iteration:
+//!
+//! ```text
+//! t(S) = L x [ t_lin(QKV) + t_lin(O) + t_lin(gate/up) + t_lin(down)
+//!              + t_mem(2 x RMSNorm) + t_mem(SiLU-mul) + t_mem(rotary)
+//!              + sum_r t_attn(q_r, c_r) ]
+//!        + t_mem(embedding of n) + t_mem(final RMSNorm of n) + t_lin(LM head, m tokens)
+//!        + overhead
+//! t_lin(op)  = max(F / Pi(S, rows, cols), B / BW(S))          (linear layers: compute or memory bound)
+//! t_attn(r)  = max(F_r / Pi_attn(S), B_r / BW(S))             (each request's own roofline, summed)
+//! t_mem(op)  = B / BW(S)                                      (elementwise: FLOPs are negligible)
+//! ```
+//!
+//! QKV is `h -> (h_q + 2 h_kv) d_h`, O is `h_q d_h -> h`, gate/up is fused `h -> 2 I`, down is `I -> h`, the LM
+//! head `h -> V`. FLOPs and bytes of each operator are in [`ops`]; `Pi` and `BW` come from [`DeviceCurves`].
+//! `overhead` is the per-iteration CPU scheduling and kernel-launch time ([`CostConfig::iteration_overhead_ns`]).
+//! Not modelled here: writing new K/V into the cache (included neither in FLOPs nor bytes; under 1% of the QKV
+//! bytes), tensor parallelism, and contention between concurrently running partitions (later issues).
+
+pub mod check;
+pub mod curves;
+pub mod ops;
+
+use crate::gpu::GpuSpec;
+use crate::model::ModelSpec;
+use crate::time::Nanos;
+pub use curves::{DefaultCurves, DeviceCurves};
+use ops::Work;
+
+/// Settings of the cost model that are not properties of the model or GPU.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CostConfig {
+    /// Fixed time added to every iteration for CPU scheduling, input preparation and kernel launches, in ns.
+    /// Default 1 ms: an assumption for a CUDA-graph engine (vLLM/SGLang-class), pending calibration.
+    pub iteration_overhead_ns: u64,
+}
+
+impl Default for CostConfig {
+    fn default() -> Self {
+        Self {
+            iteration_overhead_ns: 1_000_000,
+        }
+    }
+}
+
+/// One sequence's share of an iteration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeqWork {
+    /// New tokens processed (prefill chunk length, or 1 for a decode step).
+    pub new_tokens: u32,
+    /// Tokens already in the KV cache before this iteration.
+    pub cached_tokens: u32,
+    /// Whether the sequence samples a token at the end of the iteration (decode, or the last prefill chunk).
+    pub emits_token: bool,
+}
+
+/// An iteration's predicted latency, split by operator class (seconds) plus the total in ns.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct IterationCost {
+    /// Linear layers (QKV, O, gate/up, down) over all layers.
+    pub linear_s: f64,
+    /// Attention over all layers and requests.
+    pub attention_s: f64,
+    /// Norms, activation, rotary, embedding.
+    pub elementwise_s: f64,
+    /// LM head.
+    pub lm_head_s: f64,
+    /// Fixed per-iteration overhead.
+    pub overhead_s: f64,
+    /// Sum of the above, rounded to the nearest nanosecond.
+    pub total: Nanos,
+}
+
+/// The roofline cost model for one model on one GPU.
+#[derive(Debug)]
+pub struct CostModel {
+    model: ModelSpec,
+    gpu: GpuSpec,
+    curves: Box<dyn DeviceCurves>,
+    config: CostConfig,
+}
+
+impl CostModel {
+    /// A cost model with the default analytic curves of `gpu`.
+    pub fn new(model: ModelSpec, gpu: GpuSpec, config: CostConfig) -> Self {
+        let curves = Box::new(DefaultCurves::new(gpu.clone()));
+        Self::with_curves(model, gpu, curves, config)
+    }
+
+    /// A cost model with custom SM-scaling curves (e.g. a fitted profile).
+    pub fn with_curves(
+        model: ModelSpec,
+        gpu: GpuSpec,
+        curves: Box<dyn DeviceCurves>,
+        config: CostConfig,
+    ) -> Self {
+        Self {
+            model,
+            gpu,
+            curves,
+            config,
+        }
+    }
+
+    /// The model this cost model describes.
+    pub fn model(&self) -> &ModelSpec {
+        &self.model
+    }
+
+    /// The GPU this cost model describes.
+    pub fn gpu(&self) -> &GpuSpec {
+        &self.gpu
+    }
+
+    /// Time in seconds of a linear layer `d_in -> d_out` on `n` tokens on `sms` SMs: `max(F / Pi, B / BW)`.
+    pub fn linear_time(&self, sms: u32, n: u64, d_in: u64, d_out: u64) -> f64 {
+        if n == 0 {
+            return 0.0;
+        }
+        let w = ops::linear(n, d_in, d_out, self.model.dtype_bytes);
+        (w.flops / self.curves.gemm_flops(sms, n, d_out)).max(w.bytes / self.curves.bandwidth(sms))
+    }
+
+    fn mem_time(&self, sms: u32, w: Work) -> f64 {
+        w.bytes / self.curves.bandwidth(sms)
+    }
+
+    /// Time in seconds of one request's attention in one layer: `max(F_r / Pi_attn, B_r / BW)`.
+    pub fn attention_time(&self, sms: u32, q: u64, c: u64) -> f64 {
+        let m = &self.model;
+        let w = ops::attention(
+            q,
+            c,
+            m.num_q_heads,
+            m.num_kv_heads,
+            m.head_dim,
+            m.dtype_bytes,
+        );
+        (w.flops / self.curves.attention_flops(sms)).max(w.bytes / self.curves.bandwidth(sms))
+    }
+
+    /// Predicted latency of one iteration running `batch` on `sms` SMs (see the module docs for the formula).
+    pub fn iteration(&self, sms: u32, batch: &[SeqWork]) -> IterationCost {
+        let m = &self.model;
+        let s = m.dtype_bytes;
+        let n: u64 = batch.iter().map(|w| u64::from(w.new_tokens)).sum();
+        let emitting = batch.iter().filter(|w| w.emits_token).count() as u64;
+        let layers = m.num_layers as f64;
+        let qkv_width = (m.num_q_heads + 2 * m.num_kv_heads) * m.head_dim;
+        let linear = self.linear_time(sms, n, m.hidden_size, qkv_width)
+            + self.linear_time(sms, n, m.num_q_heads * m.head_dim, m.hidden_size)
+            + self.linear_time(sms, n, m.hidden_size, 2 * m.intermediate_size)
+            + self.linear_time(sms, n, m.intermediate_size, m.hidden_size);
+        let per_layer_mem = 2.0 * self.mem_time(sms, ops::rmsnorm(n, m.hidden_size, s))
+            + self.mem_time(sms, ops::silu_mul(n, m.intermediate_size, s))
+            + self.mem_time(
+                sms,
+                ops::rotary(n, m.num_q_heads, m.num_kv_heads, m.head_dim, s),
+            );
+        let attention: f64 = batch
+            .iter()
+            .filter(|w| w.new_tokens > 0)
+            .map(|w| self.attention_time(sms, u64::from(w.new_tokens), u64::from(w.cached_tokens)))
+            .sum();
+        let once_mem = if n > 0 {
+            self.mem_time(sms, ops::embedding(n, m.hidden_size, s))
+                + self.mem_time(sms, ops::rmsnorm(n, m.hidden_size, s))
+        } else {
+            0.0
+        };
+        let lm_head_s = self.linear_time(sms, emitting, m.hidden_size, m.vocab_size);
+        let overhead_s = self.config.iteration_overhead_ns as f64 * 1e-9;
+        let mut cost = IterationCost {
+            linear_s: layers * linear,
+            attention_s: layers * attention,
+            elementwise_s: layers * per_layer_mem + once_mem,
+            lm_head_s,
+            overhead_s,
+            total: Nanos::ZERO,
+        };
+        let sum = cost.linear_s + cost.attention_s + cost.elementwise_s + cost.lm_head_s;
+        cost.total = Nanos::from_secs_f64(sum) + Nanos(self.config.iteration_overhead_ns);
+        cost
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Round-number hardware: 1e12 FLOP/s for GEMMs and attention, 1e9 B/s, on any SM count.
+    #[derive(Debug)]
+    struct Flat;
+    impl DeviceCurves for Flat {
+        fn gemm_flops(&self, _: u32, _: u64, _: u64) -> f64 {
+            1e12
+        }
+        fn attention_flops(&self, _: u32) -> f64 {
+            1e12
+        }
+        fn bandwidth(&self, _: u32) -> f64 {
+            1e9
+        }
+    }
+
+    fn tiny() -> ModelSpec {
+        ModelSpec::from_json(
+            "tiny",
+            r#"{"hidden_size":64,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,
+                "head_dim":16,"intermediate_size":128,"vocab_size":100,"tie_word_embeddings":true}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn iteration_sums_operators_by_hand() {
+        let gpu = GpuSpec::by_name("h100-sxm").unwrap();
+        let cm = CostModel::with_curves(
+            tiny(),
+            gpu,
+            Box::new(Flat),
+            CostConfig {
+                iteration_overhead_ns: 500,
+            },
+        );
+        // One decode (q=1, c=4, emits) and one prefill chunk (q=2, c=0, does not emit): n = 3, m = 1.
+        let batch = [
+            SeqWork {
+                new_tokens: 1,
+                cached_tokens: 4,
+                emits_token: true,
+            },
+            SeqWork {
+                new_tokens: 2,
+                cached_tokens: 0,
+                emits_token: false,
+            },
+        ];
+        let c = cm.iteration(132, &batch);
+        // At 1e9 B/s against 1e12 FLOP/s every operator here is memory bound: time = bytes / 1e9.
+        // Linear bytes (n = 3): QKV (192+8192+384)*2 = 17,536; O (192+4096+192)*2 = 8,960;
+        // gate/up 64->256: (192+16384+768)*2 = 34,688; down 128->64: (384+8192+192)*2 = 17,536. Sum 78,720.
+        assert!(
+            (c.linear_s - 2.0 * 78_720e-9).abs() < 1e-15,
+            "{}",
+            c.linear_s
+        );
+        // Attention: decode q=1,c=4: Q,O 2*4*1*16*2 = 256, K,V 2*2*5*16*2 = 640 -> 896;
+        // prefill q=2,c=0: 512 + 2*2*2*16*2 = 512 + 256 = 768. Sum 1,664 per layer.
+        assert!(
+            (c.attention_s - 2.0 * 1_664e-9).abs() < 1e-15,
+            "{}",
+            c.attention_s
+        );
+        // Per layer: 2 norms (4*3*64+64)*2 = 1,664 each; SiLU 3*3*128*2 = 2,304; rotary 2*3*96*2 = 1,152.
+        // Once: embedding 2*3*64*2 = 768 and final norm 1,664.
+        let elem = 2.0 * (2.0 * 1_664.0 + 2_304.0 + 1_152.0) + 768.0 + 1_664.0;
+        assert!(
+            (c.elementwise_s - elem * 1e-9).abs() < 1e-15,
+            "{}",
+            c.elementwise_s
+        );
+        // LM head for 1 token: (64 + 6,400 + 100) * 2 = 13,128 bytes.
+        assert!((c.lm_head_s - 13_128e-9).abs() < 1e-15, "{}", c.lm_head_s);
+        let total_ns = 2.0 * 78_720.0 + 2.0 * 1_664.0 + elem + 13_128.0 + 500.0;
+        assert_eq!(c.total, Nanos(total_ns as u64));
+    }
+
+    #[test]
+    fn fewer_sms_never_faster() {
+        let cm = CostModel::new(
+            ModelSpec::resolve("qwen3-8b").unwrap(),
+            GpuSpec::by_name("h100-sxm").unwrap(),
+            CostConfig::default(),
+        );
+        let batch: Vec<SeqWork> = (0..32)
+            .map(|i| SeqWork {
+                new_tokens: if i == 0 { 1024 } else { 1 },
+                cached_tokens: 500,
+                emits_token: true,
+            })
+            .collect();
+        let mut last = Nanos(u64::MAX);
+        for sms in (8..=132).step_by(4) {
+            let t = cm.iteration(sms, &batch).total;
+            assert!(t <= last, "{sms} SMs: {t} > {last}");
+            last = t;
+        }
+    }
+
+    #[test]
+    fn qwen3_8b_decode_is_weight_bound() {
+        // A decode step of 1 request reads every weight but the embedding table (it gathers one row):
+        // 15.1 GB / (3.35e12 * 0.84) = 5.4 ms, plus 1 ms overhead, plus a little attention and activation traffic.
+        let m = ModelSpec::resolve("qwen3-8b").unwrap();
+        let bytes = (m.weight_bytes() - m.vocab_size * m.hidden_size * m.dtype_bytes) as f64;
+        let cm = CostModel::new(
+            m,
+            GpuSpec::by_name("h100-sxm").unwrap(),
+            CostConfig::default(),
+        );
+        let t = cm
+            .iteration(
+                132,
+                &[SeqWork {
+                    new_tokens: 1,
+                    cached_tokens: 1000,
+                    emits_token: true,
+                }],
+            )
+            .total
+            .as_secs();
+        let weights_only = bytes / (3.35e12 * 0.84) + 1e-3;
+        assert!(
+            t > weights_only && t < weights_only * 1.05,
+            "{t} vs {weights_only}"
+        );
+    }
+}

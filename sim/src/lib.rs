@@ -1,0 +1,27 @@
+//! duet's simulator: a discrete-event LLM-serving engine with paged KV, pure scheduling policies, an
+//! attention-aware roofline cost model with SM-scaling curves, and vLLM-compatible metrics.
+//!
+//! Data flow: a [`duet_traces::Workload`] and a [`run::SimConfig`] go into [`run::simulate`]; the
+//! [`engine`] asks a [`policy::Policy`] for plans, validates them, hands batches to an
+//! [`executor::Executor`] (here the [`executor::SimExecutor`] over [`cost::CostModel`]), and records per-request
+//! timings; [`metrics`] turns them into the numbers [`report`] writes.
+
+pub mod cost;
+pub mod engine;
+pub mod error;
+pub mod executor;
+pub mod gpu;
+pub mod kv;
+pub mod metrics;
+pub mod model;
+pub mod policy;
+pub mod report;
+pub mod request;
+pub mod run;
+pub mod time;
+
+pub use error::{ConfigError, SimError};
+pub use gpu::GpuSpec;
+pub use model::ModelSpec;
+pub use run::{SimConfig, SimRun, simulate};
+pub use time::Nanos;

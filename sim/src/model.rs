@@ -1,0 +1,248 @@
+//! Model shapes: a dense decoder-only transformer described by its Hugging Face `config.json`.
+//!
+//! Only the fields that set operator shapes and memory are read: `hidden_size`, `num_hidden_layers`,
+//! `num_attention_heads`, `num_key_value_heads` (defaults to `num_attention_heads`), `head_dim` (defaults to
+//! `hidden_size / num_attention_heads`), `intermediate_size`, `vocab_size`, `tie_word_embeddings` (default
+//! false) and `torch_dtype` (default bfloat16). Five configs are bundled and selectable by name.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::error::ConfigError;
+
+/// Bundled model configs: (name, Hugging Face repository, config.json text).
+const BUNDLED: &[(&str, &str, &str)] = &[
+    (
+        "qwen3-8b",
+        "Qwen/Qwen3-8B",
+        include_str!("../models/qwen3-8b.json"),
+    ),
+    (
+        "qwen3-14b",
+        "Qwen/Qwen3-14B",
+        include_str!("../models/qwen3-14b.json"),
+    ),
+    (
+        "qwen3-32b",
+        "Qwen/Qwen3-32B",
+        include_str!("../models/qwen3-32b.json"),
+    ),
+    (
+        "llama-3.1-8b",
+        "meta-llama/Llama-3.1-8B",
+        include_str!("../models/llama-3.1-8b.json"),
+    ),
+    (
+        "llama-3.1-70b",
+        "meta-llama/Llama-3.1-70B",
+        include_str!("../models/llama-3.1-70b.json"),
+    ),
+];
+
+/// Shapes of a dense transformer, enough to count FLOPs, bytes, weights and KV-cache size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSpec {
+    /// Name used in reports (bundled name or the config path).
+    pub name: String,
+    /// Model width `h`.
+    pub hidden_size: u64,
+    /// Number of transformer layers `L`.
+    pub num_layers: u64,
+    /// Query heads `h_q`.
+    pub num_q_heads: u64,
+    /// Key/value heads `h_kv` (grouped-query attention when < `h_q`).
+    pub num_kv_heads: u64,
+    /// Per-head dimension `d_h`.
+    pub head_dim: u64,
+    /// MLP intermediate size `I` (gated MLP: gate and up are `h x I` each).
+    pub intermediate_size: u64,
+    /// Vocabulary size `V`.
+    pub vocab_size: u64,
+    /// Whether the LM head shares the embedding matrix.
+    pub tie_word_embeddings: bool,
+    /// Bytes per weight and activation element `s` (2 for bf16/fp16, 4 for fp32).
+    pub dtype_bytes: u64,
+}
+
+#[derive(Deserialize)]
+struct HfConfig {
+    hidden_size: u64,
+    num_hidden_layers: u64,
+    num_attention_heads: u64,
+    num_key_value_heads: Option<u64>,
+    head_dim: Option<u64>,
+    intermediate_size: u64,
+    vocab_size: u64,
+    #[serde(default)]
+    tie_word_embeddings: bool,
+    torch_dtype: Option<String>,
+}
+
+impl ModelSpec {
+    /// Names of the bundled models.
+    pub fn bundled_names() -> Vec<&'static str> {
+        BUNDLED.iter().map(|(n, _, _)| *n).collect()
+    }
+
+    /// All bundled models with their Hugging Face repository names.
+    pub fn bundled() -> Vec<(ModelSpec, &'static str)> {
+        BUNDLED
+            .iter()
+            .map(|(n, repo, text)| {
+                (
+                    Self::from_json(n, text).expect("bundled configs are tested"),
+                    *repo,
+                )
+            })
+            .collect()
+    }
+
+    /// Resolves `--model`: a bundled name (case-insensitive) or a path to a `config.json`.
+    pub fn resolve(arg: &str) -> Result<ModelSpec, ConfigError> {
+        if let Some((n, _, text)) = BUNDLED.iter().find(|(n, _, _)| n.eq_ignore_ascii_case(arg)) {
+            return Self::from_json(n, text);
+        }
+        let path = Path::new(arg);
+        if arg.ends_with(".json") || path.exists() {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError::Model(format!("cannot read model config {arg}: {e}")))?;
+            return Self::from_json(arg, &text);
+        }
+        Err(ConfigError::Model(format!(
+            "unknown model {arg:?}; bundled models: {}; or pass a path to a Hugging Face config.json",
+            Self::bundled_names().join(", ")
+        )))
+    }
+
+    /// Parses the text of a Hugging Face `config.json`.
+    pub fn from_json(name: &str, text: &str) -> Result<ModelSpec, ConfigError> {
+        let c: HfConfig = serde_json::from_str(text)
+            .map_err(|e| ConfigError::Model(format!("{name}: bad config.json: {e}")))?;
+        let dtype_bytes = match c.torch_dtype.as_deref().unwrap_or("bfloat16") {
+            "bfloat16" | "float16" | "half" => 2,
+            "float32" | "float" => 4,
+            other => {
+                return Err(ConfigError::Model(format!(
+                    "{name}: unsupported torch_dtype {other:?}"
+                )));
+            }
+        };
+        let positive = [
+            ("hidden_size", c.hidden_size),
+            ("num_hidden_layers", c.num_hidden_layers),
+            ("num_attention_heads", c.num_attention_heads),
+            ("intermediate_size", c.intermediate_size),
+            ("vocab_size", c.vocab_size),
+        ];
+        if let Some((field, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError::Model(format!("{name}: {field} must be > 0")));
+        }
+        let num_kv_heads = c.num_key_value_heads.unwrap_or(c.num_attention_heads);
+        if num_kv_heads == 0 || c.num_attention_heads % num_kv_heads != 0 {
+            return Err(ConfigError::Model(format!(
+                "{name}: num_key_value_heads ({num_kv_heads}) must divide num_attention_heads ({})",
+                c.num_attention_heads
+            )));
+        }
+        let head_dim = c.head_dim.unwrap_or(c.hidden_size / c.num_attention_heads);
+        if head_dim == 0 {
+            return Err(ConfigError::Model(format!("{name}: head_dim must be > 0")));
+        }
+        Ok(ModelSpec {
+            name: name.to_string(),
+            hidden_size: c.hidden_size,
+            num_layers: c.num_hidden_layers,
+            num_q_heads: c.num_attention_heads,
+            num_kv_heads,
+            head_dim,
+            intermediate_size: c.intermediate_size,
+            vocab_size: c.vocab_size,
+            tie_word_embeddings: c.tie_word_embeddings,
+            dtype_bytes,
+        })
+    }
+
+    /// Parameters of one layer: QKV `h (h_q + 2 h_kv) d_h`, O `h_q d_h h`, gated MLP `3 h I`, two RMSNorm
+    /// weights `2 h`. (Qwen3's per-head q/k norms, `2 d_h`, are below 0.001% and left out.)
+    pub fn params_per_layer(&self) -> u64 {
+        let h = self.hidden_size;
+        h * (self.num_q_heads + 2 * self.num_kv_heads) * self.head_dim
+            + self.num_q_heads * self.head_dim * h
+            + 3 * h * self.intermediate_size
+            + 2 * h
+    }
+
+    /// All parameters: `L x params_per_layer + V h (embedding) + V h (LM head, unless tied) + h (final norm)`.
+    pub fn num_params(&self) -> u64 {
+        let emb = self.vocab_size * self.hidden_size;
+        let head = if self.tie_word_embeddings { 0 } else { emb };
+        self.num_layers * self.params_per_layer() + emb + head + self.hidden_size
+    }
+
+    /// Bytes of weights: `num_params x s`.
+    pub fn weight_bytes(&self) -> u64 {
+        self.num_params() * self.dtype_bytes
+    }
+
+    /// KV-cache bytes per token: `2 (K and V) x L x h_kv x d_h x s`.
+    pub fn kv_bytes_per_token(&self) -> u64 {
+        2 * self.num_layers * self.num_kv_heads * self.head_dim * self.dtype_bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundled_models_load_with_expected_sizes() {
+        // Published parameter counts (billions), rounded: Qwen3 8.2/14.8/32.8, Llama-3.1 8.0/70.6.
+        let expect = [
+            ("qwen3-8b", 8.19),
+            ("qwen3-14b", 14.77),
+            ("qwen3-32b", 32.76),
+            ("llama-3.1-8b", 8.03),
+            ("llama-3.1-70b", 70.55),
+        ];
+        for (name, billions) in expect {
+            let m = ModelSpec::resolve(name).unwrap();
+            let got = m.num_params() as f64 / 1e9;
+            assert!((got - billions).abs() < 0.01, "{name}: {got}");
+        }
+        let q32 = ModelSpec::resolve("Qwen3-32B").unwrap();
+        assert_eq!(
+            q32.head_dim, 128,
+            "head_dim comes from the config, not hidden/heads = 80"
+        );
+        assert_eq!(
+            ModelSpec::resolve("qwen3-8b").unwrap().kv_bytes_per_token(),
+            2 * 36 * 8 * 128 * 2
+        );
+    }
+
+    #[test]
+    fn defaults_and_errors() {
+        let m = ModelSpec::from_json(
+            "tiny",
+            r#"{"hidden_size":64,"num_hidden_layers":2,"num_attention_heads":4,"intermediate_size":128,"vocab_size":100,"tie_word_embeddings":true}"#,
+        )
+        .unwrap();
+        assert_eq!((m.num_kv_heads, m.head_dim, m.dtype_bytes), (4, 16, 2));
+        assert_eq!(
+            m.num_params(),
+            2 * (64 * 12 * 16 + 64 * 64 + 3 * 64 * 128 + 128) + 6400 + 64
+        );
+        let e = ModelSpec::resolve("gpt-5").unwrap_err().to_string();
+        assert!(
+            e.contains("unknown model") && e.contains("qwen3-8b") && e.contains("llama-3.1-70b"),
+            "{e}"
+        );
+        let e = ModelSpec::from_json("x", r#"{"hidden_size":64}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bad config.json"), "{e}");
+        let e = ModelSpec::from_json("x", r#"{"hidden_size":64,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":3,"intermediate_size":1,"vocab_size":1}"#).unwrap_err().to_string();
+        assert!(e.contains("must divide"), "{e}");
+    }
+}

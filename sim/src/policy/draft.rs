@@ -1,0 +1,151 @@
+//! A plan under construction: the scratch bookkeeping (free blocks, token budget, preemptions) that the
+//! batch-building policies share, so that KV accounting and preemption follow one rule everywhere.
+//!
+//! Preemption rule (vLLM's recompute mode, priority by age): a running request that needs blocks may preempt
+//! only requests admitted *after* it, newest first; a victim already placed in this batch is taken out again.
+//! The oldest running request can therefore always make progress (the engine rejects workloads where a single
+//! request cannot fit in the whole cache), which rules out livelock.
+
+use super::{Batch, BatchItem, PartitionId, Plan, View};
+use crate::request::{Phase, ReqId};
+
+pub(super) struct Draft<'v, 'a> {
+    view: &'v View<'a>,
+    /// Blocks still free after the items and preemptions so far.
+    pub free: u32,
+    /// Tokens still allowed in the batch.
+    pub budget: u32,
+    preempt: Vec<ReqId>,
+    /// Scheduled items with the blocks each one adds.
+    items: Vec<(BatchItem, u32)>,
+    /// Per running position: preempted in this draft.
+    preempted: Vec<bool>,
+}
+
+impl<'v, 'a> Draft<'v, 'a> {
+    pub fn new(view: &'v View<'a>, budget: u32) -> Self {
+        Self {
+            view,
+            free: view.free_blocks,
+            budget,
+            preempt: Vec::new(),
+            items: Vec::new(),
+            preempted: vec![false; view.running.len()],
+        }
+    }
+
+    /// Whether anything was preempted so far.
+    pub fn preempted_any(&self) -> bool {
+        !self.preempt.is_empty()
+    }
+
+    /// Whether there are items.
+    pub fn has_items(&self) -> bool {
+        !self.items.is_empty()
+    }
+
+    /// Requests that will hold KV after this plan: running minus preempted plus admitted.
+    pub fn admitted_count(&self) -> usize {
+        let admitted = self
+            .items
+            .iter()
+            .filter(|(it, _)| {
+                self.view.req(it.req()).phase == Phase::Queued
+                    || self.view.req(it.req()).phase == Phase::Preempted
+            })
+            .count();
+        self.view.running.len() - self.preempt.len() + admitted
+    }
+
+    /// Running positions (admission order) that are schedulable: not in flight, not preempted, in `phase`.
+    pub fn running_in_phase(&self, phase: Phase) -> Vec<usize> {
+        (0..self.view.running.len())
+            .filter(|&p| {
+                let r = self.view.req(self.view.running[p]);
+                !self.preempted[p] && !r.in_flight && r.phase == phase
+            })
+            .collect()
+    }
+
+    /// Most tokens (up to `want`) the running request at `pos` can add without more blocks than are free.
+    pub fn tokens_that_fit(&self, pos: usize, want: u32) -> u32 {
+        let r = self.view.req(self.view.running[pos]);
+        let room =
+            (u64::from(r.blocks) + u64::from(self.free)) * u64::from(self.view.kv.block_size);
+        let fit = room.saturating_sub(u64::from(r.kv_tokens));
+        want.min(fit.min(u64::from(u32::MAX)) as u32)
+    }
+
+    /// Schedules the running request at `pos` for `tokens` new tokens, preempting newer requests (newest first)
+    /// while blocks are short. When none is left to preempt: with `self_preempt` the request preempts itself
+    /// (it frees its blocks for older ones); returns whether it was scheduled.
+    pub fn add_running(&mut self, pos: usize, tokens: u32, self_preempt: bool) -> bool {
+        let id = self.view.running[pos];
+        let need = self.view.extra_blocks(id, tokens);
+        while need > self.free {
+            match self.newest_victim_after(pos) {
+                Some(v) => self.preempt_pos(v),
+                None => {
+                    if self_preempt {
+                        self.preempt_pos(pos);
+                    }
+                    return false;
+                }
+            }
+        }
+        let item = match self.view.req(id).phase {
+            Phase::Decoding => BatchItem::Decode { req: id },
+            _ => BatchItem::Prefill { req: id, tokens },
+        };
+        self.push(item, need);
+        true
+    }
+
+    /// Admits queued request `id` with a first chunk of `tokens` if its blocks are free; never preempts.
+    pub fn try_admit(&mut self, id: ReqId, tokens: u32) -> bool {
+        let need = self.view.kv.blocks_for(tokens);
+        if tokens == 0 || need > self.free || tokens > self.budget {
+            return false;
+        }
+        self.push(BatchItem::Prefill { req: id, tokens }, need);
+        true
+    }
+
+    fn push(&mut self, item: BatchItem, blocks: u32) {
+        self.free -= blocks;
+        self.budget -= item.tokens();
+        self.items.push((item, blocks));
+    }
+
+    fn newest_victim_after(&self, pos: usize) -> Option<usize> {
+        (pos + 1..self.view.running.len())
+            .rev()
+            .find(|&p| !self.preempted[p] && !self.view.req(self.view.running[p]).in_flight)
+    }
+
+    fn preempt_pos(&mut self, pos: usize) {
+        let id = self.view.running[pos];
+        if let Some(i) = self.items.iter().position(|(it, _)| it.req() == id) {
+            let (item, blocks) = self.items.remove(i);
+            self.free += blocks;
+            self.budget += item.tokens();
+        }
+        self.free += self.view.req(id).blocks;
+        self.preempted[pos] = true;
+        self.preempt.push(id);
+    }
+
+    /// The plan: preemptions, then one batch on `partition` if any item was scheduled.
+    pub fn into_plan(self, partition: PartitionId) -> Plan {
+        let items: Vec<BatchItem> = self.items.into_iter().map(|(it, _)| it).collect();
+        let batches = if items.is_empty() {
+            Vec::new()
+        } else {
+            vec![Batch { partition, items }]
+        };
+        Plan {
+            preempt: self.preempt,
+            batches,
+        }
+    }
+}

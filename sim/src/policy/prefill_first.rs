@@ -1,0 +1,90 @@
+//! `prefill-first`: prefill-prioritised scheduling (SGLang's default scheduler; vLLM v0 without chunking).
+//!
+//! Each iteration runs *either* a prefill-only batch *or* a decode-only batch:
+//! 1. if any prefill work can start, build a prefill-only batch up to the token budget (default 8192, SGLang's
+//!    `chunked_prefill_size` on H100-class GPUs): first the unfinished prefills of running requests (oldest
+//!    first, shrunk to the free KV), then queued requests first-come first-served while the budget, the KV blocks
+//!    for their chunk and `max_num_seqs` allow (a prompt longer than the budget is chunked); decodes pause;
+//! 2. otherwise run one decode step for every running decode, preempting newer requests when KV cannot grow.
+//!
+//! Not modelled: SGLang's admission reserve for future decode growth (`new_token_ratio`); this policy relies
+//! on recompute preemption instead, as vLLM v0 does.
+
+use super::draft::Draft;
+use super::{Plan, Policy, View};
+use crate::request::Phase;
+
+/// Settings of [`PrefillFirst`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrefillFirstConfig {
+    /// Prefill tokens per prefill batch. Default 8192.
+    pub token_budget: u32,
+    /// Most requests holding KV at once (default 256).
+    pub max_num_seqs: usize,
+}
+
+impl Default for PrefillFirstConfig {
+    fn default() -> Self {
+        Self {
+            token_budget: 8192,
+            max_num_seqs: 256,
+        }
+    }
+}
+
+/// The prefill-first policy.
+#[derive(Debug, Clone)]
+pub struct PrefillFirst {
+    cfg: PrefillFirstConfig,
+}
+
+impl PrefillFirst {
+    /// A prefill-first policy with these settings.
+    pub fn new(cfg: PrefillFirstConfig) -> Self {
+        Self { cfg }
+    }
+}
+
+impl Policy for PrefillFirst {
+    fn name(&self) -> &'static str {
+        "prefill-first"
+    }
+
+    fn plan(&mut self, view: &View<'_>) -> Plan {
+        let Some(part) = view.idle_partition() else {
+            return Plan::default();
+        };
+        let mut d = Draft::new(view, self.cfg.token_budget);
+        for pos in d.running_in_phase(Phase::Prefilling) {
+            let want = view
+                .req(view.running[pos])
+                .remaining_prefill()
+                .min(d.budget);
+            if want == 0 {
+                break;
+            }
+            let fit = d.tokens_that_fit(pos, want);
+            d.add_running(pos, if fit > 0 { fit } else { want }, false);
+        }
+        if !d.preempted_any() {
+            for &id in view.waiting {
+                if d.budget == 0 || d.admitted_count() >= self.cfg.max_num_seqs {
+                    break;
+                }
+                let tokens = view.req(id).remaining_prefill().min(d.budget);
+                if !d.try_admit(id, tokens) {
+                    break;
+                }
+            }
+        }
+        if d.has_items() || d.preempted_any() {
+            return d.into_plan(part.id);
+        }
+        // Decode batches are not limited by the prefill token budget (max_num_seqs bounds them).
+        d.budget = u32::MAX;
+        for pos in d.running_in_phase(Phase::Decoding) {
+            d.add_running(pos, 1, true);
+        }
+        d.into_plan(part.id)
+    }
+}

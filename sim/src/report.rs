@@ -1,0 +1,185 @@
+//! Writes a run's results: `summary.json` (vLLM's key names plus duet's), `requests.csv`, and a short table.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde_json::{Map, Value, json};
+
+use crate::engine::RequestRecord;
+use crate::metrics::{self, stats::Dist};
+use crate::run::SimRun;
+
+/// The `summary.json` object: vLLM `bench serve` keys (`completed`, `duration`, `request_throughput`,
+/// `mean_ttft_ms`, `p99_itl_ms`, ...) followed by duet's (`*_tbt_ms`, `*_queue_ms`, `slo_attainment`, run
+/// parameters). Key order is fixed, so equal runs give identical bytes.
+pub fn summary_json(run: &SimRun) -> Value {
+    let m = &run.metrics;
+    let mut o = Map::new();
+    let mut put = |k: &str, v: Value| {
+        o.insert(k.to_string(), v);
+    };
+    put("completed", json!(m.completed));
+    put("failed", json!(run.output.requests.len() - m.completed));
+    put("duration", json!(m.duration));
+    put("total_input_tokens", json!(m.total_input_tokens));
+    put("total_output_tokens", json!(m.total_output_tokens));
+    put("request_throughput", json!(m.request_throughput));
+    put("request_goodput", json!(m.request_goodput));
+    put("output_throughput", json!(m.output_throughput));
+    put("total_token_throughput", json!(m.total_token_throughput));
+    let mut dist = |name: &str, d: &Dist, with_p90_std: bool| {
+        put(&format!("mean_{name}_ms"), json!(d.mean));
+        put(&format!("median_{name}_ms"), json!(d.median));
+        if with_p90_std {
+            put(&format!("std_{name}_ms"), json!(d.std));
+            put(&format!("p90_{name}_ms"), json!(d.p90));
+        }
+        put(&format!("p99_{name}_ms"), json!(d.p99));
+    };
+    dist("ttft", &m.ttft_ms, true);
+    dist("tpot", &m.tpot_ms, true);
+    dist("itl", &m.itl_ms, true);
+    dist("e2el", &m.e2el_ms, true);
+    dist("tbt", &m.tbt_ms, true);
+    dist("queue", &m.queue_ms, false);
+    let meta = &run.meta;
+    let s = &run.output.stats;
+    put("slo_attainment", json!(m.slo_attainment));
+    put("slo_ttft_ms", json!(meta.slo.ttft_ms));
+    put("slo_tbt_ms", json!(meta.slo.tbt_ms));
+    put("slo_tpot_ms", json!(meta.slo.tpot_ms));
+    put("preemptions", json!(s.preemptions));
+    put("iterations", json!(run.output.iterations.len()));
+    put("kv_capacity_tokens", json!(meta.kv_capacity_tokens));
+    put(
+        "peak_kv_utilization",
+        json!(f64::from(s.peak_kv_blocks) / f64::from(s.total_kv_blocks.max(1))),
+    );
+    put("policy", json!(meta.policy));
+    put("token_budget", json!(meta.token_budget));
+    put("model", json!(meta.model));
+    put("gpu", json!(meta.gpu));
+    put("num_sms", json!(meta.num_sms));
+    put("trace", json!(meta.trace));
+    put("num_requests", json!(run.output.requests.len()));
+    put("seed", json!(meta.seed));
+    put("duet_version", json!(env!("CARGO_PKG_VERSION")));
+    Value::Object(o)
+}
+
+/// Formats integer nanoseconds as milliseconds with all 6 decimals (exact).
+fn ms(ns: u64) -> String {
+    format!("{}.{:06}", ns / 1_000_000, ns % 1_000_000)
+}
+
+/// `requests.csv`: one row per request, times in ms.
+pub fn requests_csv(records: &[RequestRecord]) -> String {
+    let mut s = String::from(
+        "id,arrival_ms,input_tokens,output_tokens,queue_ms,ttft_ms,e2el_ms,tpot_ms,max_tbt_ms,preemptions\n",
+    );
+    for r in records {
+        let tpot = metrics::tpot_ms(r).map_or(String::new(), |v| format!("{v:.6}"));
+        let tbt = if r.output_tokens > 1 {
+            ms(r.max_tbt.0)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{},{},{tpot},{tbt},{}",
+            r.id,
+            ms(r.arrival.0),
+            r.input_tokens,
+            r.output_tokens,
+            ms((r.first_scheduled - r.arrival).0),
+            ms((r.first_token - r.arrival).0),
+            ms((r.finish - r.arrival).0),
+            r.preemptions
+        );
+    }
+    s
+}
+
+/// Writes `summary.json` and `requests.csv` into `dir` (created if missing).
+pub fn write_dir(run: &SimRun, dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut text = serde_json::to_string_pretty(&summary_json(run)).expect("JSON values serialise");
+    text.push('\n');
+    std::fs::write(dir.join("summary.json"), text)?;
+    std::fs::write(dir.join("requests.csv"), requests_csv(&run.output.requests))
+}
+
+/// A short human-readable table of the main results.
+pub fn table(run: &SimRun) -> String {
+    let m = &run.metrics;
+    let meta = &run.meta;
+    let mut s = String::new();
+    let _ = writeln!(s, "{:=^60}", " duet sim ");
+    let _ = writeln!(s, "{:<34}{}", "Trace:", meta.trace);
+    let _ = writeln!(
+        s,
+        "{:<34}{} on {} ({} SMs)",
+        "Model / GPU:", meta.model, meta.gpu, meta.num_sms
+    );
+    let _ = writeln!(
+        s,
+        "{:<34}{} (token budget {})",
+        "Policy:", meta.policy, meta.token_budget
+    );
+    let _ = writeln!(s, "{:<34}{}", "Completed requests:", m.completed);
+    let _ = writeln!(s, "{:<34}{:.2}", "Duration (s):", m.duration);
+    let _ = writeln!(
+        s,
+        "{:<34}{:.2}",
+        "Request throughput (req/s):", m.request_throughput
+    );
+    let _ = writeln!(
+        s,
+        "{:<34}{:.1}",
+        "Output token throughput (tok/s):", m.output_throughput
+    );
+    let _ = writeln!(
+        s,
+        "{:<34}{:.1}",
+        "Total token throughput (tok/s):", m.total_token_throughput
+    );
+    if let (Some(g), Some(a)) = (m.request_goodput, m.slo_attainment) {
+        let _ = writeln!(
+            s,
+            "{:<34}{:.2} ({:.1}% of requests meet the SLO)",
+            "Request goodput (req/s):",
+            g,
+            a * 100.0
+        );
+    }
+    let _ = writeln!(
+        s,
+        "{:<20}{:>10}{:>10}{:>10}{:>10}",
+        "Latency (ms)", "mean", "median", "p90", "p99"
+    );
+    for (name, d) in [
+        ("TTFT", &m.ttft_ms),
+        ("TPOT", &m.tpot_ms),
+        ("ITL", &m.itl_ms),
+        ("TBT (max/request)", &m.tbt_ms),
+        ("E2EL", &m.e2el_ms),
+        ("Queueing", &m.queue_ms),
+    ] {
+        let _ = writeln!(
+            s,
+            "{name:<20}{:>10.2}{:>10.2}{:>10.2}{:>10.2}",
+            d.mean, d.median, d.p90, d.p99
+        );
+    }
+    let st = &run.output.stats;
+    let _ = writeln!(
+        s,
+        "{:<34}{} iterations, {} preemptions, peak KV {:.1}%",
+        "Engine:",
+        run.output.iterations.len(),
+        st.preemptions,
+        100.0 * f64::from(st.peak_kv_blocks) / f64::from(st.total_kv_blocks.max(1))
+    );
+    let _ = write!(s, "{:=<60}", "");
+    s
+}

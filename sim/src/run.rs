@@ -1,0 +1,113 @@
+//! One simulation from configuration to results: builds the cost model, KV capacity, policy and simulated
+//! executor, runs the engine, computes the metrics.
+
+use duet_traces::Workload;
+
+use crate::cost::{CostConfig, CostModel};
+use crate::engine::{self, EngineConfig, SimOutput};
+use crate::error::{ConfigError, SimError};
+use crate::executor::SimExecutor;
+use crate::gpu::GpuSpec;
+use crate::kv::{KvCapacity, KvConfig};
+use crate::metrics::{self, Metrics, Slo};
+use crate::model::ModelSpec;
+use crate::policy::PolicyConfig;
+
+/// Everything that defines a simulation besides the workload.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Model shapes.
+    pub model: ModelSpec,
+    /// GPU.
+    pub gpu: GpuSpec,
+    /// SMs the engine runs on (`1..=gpu.num_sms`; all of them unless studying a partition).
+    pub num_sms: u32,
+    /// Scheduling policy and its settings.
+    pub policy: PolicyConfig,
+    /// Cost-model settings.
+    pub cost: CostConfig,
+    /// KV-cache settings.
+    pub kv: KvConfig,
+    /// SLO limits for goodput and attainment.
+    pub slo: Slo,
+    /// Seed recorded with the results (the workload generator used it; the engine itself draws nothing).
+    pub seed: u64,
+}
+
+/// Run parameters echoed into reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunMeta {
+    /// Policy name.
+    pub policy: String,
+    /// Policy token budget.
+    pub token_budget: u32,
+    /// Model name.
+    pub model: String,
+    /// GPU name.
+    pub gpu: String,
+    /// SMs used.
+    pub num_sms: u32,
+    /// Workload source.
+    pub trace: String,
+    /// KV capacity, tokens.
+    pub kv_capacity_tokens: u64,
+    /// SLO limits.
+    pub slo: Slo,
+    /// Seed.
+    pub seed: u64,
+}
+
+/// A finished simulation.
+#[derive(Debug, Clone)]
+pub struct SimRun {
+    /// Raw engine output.
+    pub output: SimOutput,
+    /// Aggregate metrics.
+    pub metrics: Metrics,
+    /// Parameters.
+    pub meta: RunMeta,
+}
+
+/// Runs `workload` under `cfg`.
+pub fn simulate(workload: &Workload, cfg: &SimConfig) -> Result<SimRun, SimError> {
+    cfg.slo.validate()?;
+    if workload.is_empty() {
+        return Err(ConfigError::Invalid("the workload holds no request".into()).into());
+    }
+    if cfg.num_sms == 0 || cfg.num_sms > cfg.gpu.num_sms {
+        return Err(ConfigError::Invalid(format!(
+            "SM count must be in 1..={} for {}, got {}",
+            cfg.gpu.num_sms, cfg.gpu.name, cfg.num_sms
+        ))
+        .into());
+    }
+    let kv = KvCapacity::compute(&cfg.model, &cfg.gpu, &cfg.kv)?;
+    let mut policy = cfg.policy.build();
+    let mut executor = SimExecutor::new(CostModel::new(
+        cfg.model.clone(),
+        cfg.gpu.clone(),
+        cfg.cost.clone(),
+    ));
+    let engine_cfg = EngineConfig {
+        kv,
+        num_sms: cfg.num_sms,
+    };
+    let output = engine::run(workload, policy.as_mut(), &mut executor, &engine_cfg)?;
+    let metrics = metrics::compute(&output, &cfg.slo);
+    let meta = RunMeta {
+        policy: policy.name().into(),
+        token_budget: cfg.policy.token_budget(),
+        model: cfg.model.name.clone(),
+        gpu: cfg.gpu.name.clone(),
+        num_sms: cfg.num_sms,
+        trace: workload.source.clone(),
+        kv_capacity_tokens: kv.total_tokens(),
+        slo: cfg.slo,
+        seed: cfg.seed,
+    };
+    Ok(SimRun {
+        output,
+        metrics,
+        meta,
+    })
+}

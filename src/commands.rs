@@ -1,0 +1,263 @@
+//! What each subcommand does: turn arguments into library calls and print the results.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use duet_sim::cost::CostConfig;
+use duet_sim::cost::check::{LINEAR_OPS, compare_vidur_linear, error_stats};
+use duet_sim::kv::{KvCapacity, KvConfig};
+use duet_sim::metrics::Slo;
+use duet_sim::policy::PolicyConfig;
+use duet_sim::{GpuSpec, ModelSpec, SimConfig, report, simulate};
+use duet_traces::generate::{self, Lengths};
+use duet_traces::{Workload, transform};
+
+use crate::cli::{RooflineArgs, SimArgs};
+
+/// Loads or generates the workload the arguments describe.
+pub fn workload(a: &SimArgs) -> Result<Workload> {
+    let base = match &a.trace {
+        Some(p) => duet_traces::load_path(p)?,
+        None => duet_traces::bundled_default(),
+    };
+    let mut w = match a.synthetic {
+        Some(n) => {
+            let lengths = match (a.input_tokens, a.output_tokens) {
+                (Some(i), Some(o)) => Lengths::Fixed {
+                    input_tokens: i,
+                    output_tokens: o,
+                },
+                _ => Lengths::from_workload(&base),
+            };
+            let rate = match a.rate {
+                Some(r) => r,
+                None => base
+                    .mean_rate()
+                    .context("the trace has no mean rate to reuse; pass --rate")?,
+            };
+            let w = generate::poisson(n, rate, &lengths, a.seed)?;
+            match a.rate_scale {
+                Some(f) => transform::scale_rate(w, f)?,
+                None => w,
+            }
+        }
+        None => match (a.rate, a.rate_scale) {
+            (Some(r), _) => transform::rescale_to_rate(base, r)?,
+            (None, Some(f)) => transform::scale_rate(base, f)?,
+            (None, None) => base,
+        },
+    };
+    if let Some(n) = a.num_requests {
+        w = transform::first_n(w, n)?;
+    }
+    Ok(w)
+}
+
+/// Builds the simulation configuration the arguments describe.
+pub fn config(a: &SimArgs) -> Result<SimConfig> {
+    let model = ModelSpec::resolve(&a.model)?;
+    let gpu = GpuSpec::by_name(&a.gpu)?;
+    let policy = PolicyConfig::by_name(&a.policy, a.token_budget)?;
+    let mut cost = CostConfig::default();
+    if let Some(us) = a.iteration_overhead_us {
+        cost.iteration_overhead_ns = us * 1_000;
+    }
+    let mut kv = KvConfig {
+        total_blocks_override: a.kv_blocks,
+        ..KvConfig::default()
+    };
+    if let Some(u) = a.gpu_memory_utilization {
+        kv.gpu_memory_utilization = u;
+    }
+    let num_sms = a.num_sms.unwrap_or(gpu.num_sms);
+    let slo = Slo {
+        ttft_ms: a.slo_ttft_ms,
+        tbt_ms: a.slo_tbt_ms,
+        tpot_ms: a.slo_tpot_ms,
+    };
+    slo.validate()?;
+    Ok(SimConfig {
+        model,
+        gpu,
+        num_sms,
+        policy,
+        cost,
+        kv,
+        slo,
+        seed: a.seed,
+    })
+}
+
+/// `duet sim`.
+pub fn sim(a: &SimArgs, out: Option<&Path>) -> Result<()> {
+    let started = Instant::now();
+    let w = workload(a)?;
+    let cfg = config(a)?;
+    let run = simulate(&w, &cfg)?;
+    let elapsed = started.elapsed();
+    println!("{}", report::table(&run));
+    println!(
+        "simulated {} requests in {:.3} s wall time",
+        w.len(),
+        elapsed.as_secs_f64()
+    );
+    if let Some(dir) = out {
+        report::write_dir(&run, dir)
+            .with_context(|| format!("writing results to {}", dir.display()))?;
+        println!(
+            "wrote {}/summary.json and {}/requests.csv",
+            dir.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Peak resident set size of this process in bytes (Linux `VmHWM`), if available.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// `duet bench`: one warm-up, then `runs` timed end-to-end runs (load or generate, simulate, metrics).
+pub fn bench(a: &SimArgs, runs: usize) -> Result<()> {
+    if runs == 0 {
+        bail!("--runs must be >= 1");
+    }
+    let cfg = config(a)?;
+    let mut times = Vec::with_capacity(runs);
+    let mut last = None;
+    for i in 0..=runs {
+        let t = Instant::now();
+        let w = workload(a)?;
+        let run = simulate(&w, &cfg)?;
+        if i > 0 {
+            times.push(t.elapsed().as_secs_f64());
+        }
+        last = Some((w.len(), run.output.iterations.len(), run.meta.policy));
+    }
+    times.sort_by(f64::total_cmp);
+    let (n, iters, policy) = last.expect("at least one run");
+    println!(
+        "requests: {n}, iterations per run: {iters}, policy: {policy}, model: {}, gpu: {}",
+        cfg.model.name, cfg.gpu.name
+    );
+    println!(
+        "wall time over {runs} runs: min {:.3} s, median {:.3} s, max {:.3} s",
+        times[0],
+        times[times.len() / 2],
+        times[times.len() - 1]
+    );
+    match peak_rss_bytes() {
+        Some(b) => println!("peak RSS (VmHWM): {:.1} MB", b as f64 / 1e6),
+        None => println!("peak RSS: not available on this OS"),
+    }
+    Ok(())
+}
+
+/// `duet models`.
+pub fn models() -> Result<()> {
+    println!(
+        "{:<15} {:<27} {:>8} {:>7} {:>6} {:>5} {:>9} {:>12}",
+        "name", "hugging face", "params", "layers", "hidden", "heads", "kv heads", "KV B/token"
+    );
+    for (m, repo) in ModelSpec::bundled() {
+        println!(
+            "{:<15} {:<27} {:>7.2}B {:>7} {:>6} {:>5} {:>9} {:>12}",
+            m.name,
+            repo,
+            m.num_params() as f64 / 1e9,
+            m.num_layers,
+            m.hidden_size,
+            m.num_q_heads,
+            m.num_kv_heads,
+            m.kv_bytes_per_token()
+        );
+    }
+    println!("Any other dense model: --model path/to/config.json (Hugging Face format).");
+    Ok(())
+}
+
+/// `duet gpus`.
+pub fn gpus() -> Result<()> {
+    println!(
+        "{:<10} {:>4} {:>12} {:>9} {:>9} {:>7} {:>9} {:>9} {:>9}",
+        "name",
+        "SMs",
+        "BF16 TFLOP/s",
+        "HBM TB/s",
+        "mem GiB",
+        "L2 MB",
+        "gemm eff",
+        "attn eff",
+        "bw eff"
+    );
+    for g in GpuSpec::all() {
+        println!(
+            "{:<10} {:>4} {:>12.1} {:>9.2} {:>9.1} {:>7} {:>9.2} {:>9.2} {:>9.2}",
+            g.name,
+            g.num_sms,
+            g.peak_flops / 1e12,
+            g.hbm_bandwidth / 1e12,
+            g.memory_bytes as f64 / (1u64 << 30) as f64,
+            g.l2_bytes / 1_000_000,
+            g.gemm_efficiency,
+            g.attention_efficiency,
+            g.bandwidth_efficiency
+        );
+    }
+    let m = ModelSpec::resolve("qwen3-8b")?;
+    let cap = KvCapacity::compute(&m, &GpuSpec::by_name("h100-sxm")?, &KvConfig::default())?;
+    println!(
+        "Example: qwen3-8b on h100-sxm holds {} KV tokens with the default settings.",
+        cap.total_tokens()
+    );
+    Ok(())
+}
+
+/// `duet roofline-check`.
+pub fn roofline_check(a: &RooflineArgs) -> Result<()> {
+    let gpu = GpuSpec::by_name(&a.gpu)?;
+    let rows = compare_vidur_linear(&a.profile, &gpu, a.tp)?;
+    if a.rows {
+        println!(
+            "{:<16} {:>7} {:>12} {:>13} {:>8}",
+            "op", "tokens", "measured ms", "predicted ms", "abs err%"
+        );
+        for r in &rows {
+            println!(
+                "{:<16} {:>7} {:>12.4} {:>13.4} {:>8.1}",
+                r.op,
+                r.num_tokens,
+                r.measured_ms,
+                r.predicted_ms,
+                r.abs_pct_error()
+            );
+        }
+    }
+    println!(
+        "roofline vs {} (TP={}, {} on all {} SMs)",
+        a.profile.display(),
+        a.tp,
+        gpu.name,
+        gpu.num_sms
+    );
+    println!(
+        "{:<16} {:>6} {:>16} {:>13}",
+        "op", "rows", "median abs err%", "p90 abs err%"
+    );
+    for op in LINEAR_OPS.iter().map(|o| Some(*o)).chain([None]) {
+        let s = error_stats(&rows, op);
+        println!(
+            "{:<16} {:>6} {:>16.1} {:>13.1}",
+            op.unwrap_or("all linear"),
+            s.count,
+            s.median_pct,
+            s.p90_pct
+        );
+    }
+    Ok(())
+}

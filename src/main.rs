@@ -1,0 +1,14 @@
+//! The `duet` command line: parses arguments, calls the libraries, prints. See `duet --help`.
+
+mod cli;
+mod commands;
+
+fn main() -> std::process::ExitCode {
+    match cli::run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
