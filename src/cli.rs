@@ -40,20 +40,10 @@ pub struct SimArgs {
     #[arg(long, value_name = "N")]
     pub synthetic: Option<usize>,
     /// Fixed prompt length in tokens for --synthetic.
-    #[arg(
-        long,
-        value_name = "TOKENS",
-        requires = "synthetic",
-        requires = "output_tokens"
-    )]
+    #[arg(long, value_name = "TOKENS", requires = "synthetic", requires = "output_tokens")]
     pub input_tokens: Option<u32>,
     /// Fixed output length in tokens for --synthetic.
-    #[arg(
-        long,
-        value_name = "TOKENS",
-        requires = "synthetic",
-        requires = "input_tokens"
-    )]
+    #[arg(long, value_name = "TOKENS", requires = "synthetic", requires = "input_tokens")]
     pub output_tokens: Option<u32>,
     /// Keep only the first N requests (after any rate change).
     #[arg(long, value_name = "N")]
@@ -128,10 +118,7 @@ pub struct BenchArgs {
 #[derive(Debug, Args)]
 pub struct RooflineArgs {
     /// Vidur profile CSV (times in ms).
-    #[arg(
-        long,
-        default_value = "../shared/kernel-profiles/vidur/h100/Llama-2-7b-hf.mlp.csv"
-    )]
+    #[arg(long, default_value = "../shared/kernel-profiles/vidur/h100/Llama-2-7b-hf.mlp.csv")]
     pub profile: PathBuf,
     /// GPU the profile was measured on.
     #[arg(long, default_value = "h100-sxm")]

@@ -24,17 +24,12 @@ pub fn workload(a: &SimArgs) -> Result<Workload> {
     let mut w = match a.synthetic {
         Some(n) => {
             let lengths = match (a.input_tokens, a.output_tokens) {
-                (Some(i), Some(o)) => Lengths::Fixed {
-                    input_tokens: i,
-                    output_tokens: o,
-                },
+                (Some(i), Some(o)) => Lengths::Fixed { input_tokens: i, output_tokens: o },
                 _ => Lengths::from_workload(&base),
             };
             let rate = match a.rate {
                 Some(r) => r,
-                None => base
-                    .mean_rate()
-                    .context("the trace has no mean rate to reuse; pass --rate")?,
+                None => base.mean_rate().context("the trace has no mean rate to reuse; pass --rate")?,
             };
             let w = generate::poisson(n, rate, &lengths, a.seed)?;
             match a.rate_scale {
@@ -63,30 +58,14 @@ pub fn config(a: &SimArgs) -> Result<SimConfig> {
     if let Some(us) = a.iteration_overhead_us {
         cost.iteration_overhead_ns = us * 1_000;
     }
-    let mut kv = KvConfig {
-        total_blocks_override: a.kv_blocks,
-        ..KvConfig::default()
-    };
+    let mut kv = KvConfig { total_blocks_override: a.kv_blocks, ..KvConfig::default() };
     if let Some(u) = a.gpu_memory_utilization {
         kv.gpu_memory_utilization = u;
     }
     let num_sms = a.num_sms.unwrap_or(gpu.num_sms);
-    let slo = Slo {
-        ttft_ms: a.slo_ttft_ms,
-        tbt_ms: a.slo_tbt_ms,
-        tpot_ms: a.slo_tpot_ms,
-    };
+    let slo = Slo { ttft_ms: a.slo_ttft_ms, tbt_ms: a.slo_tbt_ms, tpot_ms: a.slo_tpot_ms };
     slo.validate()?;
-    Ok(SimConfig {
-        model,
-        gpu,
-        num_sms,
-        policy,
-        cost,
-        kv,
-        slo,
-        seed: a.seed,
-    })
+    Ok(SimConfig { model, gpu, num_sms, policy, cost, kv, slo, seed: a.seed })
 }
 
 /// `duet sim`.
@@ -97,19 +76,10 @@ pub fn sim(a: &SimArgs, out: Option<&Path>) -> Result<()> {
     let run = simulate(&w, &cfg)?;
     let elapsed = started.elapsed();
     println!("{}", report::table(&run));
-    println!(
-        "simulated {} requests in {:.3} s wall time",
-        w.len(),
-        elapsed.as_secs_f64()
-    );
+    println!("simulated {} requests in {:.3} s wall time", w.len(), elapsed.as_secs_f64());
     if let Some(dir) = out {
-        report::write_dir(&run, dir)
-            .with_context(|| format!("writing results to {}", dir.display()))?;
-        println!(
-            "wrote {}/summary.json and {}/requests.csv",
-            dir.display(),
-            dir.display()
-        );
+        report::write_dir(&run, dir).with_context(|| format!("writing results to {}", dir.display()))?;
+        println!("wrote {}/summary.json and {}/requests.csv", dir.display(), dir.display());
     }
     Ok(())
 }
@@ -185,15 +155,7 @@ pub fn models() -> Result<()> {
 pub fn gpus() -> Result<()> {
     println!(
         "{:<10} {:>4} {:>12} {:>9} {:>9} {:>7} {:>9} {:>9} {:>9}",
-        "name",
-        "SMs",
-        "BF16 TFLOP/s",
-        "HBM TB/s",
-        "mem GiB",
-        "L2 MB",
-        "gemm eff",
-        "attn eff",
-        "bw eff"
+        "name", "SMs", "BF16 TFLOP/s", "HBM TB/s", "mem GiB", "L2 MB", "gemm eff", "attn eff", "bw eff"
     );
     for g in GpuSpec::all() {
         println!(
@@ -211,10 +173,7 @@ pub fn gpus() -> Result<()> {
     }
     let m = ModelSpec::resolve("qwen3-8b")?;
     let cap = KvCapacity::compute(&m, &GpuSpec::by_name("h100-sxm")?, &KvConfig::default())?;
-    println!(
-        "Example: qwen3-8b on h100-sxm holds {} KV tokens with the default settings.",
-        cap.total_tokens()
-    );
+    println!("Example: qwen3-8b on h100-sxm holds {} KV tokens with the default settings.", cap.total_tokens());
     Ok(())
 }
 
@@ -223,10 +182,7 @@ pub fn roofline_check(a: &RooflineArgs) -> Result<()> {
     let gpu = GpuSpec::by_name(&a.gpu)?;
     let rows = compare_vidur_linear(&a.profile, &gpu, a.tp)?;
     if a.rows {
-        println!(
-            "{:<16} {:>7} {:>12} {:>13} {:>8}",
-            "op", "tokens", "measured ms", "predicted ms", "abs err%"
-        );
+        println!("{:<16} {:>7} {:>12} {:>13} {:>8}", "op", "tokens", "measured ms", "predicted ms", "abs err%");
         for r in &rows {
             println!(
                 "{:<16} {:>7} {:>12.4} {:>13.4} {:>8.1}",
@@ -238,26 +194,11 @@ pub fn roofline_check(a: &RooflineArgs) -> Result<()> {
             );
         }
     }
-    println!(
-        "roofline vs {} (TP={}, {} on all {} SMs)",
-        a.profile.display(),
-        a.tp,
-        gpu.name,
-        gpu.num_sms
-    );
-    println!(
-        "{:<16} {:>6} {:>16} {:>13}",
-        "op", "rows", "median abs err%", "p90 abs err%"
-    );
+    println!("roofline vs {} (TP={}, {} on all {} SMs)", a.profile.display(), a.tp, gpu.name, gpu.num_sms);
+    println!("{:<16} {:>6} {:>16} {:>13}", "op", "rows", "median abs err%", "p90 abs err%");
     for op in LINEAR_OPS.iter().map(|o| Some(*o)).chain([None]) {
         let s = error_stats(&rows, op);
-        println!(
-            "{:<16} {:>6} {:>16.1} {:>13.1}",
-            op.unwrap_or("all linear"),
-            s.count,
-            s.median_pct,
-            s.p90_pct
-        );
+        println!("{:<16} {:>6} {:>16.1} {:>13.1}", op.unwrap_or("all linear"), s.count, s.median_pct, s.p90_pct);
     }
     Ok(())
 }

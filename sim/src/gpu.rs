@@ -87,10 +87,7 @@ impl GpuSpec {
                 bandwidth_saturation_sms: 54,
             },
             _ => {
-                return Err(ConfigError::Gpu(format!(
-                    "unknown GPU {name:?}; known GPUs: {}",
-                    Self::NAMES.join(", ")
-                )));
+                return Err(ConfigError::Gpu(format!("unknown GPU {name:?}; known GPUs: {}", Self::NAMES.join(", "))));
             }
         };
         Ok(g)
@@ -98,10 +95,7 @@ impl GpuSpec {
 
     /// All bundled GPUs.
     pub fn all() -> Vec<GpuSpec> {
-        Self::NAMES
-            .iter()
-            .map(|n| Self::by_name(n).expect("bundled names resolve"))
-            .collect()
+        Self::NAMES.iter().map(|n| Self::by_name(n).expect("bundled names resolve")).collect()
     }
 }
 

@@ -46,15 +46,9 @@ pub struct KvCapacity {
 
 impl KvCapacity {
     /// Computes the capacity, or explains why the model does not fit.
-    pub fn compute(
-        model: &ModelSpec,
-        gpu: &GpuSpec,
-        cfg: &KvConfig,
-    ) -> Result<KvCapacity, ConfigError> {
+    pub fn compute(model: &ModelSpec, gpu: &GpuSpec, cfg: &KvConfig) -> Result<KvCapacity, ConfigError> {
         if cfg.block_size == 0 {
-            return Err(ConfigError::Invalid(
-                "KV block size must be >= 1 token".into(),
-            ));
+            return Err(ConfigError::Invalid("KV block size must be >= 1 token".into()));
         }
         if !(cfg.gpu_memory_utilization > 0.0 && cfg.gpu_memory_utilization <= 1.0) {
             return Err(ConfigError::Invalid(format!(
@@ -64,11 +58,7 @@ impl KvCapacity {
         }
         let bytes_per_block = u64::from(cfg.block_size) * model.kv_bytes_per_token();
         if let Some(total_blocks) = cfg.total_blocks_override {
-            return Ok(KvCapacity {
-                block_size: cfg.block_size,
-                total_blocks,
-                bytes_per_block,
-            });
+            return Ok(KvCapacity { block_size: cfg.block_size, total_blocks, bytes_per_block });
         }
         let budget = gpu.memory_bytes as f64 * cfg.gpu_memory_utilization;
         let weights = model.weight_bytes() as f64;
@@ -87,14 +77,8 @@ impl KvCapacity {
                 cfg.gpu_memory_utilization
             )));
         }
-        let total_blocks = (usable / bytes_per_block as f64)
-            .floor()
-            .min(f64::from(u32::MAX)) as u32;
-        Ok(KvCapacity {
-            block_size: cfg.block_size,
-            total_blocks,
-            bytes_per_block,
-        })
+        let total_blocks = (usable / bytes_per_block as f64).floor().min(f64::from(u32::MAX)) as u32;
+        Ok(KvCapacity { block_size: cfg.block_size, total_blocks, bytes_per_block })
     }
 
     /// Blocks needed to hold `tokens` tokens: `ceil(tokens / block_size)`.
@@ -119,11 +103,7 @@ pub struct BlockPool {
 impl BlockPool {
     /// A pool of `total` free blocks.
     pub fn new(total: u32) -> Self {
-        Self {
-            total,
-            used: 0,
-            peak: 0,
-        }
+        Self { total, used: 0, peak: 0 }
     }
 
     /// Free blocks.
@@ -159,10 +139,7 @@ impl BlockPool {
 
     /// Returns `n` blocks. Panics if more are returned than were taken (an engine bug).
     pub fn release(&mut self, n: u32) {
-        self.used = self
-            .used
-            .checked_sub(n)
-            .expect("released more KV blocks than allocated");
+        self.used = self.used.checked_sub(n).expect("released more KV blocks than allocated");
     }
 }
 
@@ -187,13 +164,8 @@ mod tests {
     fn seventy_b_does_not_fit_one_h100() {
         let m = ModelSpec::resolve("llama-3.1-70b").unwrap();
         let g = GpuSpec::by_name("h100-sxm").unwrap();
-        let e = KvCapacity::compute(&m, &g, &KvConfig::default())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("does not fit on h100-sxm") && e.contains("weights 141.1 GB"),
-            "{e}"
-        );
+        let e = KvCapacity::compute(&m, &g, &KvConfig::default()).unwrap_err().to_string();
+        assert!(e.contains("does not fit on h100-sxm") && e.contains("weights 141.1 GB"), "{e}");
     }
 
     #[test]

@@ -13,31 +13,11 @@ use crate::error::ConfigError;
 
 /// Bundled model configs: (name, Hugging Face repository, config.json text).
 const BUNDLED: &[(&str, &str, &str)] = &[
-    (
-        "qwen3-8b",
-        "Qwen/Qwen3-8B",
-        include_str!("../models/qwen3-8b.json"),
-    ),
-    (
-        "qwen3-14b",
-        "Qwen/Qwen3-14B",
-        include_str!("../models/qwen3-14b.json"),
-    ),
-    (
-        "qwen3-32b",
-        "Qwen/Qwen3-32B",
-        include_str!("../models/qwen3-32b.json"),
-    ),
-    (
-        "llama-3.1-8b",
-        "meta-llama/Llama-3.1-8B",
-        include_str!("../models/llama-3.1-8b.json"),
-    ),
-    (
-        "llama-3.1-70b",
-        "meta-llama/Llama-3.1-70B",
-        include_str!("../models/llama-3.1-70b.json"),
-    ),
+    ("qwen3-8b", "Qwen/Qwen3-8B", include_str!("../models/qwen3-8b.json")),
+    ("qwen3-14b", "Qwen/Qwen3-14B", include_str!("../models/qwen3-14b.json")),
+    ("qwen3-32b", "Qwen/Qwen3-32B", include_str!("../models/qwen3-32b.json")),
+    ("llama-3.1-8b", "meta-llama/Llama-3.1-8B", include_str!("../models/llama-3.1-8b.json")),
+    ("llama-3.1-70b", "meta-llama/Llama-3.1-70B", include_str!("../models/llama-3.1-70b.json")),
 ];
 
 /// Shapes of a dense transformer, enough to count FLOPs, bytes, weights and KV-cache size.
@@ -89,12 +69,7 @@ impl ModelSpec {
     pub fn bundled() -> Vec<(ModelSpec, &'static str)> {
         BUNDLED
             .iter()
-            .map(|(n, repo, text)| {
-                (
-                    Self::from_json(n, text).expect("bundled configs are tested"),
-                    *repo,
-                )
-            })
+            .map(|(n, repo, text)| (Self::from_json(n, text).expect("bundled configs are tested"), *repo))
             .collect()
     }
 
@@ -117,15 +92,13 @@ impl ModelSpec {
 
     /// Parses the text of a Hugging Face `config.json`.
     pub fn from_json(name: &str, text: &str) -> Result<ModelSpec, ConfigError> {
-        let c: HfConfig = serde_json::from_str(text)
-            .map_err(|e| ConfigError::Model(format!("{name}: bad config.json: {e}")))?;
+        let c: HfConfig =
+            serde_json::from_str(text).map_err(|e| ConfigError::Model(format!("{name}: bad config.json: {e}")))?;
         let dtype_bytes = match c.torch_dtype.as_deref().unwrap_or("bfloat16") {
             "bfloat16" | "float16" | "half" => 2,
             "float32" | "float" => 4,
             other => {
-                return Err(ConfigError::Model(format!(
-                    "{name}: unsupported torch_dtype {other:?}"
-                )));
+                return Err(ConfigError::Model(format!("{name}: unsupported torch_dtype {other:?}")));
             }
         };
         let positive = [
@@ -211,14 +184,8 @@ mod tests {
             assert!((got - billions).abs() < 0.01, "{name}: {got}");
         }
         let q32 = ModelSpec::resolve("Qwen3-32B").unwrap();
-        assert_eq!(
-            q32.head_dim, 128,
-            "head_dim comes from the config, not hidden/heads = 80"
-        );
-        assert_eq!(
-            ModelSpec::resolve("qwen3-8b").unwrap().kv_bytes_per_token(),
-            2 * 36 * 8 * 128 * 2
-        );
+        assert_eq!(q32.head_dim, 128, "head_dim comes from the config, not hidden/heads = 80");
+        assert_eq!(ModelSpec::resolve("qwen3-8b").unwrap().kv_bytes_per_token(), 2 * 36 * 8 * 128 * 2);
     }
 
     #[test]
@@ -229,18 +196,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!((m.num_kv_heads, m.head_dim, m.dtype_bytes), (4, 16, 2));
-        assert_eq!(
-            m.num_params(),
-            2 * (64 * 12 * 16 + 64 * 64 + 3 * 64 * 128 + 128) + 6400 + 64
-        );
+        assert_eq!(m.num_params(), 2 * (64 * 12 * 16 + 64 * 64 + 3 * 64 * 128 + 128) + 6400 + 64);
         let e = ModelSpec::resolve("gpt-5").unwrap_err().to_string();
-        assert!(
-            e.contains("unknown model") && e.contains("qwen3-8b") && e.contains("llama-3.1-70b"),
-            "{e}"
-        );
-        let e = ModelSpec::from_json("x", r#"{"hidden_size":64}"#)
-            .unwrap_err()
-            .to_string();
+        assert!(e.contains("unknown model") && e.contains("qwen3-8b") && e.contains("llama-3.1-70b"), "{e}");
+        let e = ModelSpec::from_json("x", r#"{"hidden_size":64}"#).unwrap_err().to_string();
         assert!(e.contains("bad config.json"), "{e}");
         let e = ModelSpec::from_json("x", r#"{"hidden_size":64,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":3,"intermediate_size":1,"vocab_size":1}"#).unwrap_err().to_string();
         assert!(e.contains("must divide"), "{e}");

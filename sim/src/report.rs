@@ -51,10 +51,7 @@ pub fn summary_json(run: &SimRun) -> Value {
     put("preemptions", json!(s.preemptions));
     put("iterations", json!(run.output.iterations.len()));
     put("kv_capacity_tokens", json!(meta.kv_capacity_tokens));
-    put(
-        "peak_kv_utilization",
-        json!(f64::from(s.peak_kv_blocks) / f64::from(s.total_kv_blocks.max(1))),
-    );
+    put("peak_kv_utilization", json!(f64::from(s.peak_kv_blocks) / f64::from(s.total_kv_blocks.max(1))));
     put("policy", json!(meta.policy));
     put("token_budget", json!(meta.token_budget));
     put("model", json!(meta.model));
@@ -79,11 +76,7 @@ pub fn requests_csv(records: &[RequestRecord]) -> String {
     );
     for r in records {
         let tpot = metrics::tpot_ms(r).map_or(String::new(), |v| format!("{v:.6}"));
-        let tbt = if r.output_tokens > 1 {
-            ms(r.max_tbt.0)
-        } else {
-            String::new()
-        };
+        let tbt = if r.output_tokens > 1 { ms(r.max_tbt.0) } else { String::new() };
         let _ = writeln!(
             s,
             "{},{},{},{},{},{},{},{tpot},{tbt},{}",
@@ -116,47 +109,17 @@ pub fn table(run: &SimRun) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{:=^60}", " duet sim ");
     let _ = writeln!(s, "{:<34}{}", "Trace:", meta.trace);
-    let _ = writeln!(
-        s,
-        "{:<34}{} on {} ({} SMs)",
-        "Model / GPU:", meta.model, meta.gpu, meta.num_sms
-    );
-    let _ = writeln!(
-        s,
-        "{:<34}{} (token budget {})",
-        "Policy:", meta.policy, meta.token_budget
-    );
+    let _ = writeln!(s, "{:<34}{} on {} ({} SMs)", "Model / GPU:", meta.model, meta.gpu, meta.num_sms);
+    let _ = writeln!(s, "{:<34}{} (token budget {})", "Policy:", meta.policy, meta.token_budget);
     let _ = writeln!(s, "{:<34}{}", "Completed requests:", m.completed);
     let _ = writeln!(s, "{:<34}{:.2}", "Duration (s):", m.duration);
-    let _ = writeln!(
-        s,
-        "{:<34}{:.2}",
-        "Request throughput (req/s):", m.request_throughput
-    );
-    let _ = writeln!(
-        s,
-        "{:<34}{:.1}",
-        "Output token throughput (tok/s):", m.output_throughput
-    );
-    let _ = writeln!(
-        s,
-        "{:<34}{:.1}",
-        "Total token throughput (tok/s):", m.total_token_throughput
-    );
+    let _ = writeln!(s, "{:<34}{:.2}", "Request throughput (req/s):", m.request_throughput);
+    let _ = writeln!(s, "{:<34}{:.1}", "Output token throughput (tok/s):", m.output_throughput);
+    let _ = writeln!(s, "{:<34}{:.1}", "Total token throughput (tok/s):", m.total_token_throughput);
     if let (Some(g), Some(a)) = (m.request_goodput, m.slo_attainment) {
-        let _ = writeln!(
-            s,
-            "{:<34}{:.2} ({:.1}% of requests meet the SLO)",
-            "Request goodput (req/s):",
-            g,
-            a * 100.0
-        );
+        let _ = writeln!(s, "{:<34}{:.2} ({:.1}% of requests meet the SLO)", "Request goodput (req/s):", g, a * 100.0);
     }
-    let _ = writeln!(
-        s,
-        "{:<20}{:>10}{:>10}{:>10}{:>10}",
-        "Latency (ms)", "mean", "median", "p90", "p99"
-    );
+    let _ = writeln!(s, "{:<20}{:>10}{:>10}{:>10}{:>10}", "Latency (ms)", "mean", "median", "p90", "p99");
     for (name, d) in [
         ("TTFT", &m.ttft_ms),
         ("TPOT", &m.tpot_ms),
@@ -165,11 +128,7 @@ pub fn table(run: &SimRun) -> String {
         ("E2EL", &m.e2el_ms),
         ("Queueing", &m.queue_ms),
     ] {
-        let _ = writeln!(
-            s,
-            "{name:<20}{:>10.2}{:>10.2}{:>10.2}{:>10.2}",
-            d.mean, d.median, d.p90, d.p99
-        );
+        let _ = writeln!(s, "{name:<20}{:>10.2}{:>10.2}{:>10.2}{:>10.2}", d.mean, d.median, d.p90, d.p99);
     }
     let st = &run.output.stats;
     let _ = writeln!(

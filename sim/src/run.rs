@@ -83,15 +83,8 @@ pub fn simulate(workload: &Workload, cfg: &SimConfig) -> Result<SimRun, SimError
     }
     let kv = KvCapacity::compute(&cfg.model, &cfg.gpu, &cfg.kv)?;
     let mut policy = cfg.policy.build();
-    let mut executor = SimExecutor::new(CostModel::new(
-        cfg.model.clone(),
-        cfg.gpu.clone(),
-        cfg.cost.clone(),
-    ));
-    let engine_cfg = EngineConfig {
-        kv,
-        num_sms: cfg.num_sms,
-    };
+    let mut executor = SimExecutor::new(CostModel::new(cfg.model.clone(), cfg.gpu.clone(), cfg.cost.clone()));
+    let engine_cfg = EngineConfig { kv, num_sms: cfg.num_sms };
     let output = engine::run(workload, policy.as_mut(), &mut executor, &engine_cfg)?;
     let metrics = metrics::compute(&output, &cfg.slo);
     let meta = RunMeta {
@@ -105,9 +98,5 @@ pub fn simulate(workload: &Workload, cfg: &SimConfig) -> Result<SimRun, SimError
         slo: cfg.slo,
         seed: cfg.seed,
     };
-    Ok(SimRun {
-        output,
-        metrics,
-        meta,
-    })
+    Ok(SimRun { output, metrics, meta })
 }

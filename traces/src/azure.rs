@@ -23,10 +23,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Workload, TraceError> {
             return Err(TraceError::Malformed {
                 path: path.to_owned(),
                 line: 1,
-                message: format!(
-                    "expected header {HEADER:?}, found {:?}",
-                    other.map_or("", |(_, l)| l)
-                ),
+                message: format!("expected header {HEADER:?}, found {:?}", other.map_or("", |(_, l)| l)),
             });
         }
     }
@@ -37,48 +34,25 @@ pub fn parse(path: &Path, text: &str) -> Result<Workload, TraceError> {
         if line.trim().is_empty() {
             continue;
         }
-        let bad = |message: String| TraceError::Malformed {
-            path: path.to_owned(),
-            line: line_no,
-            message,
-        };
+        let bad = |message: String| TraceError::Malformed { path: path.to_owned(), line: line_no, message };
         let fields: Vec<&str> = line.split(',').collect();
         if fields.len() != 3 {
-            return Err(bad(format!(
-                "expected 3 comma-separated fields, found {}",
-                fields.len()
-            )));
+            return Err(bad(format!("expected 3 comma-separated fields, found {}", fields.len())));
         }
-        let arrival_ns =
-            parse_timestamp(fields[0].trim()).map_err(|m| bad(format!("TIMESTAMP: {m}")))?;
-        let input_tokens =
-            parse_tokens(fields[1]).map_err(|m| bad(format!("ContextTokens: {m}")))?;
-        let output_tokens =
-            parse_tokens(fields[2]).map_err(|m| bad(format!("GeneratedTokens: {m}")))?;
-        requests.push(RequestSpec {
-            id: 0,
-            arrival_ns,
-            input_tokens,
-            output_tokens,
-        });
+        let arrival_ns = parse_timestamp(fields[0].trim()).map_err(|m| bad(format!("TIMESTAMP: {m}")))?;
+        let input_tokens = parse_tokens(fields[1]).map_err(|m| bad(format!("ContextTokens: {m}")))?;
+        let output_tokens = parse_tokens(fields[2]).map_err(|m| bad(format!("GeneratedTokens: {m}")))?;
+        requests.push(RequestSpec { id: 0, arrival_ns, input_tokens, output_tokens });
     }
     if requests.is_empty() {
-        return Err(TraceError::Empty {
-            path: path.to_owned(),
-        });
+        return Err(TraceError::Empty { path: path.to_owned() });
     }
-    Ok(Workload::from_unsorted(
-        format!("azure:{}", path.display()),
-        requests,
-    ))
+    Ok(Workload::from_unsorted(format!("azure:{}", path.display()), requests))
 }
 
 /// Parses a token count that must be an integer in `1..=u32::MAX`.
 pub(crate) fn parse_tokens(field: &str) -> Result<u32, String> {
-    let v: i64 = field
-        .trim()
-        .parse()
-        .map_err(|_| format!("{:?} is not an integer", field.trim()))?;
+    let v: i64 = field.trim().parse().map_err(|_| format!("{:?} is not an integer", field.trim()))?;
     if v <= 0 {
         return Err(format!("token count must be >= 1, found {v}"));
     }
@@ -105,11 +79,8 @@ pub fn parse_timestamp(s: &str) -> Result<u64, String> {
     if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
         return Err(err());
     }
-    let frac_ns: i64 = if frac.is_empty() {
-        0
-    } else {
-        frac.parse::<i64>().map_err(|_| err())? * 10i64.pow(9 - frac.len() as u32)
-    };
+    let frac_ns: i64 =
+        if frac.is_empty() { 0 } else { frac.parse::<i64>().map_err(|_| err())? * 10i64.pow(9 - frac.len() as u32) };
     let days = days_from_civil(y, mo, da);
     let secs = days * 86_400 + h * 3_600 + mi * 60 + se;
     u64::try_from(secs * 1_000_000_000 + frac_ns).map_err(|_| format!("{s:?} is before 1970"))
@@ -133,16 +104,10 @@ mod tests {
     #[test]
     fn timestamps_are_exact_nanoseconds() {
         assert_eq!(parse_timestamp("1970-01-01 00:00:00").unwrap(), 0);
-        assert_eq!(
-            parse_timestamp("1970-01-02 00:00:01.5").unwrap(),
-            86_401_500_000_000
-        );
+        assert_eq!(parse_timestamp("1970-01-02 00:00:01.5").unwrap(), 86_401_500_000_000);
         // 2023-11-16 is day 19,677 after the epoch.
         let t = parse_timestamp("2023-11-16 18:17:03.9799600").unwrap();
-        assert_eq!(
-            t,
-            (19_677 * 86_400 + 18 * 3600 + 17 * 60 + 3) * 1_000_000_000 + 979_960_000
-        );
+        assert_eq!(t, (19_677 * 86_400 + 18 * 3600 + 17 * 60 + 3) * 1_000_000_000 + 979_960_000);
         assert!(parse_timestamp("2023-13-16 18:17:03").is_err());
         assert!(parse_timestamp("yesterday").is_err());
         assert!(parse_timestamp("2023-11-16 18:17:03.12345678901").is_err());
@@ -156,10 +121,7 @@ mod tests {
         let w = parse(Path::new("x.csv"), text).unwrap();
         assert_eq!(w.requests[0].arrival_ns, 0);
         assert_eq!(w.requests[1].arrival_ns, 4_314_579_000);
-        assert_eq!(
-            (w.requests[1].input_tokens, w.requests[1].output_tokens),
-            (396, 109)
-        );
+        assert_eq!((w.requests[1].input_tokens, w.requests[1].output_tokens), (396, 109));
     }
 
     #[test]
@@ -170,37 +132,17 @@ mod tests {
                 3,
                 "must be >= 1",
             ),
-            (
-                "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46,1,-4\n",
-                2,
-                "must be >= 1",
-            ),
-            (
-                "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46,1\n",
-                2,
-                "3 comma-separated",
-            ),
-            (
-                "TIMESTAMP,ContextTokens,GeneratedTokens\nnot-a-time,1,2\n",
-                2,
-                "TIMESTAMP",
-            ),
-            (
-                "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46,x,2\n",
-                2,
-                "not an integer",
-            ),
+            ("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46,1,-4\n", 2, "must be >= 1"),
+            ("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46,1\n", 2, "3 comma-separated"),
+            ("TIMESTAMP,ContextTokens,GeneratedTokens\nnot-a-time,1,2\n", 2, "TIMESTAMP"),
+            ("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46,x,2\n", 2, "not an integer"),
         ];
         for (text, line, needle) in cases {
             let e = parse(Path::new("t.csv"), text).unwrap_err().to_string();
             assert!(e.starts_with(&format!("t.csv:{line}:")), "{e}");
             assert!(e.contains(needle), "{e}");
         }
-        let e = parse(
-            Path::new("t.csv"),
-            "TIMESTAMP,ContextTokens,GeneratedTokens\n",
-        )
-        .unwrap_err();
+        let e = parse(Path::new("t.csv"), "TIMESTAMP,ContextTokens,GeneratedTokens\n").unwrap_err();
         assert!(matches!(e, TraceError::Empty { .. }));
     }
 }

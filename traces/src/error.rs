@@ -25,9 +25,7 @@ pub enum TraceError {
         message: String,
     },
     /// The header (or file extension) matches no supported format.
-    #[error(
-        "{path}: unrecognised trace format (first line: {first_line:?}); supported: {supported}"
-    )]
+    #[error("{path}: unrecognised trace format (first line: {first_line:?}); supported: {supported}")]
     UnknownFormat {
         /// File that was tried.
         path: PathBuf,

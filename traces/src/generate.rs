@@ -27,20 +27,12 @@ pub enum Lengths {
 impl Lengths {
     /// The empirical length distribution of a workload.
     pub fn from_workload(w: &Workload) -> Self {
-        Self::Sampled(
-            w.requests
-                .iter()
-                .map(|r| (r.input_tokens, r.output_tokens))
-                .collect(),
-        )
+        Self::Sampled(w.requests.iter().map(|r| (r.input_tokens, r.output_tokens)).collect())
     }
 
     fn describe(&self) -> String {
         match self {
-            Self::Fixed {
-                input_tokens,
-                output_tokens,
-            } => format!("fixed({input_tokens},{output_tokens})"),
+            Self::Fixed { input_tokens, output_tokens } => format!("fixed({input_tokens},{output_tokens})"),
             Self::Sampled(v) => format!("sampled({} pairs)", v.len()),
         }
     }
@@ -53,35 +45,19 @@ fn unit(rng: &mut ChaCha8Rng) -> f64 {
 
 /// `n` requests whose inter-arrival gaps are exponential with mean `1 / rate_per_s` (a Poisson process);
 /// the first request arrives at 0.
-pub fn poisson(
-    n: usize,
-    rate_per_s: f64,
-    lengths: &Lengths,
-    seed: u64,
-) -> Result<Workload, TraceError> {
+pub fn poisson(n: usize, rate_per_s: f64, lengths: &Lengths, seed: u64) -> Result<Workload, TraceError> {
     if n == 0 {
-        return Err(TraceError::InvalidParameter(
-            "number of requests must be >= 1".into(),
-        ));
+        return Err(TraceError::InvalidParameter("number of requests must be >= 1".into()));
     }
     if !(rate_per_s.is_finite() && rate_per_s > 0.0) {
-        return Err(TraceError::InvalidParameter(format!(
-            "rate must be > 0 req/s, got {rate_per_s}"
-        )));
+        return Err(TraceError::InvalidParameter(format!("rate must be > 0 req/s, got {rate_per_s}")));
     }
     match lengths {
-        Lengths::Fixed {
-            input_tokens,
-            output_tokens,
-        } if *input_tokens == 0 || *output_tokens == 0 => {
-            return Err(TraceError::InvalidParameter(
-                "fixed lengths must be >= 1 token".into(),
-            ));
+        Lengths::Fixed { input_tokens, output_tokens } if *input_tokens == 0 || *output_tokens == 0 => {
+            return Err(TraceError::InvalidParameter("fixed lengths must be >= 1 token".into()));
         }
         Lengths::Sampled(v) if v.is_empty() => {
-            return Err(TraceError::InvalidParameter(
-                "cannot sample lengths from an empty source".into(),
-            ));
+            return Err(TraceError::InvalidParameter("cannot sample lengths from an empty source".into()));
         }
         _ => {}
     }
@@ -93,10 +69,7 @@ pub fn poisson(
             t_s += -(1.0 - unit(&mut rng)).ln() / rate_per_s;
         }
         let (input_tokens, output_tokens) = match lengths {
-            Lengths::Fixed {
-                input_tokens,
-                output_tokens,
-            } => (*input_tokens, *output_tokens),
+            Lengths::Fixed { input_tokens, output_tokens } => (*input_tokens, *output_tokens),
             Lengths::Sampled(v) => v[((rng.next_u64() as u128 * v.len() as u128) >> 64) as usize],
         };
         requests.push(RequestSpec {
@@ -106,10 +79,7 @@ pub fn poisson(
             output_tokens,
         });
     }
-    let source = format!(
-        "poisson(rate={rate_per_s},n={n},lengths={},seed={seed})",
-        lengths.describe()
-    );
+    let source = format!("poisson(rate={rate_per_s},n={n},lengths={},seed={seed})", lengths.describe());
     Ok(Workload::from_unsorted(source, requests))
 }
 
@@ -127,57 +97,29 @@ mod tests {
 
     #[test]
     fn mean_rate_is_close_to_requested() {
-        let l = Lengths::Fixed {
-            input_tokens: 100,
-            output_tokens: 10,
-        };
+        let l = Lengths::Fixed { input_tokens: 100, output_tokens: 10 };
         let w = poisson(20_000, 8.0, &l, 1).unwrap();
         let rate = w.mean_rate().unwrap();
         // Standard error of the mean gap over 20k draws is 0.7%; 3% is over 4 sigma.
         assert!((rate - 8.0).abs() / 8.0 < 0.03, "rate {rate}");
-        assert!(
-            w.requests
-                .iter()
-                .all(|r| r.input_tokens == 100 && r.output_tokens == 10)
-        );
+        assert!(w.requests.iter().all(|r| r.input_tokens == 100 && r.output_tokens == 10));
     }
 
     #[test]
     fn sampled_lengths_come_from_the_source() {
         let src = vec![(10, 2), (20, 3)];
         let w = poisson(500, 1.0, &Lengths::Sampled(src.clone()), 3).unwrap();
-        assert!(
-            w.requests
-                .iter()
-                .all(|r| src.contains(&(r.input_tokens, r.output_tokens)))
-        );
-        assert!(
-            w.requests.iter().any(|r| r.input_tokens == 10)
-                && w.requests.iter().any(|r| r.input_tokens == 20)
-        );
+        assert!(w.requests.iter().all(|r| src.contains(&(r.input_tokens, r.output_tokens))));
+        assert!(w.requests.iter().any(|r| r.input_tokens == 10) && w.requests.iter().any(|r| r.input_tokens == 20));
     }
 
     #[test]
     fn rejects_bad_parameters() {
-        let l = Lengths::Fixed {
-            input_tokens: 1,
-            output_tokens: 1,
-        };
+        let l = Lengths::Fixed { input_tokens: 1, output_tokens: 1 };
         assert!(poisson(0, 1.0, &l, 0).is_err());
         assert!(poisson(5, 0.0, &l, 0).is_err());
         assert!(poisson(5, f64::NAN, &l, 0).is_err());
-        assert!(
-            poisson(
-                5,
-                1.0,
-                &Lengths::Fixed {
-                    input_tokens: 0,
-                    output_tokens: 1
-                },
-                0
-            )
-            .is_err()
-        );
+        assert!(poisson(5, 1.0, &Lengths::Fixed { input_tokens: 0, output_tokens: 1 }, 0).is_err());
         assert!(poisson(5, 1.0, &Lengths::Sampled(vec![]), 0).is_err());
     }
 }

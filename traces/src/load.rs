@@ -7,8 +7,7 @@ use crate::error::TraceError;
 use crate::spec::Workload;
 
 /// Formats [`load_path`] recognises, for error messages.
-pub const SUPPORTED: &str =
-    "Azure LLM inference CSV (header `TIMESTAMP,ContextTokens,GeneratedTokens`)";
+pub const SUPPORTED: &str = "Azure LLM inference CSV (header `TIMESTAMP,ContextTokens,GeneratedTokens`)";
 
 /// Name under which the bundled default trace is reported.
 pub const BUNDLED_DEFAULT_NAME: &str = "bundled:azure_conv_excerpt.csv";
@@ -26,24 +25,13 @@ pub fn bundled_default() -> Workload {
 
 /// Reads a trace file, detecting its format from the extension and first line.
 pub fn load_path(path: &Path) -> Result<Workload, TraceError> {
-    let text = std::fs::read_to_string(path).map_err(|source| TraceError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|source| TraceError::Io { path: path.to_owned(), source })?;
     let first_line = text.lines().next().unwrap_or("").trim().to_string();
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     if ext == "csv" && first_line.eq_ignore_ascii_case(azure::HEADER) {
         return azure::parse(path, &text);
     }
-    Err(TraceError::UnknownFormat {
-        path: path.to_owned(),
-        first_line,
-        supported: SUPPORTED,
-    })
+    Err(TraceError::UnknownFormat { path: path.to_owned(), first_line, supported: SUPPORTED })
 }
 
 #[cfg(test)]
@@ -55,29 +43,18 @@ mod tests {
         let w = bundled_default();
         assert_eq!(w.len(), 1000);
         assert_eq!(w.requests[0].arrival_ns, 0);
-        assert_eq!(
-            (w.requests[0].input_tokens, w.requests[0].output_tokens),
-            (374, 44)
-        );
+        assert_eq!((w.requests[0].input_tokens, w.requests[0].output_tokens), (374, 44));
     }
 
     #[test]
     fn missing_and_unknown_files_are_clear_errors() {
-        let e = load_path(Path::new("/nonexistent/trace.csv"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("cannot read trace /nonexistent/trace.csv"),
-            "{e}"
-        );
+        let e = load_path(Path::new("/nonexistent/trace.csv")).unwrap_err().to_string();
+        assert!(e.contains("cannot read trace /nonexistent/trace.csv"), "{e}");
         let dir = std::env::temp_dir().join(format!("duet-load-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("weird.csv");
         std::fs::write(&p, "a,b,c\n1,2,3\n").unwrap();
         let e = load_path(&p).unwrap_err().to_string();
-        assert!(
-            e.contains("unrecognised trace format") && e.contains("TIMESTAMP"),
-            "{e}"
-        );
+        assert!(e.contains("unrecognised trace format") && e.contains("TIMESTAMP"), "{e}");
     }
 }

@@ -63,34 +63,19 @@ mod tests {
     use super::*;
 
     fn spec(arrival_ns: u64, input: u32) -> RequestSpec {
-        RequestSpec {
-            id: 99,
-            arrival_ns,
-            input_tokens: input,
-            output_tokens: 1,
-        }
+        RequestSpec { id: 99, arrival_ns, input_tokens: input, output_tokens: 1 }
     }
 
     #[test]
     fn from_unsorted_sorts_stably_shifts_and_renumbers() {
-        let w = Workload::from_unsorted(
-            "t".into(),
-            vec![spec(30, 1), spec(10, 2), spec(30, 3), spec(20, 4)],
-        );
-        let got: Vec<_> = w
-            .requests
-            .iter()
-            .map(|r| (r.id, r.arrival_ns, r.input_tokens))
-            .collect();
+        let w = Workload::from_unsorted("t".into(), vec![spec(30, 1), spec(10, 2), spec(30, 3), spec(20, 4)]);
+        let got: Vec<_> = w.requests.iter().map(|r| (r.id, r.arrival_ns, r.input_tokens)).collect();
         assert_eq!(got, vec![(0, 0, 2), (1, 10, 4), (2, 20, 1), (3, 20, 3)]);
     }
 
     #[test]
     fn mean_rate_is_inverse_mean_gap() {
-        let w = Workload::from_unsorted(
-            "t".into(),
-            vec![spec(0, 1), spec(500_000_000, 1), spec(1_000_000_000, 1)],
-        );
+        let w = Workload::from_unsorted("t".into(), vec![spec(0, 1), spec(500_000_000, 1), spec(1_000_000_000, 1)]);
         assert_eq!(w.mean_rate(), Some(2.0));
         let one = Workload::from_unsorted("t".into(), vec![spec(5, 1)]);
         assert_eq!(one.mean_rate(), None);

@@ -9,9 +9,7 @@ use crate::spec::Workload;
 /// Multiplies the arrival rate by `factor` (> 0): every arrival time is divided by `factor`.
 pub fn scale_rate(mut w: Workload, factor: f64) -> Result<Workload, TraceError> {
     if !(factor.is_finite() && factor > 0.0) {
-        return Err(TraceError::InvalidParameter(format!(
-            "rate scale must be > 0, got {factor}"
-        )));
+        return Err(TraceError::InvalidParameter(format!("rate scale must be > 0, got {factor}")));
     }
     for r in &mut w.requests {
         r.arrival_ns = (r.arrival_ns as f64 / factor).round() as u64;
@@ -23,9 +21,7 @@ pub fn scale_rate(mut w: Workload, factor: f64) -> Result<Workload, TraceError> 
 /// Rescales arrival times so the mean rate ([`Workload::mean_rate`]) becomes `rate_per_s`.
 pub fn rescale_to_rate(w: Workload, rate_per_s: f64) -> Result<Workload, TraceError> {
     if !(rate_per_s.is_finite() && rate_per_s > 0.0) {
-        return Err(TraceError::InvalidParameter(format!(
-            "rate must be > 0 req/s, got {rate_per_s}"
-        )));
+        return Err(TraceError::InvalidParameter(format!("rate must be > 0 req/s, got {rate_per_s}")));
     }
     let current = w.mean_rate().ok_or_else(|| {
         TraceError::InvalidParameter(
@@ -38,9 +34,7 @@ pub fn rescale_to_rate(w: Workload, rate_per_s: f64) -> Result<Workload, TraceEr
 /// Keeps the first `n` requests (all of them if there are fewer).
 pub fn first_n(mut w: Workload, n: usize) -> Result<Workload, TraceError> {
     if n == 0 {
-        return Err(TraceError::InvalidParameter(
-            "--num-requests must be >= 1".into(),
-        ));
+        return Err(TraceError::InvalidParameter("--num-requests must be >= 1".into()));
     }
     w.requests.truncate(n);
     Ok(w)
@@ -52,15 +46,8 @@ mod tests {
     use crate::spec::RequestSpec;
 
     fn w(times: &[u64]) -> Workload {
-        let reqs = times
-            .iter()
-            .map(|&t| RequestSpec {
-                id: 0,
-                arrival_ns: t,
-                input_tokens: 5,
-                output_tokens: 5,
-            })
-            .collect();
+        let reqs =
+            times.iter().map(|&t| RequestSpec { id: 0, arrival_ns: t, input_tokens: 5, output_tokens: 5 }).collect();
         Workload::from_unsorted("t".into(), reqs)
     }
 

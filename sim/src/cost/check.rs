@@ -16,12 +16,7 @@ use crate::metrics::stats::percentile;
 use crate::model::ModelSpec;
 
 /// Linear operators compared, as Vidur names them.
-pub const LINEAR_OPS: [&str; 4] = [
-    "attn_pre_proj",
-    "attn_post_proj",
-    "mlp_up_proj",
-    "mlp_down_proj",
-];
+pub const LINEAR_OPS: [&str; 4] = ["attn_pre_proj", "attn_post_proj", "mlp_up_proj", "mlp_down_proj"];
 
 /// One operator at one token count.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,71 +51,42 @@ pub struct ErrorStats {
 
 /// Median and p90 absolute % error of `rows` (all of them, or one operator's with `op`).
 pub fn error_stats(rows: &[OpComparison], op: Option<&str>) -> ErrorStats {
-    let mut errs: Vec<f64> = rows
-        .iter()
-        .filter(|r| op.is_none_or(|o| r.op == o))
-        .map(OpComparison::abs_pct_error)
-        .collect();
+    let mut errs: Vec<f64> =
+        rows.iter().filter(|r| op.is_none_or(|o| r.op == o)).map(OpComparison::abs_pct_error).collect();
     errs.sort_by(f64::total_cmp);
-    ErrorStats {
-        count: errs.len(),
-        median_pct: percentile(&errs, 50.0),
-        p90_pct: percentile(&errs, 90.0),
-    }
+    ErrorStats { count: errs.len(), median_pct: percentile(&errs, 50.0), p90_pct: percentile(&errs, 90.0) }
 }
 
 /// Reads a Vidur `*.mlp.csv` and compares every TP = `tp` row's linear operators with the roofline on all SMs
 /// of `gpu`. Rows come back sorted by (operator, token count).
-pub fn compare_vidur_linear(
-    path: &Path,
-    gpu: &GpuSpec,
-    tp: u64,
-) -> Result<Vec<OpComparison>, ConfigError> {
+pub fn compare_vidur_linear(path: &Path, gpu: &GpuSpec, tp: u64) -> Result<Vec<OpComparison>, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::Invalid(format!("cannot read {}: {e}", path.display())))?;
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
     let col = |name: &str| {
         header.iter().position(|h| *h == name).ok_or_else(|| {
-            ConfigError::Invalid(format!(
-                "{}: missing column {name:?} (not a Vidur mlp profile?)",
-                path.display()
-            ))
+            ConfigError::Invalid(format!("{}: missing column {name:?} (not a Vidur mlp profile?)", path.display()))
         })
     };
     let c_tokens = col("num_tokens")?;
     let c_tp = col("num_tensor_parallel_workers")?;
-    let dims = [
-        col("n_head")?,
-        col("n_kv_head")?,
-        col("n_embd")?,
-        col("n_expanded_embd")?,
-    ];
+    let dims = [col("n_head")?, col("n_kv_head")?, col("n_embd")?, col("n_expanded_embd")?];
     let c_gated = col("use_gated_mlp")?;
-    let op_cols: Vec<usize> = LINEAR_OPS
-        .iter()
-        .map(|op| col(&format!("time_stats.{op}.median")))
-        .collect::<Result<_, _>>()?;
+    let op_cols: Vec<usize> =
+        LINEAR_OPS.iter().map(|op| col(&format!("time_stats.{op}.median"))).collect::<Result<_, _>>()?;
     let mut out = Vec::new();
     for (i, line) in lines.enumerate() {
         let f: Vec<&str> = line.split(',').collect();
-        let bad =
-            |what: &str| ConfigError::Invalid(format!("{}:{}: bad {what}", path.display(), i + 2));
-        let num = |c: usize, what: &str| {
-            f.get(c)
-                .and_then(|v| v.parse::<f64>().ok())
-                .ok_or_else(|| bad(what))
-        };
+        let bad = |what: &str| ConfigError::Invalid(format!("{}:{}: bad {what}", path.display(), i + 2));
+        let num = |c: usize, what: &str| f.get(c).and_then(|v| v.parse::<f64>().ok()).ok_or_else(|| bad(what));
         if num(c_tp, "num_tensor_parallel_workers")? as u64 != tp {
             continue;
         }
         let n = num(c_tokens, "num_tokens")? as u64;
-        let [hq, hkv, h, inter] =
-            [0, 1, 2, 3].map(|k| num(dims[k], "model dimension").map(|v| v as u64));
+        let [hq, hkv, h, inter] = [0, 1, 2, 3].map(|k| num(dims[k], "model dimension").map(|v| v as u64));
         let (hq, hkv, h, inter) = (hq?, hkv?, h?, inter?);
-        let gated = f
-            .get(c_gated)
-            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let gated = f.get(c_gated).is_some_and(|v| v.eq_ignore_ascii_case("true"));
         let d_h = h / hq;
         let spec = ModelSpec {
             name: "vidur".into(),
@@ -136,28 +102,15 @@ pub fn compare_vidur_linear(
         };
         let cm = CostModel::new(spec, gpu.clone(), CostConfig::default());
         let up = if gated { 2 * inter } else { inter } / tp;
-        let shapes = [
-            (h, (hq + 2 * hkv) * d_h / tp),
-            (hq * d_h / tp, h),
-            (h, up),
-            (inter / tp, h),
-        ];
+        let shapes = [(h, (hq + 2 * hkv) * d_h / tp), (hq * d_h / tp, h), (h, up), (inter / tp, h)];
         for (k, &(d_in, d_out)) in shapes.iter().enumerate() {
             let measured_ms = num(op_cols[k], LINEAR_OPS[k])?;
             let predicted_ms = cm.linear_time(gpu.num_sms, n, d_in, d_out) * 1e3;
-            out.push(OpComparison {
-                op: LINEAR_OPS[k],
-                num_tokens: n,
-                measured_ms,
-                predicted_ms,
-            });
+            out.push(OpComparison { op: LINEAR_OPS[k], num_tokens: n, measured_ms, predicted_ms });
         }
     }
     if out.is_empty() {
-        return Err(ConfigError::Invalid(format!(
-            "{}: no row with TP = {tp}",
-            path.display()
-        )));
+        return Err(ConfigError::Invalid(format!("{}: no row with TP = {tp}", path.display())));
     }
     out.sort_by(|a, b| (a.op, a.num_tokens).cmp(&(b.op, b.num_tokens)));
     Ok(out)

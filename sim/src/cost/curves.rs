@@ -38,11 +38,7 @@ pub struct DefaultCurves {
 impl DefaultCurves {
     /// Curves for `gpu` with 128 x 128 output tiles (a common CUTLASS/cuBLAS BF16 tile on Hopper and Ampere).
     pub fn new(gpu: GpuSpec) -> Self {
-        Self {
-            gpu,
-            tile_m: 128,
-            tile_n: 128,
-        }
+        Self { gpu, tile_m: 128, tile_n: 128 }
     }
 
     /// Wave-quantisation efficiency of an `m x n` GEMM on `sms` SMs, in (0, 1].
@@ -60,10 +56,7 @@ impl DefaultCurves {
 impl DeviceCurves for DefaultCurves {
     fn gemm_flops(&self, sms: u32, m: u64, n: u64) -> f64 {
         let sms = sms.clamp(1, self.gpu.num_sms);
-        self.gpu.peak_flops
-            * self.gpu.gemm_efficiency
-            * self.sm_fraction(sms)
-            * self.wave_efficiency(sms, m, n)
+        self.gpu.peak_flops * self.gpu.gemm_efficiency * self.sm_fraction(sms) * self.wave_efficiency(sms, m, n)
     }
 
     fn attention_flops(&self, sms: u32) -> f64 {
@@ -72,9 +65,7 @@ impl DeviceCurves for DefaultCurves {
 
     fn bandwidth(&self, sms: u32) -> f64 {
         let sat = f64::from(self.gpu.bandwidth_saturation_sms.max(1));
-        self.gpu.hbm_bandwidth
-            * self.gpu.bandwidth_efficiency
-            * (f64::from(sms.max(1)) / sat).min(1.0)
+        self.gpu.hbm_bandwidth * self.gpu.bandwidth_efficiency * (f64::from(sms.max(1)) / sat).min(1.0)
     }
 }
 
@@ -105,10 +96,7 @@ mod tests {
         assert_eq!(c.bandwidth(32), full / 2.0);
         assert!((c.attention_flops(66) * 2.0 - c.attention_flops(132)).abs() < 1.0);
         // With perfect waves, half the SMs give half the GEMM throughput.
-        let (a, b) = (
-            c.gemm_flops(66, 66 * 128, 128),
-            c.gemm_flops(132, 132 * 128, 128),
-        );
+        let (a, b) = (c.gemm_flops(66, 66 * 128, 128), c.gemm_flops(132, 132 * 128, 128));
         assert!((a * 2.0 - b).abs() < 1.0);
     }
 }

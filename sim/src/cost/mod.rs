@@ -40,9 +40,7 @@ pub struct CostConfig {
 
 impl Default for CostConfig {
     fn default() -> Self {
-        Self {
-            iteration_overhead_ns: 1_000_000,
-        }
+        Self { iteration_overhead_ns: 1_000_000 }
     }
 }
 
@@ -91,18 +89,8 @@ impl CostModel {
     }
 
     /// A cost model with custom SM-scaling curves (e.g. a fitted profile).
-    pub fn with_curves(
-        model: ModelSpec,
-        gpu: GpuSpec,
-        curves: Box<dyn DeviceCurves>,
-        config: CostConfig,
-    ) -> Self {
-        Self {
-            model,
-            gpu,
-            curves,
-            config,
-        }
+    pub fn with_curves(model: ModelSpec, gpu: GpuSpec, curves: Box<dyn DeviceCurves>, config: CostConfig) -> Self {
+        Self { model, gpu, curves, config }
     }
 
     /// The model this cost model describes.
@@ -131,14 +119,7 @@ impl CostModel {
     /// Time in seconds of one request's attention in one layer: `max(F_r / Pi_attn, B_r / BW)`.
     pub fn attention_time(&self, sms: u32, q: u64, c: u64) -> f64 {
         let m = &self.model;
-        let w = ops::attention(
-            q,
-            c,
-            m.num_q_heads,
-            m.num_kv_heads,
-            m.head_dim,
-            m.dtype_bytes,
-        );
+        let w = ops::attention(q, c, m.num_q_heads, m.num_kv_heads, m.head_dim, m.dtype_bytes);
         (w.flops / self.curves.attention_flops(sms)).max(w.bytes / self.curves.bandwidth(sms))
     }
 
@@ -156,10 +137,7 @@ impl CostModel {
             + self.linear_time(sms, n, m.intermediate_size, m.hidden_size);
         let per_layer_mem = 2.0 * self.mem_time(sms, ops::rmsnorm(n, m.hidden_size, s))
             + self.mem_time(sms, ops::silu_mul(n, m.intermediate_size, s))
-            + self.mem_time(
-                sms,
-                ops::rotary(n, m.num_q_heads, m.num_kv_heads, m.head_dim, s),
-            );
+            + self.mem_time(sms, ops::rotary(n, m.num_q_heads, m.num_kv_heads, m.head_dim, s));
         let attention: f64 = batch
             .iter()
             .filter(|w| w.new_tokens > 0)
@@ -218,51 +196,24 @@ mod tests {
     #[test]
     fn iteration_sums_operators_by_hand() {
         let gpu = GpuSpec::by_name("h100-sxm").unwrap();
-        let cm = CostModel::with_curves(
-            tiny(),
-            gpu,
-            Box::new(Flat),
-            CostConfig {
-                iteration_overhead_ns: 500,
-            },
-        );
+        let cm = CostModel::with_curves(tiny(), gpu, Box::new(Flat), CostConfig { iteration_overhead_ns: 500 });
         // One decode (q=1, c=4, emits) and one prefill chunk (q=2, c=0, does not emit): n = 3, m = 1.
         let batch = [
-            SeqWork {
-                new_tokens: 1,
-                cached_tokens: 4,
-                emits_token: true,
-            },
-            SeqWork {
-                new_tokens: 2,
-                cached_tokens: 0,
-                emits_token: false,
-            },
+            SeqWork { new_tokens: 1, cached_tokens: 4, emits_token: true },
+            SeqWork { new_tokens: 2, cached_tokens: 0, emits_token: false },
         ];
         let c = cm.iteration(132, &batch);
         // At 1e9 B/s against 1e12 FLOP/s every operator here is memory bound: time = bytes / 1e9.
         // Linear bytes (n = 3): QKV (192+8192+384)*2 = 17,536; O (192+4096+192)*2 = 8,960;
         // gate/up 64->256: (192+16384+768)*2 = 34,688; down 128->64: (384+8192+192)*2 = 17,536. Sum 78,720.
-        assert!(
-            (c.linear_s - 2.0 * 78_720e-9).abs() < 1e-15,
-            "{}",
-            c.linear_s
-        );
+        assert!((c.linear_s - 2.0 * 78_720e-9).abs() < 1e-15, "{}", c.linear_s);
         // Attention: decode q=1,c=4: Q,O 2*4*1*16*2 = 256, K,V 2*2*5*16*2 = 640 -> 896;
         // prefill q=2,c=0: 512 + 2*2*2*16*2 = 512 + 256 = 768. Sum 1,664 per layer.
-        assert!(
-            (c.attention_s - 2.0 * 1_664e-9).abs() < 1e-15,
-            "{}",
-            c.attention_s
-        );
+        assert!((c.attention_s - 2.0 * 1_664e-9).abs() < 1e-15, "{}", c.attention_s);
         // Per layer: 2 norms (4*3*64+64)*2 = 1,664 each; SiLU 3*3*128*2 = 2,304; rotary 2*3*96*2 = 1,152.
         // Once: embedding 2*3*64*2 = 768 and final norm 1,664.
         let elem = 2.0 * (2.0 * 1_664.0 + 2_304.0 + 1_152.0) + 768.0 + 1_664.0;
-        assert!(
-            (c.elementwise_s - elem * 1e-9).abs() < 1e-15,
-            "{}",
-            c.elementwise_s
-        );
+        assert!((c.elementwise_s - elem * 1e-9).abs() < 1e-15, "{}", c.elementwise_s);
         // LM head for 1 token: (64 + 6,400 + 100) * 2 = 13,128 bytes.
         assert!((c.lm_head_s - 13_128e-9).abs() < 1e-15, "{}", c.lm_head_s);
         let total_ns = 2.0 * 78_720.0 + 2.0 * 1_664.0 + elem + 13_128.0 + 500.0;
@@ -277,11 +228,7 @@ mod tests {
             CostConfig::default(),
         );
         let batch: Vec<SeqWork> = (0..32)
-            .map(|i| SeqWork {
-                new_tokens: if i == 0 { 1024 } else { 1 },
-                cached_tokens: 500,
-                emits_token: true,
-            })
+            .map(|i| SeqWork { new_tokens: if i == 0 { 1024 } else { 1 }, cached_tokens: 500, emits_token: true })
             .collect();
         let mut last = Nanos(u64::MAX);
         for sms in (8..=132).step_by(4) {
@@ -297,26 +244,9 @@ mod tests {
         // 15.1 GB / (3.35e12 * 0.84) = 5.4 ms, plus 1 ms overhead, plus a little attention and activation traffic.
         let m = ModelSpec::resolve("qwen3-8b").unwrap();
         let bytes = (m.weight_bytes() - m.vocab_size * m.hidden_size * m.dtype_bytes) as f64;
-        let cm = CostModel::new(
-            m,
-            GpuSpec::by_name("h100-sxm").unwrap(),
-            CostConfig::default(),
-        );
-        let t = cm
-            .iteration(
-                132,
-                &[SeqWork {
-                    new_tokens: 1,
-                    cached_tokens: 1000,
-                    emits_token: true,
-                }],
-            )
-            .total
-            .as_secs();
+        let cm = CostModel::new(m, GpuSpec::by_name("h100-sxm").unwrap(), CostConfig::default());
+        let t = cm.iteration(132, &[SeqWork { new_tokens: 1, cached_tokens: 1000, emits_token: true }]).total.as_secs();
         let weights_only = bytes / (3.35e12 * 0.84) + 1e-3;
-        assert!(
-            t > weights_only && t < weights_only * 1.05,
-            "{t} vs {weights_only}"
-        );
+        assert!(t > weights_only && t < weights_only * 1.05, "{t} vs {weights_only}");
     }
 }

@@ -16,10 +16,7 @@ impl Engine {
         let mut seen = HashSet::new();
         let mut free = u64::from(self.pool.free());
         for &id in &plan.preempt {
-            let r = self
-                .requests
-                .get(id.index())
-                .ok_or(format!("preempt: no request {}", id.0))?;
+            let r = self.requests.get(id.index()).ok_or(format!("preempt: no request {}", id.0))?;
             if !matches!(r.phase, Phase::Prefilling | Phase::Decoding) || r.in_flight {
                 return Err(format!(
                     "preempt: request {} is {:?}{}",
@@ -49,10 +46,7 @@ impl Engine {
             }
             for item in &b.items {
                 let id = item.req();
-                let r = self
-                    .requests
-                    .get(id.index())
-                    .ok_or(format!("no request {}", id.0))?;
+                let r = self.requests.get(id.index()).ok_or(format!("no request {}", id.0))?;
                 if !seen.insert(id) {
                     return Err(format!("request {} appears twice in the plan", id.0));
                 }
@@ -61,10 +55,7 @@ impl Engine {
                 }
                 match (*item, r.phase) {
                     (BatchItem::Decode { .. }, Phase::Decoding) => {}
-                    (
-                        BatchItem::Prefill { tokens, .. },
-                        Phase::Queued | Phase::Preempted | Phase::Prefilling,
-                    ) => {
+                    (BatchItem::Prefill { tokens, .. }, Phase::Queued | Phase::Preempted | Phase::Prefilling) => {
                         if tokens == 0 || tokens > r.remaining_prefill() {
                             return Err(format!(
                                 "request {}: prefill of {tokens} tokens, {} remain",
@@ -77,11 +68,7 @@ impl Engine {
                         return Err(format!("request {}: {item:?} while {phase:?}", id.0));
                     }
                 }
-                need += u64::from(
-                    self.kv
-                        .blocks_for(r.kv_tokens + item.tokens())
-                        .saturating_sub(r.blocks),
-                );
+                need += u64::from(self.kv.blocks_for(r.kv_tokens + item.tokens()).saturating_sub(r.blocks));
             }
         }
         if need > free {
@@ -91,20 +78,12 @@ impl Engine {
     }
 
     /// Applies a validated plan: preemptions first, then each batch is started on its partition.
-    pub(super) fn apply(
-        &mut self,
-        plan: Plan,
-        executor: &mut dyn Executor,
-    ) -> Result<(), SimError> {
+    pub(super) fn apply(&mut self, plan: Plan, executor: &mut dyn Executor) -> Result<(), SimError> {
         for &id in &plan.preempt {
             self.preempt(id);
         }
         for batch in plan.batches {
-            let pi = self
-                .partitions
-                .iter()
-                .position(|p| p.view.id == batch.partition)
-                .expect("validated");
+            let pi = self.partitions.iter().position(|p| p.view.id == batch.partition).expect("validated");
             let mut record = IterationRecord {
                 partition: batch.partition,
                 sms: self.partitions[pi].view.sms,
@@ -117,28 +96,16 @@ impl Engine {
             self.work.clear();
             for item in &batch.items {
                 let id = item.req();
-                if matches!(
-                    self.requests[id.index()].phase,
-                    Phase::Queued | Phase::Preempted
-                ) {
-                    let pos = self
-                        .waiting
-                        .iter()
-                        .position(|&w| w == id)
-                        .expect("queued requests are in the waiting queue");
+                if matches!(self.requests[id.index()].phase, Phase::Queued | Phase::Preempted) {
+                    let pos =
+                        self.waiting.iter().position(|&w| w == id).expect("queued requests are in the waiting queue");
                     self.waiting.remove(pos);
                     self.running.push(id);
                     self.requests[id.index()].phase = Phase::Prefilling;
                 }
                 let r = &mut self.requests[id.index()];
-                let extra = self
-                    .kv
-                    .blocks_for(r.kv_tokens + item.tokens())
-                    .saturating_sub(r.blocks);
-                assert!(
-                    self.pool.allocate(extra),
-                    "validated plan over-allocated KV"
-                );
+                let extra = self.kv.blocks_for(r.kv_tokens + item.tokens()).saturating_sub(r.blocks);
+                assert!(self.pool.allocate(extra), "validated plan over-allocated KV");
                 r.blocks += extra;
                 r.in_flight = true;
                 r.first_scheduled.get_or_insert(self.now);
@@ -152,11 +119,7 @@ impl Engine {
                         true
                     }
                 };
-                self.work.push(SeqWork {
-                    new_tokens: item.tokens(),
-                    cached_tokens: r.kv_tokens,
-                    emits_token,
-                });
+                self.work.push(SeqWork { new_tokens: item.tokens(), cached_tokens: r.kv_tokens, emits_token });
             }
             let sms = self.partitions[pi].view.sms;
             let duration = executor.execute(self.now, sms, &self.work)?.max(Nanos(1));
@@ -187,11 +150,7 @@ impl Engine {
 
     /// The batch on partition `p` finished at `self.now`: advance KV, emit tokens, retire finished requests.
     pub(super) fn complete_batch(&mut self, p: crate::policy::PartitionId) {
-        let pi = self
-            .partitions
-            .iter()
-            .position(|s| s.view.id == p)
-            .expect("event for a known partition");
+        let pi = self.partitions.iter().position(|s| s.view.id == p).expect("event for a known partition");
         let items = std::mem::take(&mut self.partitions[pi].in_flight);
         self.partitions[pi].view.busy = false;
         debug_assert!(self.partitions[pi].started <= self.now);
@@ -228,8 +187,7 @@ impl Engine {
         }
         if any_finished {
             let reqs = &self.requests;
-            self.running
-                .retain(|id| reqs[id.index()].phase != Phase::Finished);
+            self.running.retain(|id| reqs[id.index()].phase != Phase::Finished);
         }
     }
 }

@@ -100,7 +100,7 @@ pub struct EngineStats {
 pub struct SimOutput {
     /// One record per request, in id order.
     pub requests: Vec<RequestRecord>,
-    /// Every inter-token gap of every request, in ns (pooled; the ITL population).
+    /// Every inter-token gap of every request, in ns, sorted ascending (pooled: the ITL population).
     pub itl_ns: Vec<u64>,
     /// Every executed batch, in start order.
     pub iterations: Vec<IterationRecord>,
@@ -151,10 +151,8 @@ impl Engine {
     fn new(workload: &Workload, cfg: &EngineConfig) -> Result<Self, SimError> {
         let requests: Vec<Request> = workload.requests.iter().map(|s| Request::new(*s)).collect();
         let cap_tokens = cfg.kv.total_tokens();
-        let too_big: Vec<&Request> = requests
-            .iter()
-            .filter(|r| cfg.kv.blocks_for(r.peak_kv_tokens()) > cfg.kv.total_blocks)
-            .collect();
+        let too_big: Vec<&Request> =
+            requests.iter().filter(|r| cfg.kv.blocks_for(r.peak_kv_tokens()) > cfg.kv.total_blocks).collect();
         if let Some(first) = too_big.first() {
             return Err(ConfigError::Memory(format!(
                 "{} request(s) can never fit in the KV cache ({} blocks = {cap_tokens} tokens); first: request {} needs \
@@ -179,17 +177,14 @@ impl Engine {
             pool: BlockPool::new(cfg.kv.total_blocks),
             kv: cfg.kv,
             partitions: vec![PartitionState {
-                view: PartitionView {
-                    id: PartitionId(0),
-                    sms: cfg.num_sms,
-                    busy: false,
-                },
+                view: PartitionView { id: PartitionId(0), sms: cfg.num_sms, busy: false },
                 in_flight: Vec::new(),
                 started: Nanos::ZERO,
             }],
             finished: 0,
             preemptions: 0,
-            itl_ns: Vec::new(),
+            // Exactly one gap per output token after the first: reserve it all (the largest buffer of a run).
+            itl_ns: Vec::with_capacity(workload.requests.iter().map(|s| s.output_tokens as usize - 1).sum()),
             iterations: Vec::new(),
             work: Vec::new(),
         };
@@ -204,11 +199,7 @@ impl Engine {
         self.seq += 1;
     }
 
-    fn run(
-        &mut self,
-        policy: &mut dyn Policy,
-        executor: &mut dyn Executor,
-    ) -> Result<(), SimError> {
+    fn run(&mut self, policy: &mut dyn Policy, executor: &mut dyn Executor) -> Result<(), SimError> {
         while let Some(Reverse((t, _, ev))) = self.events.pop() {
             assert!(t >= self.now, "time went backwards: {t:?} < {:?}", self.now);
             self.now = t;
@@ -242,16 +233,10 @@ impl Engine {
 
     /// Consults the policy until it has nothing more to start (bounded: each round either starts a batch on an
     /// idle partition or preempts a running request).
-    fn schedule(
-        &mut self,
-        policy: &mut dyn Policy,
-        executor: &mut dyn Executor,
-    ) -> Result<(), SimError> {
+    fn schedule(&mut self, policy: &mut dyn Policy, executor: &mut dyn Executor) -> Result<(), SimError> {
         let max_rounds = self.running.len() + self.partitions.len() + 1;
         for _ in 0..max_rounds {
-            if self.partitions.iter().all(|p| p.view.busy)
-                || (self.waiting.is_empty() && self.running.is_empty())
-            {
+            if self.partitions.iter().all(|p| p.view.busy) || (self.waiting.is_empty() && self.running.is_empty()) {
                 return Ok(());
             }
             let views: Vec<PartitionView> = self.partitions.iter().map(|p| p.view).collect();
@@ -268,18 +253,18 @@ impl Engine {
             if plan.is_empty() {
                 return Ok(());
             }
-            self.validate(&plan)
-                .map_err(|reason| SimError::InvalidPlan {
-                    policy: policy.name().into(),
-                    at_ns: self.now.0,
-                    reason,
-                })?;
+            self.validate(&plan).map_err(|reason| SimError::InvalidPlan {
+                policy: policy.name().into(),
+                at_ns: self.now.0,
+                reason,
+            })?;
             self.apply(plan, executor)?;
         }
         Ok(())
     }
 
-    fn into_output(self) -> SimOutput {
+    fn into_output(mut self) -> SimOutput {
+        self.itl_ns.sort_unstable();
         let requests = self
             .requests
             .iter()

@@ -40,17 +40,11 @@ pub struct Slo {
 impl Slo {
     /// Checks that every limit given is a positive finite number.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        for (name, v) in [
-            ("TTFT", self.ttft_ms),
-            ("TBT", self.tbt_ms),
-            ("TPOT", self.tpot_ms),
-        ] {
+        for (name, v) in [("TTFT", self.ttft_ms), ("TBT", self.tbt_ms), ("TPOT", self.tpot_ms)] {
             if let Some(v) = v
                 && !(v.is_finite() && v > 0.0)
             {
-                return Err(ConfigError::Invalid(format!(
-                    "{name} SLO must be a positive number of ms, got {v}"
-                )));
+                return Err(ConfigError::Invalid(format!("{name} SLO must be a positive number of ms, got {v}")));
             }
         }
         Ok(())
@@ -66,9 +60,7 @@ impl Slo {
             (Some(l), Some(v)) => v <= l,
             _ => true,
         };
-        ok(self.ttft_ms, Some(ttft_ms(r)))
-            && ok(self.tbt_ms, max_tbt_ms(r))
-            && ok(self.tpot_ms, tpot_ms(r))
+        ok(self.ttft_ms, Some(ttft_ms(r))) && ok(self.tbt_ms, max_tbt_ms(r)) && ok(self.tpot_ms, tpot_ms(r))
     }
 }
 
@@ -134,36 +126,20 @@ pub struct Metrics {
 
 /// Computes [`Metrics`] from a run's output.
 pub fn compute(out: &SimOutput, slo: &Slo) -> Metrics {
-    let done: Vec<&RequestRecord> = out
-        .requests
-        .iter()
-        .filter(|r| r.tokens_emitted == r.output_tokens)
-        .collect();
-    let duration = done
-        .iter()
-        .map(|r| r.finish)
-        .max()
-        .unwrap_or_default()
-        .as_secs();
+    let done: Vec<&RequestRecord> = out.requests.iter().filter(|r| r.tokens_emitted == r.output_tokens).collect();
+    let duration = done.iter().map(|r| r.finish).max().unwrap_or_default().as_secs();
     let per_s = |x: f64| if duration > 0.0 { x / duration } else { 0.0 };
     let total_input_tokens: u64 = done.iter().map(|r| u64::from(r.input_tokens)).sum();
     let total_output_tokens: u64 = done.iter().map(|r| u64::from(r.output_tokens)).sum();
     let good = done.iter().filter(|r| slo.met_by(r)).count();
-    let col = |f: &dyn Fn(&RequestRecord) -> Option<f64>| {
-        Dist::of(&mut done.iter().filter_map(|r| f(r)).collect::<Vec<_>>())
-    };
+    let col =
+        |f: &dyn Fn(&RequestRecord) -> Option<f64>| Dist::of(&mut done.iter().filter_map(|r| f(r)).collect::<Vec<_>>());
     let ttft = col(&|r| Some(ttft_ms(r)));
     let tpot = col(&tpot_ms);
     let e2el = col(&|r| Some(e2el_ms(r)));
     let tbt = col(&max_tbt_ms);
     let queue = col(&|r| Some(queue_ms(r)));
-    let itl = Dist::of(
-        &mut out
-            .itl_ns
-            .iter()
-            .map(|&g| g as f64 * 1e-6)
-            .collect::<Vec<_>>(),
-    );
+    let itl = Dist::of_sorted_ns(&out.itl_ns);
     Metrics {
         duration,
         completed: done.len(),

@@ -50,6 +50,27 @@ impl Dist {
     }
 }
 
+impl Dist {
+    /// Statistics in **ms** of durations given in ns, already sorted ascending (no copy: the ITL population of a
+    /// long trace has millions of entries). Same definitions as [`Dist::of`].
+    pub fn of_sorted_ns(sorted: &[u64]) -> Dist {
+        debug_assert!(sorted.is_sorted());
+        if sorted.is_empty() {
+            return Dist::default();
+        }
+        let n = sorted.len() as f64;
+        let ms = |v: u64| v as f64 * 1e-6;
+        let mean = sorted.iter().map(|&v| ms(v)).sum::<f64>() / n;
+        let var = sorted.iter().map(|&v| (ms(v) - mean) * (ms(v) - mean)).sum::<f64>() / n;
+        let pct = |p: f64| {
+            let rank = p / 100.0 * (sorted.len() - 1) as f64;
+            let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+            ms(sorted[lo]) + (ms(sorted[hi]) - ms(sorted[lo])) * (rank - lo as f64)
+        };
+        Dist { mean, median: pct(50.0), std: var.sqrt(), p90: pct(90.0), p99: pct(99.0) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,5 +86,8 @@ mod tests {
         assert!((d.std - 1.25f64.sqrt()).abs() < 1e-12);
         assert_eq!(Dist::of(&mut []), Dist::default());
         assert_eq!(percentile(&[7.0], 99.0), 7.0);
+        let ns = Dist::of_sorted_ns(&[1_000_000, 2_000_000, 3_000_000, 4_000_000]);
+        assert_eq!((ns.mean, ns.median), (2.5, 2.5));
+        assert!((ns.p90 - 3.7).abs() < 1e-12 && (ns.std - 1.25f64.sqrt()).abs() < 1e-12);
     }
 }

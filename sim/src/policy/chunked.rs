@@ -26,10 +26,7 @@ pub struct ChunkedConfig {
 
 impl Default for ChunkedConfig {
     fn default() -> Self {
-        Self {
-            token_budget: 2048,
-            max_num_seqs: 256,
-        }
+        Self { token_budget: 2048, max_num_seqs: 256 }
     }
 }
 
@@ -63,10 +60,7 @@ impl Policy for Chunked {
             d.add_running(pos, 1, true);
         }
         for pos in d.running_in_phase(Phase::Prefilling) {
-            let want = view
-                .req(view.running[pos])
-                .remaining_prefill()
-                .min(d.budget);
+            let want = view.req(view.running[pos]).remaining_prefill().min(d.budget);
             if want == 0 {
                 break;
             }

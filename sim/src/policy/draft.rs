@@ -50,8 +50,7 @@ impl<'v, 'a> Draft<'v, 'a> {
             .items
             .iter()
             .filter(|(it, _)| {
-                self.view.req(it.req()).phase == Phase::Queued
-                    || self.view.req(it.req()).phase == Phase::Preempted
+                self.view.req(it.req()).phase == Phase::Queued || self.view.req(it.req()).phase == Phase::Preempted
             })
             .count();
         self.view.running.len() - self.preempt.len() + admitted
@@ -70,8 +69,7 @@ impl<'v, 'a> Draft<'v, 'a> {
     /// Most tokens (up to `want`) the running request at `pos` can add without more blocks than are free.
     pub fn tokens_that_fit(&self, pos: usize, want: u32) -> u32 {
         let r = self.view.req(self.view.running[pos]);
-        let room =
-            (u64::from(r.blocks) + u64::from(self.free)) * u64::from(self.view.kv.block_size);
+        let room = (u64::from(r.blocks) + u64::from(self.free)) * u64::from(self.view.kv.block_size);
         let fit = room.saturating_sub(u64::from(r.kv_tokens));
         want.min(fit.min(u64::from(u32::MAX)) as u32)
     }
@@ -80,6 +78,10 @@ impl<'v, 'a> Draft<'v, 'a> {
     /// while blocks are short. When none is left to preempt: with `self_preempt` the request preempts itself
     /// (it frees its blocks for older ones); returns whether it was scheduled.
     pub fn add_running(&mut self, pos: usize, tokens: u32, self_preempt: bool) -> bool {
+        if self.preempted[pos] {
+            // Preempted earlier in this draft by an older request.
+            return false;
+        }
         let id = self.view.running[pos];
         let need = self.view.extra_blocks(id, tokens);
         while need > self.free {
@@ -138,14 +140,7 @@ impl<'v, 'a> Draft<'v, 'a> {
     /// The plan: preemptions, then one batch on `partition` if any item was scheduled.
     pub fn into_plan(self, partition: PartitionId) -> Plan {
         let items: Vec<BatchItem> = self.items.into_iter().map(|(it, _)| it).collect();
-        let batches = if items.is_empty() {
-            Vec::new()
-        } else {
-            vec![Batch { partition, items }]
-        };
-        Plan {
-            preempt: self.preempt,
-            batches,
-        }
+        let batches = if items.is_empty() { Vec::new() } else { vec![Batch { partition, items }] };
+        Plan { preempt: self.preempt, batches }
     }
 }

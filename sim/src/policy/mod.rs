@@ -62,9 +62,7 @@ impl View<'_> {
     /// Blocks request `id` must add to hold `new_tokens` more tokens.
     pub fn extra_blocks(&self, id: ReqId, new_tokens: u32) -> u32 {
         let r = self.req(id);
-        self.kv
-            .blocks_for(r.kv_tokens + new_tokens)
-            .saturating_sub(r.blocks)
+        self.kv.blocks_for(r.kv_tokens + new_tokens).saturating_sub(r.blocks)
     }
 
     /// The first idle partition, if any.
@@ -161,10 +159,7 @@ impl PolicyConfig {
         match name {
             "chunked" => {
                 let d = ChunkedConfig::default();
-                Ok(PolicyConfig::Chunked(ChunkedConfig {
-                    token_budget: token_budget.unwrap_or(d.token_budget),
-                    ..d
-                }))
+                Ok(PolicyConfig::Chunked(ChunkedConfig { token_budget: token_budget.unwrap_or(d.token_budget), ..d }))
             }
             "prefill-first" => {
                 let d = PrefillFirstConfig::default();

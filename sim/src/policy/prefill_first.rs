@@ -25,10 +25,7 @@ pub struct PrefillFirstConfig {
 
 impl Default for PrefillFirstConfig {
     fn default() -> Self {
-        Self {
-            token_budget: 8192,
-            max_num_seqs: 256,
-        }
+        Self { token_budget: 8192, max_num_seqs: 256 }
     }
 }
 
@@ -56,10 +53,7 @@ impl Policy for PrefillFirst {
         };
         let mut d = Draft::new(view, self.cfg.token_budget);
         for pos in d.running_in_phase(Phase::Prefilling) {
-            let want = view
-                .req(view.running[pos])
-                .remaining_prefill()
-                .min(d.budget);
+            let want = view.req(view.running[pos]).remaining_prefill().min(d.budget);
             if want == 0 {
                 break;
             }

@@ -1,0 +1,48 @@
+//! Helpers shared by the integration tests (included with `mod common;`).
+#![allow(dead_code)]
+
+use duet_sim::cost::SeqWork;
+use duet_sim::executor::{Executor, ExecutorError};
+use duet_sim::kv::KvCapacity;
+use duet_sim::{ModelSpec, Nanos};
+use duet_traces::{RequestSpec, Workload};
+
+/// Every batch takes the same time.
+pub struct FixedExecutor(pub Nanos);
+
+impl Executor for FixedExecutor {
+    fn execute(&mut self, _: Nanos, _: u32, _: &[SeqWork]) -> Result<Nanos, ExecutorError> {
+        Ok(self.0)
+    }
+}
+
+/// Returns the given durations in order (replays another executor's timings).
+pub struct ReplayExecutor(pub std::collections::VecDeque<Nanos>);
+
+impl Executor for ReplayExecutor {
+    fn execute(&mut self, _: Nanos, _: u32, _: &[SeqWork]) -> Result<Nanos, ExecutorError> {
+        self.0.pop_front().ok_or_else(|| ExecutorError("replay ran out of durations".into()))
+    }
+}
+
+/// A workload from (arrival ns, input, output) triples.
+pub fn workload(reqs: &[(u64, u32, u32)]) -> Workload {
+    let specs = reqs
+        .iter()
+        .map(|&(arrival_ns, input_tokens, output_tokens)| RequestSpec {
+            id: 0,
+            arrival_ns,
+            input_tokens,
+            output_tokens,
+        })
+        .collect();
+    Workload::from_unsorted("test".into(), specs)
+}
+
+/// A KV cache of exactly `blocks` 16-token blocks for qwen3-8b.
+pub fn kv(blocks: u32) -> KvCapacity {
+    let m = ModelSpec::resolve("qwen3-8b").unwrap();
+    KvCapacity { block_size: 16, total_blocks: blocks, bytes_per_block: 16 * m.kv_bytes_per_token() }
+}
+
+pub const MS: u64 = 1_000_000;

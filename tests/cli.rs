@@ -1,0 +1,163 @@
+//! The `duet` binary end to end: default run, outputs, determinism, golden numbers, and clear errors with a
+//! non-zero exit (never a panic) for bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn duet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_duet")).args(args).output().expect("run duet")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("duet-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn default_sim_prints_table_and_writes_results() {
+    let dir = tmp("default");
+    let o = duet(&["sim", "--out", dir.to_str().unwrap(), "--slo-ttft-ms", "200", "--slo-tbt-ms", "100"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for needle in
+        ["duet sim", "bundled:azure_conv_excerpt.csv", "qwen3-8b on h100-sxm", "chunked", "TTFT", "TPOT", "ITL", "E2EL"]
+    {
+        assert!(out.contains(needle), "missing {needle:?} in\n{out}");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    for key in [
+        "completed",
+        "duration",
+        "request_throughput",
+        "output_throughput",
+        "total_token_throughput",
+        "request_goodput",
+        "mean_ttft_ms",
+        "median_ttft_ms",
+        "p99_ttft_ms",
+        "mean_tpot_ms",
+        "p99_tpot_ms",
+        "mean_itl_ms",
+        "p99_itl_ms",
+        "mean_e2el_ms",
+        "p99_e2el_ms",
+        "p99_tbt_ms",
+        "slo_attainment",
+        "policy",
+        "model",
+        "gpu",
+        "seed",
+    ] {
+        assert!(summary.get(key).is_some_and(|v| !v.is_null()), "summary.json lacks {key}");
+    }
+    assert_eq!(summary["completed"], 1000);
+    let csv = std::fs::read_to_string(dir.join("requests.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1001);
+    assert!(csv.starts_with(
+        "id,arrival_ms,input_tokens,output_tokens,queue_ms,ttft_ms,e2el_ms,tpot_ms,max_tbt_ms,preemptions\n"
+    ));
+}
+
+fn summary_bytes(args: &[&str], name: &str) -> Vec<u8> {
+    let dir = tmp(name);
+    let mut all = args.to_vec();
+    all.extend(["--out", dir.to_str().unwrap()]);
+    let o = duet(&all);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::read(dir.join("summary.json")).unwrap()
+}
+
+#[test]
+fn same_seed_gives_identical_summary_bytes() {
+    let args = ["sim", "--synthetic", "400", "--rate", "12", "--seed", "42"];
+    let a = summary_bytes(&args, "det-a");
+    let b = summary_bytes(&args, "det-b");
+    assert_eq!(a, b);
+    let c = summary_bytes(&["sim", "--synthetic", "400", "--rate", "12", "--seed", "43"], "det-c");
+    assert_ne!(a, c, "a different seed must change the workload");
+}
+
+#[test]
+fn default_run_matches_golden_summary() {
+    // Pins the numbers of the default run. After an intended model or policy change, regenerate with
+    // `UPDATE_GOLDEN=1 cargo test --release --test cli default_run_matches_golden_summary` and review the diff.
+    let got = summary_bytes(&["sim", "--slo-ttft-ms", "200", "--slo-tbt-ms", "100"], "golden");
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/default_summary.json");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden, &got).unwrap();
+    }
+    let want = std::fs::read(&golden).expect("golden file (UPDATE_GOLDEN=1 creates it)");
+    assert!(got == want, "summary.json differs from {}:\n{}", golden.display(), String::from_utf8_lossy(&got));
+}
+
+#[test]
+fn models_and_gpus_are_listed() {
+    let o = duet(&["models"]);
+    assert!(o.status.success());
+    for m in ["qwen3-8b", "qwen3-14b", "qwen3-32b", "llama-3.1-8b", "llama-3.1-70b"] {
+        assert!(stdout(&o).contains(m), "{m}");
+    }
+    let o = duet(&["gpus"]);
+    assert!(o.status.success());
+    for g in ["h100-sxm", "h200", "a100-80gb"] {
+        assert!(stdout(&o).contains(g), "{g}");
+    }
+}
+
+#[test]
+fn bad_input_is_a_clear_error_not_a_panic() {
+    let dir = tmp("bad");
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let header = "TIMESTAMP,ContextTokens,GeneratedTokens\n";
+    let malformed =
+        write("malformed.csv", &format!("{header}2023-11-16 18:15:46.68,374,44\n2023-11-16 18:15:47.0,12\n"));
+    let zero = write("zero.csv", &format!("{header}2023-11-16 18:15:46.68,374,44\n2023-11-16 18:15:47.0,0,5\n"));
+    let negative = write("negative.csv", &format!("{header}2023-11-16 18:15:46.68,374,-3\n"));
+    let unknown = write("unknown.csv", "a,b\n1,2\n");
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (vec!["sim", "--trace", "/nonexistent/trace.csv"], "cannot read trace /nonexistent/trace.csv".into()),
+        (vec!["sim", "--trace", &malformed], format!("{malformed}:3: expected 3 comma-separated fields")),
+        (vec!["sim", "--trace", &zero], format!("{zero}:3: ContextTokens: token count must be >= 1, found 0")),
+        (
+            vec!["sim", "--trace", &negative],
+            format!("{negative}:2: GeneratedTokens: token count must be >= 1, found -3"),
+        ),
+        (vec!["sim", "--trace", &unknown], "unrecognised trace format".into()),
+        (vec!["sim", "--model", "gpt-9"], "unknown model \"gpt-9\"; bundled models: qwen3-8b, qwen3-14b".into()),
+        (
+            vec!["sim", "--model", "/nonexistent/config.json"],
+            "cannot read model config /nonexistent/config.json".into(),
+        ),
+        (vec!["sim", "--gpu", "tpu-v5"], "known GPUs: h100-sxm, h200, a100-80gb".into()),
+        (vec!["sim", "--model", "llama-3.1-70b"], "llama-3.1-70b does not fit on h100-sxm".into()),
+        (vec!["sim", "--slo-ttft-ms", "0"], "TTFT SLO must be a positive number of ms, got 0".into()),
+        (vec!["sim", "--slo-tbt-ms=-5"], "TBT SLO must be a positive number of ms, got -5".into()),
+        (vec!["sim", "--policy", "fifo"], "unknown policy \"fifo\"; known policies: chunked, prefill-first".into()),
+        (vec!["sim", "--token-budget", "0"], "token budget must be >= 1".into()),
+        (vec!["sim", "--rate", "0"], "rate must be > 0".into()),
+        (vec!["sim", "--num-sms", "200"], "SM count must be in 1..=132".into()),
+        (vec!["sim", "--kv-blocks", "10"], "can never fit in the KV cache".into()),
+    ];
+    for (args, needle) in cases {
+        let o = duet(&args);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        assert!(err.contains(&needle), "{args:?}: expected {needle:?} in {err:?}");
+        assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    }
+}
