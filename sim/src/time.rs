@@ -19,12 +19,12 @@ impl Nanos {
 
     /// This time in milliseconds, for reports.
     pub fn as_ms(self) -> f64 {
-        self.0 as f64 * 1e-6
+        self.0 as f64 / 1e6
     }
 
     /// This time in seconds, for reports.
     pub fn as_secs(self) -> f64 {
-        self.0 as f64 * 1e-9
+        self.0 as f64 / 1e9
     }
 }
 

@@ -158,3 +158,58 @@ pub fn compute(out: &SimOutput, slo: &Slo) -> Metrics {
         queue_ms: queue,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::EngineStats;
+    use crate::time::Nanos;
+
+    const MS: u64 = 1_000_000;
+
+    fn rec(id: u32, arrival: u64, sched: u64, tokens: &[u64], input: u32) -> RequestRecord {
+        let gaps = tokens.windows(2).map(|w| w[1] - w[0]);
+        RequestRecord {
+            id,
+            arrival: Nanos(arrival * MS),
+            input_tokens: input,
+            output_tokens: tokens.len() as u32,
+            tokens_emitted: tokens.len() as u32,
+            first_scheduled: Nanos(sched * MS),
+            first_token: Nanos(tokens[0] * MS),
+            finish: Nanos(tokens[tokens.len() - 1] * MS),
+            max_tbt: Nanos(gaps.max().unwrap_or(0) * MS),
+            preemptions: 0,
+        }
+    }
+
+    #[test]
+    fn tpot_averages_what_max_tbt_exposes() {
+        // r0: arrives 0, tokens at 10, 12, 30 -> TTFT 10, E2EL 30, TPOT (30-10)/2 = 10, gaps 2 and 18, max TBT 18.
+        // r1: arrives 5, one token at 25 -> TTFT 20, E2EL 20, no TPOT/TBT.
+        // r2: arrives 20, tokens at 40, 45 -> TTFT 20, E2EL 25, TPOT 5, max TBT 5.
+        let requests = vec![rec(0, 0, 1, &[10, 12, 30], 100), rec(1, 5, 6, &[25], 50), rec(2, 20, 30, &[40, 45], 10)];
+        let itl_ns = vec![2 * MS, 5 * MS, 18 * MS];
+        let out = SimOutput { requests, itl_ns, iterations: vec![], stats: EngineStats::default() };
+        let slo = Slo { tbt_ms: Some(10.0), tpot_ms: Some(12.0), ..Slo::default() };
+        let m = compute(&out, &slo);
+        assert_eq!(m.duration, 0.045);
+        assert_eq!((m.total_input_tokens, m.total_output_tokens), (160, 6));
+        assert_eq!(m.ttft_ms.mean, 50.0 / 3.0);
+        assert_eq!(m.ttft_ms.median, 20.0);
+        assert_eq!((m.tpot_ms.mean, m.tpot_ms.median), (7.5, 7.5));
+        // Max TBT over r0 and r2 = [18, 5]: mean 11.5, p99 = 5 + 13 x 0.99 = 17.87.
+        assert_eq!(m.tbt_ms.mean, 11.5);
+        assert!((m.tbt_ms.p99 - 17.87).abs() < 1e-9);
+        assert_eq!((m.itl_ms.mean, m.itl_ms.median), (25.0 / 3.0, 5.0));
+        assert_eq!(m.e2el_ms.mean, 25.0);
+        assert_eq!((m.queue_ms.mean, m.queue_ms.median), (4.0, 1.0));
+        // r0 fails the TBT limit (18 > 10) although its TPOT (10) meets 12; r1 passes vacuously; r2 passes.
+        assert_eq!(m.slo_attainment, Some(2.0 / 3.0));
+        assert!((m.request_goodput.unwrap() - 2.0 / 0.045).abs() < 1e-9);
+        assert!((m.request_throughput - 3.0 / 0.045).abs() < 1e-9);
+        // Without any SLO, goodput and attainment are absent rather than 100%.
+        let none = compute(&out, &Slo::default());
+        assert_eq!((none.request_goodput, none.slo_attainment), (None, None));
+    }
+}

@@ -59,7 +59,7 @@ impl Dist {
             return Dist::default();
         }
         let n = sorted.len() as f64;
-        let ms = |v: u64| v as f64 * 1e-6;
+        let ms = |v: u64| v as f64 / 1e6;
         let mean = sorted.iter().map(|&v| ms(v)).sum::<f64>() / n;
         let var = sorted.iter().map(|&v| (ms(v) - mean) * (ms(v) - mean)).sum::<f64>() / n;
         let pct = |p: f64| {
