@@ -107,7 +107,7 @@ pub fn table(run: &SimRun) -> String {
     let m = &run.metrics;
     let meta = &run.meta;
     let mut s = String::new();
-    let _ = writeln!(s, "{:=^60}", " duet sim ");
+    let _ = writeln!(s, "{:=^68}", " duet sim ");
     let _ = writeln!(s, "{:<34}{}", "Trace:", meta.trace);
     let _ = writeln!(s, "{:<34}{} on {} ({} SMs)", "Model / GPU:", meta.model, meta.gpu, meta.num_sms);
     let _ = writeln!(s, "{:<34}{} (token budget {})", "Policy:", meta.policy, meta.token_budget);
@@ -119,7 +119,7 @@ pub fn table(run: &SimRun) -> String {
     if let (Some(g), Some(a)) = (m.request_goodput, m.slo_attainment) {
         let _ = writeln!(s, "{:<34}{:.2} ({:.1}% of requests meet the SLO)", "Request goodput (req/s):", g, a * 100.0);
     }
-    let _ = writeln!(s, "{:<20}{:>10}{:>10}{:>10}{:>10}", "Latency (ms)", "mean", "median", "p90", "p99");
+    let _ = writeln!(s, "{:<20}{:>12}{:>12}{:>12}{:>12}", "Latency (ms)", "mean", "median", "p90", "p99");
     for (name, d) in [
         ("TTFT", &m.ttft_ms),
         ("TPOT", &m.tpot_ms),
@@ -128,7 +128,7 @@ pub fn table(run: &SimRun) -> String {
         ("E2EL", &m.e2el_ms),
         ("Queueing", &m.queue_ms),
     ] {
-        let _ = writeln!(s, "{name:<20}{:>10.2}{:>10.2}{:>10.2}{:>10.2}", d.mean, d.median, d.p90, d.p99);
+        let _ = writeln!(s, "{name:<20}{:>12.2}{:>12.2}{:>12.2}{:>12.2}", d.mean, d.median, d.p90, d.p99);
     }
     let st = &run.output.stats;
     let _ = writeln!(
@@ -139,6 +139,6 @@ pub fn table(run: &SimRun) -> String {
         st.preemptions,
         100.0 * f64::from(st.peak_kv_blocks) / f64::from(st.total_kv_blocks.max(1))
     );
-    let _ = write!(s, "{:=<60}", "");
+    let _ = write!(s, "{:=<68}", "");
     s
 }
