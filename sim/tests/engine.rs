@@ -94,11 +94,14 @@ fn batch(view: &View<'_>, items: Vec<BatchItem>) -> Plan {
     Plan { preempt: vec![], batches: vec![duet_sim::policy::Batch { partition: view.partitions[0].id, items }] }
 }
 
+/// A planning function under test.
+type PlanFn = Box<dyn FnMut(&View<'_>) -> Plan>;
+
 #[test]
 fn engine_refuses_invalid_plans() {
     let w = workload(&[(0, 40, 4), (0, 40, 4)]);
     let cfg = EngineConfig { kv: kv(4), num_sms: 132 };
-    let cases: Vec<(&str, Box<dyn FnMut(&View<'_>) -> Plan>)> = vec![
+    let cases: Vec<(&str, PlanFn)> = vec![
         ("Decode", Box::new(|v| batch(v, vec![BatchItem::Decode { req: ReqId(0) }]))),
         ("41 tokens, 40 remain", Box::new(|v| batch(v, vec![BatchItem::Prefill { req: ReqId(0), tokens: 41 }]))),
         (
