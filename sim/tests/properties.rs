@@ -17,7 +17,7 @@ fn requests() -> impl Strategy<Value = Vec<(u64, u32, u32)>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200))]
+    #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn engine_invariants(

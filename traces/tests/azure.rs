@@ -41,6 +41,8 @@ fn bundled_excerpt_is_the_head_of_the_published_trace() {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
     #[test]
     fn parser_never_panics(body in "[0-9,:. \\-a-zA-Z\\n]{0,300}") {
         let text = format!("{}\n{body}", azure::HEADER);

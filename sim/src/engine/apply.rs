@@ -1,7 +1,5 @@
 //! Plan validation and the state transitions a plan and a finished batch cause.
 
-use std::collections::HashSet;
-
 use super::{Engine, Event, IterationRecord};
 use crate::cost::SeqWork;
 use crate::error::SimError;
@@ -12,11 +10,13 @@ use crate::time::Nanos;
 
 impl Engine {
     /// Checks every rule a plan must follow; the error says which one it broke.
-    pub(super) fn validate(&self, plan: &Plan) -> Result<(), String> {
-        let mut seen = HashSet::new();
+    pub(super) fn validate(&mut self, plan: &Plan) -> Result<(), String> {
+        // `plan_stamp[i] == stamp` marks request i as already named by this plan (no hashing on the hot path).
+        self.stamp += 1;
+        let stamp = self.stamp;
         let mut free = u64::from(self.pool.free());
         for &id in &plan.preempt {
-            let r = self.requests.get(id.index()).ok_or(format!("preempt: no request {}", id.0))?;
+            let r = self.requests.get(id.index()).ok_or_else(|| format!("preempt: no request {}", id.0))?;
             if !matches!(r.phase, Phase::Prefilling | Phase::Decoding) || r.in_flight {
                 return Err(format!(
                     "preempt: request {} is {:?}{}",
@@ -25,20 +25,19 @@ impl Engine {
                     if r.in_flight { " and in flight" } else { "" }
                 ));
             }
-            if !seen.insert(id) {
+            if std::mem::replace(&mut self.plan_stamp[id.index()], stamp) == stamp {
                 return Err(format!("request {} preempted twice", id.0));
             }
             free += u64::from(r.blocks);
         }
-        let mut parts = HashSet::new();
         let mut need = 0u64;
-        for b in &plan.batches {
+        for (i, b) in plan.batches.iter().enumerate() {
             let p = self
                 .partitions
                 .iter()
                 .find(|p| p.view.id == b.partition)
-                .ok_or(format!("no partition {}", b.partition.0))?;
-            if p.view.busy || !parts.insert(b.partition) {
+                .ok_or_else(|| format!("no partition {}", b.partition.0))?;
+            if p.view.busy || plan.batches[..i].iter().any(|o| o.partition == b.partition) {
                 return Err(format!("partition {} is busy", b.partition.0));
             }
             if b.items.is_empty() {
@@ -46,8 +45,8 @@ impl Engine {
             }
             for item in &b.items {
                 let id = item.req();
-                let r = self.requests.get(id.index()).ok_or(format!("no request {}", id.0))?;
-                if !seen.insert(id) {
+                let r = self.requests.get(id.index()).ok_or_else(|| format!("no request {}", id.0))?;
+                if std::mem::replace(&mut self.plan_stamp[id.index()], stamp) == stamp {
                     return Err(format!("request {} appears twice in the plan", id.0));
                 }
                 if r.in_flight {

@@ -145,6 +145,9 @@ struct Engine {
     itl_ns: Vec<u64>,
     iterations: Vec<IterationRecord>,
     work: Vec<SeqWork>,
+    /// Per request: the stamp of the last plan that named it (duplicate detection in `validate`).
+    plan_stamp: Vec<u64>,
+    stamp: u64,
 }
 
 impl Engine {
@@ -187,6 +190,8 @@ impl Engine {
             itl_ns: Vec::with_capacity(workload.requests.iter().map(|s| s.output_tokens as usize - 1).sum()),
             iterations: Vec::new(),
             work: Vec::new(),
+            plan_stamp: vec![0; workload.len()],
+            stamp: 0,
         };
         for s in &workload.requests {
             engine.push_event(Nanos(s.arrival_ns), Event::Arrival(ReqId(s.id)));
