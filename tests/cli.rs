@@ -102,6 +102,21 @@ fn default_run_matches_golden_summary() {
 }
 
 #[test]
+fn any_hf_config_json_is_a_model() {
+    let dir = tmp("model");
+    let cfg = dir.join("config.json");
+    std::fs::write(
+        &cfg,
+        r#"{"hidden_size":2048,"num_hidden_layers":16,"num_attention_heads":16,"num_key_value_heads":4,
+            "intermediate_size":8192,"vocab_size":32000,"torch_dtype":"bfloat16"}"#,
+    )
+    .unwrap();
+    let o = duet(&["sim", "--model", cfg.to_str().unwrap(), "--num-requests", "50"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains(&format!("{} on h100-sxm", cfg.display())), "{}", stdout(&o));
+}
+
+#[test]
 fn models_and_gpus_are_listed() {
     let o = duet(&["models"]);
     assert!(o.status.success());

@@ -50,3 +50,28 @@ fn wrong_files_are_clear_errors() {
     let e = compare_vidur_linear(&path, &g, 3).unwrap_err().to_string();
     assert!(e.contains("no row with TP = 3"), "{e}");
 }
+
+#[test]
+fn qwen3_8b_linear_ops_measured_on_h100_by_the_device_script() {
+    // Committed measurement (measurements/README.md): always present, so this check runs everywhere.
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../measurements/h100-sxm/2026-11-26-linear/qwen3-8b_linear.csv");
+    let rows = compare_vidur_linear(&path, &GpuSpec::by_name("h100-sxm").unwrap(), 1).unwrap();
+    assert_eq!(rows.len(), 27 * 4);
+    for op in LINEAR_OPS.iter().map(|o| Some(*o)).chain([None]) {
+        let s = error_stats(&rows, op);
+        println!(
+            "{:<16} n={:<5} median |err| {:5.1}%  p90 |err| {:5.1}%",
+            op.unwrap_or("all"),
+            s.count,
+            s.median_pct,
+            s.p90_pct
+        );
+    }
+    // Compute-bound end: the gate+up GEMM at 8,192 tokens is predicted within 15%.
+    let big = rows.iter().find(|r| r.op == "mlp_up_proj" && r.num_tokens == 8192).unwrap();
+    assert!(big.abs_pct_error() < 15.0, "{big:?}");
+    // Memory-bound end: the roofline never predicts a weight-streaming GEMM slower than measured by more than 10%
+    // (measurements include launch latency the roofline lacks).
+    assert!(rows.iter().filter(|r| r.num_tokens <= 16).all(|r| r.predicted_ms < r.measured_ms * 1.1));
+}
