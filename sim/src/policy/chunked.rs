@@ -13,7 +13,6 @@
 
 use super::draft::Draft;
 use super::{Plan, Policy, View};
-use crate::request::Phase;
 
 /// Settings of [`Chunked`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,31 +52,9 @@ impl Policy for Chunked {
             return Plan::default();
         };
         let mut d = Draft::new(view, self.cfg.token_budget);
-        for pos in d.running_in_phase(Phase::Decoding) {
-            if d.budget == 0 {
-                break;
-            }
-            d.add_running(pos, 1, true);
-        }
-        for pos in d.running_in_phase(Phase::Prefilling) {
-            let want = view.req(view.running[pos]).remaining_prefill().min(d.budget);
-            if want == 0 {
-                break;
-            }
-            let fit = d.tokens_that_fit(pos, want);
-            d.add_running(pos, if fit > 0 { fit } else { want }, false);
-        }
-        if !d.preempted_any() {
-            for &id in view.waiting {
-                if d.budget == 0 || d.admitted_count() >= self.cfg.max_num_seqs {
-                    break;
-                }
-                let tokens = view.req(id).remaining_prefill().min(d.budget);
-                if !d.try_admit(id, tokens) {
-                    break;
-                }
-            }
-        }
+        d.decode_running();
+        d.continue_prefills();
+        d.admit_waiting(self.cfg.max_num_seqs);
         d.into_plan(part.id)
     }
 }

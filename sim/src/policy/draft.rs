@@ -103,6 +103,50 @@ impl<'v, 'a> Draft<'v, 'a> {
         true
     }
 
+    /// One decode step for every running decode, oldest first, while the budget lasts; a decode whose KV cannot
+    /// grow preempts newer requests, or itself when none is left.
+    pub fn decode_running(&mut self) {
+        for pos in self.running_in_phase(Phase::Decoding) {
+            if self.budget == 0 {
+                break;
+            }
+            self.add_running(pos, 1, true);
+        }
+    }
+
+    /// Gives running requests with an unfinished prefill their next chunk, oldest first:
+    /// `min(remaining, budget left)`, shrunk to the free KV; when not even one token fits, newer requests are
+    /// preempted to make room (never the request itself).
+    pub fn continue_prefills(&mut self) {
+        for pos in self.running_in_phase(Phase::Prefilling) {
+            let want = self.view.req(self.view.running[pos]).remaining_prefill().min(self.budget);
+            if want == 0 {
+                break;
+            }
+            let fit = self.tokens_that_fit(pos, want);
+            self.add_running(pos, if fit > 0 { fit } else { want }, false);
+        }
+    }
+
+    /// Admits queued requests first-come first-served with a first chunk of `min(prompt, budget left)`, while
+    /// the budget, the KV blocks for that chunk and `max_num_seqs` allow; stops at the first that does not fit.
+    /// Does nothing once something was preempted in this draft (vLLM admits nothing in an iteration that
+    /// preempts).
+    pub fn admit_waiting(&mut self, max_num_seqs: usize) {
+        if self.preempted_any() {
+            return;
+        }
+        for &id in self.view.waiting {
+            if self.budget == 0 || self.admitted_count() >= max_num_seqs {
+                break;
+            }
+            let tokens = self.view.req(id).remaining_prefill().min(self.budget);
+            if !self.try_admit(id, tokens) {
+                break;
+            }
+        }
+    }
+
     /// Admits queued request `id` with a first chunk of `tokens` if its blocks are free; never preempts.
     pub fn try_admit(&mut self, id: ReqId, tokens: u32) -> bool {
         let need = self.view.kv.blocks_for(tokens);

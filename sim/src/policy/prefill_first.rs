@@ -12,7 +12,6 @@
 
 use super::draft::Draft;
 use super::{Plan, Policy, View};
-use crate::request::Phase;
 
 /// Settings of [`PrefillFirst`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,33 +51,14 @@ impl Policy for PrefillFirst {
             return Plan::default();
         };
         let mut d = Draft::new(view, self.cfg.token_budget);
-        for pos in d.running_in_phase(Phase::Prefilling) {
-            let want = view.req(view.running[pos]).remaining_prefill().min(d.budget);
-            if want == 0 {
-                break;
-            }
-            let fit = d.tokens_that_fit(pos, want);
-            d.add_running(pos, if fit > 0 { fit } else { want }, false);
-        }
-        if !d.preempted_any() {
-            for &id in view.waiting {
-                if d.budget == 0 || d.admitted_count() >= self.cfg.max_num_seqs {
-                    break;
-                }
-                let tokens = view.req(id).remaining_prefill().min(d.budget);
-                if !d.try_admit(id, tokens) {
-                    break;
-                }
-            }
-        }
+        d.continue_prefills();
+        d.admit_waiting(self.cfg.max_num_seqs);
         if d.has_items() || d.preempted_any() {
             return d.into_plan(part.id);
         }
         // Decode batches are not limited by the prefill token budget (max_num_seqs bounds them).
         d.budget = u32::MAX;
-        for pos in d.running_in_phase(Phase::Decoding) {
-            d.add_running(pos, 1, true);
-        }
+        d.decode_running();
         d.into_plan(part.id)
     }
 }
