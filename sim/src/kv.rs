@@ -57,9 +57,6 @@ impl KvCapacity {
             )));
         }
         let bytes_per_block = u64::from(cfg.block_size) * model.kv_bytes_per_token();
-        if let Some(total_blocks) = cfg.total_blocks_override {
-            return Ok(KvCapacity { block_size: cfg.block_size, total_blocks, bytes_per_block });
-        }
         let budget = gpu.memory_bytes as f64 * cfg.gpu_memory_utilization;
         let weights = model.weight_bytes() as f64;
         let usable = budget - weights - cfg.activation_reserve_bytes as f64;
@@ -77,7 +74,10 @@ impl KvCapacity {
                 cfg.gpu_memory_utilization
             )));
         }
-        let total_blocks = (usable / bytes_per_block as f64).floor().min(f64::from(u32::MAX)) as u32;
+        // An override sets the cache size exactly, but the weights must still fit (checked above).
+        let total_blocks = cfg
+            .total_blocks_override
+            .unwrap_or_else(|| (usable / bytes_per_block as f64).floor().min(f64::from(u32::MAX)) as u32);
         Ok(KvCapacity { block_size: cfg.block_size, total_blocks, bytes_per_block })
     }
 

@@ -73,15 +73,20 @@ impl ModelSpec {
             .collect()
     }
 
-    /// Resolves `--model`: a bundled name (case-insensitive) or a path to a `config.json`.
+    /// Resolves `--model`: a bundled name (case-insensitive), a path to a `config.json`, or a model folder
+    /// holding one.
     pub fn resolve(arg: &str) -> Result<ModelSpec, ConfigError> {
         if let Some((n, _, text)) = BUNDLED.iter().find(|(n, _, _)| n.eq_ignore_ascii_case(arg)) {
             return Self::from_json(n, text);
         }
-        let path = Path::new(arg);
+        let mut path = Path::new(arg).to_path_buf();
+        if path.is_dir() {
+            // A downloaded model folder: read its config.json.
+            path.push("config.json");
+        }
         if arg.ends_with(".json") || path.exists() {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| ConfigError::Model(format!("cannot read model config {arg}: {e}")))?;
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| ConfigError::Model(format!("cannot read model config {}: {e}", path.display())))?;
             return Self::from_json(arg, &text);
         }
         Err(ConfigError::Model(format!(

@@ -34,7 +34,7 @@ pub fn rescale_to_rate(w: Workload, rate_per_s: f64) -> Result<Workload, TraceEr
 /// Keeps the first `n` requests (all of them if there are fewer).
 pub fn first_n(mut w: Workload, n: usize) -> Result<Workload, TraceError> {
     if n == 0 {
-        return Err(TraceError::InvalidParameter("--num-requests must be >= 1".into()));
+        return Err(TraceError::InvalidParameter("number of requests to keep must be >= 1".into()));
     }
     w.requests.truncate(n);
     Ok(w)

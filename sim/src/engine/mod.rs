@@ -110,8 +110,8 @@ pub struct SimOutput {
 
 struct PartitionState {
     view: PartitionView,
+    /// Items of the batch running on it (empty when idle).
     in_flight: Vec<BatchItem>,
-    started: Nanos,
 }
 
 /// Runs `workload` to completion under `policy` on `executor`.
@@ -182,7 +182,6 @@ impl Engine {
             partitions: vec![PartitionState {
                 view: PartitionView { id: PartitionId(0), sms: cfg.num_sms, busy: false },
                 in_flight: Vec::new(),
-                started: Nanos::ZERO,
             }],
             finished: 0,
             preemptions: 0,
