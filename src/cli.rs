@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::commands;
+use crate::{commands, trace_cmd};
 
 /// duet: how should prefill and decode share a GPU? Simulate LLM-serving schedulers on real traces.
 #[derive(Debug, Parser)]
@@ -20,6 +20,9 @@ enum Command {
     Sim(SimCommand),
     /// Time repeated simulations and report wall time and peak memory (for docs/PERFORMANCE.md).
     Bench(BenchArgs),
+    /// Inspect, convert, generate and time-load traces.
+    #[command(subcommand)]
+    Trace(TraceCommand),
     /// List the bundled models.
     Models,
     /// List the bundled GPUs.
@@ -28,34 +31,81 @@ enum Command {
     RooflineCheck(RooflineArgs),
 }
 
-/// Workload, model, GPU, policy and SLO options shared by `sim` and `bench`.
+/// Where requests come from and how they are transformed. Transforms apply in this order: rate change, time
+/// window, length filters, length caps, length shuffle, first N; then the model's context limit is checked.
 #[derive(Debug, Args)]
-pub struct SimArgs {
-    /// Trace file; format detected from extension and header (Azure `TIMESTAMP,ContextTokens,GeneratedTokens`
-    /// CSV). Default: the bundled excerpt of the Azure 2023 conversation trace (first 1,000 requests).
+pub struct WorkloadArgs {
+    /// Trace file; format detected from extension and header: Azure 2023/2024 CSV, BurstGPT CSV,
+    /// Vidur/Splitwise CSV, length-only CSV (e.g. ShareGPT stats), Mooncake JSONL, duet canonical CSV/JSONL.
+    /// Default: the bundled excerpt of the Azure 2023 conversation trace (first 1,000 requests).
     #[arg(long, value_name = "PATH")]
     pub trace: Option<PathBuf>,
-    /// Instead of the trace's arrivals, generate N requests with Poisson arrivals at --rate req/s (default: the
-    /// trace's mean rate); lengths are sampled from the trace unless --input-tokens/--output-tokens fix them.
+    /// Keep only BurstGPT rows of this model (ChatGPT, GPT-4).
+    #[arg(long, value_name = "MODEL")]
+    pub burstgpt_model: Option<String>,
+    /// Keep only BurstGPT rows of this log type (Conversation, API).
+    #[arg(long, value_name = "TYPE")]
+    pub burstgpt_log: Option<String>,
+    /// Generate N requests instead of replaying the trace's arrivals: arrivals from --arrivals at --rate
+    /// (default: the trace's mean rate), lengths from --input-len/--output-len or else drawn from the trace.
     #[arg(long, value_name = "N")]
     pub synthetic: Option<usize>,
-    /// Fixed prompt length in tokens for --synthetic.
-    #[arg(long, value_name = "TOKENS", requires = "synthetic", requires = "output_tokens")]
-    pub input_tokens: Option<u32>,
-    /// Fixed output length in tokens for --synthetic.
-    #[arg(long, value_name = "TOKENS", requires = "synthetic", requires = "input_tokens")]
-    pub output_tokens: Option<u32>,
-    /// Keep only the first N requests (after any rate change).
-    #[arg(long, value_name = "N")]
-    pub num_requests: Option<usize>,
+    /// Arrival process for --synthetic and length-only traces: poisson, gamma:cv=C (burstiness), constant,
+    /// burst.
+    #[arg(long, value_name = "PROCESS", default_value = "poisson")]
+    pub arrivals: String,
+    /// Prompt lengths for --synthetic: N (fixed), uniform:LO,HI, lognormal:mean=M,cv=C, zipf:max=N,s=S.
+    #[arg(long, value_name = "DIST", requires = "synthetic", requires = "output_len")]
+    pub input_len: Option<String>,
+    /// Output lengths for --synthetic (same forms as --input-len).
+    #[arg(long, value_name = "DIST", requires = "synthetic", requires = "input_len")]
+    pub output_len: Option<String>,
     /// Multiply the arrival rate by F (arrival times are divided by F).
     #[arg(long, value_name = "F", conflicts_with = "rate")]
     pub rate_scale: Option<f64>,
-    /// Rescale arrivals to a mean rate of R requests/s (mean rate = (n - 1) / (last - first arrival)); with
-    /// --synthetic, the Poisson rate.
+    /// Mean arrival rate in requests/s: rescales a trace's arrivals so that (n - 1) / (last - first arrival)
+    /// = R; with --synthetic or a length-only trace, the rate of the arrival process.
     #[arg(long, value_name = "R")]
     pub rate: Option<f64>,
-    /// Model: a bundled name (see `duet models`) or a path to a Hugging Face config.json.
+    /// Keep only requests arriving within this duration (e.g. 600s, 10m, 1h) after --window-start.
+    #[arg(long, value_name = "DURATION")]
+    pub window: Option<String>,
+    /// Start of the time window (e.g. 30m); requires --window.
+    #[arg(long, value_name = "DURATION", requires = "window")]
+    pub window_start: Option<String>,
+    /// Keep only requests whose prompt length is in MIN:MAX tokens (either side may be empty).
+    #[arg(long, value_name = "MIN:MAX")]
+    pub input_range: Option<String>,
+    /// Keep only requests whose output length is in MIN:MAX tokens.
+    #[arg(long, value_name = "MIN:MAX")]
+    pub output_range: Option<String>,
+    /// Cap prompt lengths at N tokens.
+    #[arg(long, value_name = "N")]
+    pub cap_input: Option<u32>,
+    /// Cap output lengths at N tokens.
+    #[arg(long, value_name = "N")]
+    pub cap_output: Option<u32>,
+    /// Shuffle (input, output) lengths among requests (seeded by --seed), keeping the arrival times.
+    #[arg(long)]
+    pub shuffle_lengths: bool,
+    /// Keep only the first N requests.
+    #[arg(long, value_name = "N")]
+    pub num_requests: Option<usize>,
+    /// Requests longer than the model's context (input + output > max_position_embeddings) are an error;
+    /// with this flag they are capped to fit instead (prompt first, then output).
+    #[arg(long)]
+    pub cap_to_context: bool,
+    /// Seed for every random draw (synthetic arrivals, sampled lengths, shuffles).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// Model, GPU, policy and SLO options shared by `sim` and `bench`.
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+    /// Model: a bundled name (see `duet models`), a path to a Hugging Face config.json, or a folder with one.
     #[arg(long, default_value = "qwen3-8b")]
     pub model: String,
     /// GPU: h100-sxm, h200 or a100-80gb (see `duet gpus`).
@@ -89,9 +139,6 @@ pub struct SimArgs {
     /// TPOT SLO in milliseconds ((E2EL - TTFT) / (output tokens - 1)).
     #[arg(long, value_name = "MS")]
     pub slo_tpot_ms: Option<f64>,
-    /// Seed for every random draw (synthetic arrivals and sampled lengths).
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
 }
 
 /// Options of `duet sim`.
@@ -112,6 +159,48 @@ pub struct BenchArgs {
     /// Number of timed runs (after one warm-up run).
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
+}
+
+/// `duet trace ...`.
+#[derive(Debug, Subcommand)]
+pub enum TraceCommand {
+    /// Rows, span, mean rate, inter-arrival CV, per-minute peak, token statistics, prefix-block reuse.
+    Stats {
+        /// Trace file (any supported format).
+        file: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Keep only BurstGPT rows of this model.
+        #[arg(long, value_name = "MODEL")]
+        burstgpt_model: Option<String>,
+        /// Keep only BurstGPT rows of this log type.
+        #[arg(long, value_name = "TYPE")]
+        burstgpt_log: Option<String>,
+    },
+    /// Convert a timed trace to duet's canonical format (OUT ending in .csv or .jsonl).
+    Convert {
+        /// Input trace (any supported timed format).
+        input: PathBuf,
+        /// Output file, .csv or .jsonl.
+        output: PathBuf,
+    },
+    /// Generate a synthetic workload (or transform a trace) and write it in canonical format.
+    Gen {
+        #[command(flatten)]
+        workload: Box<WorkloadArgs>,
+        /// Output file, .csv or .jsonl.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Time loading a trace (one warm-up, then --runs loads): for docs/PERFORMANCE.md.
+    Bench {
+        /// Trace file.
+        file: PathBuf,
+        /// Timed loads.
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+    },
 }
 
 /// Options of `duet roofline-check`.
@@ -137,6 +226,7 @@ pub fn run() -> anyhow::Result<()> {
     match cli.command {
         Command::Sim(a) => commands::sim(&a.sim, a.out.as_deref()),
         Command::Bench(a) => commands::bench(&a.sim, a.runs),
+        Command::Trace(t) => trace_cmd::run(t),
         Command::Models => commands::models(),
         Command::Gpus => commands::gpus(),
         Command::RooflineCheck(a) => commands::roofline_check(&a),

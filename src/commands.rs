@@ -10,44 +10,10 @@ use duet_sim::kv::{KvCapacity, KvConfig};
 use duet_sim::metrics::Slo;
 use duet_sim::policy::PolicyConfig;
 use duet_sim::{GpuSpec, ModelSpec, SimConfig, report, simulate};
-use duet_traces::generate::{self, Lengths};
-use duet_traces::{Workload, transform};
+use duet_traces::Workload;
 
 use crate::cli::{RooflineArgs, SimArgs};
-
-/// Loads or generates the workload the arguments describe.
-pub fn workload(a: &SimArgs) -> Result<Workload> {
-    let base = match &a.trace {
-        Some(p) => duet_traces::load_path(p)?,
-        None => duet_traces::bundled_default(),
-    };
-    let mut w = match a.synthetic {
-        Some(n) => {
-            let lengths = match (a.input_tokens, a.output_tokens) {
-                (Some(i), Some(o)) => Lengths::Fixed { input_tokens: i, output_tokens: o },
-                _ => Lengths::from_workload(&base),
-            };
-            let rate = match a.rate {
-                Some(r) => r,
-                None => base.mean_rate().context("the trace has no mean rate to reuse; pass --rate")?,
-            };
-            let w = generate::poisson(n, rate, &lengths, a.seed)?;
-            match a.rate_scale {
-                Some(f) => transform::scale_rate(w, f)?,
-                None => w,
-            }
-        }
-        None => match (a.rate, a.rate_scale) {
-            (Some(r), _) => transform::rescale_to_rate(base, r)?,
-            (None, Some(f)) => transform::scale_rate(base, f)?,
-            (None, None) => base,
-        },
-    };
-    if let Some(n) = a.num_requests {
-        w = transform::first_n(w, n)?;
-    }
-    Ok(w)
-}
+use crate::workload;
 
 /// Builds the simulation configuration the arguments describe.
 pub fn config(a: &SimArgs) -> Result<SimConfig> {
@@ -65,14 +31,22 @@ pub fn config(a: &SimArgs) -> Result<SimConfig> {
     let num_sms = a.num_sms.unwrap_or(gpu.num_sms);
     let slo = Slo { ttft_ms: a.slo_ttft_ms, tbt_ms: a.slo_tbt_ms, tpot_ms: a.slo_tpot_ms };
     slo.validate()?;
-    Ok(SimConfig { model, gpu, num_sms, policy, cost, kv, slo, seed: a.seed })
+    Ok(SimConfig { model, gpu, num_sms, policy, cost, kv, slo, seed: a.workload.seed })
+}
+
+/// The workload of `a`, checked against the model's context.
+fn load_workload(a: &SimArgs, cfg: &SimConfig) -> Result<Workload> {
+    workload::build(&a.workload, cfg.model.max_context)
 }
 
 /// `duet sim`.
 pub fn sim(a: &SimArgs, out: Option<&Path>) -> Result<()> {
     let started = Instant::now();
-    let w = workload(a)?;
     let cfg = config(a)?;
+    let w = load_workload(a, &cfg)?;
+    for n in &w.notes {
+        eprintln!("note: {n}");
+    }
     let run = simulate(&w, &cfg)?;
     let elapsed = started.elapsed();
     println!("{}", report::table(&run));
@@ -102,7 +76,7 @@ pub fn bench(a: &SimArgs, runs: usize) -> Result<()> {
     let mut last = None;
     for i in 0..=runs {
         let t = Instant::now();
-        let w = workload(a)?;
+        let w = load_workload(a, &cfg)?;
         let run = simulate(&w, &cfg)?;
         if i > 0 {
             times.push(t.elapsed().as_secs_f64());

@@ -2,6 +2,8 @@
 
 mod cli;
 mod commands;
+mod trace_cmd;
+mod workload;
 
 fn main() -> std::process::ExitCode {
     match cli::run() {

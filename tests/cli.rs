@@ -147,10 +147,10 @@ fn bad_input_is_a_clear_error_not_a_panic() {
     let cases: Vec<(Vec<&str>, String)> = vec![
         (vec!["sim", "--trace", "/nonexistent/trace.csv"], "cannot read trace /nonexistent/trace.csv".into()),
         (vec!["sim", "--trace", &malformed], format!("{malformed}:3: expected 3 comma-separated fields")),
-        (vec!["sim", "--trace", &zero], format!("{zero}:3: ContextTokens: token count must be >= 1, found 0")),
+        (vec!["sim", "--trace", &zero], format!("{zero}:3: ContextTokens: expected an integer >= 1, found '0'")),
         (
             vec!["sim", "--trace", &negative],
-            format!("{negative}:2: GeneratedTokens: token count must be >= 1, found -3"),
+            format!("{negative}:2: GeneratedTokens: expected an integer >= 1, found '-3'"),
         ),
         (vec!["sim", "--trace", &unknown], "unrecognised trace format".into()),
         (vec!["sim", "--model", "gpt-9"], "unknown model \"gpt-9\"; bundled models: qwen3-8b, qwen3-14b".into()),

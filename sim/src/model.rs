@@ -3,7 +3,8 @@
 //! Only the fields that set operator shapes and memory are read: `hidden_size`, `num_hidden_layers`,
 //! `num_attention_heads`, `num_key_value_heads` (defaults to `num_attention_heads`), `head_dim` (defaults to
 //! `hidden_size / num_attention_heads`), `intermediate_size`, `vocab_size`, `tie_word_embeddings` (default
-//! false) and `torch_dtype` (default bfloat16). Five configs are bundled and selectable by name.
+//! false), `torch_dtype` (default bfloat16) and `max_position_embeddings` (context limit, optional). Five
+//! configs are bundled and selectable by name.
 
 use std::path::Path;
 
@@ -43,6 +44,8 @@ pub struct ModelSpec {
     pub tie_word_embeddings: bool,
     /// Bytes per weight and activation element `s` (2 for bf16/fp16, 4 for fp32).
     pub dtype_bytes: u64,
+    /// Longest sequence (prompt + output) the model accepts: `max_position_embeddings`, when given.
+    pub max_context: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -57,6 +60,7 @@ struct HfConfig {
     #[serde(default)]
     tie_word_embeddings: bool,
     torch_dtype: Option<String>,
+    max_position_embeddings: Option<u32>,
 }
 
 impl ModelSpec {
@@ -138,6 +142,7 @@ impl ModelSpec {
             vocab_size: c.vocab_size,
             tie_word_embeddings: c.tie_word_embeddings,
             dtype_bytes,
+            max_context: c.max_position_embeddings,
         })
     }
 

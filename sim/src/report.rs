@@ -58,6 +58,7 @@ pub fn summary_json(run: &SimRun) -> Value {
     put("gpu", json!(meta.gpu));
     put("num_sms", json!(meta.num_sms));
     put("trace", json!(meta.trace));
+    put("trace_notes", json!(meta.trace_notes));
     put("num_requests", json!(run.output.requests.len()));
     put("seed", json!(meta.seed));
     put("duet_version", json!(env!("CARGO_PKG_VERSION")));

@@ -49,6 +49,8 @@ pub struct RunMeta {
     pub num_sms: u32,
     /// Workload source.
     pub trace: String,
+    /// What loading and transforming the workload excluded or changed.
+    pub trace_notes: Vec<String>,
     /// KV capacity, tokens.
     pub kv_capacity_tokens: u64,
     /// SLO limits.
@@ -94,6 +96,7 @@ pub fn simulate(workload: &Workload, cfg: &SimConfig) -> Result<SimRun, SimError
         gpu: cfg.gpu.name.clone(),
         num_sms: cfg.num_sms,
         trace: workload.source.clone(),
+        trace_notes: workload.notes.clone(),
         kv_capacity_tokens: kv.total_tokens(),
         slo: cfg.slo,
         seed: cfg.seed,

@@ -1,48 +1,43 @@
-//! Azure LLM inference trace CSV (2023 release): `TIMESTAMP,ContextTokens,GeneratedTokens`.
+//! Azure LLM inference traces, 2023 and 2024 releases: CSV `TIMESTAMP,ContextTokens,GeneratedTokens`.
 //!
-//! TIMESTAMP is a wall-clock string with up to 9 fractional digits and no time zone
-//! (`2023-11-16 18:17:03.9799600`); it is read as UTC, converted to integer nanoseconds, and the workload is
-//! shifted so the first request arrives at 0. Rows are sorted stably by time (the published files are
-//! already sorted; a file that is not gets sorted, ties keeping file order). Every row must have both
-//! token counts >= 1; any other row is an error naming its line.
+//! TIMESTAMP is a wall-clock string with up to 9 fractional digits (`2023-11-16 18:17:03.9799600`); the 2024
+//! release appends a UTC offset (`2024-05-10 00:00:00.009930+00:00`), which is applied. Times without an offset
+//! are read as UTC. Rows are sorted stably by time after loading (the published files are already sorted; a file
+//! that is not gets sorted, ties keeping file order), then shifted so the first request arrives at 0. Both token
+//! counts must be integers >= 1: a row with 0 generated tokens is rejected with its line, not patched.
 
+use std::io::BufRead;
 use std::path::Path;
 
 use crate::error::TraceError;
 use crate::spec::{RequestSpec, Workload};
+use crate::text::{Lines, fields, tokens};
 
 /// The header line of the Azure format.
 pub const HEADER: &str = "TIMESTAMP,ContextTokens,GeneratedTokens";
 
-/// Parses the whole text of an Azure CSV. `path` is used in error messages only.
-pub fn parse(path: &Path, text: &str) -> Result<Workload, TraceError> {
-    let mut lines = text.lines().enumerate();
-    match lines.next() {
+/// Reads an Azure CSV from `reader`. `path` is used in error messages only.
+pub fn read(path: &Path, reader: impl BufRead) -> Result<Workload, TraceError> {
+    let mut lines = Lines::new(path, reader);
+    let bad = |line: usize, message: String| TraceError::Malformed { path: path.to_owned(), line, message };
+    match lines.next_line()? {
         Some((_, h)) if h.trim().eq_ignore_ascii_case(HEADER) => {}
-        other => {
-            return Err(TraceError::Malformed {
-                path: path.to_owned(),
-                line: 1,
-                message: format!("expected header {HEADER:?}, found {:?}", other.map_or("", |(_, l)| l)),
-            });
-        }
+        Some((n, h)) => return Err(bad(n, format!("expected header {HEADER:?}, found {h:?}"))),
+        None => return Err(TraceError::Empty { path: path.to_owned() }),
     }
     let mut requests = Vec::new();
-    for (idx, raw) in lines {
-        let line_no = idx + 1;
-        let line = raw.trim_end_matches('\r');
-        if line.trim().is_empty() {
-            continue;
-        }
-        let bad = |message: String| TraceError::Malformed { path: path.to_owned(), line: line_no, message };
-        let fields: Vec<&str> = line.split(',').collect();
-        if fields.len() != 3 {
-            return Err(bad(format!("expected 3 comma-separated fields, found {}", fields.len())));
-        }
-        let arrival_ns = parse_timestamp(fields[0].trim()).map_err(|m| bad(format!("TIMESTAMP: {m}")))?;
-        let input_tokens = parse_tokens(fields[1]).map_err(|m| bad(format!("ContextTokens: {m}")))?;
-        let output_tokens = parse_tokens(fields[2]).map_err(|m| bad(format!("GeneratedTokens: {m}")))?;
-        requests.push(RequestSpec { id: 0, arrival_ns, input_tokens, output_tokens });
+    while let Some((n, line)) = lines.next_line()? {
+        let row = (|| {
+            let f = fields(line, 3)?;
+            let arrival_ns = parse_timestamp(f[0]).map_err(|m| format!("TIMESTAMP: {m}"))?;
+            Ok::<_, String>(RequestSpec {
+                id: 0,
+                arrival_ns,
+                input_tokens: tokens("ContextTokens", f[1])?,
+                output_tokens: tokens("GeneratedTokens", f[2])?,
+            })
+        })();
+        requests.push(row.map_err(|m| bad(n, m))?);
     }
     if requests.is_empty() {
         return Err(TraceError::Empty { path: path.to_owned() });
@@ -50,23 +45,24 @@ pub fn parse(path: &Path, text: &str) -> Result<Workload, TraceError> {
     Ok(Workload::from_unsorted(format!("azure:{}", path.display()), requests))
 }
 
-/// Parses a token count that must be an integer in `1..=u32::MAX`.
-pub(crate) fn parse_tokens(field: &str) -> Result<u32, String> {
-    let v: i64 = field.trim().parse().map_err(|_| format!("{:?} is not an integer", field.trim()))?;
-    if v <= 0 {
-        return Err(format!("token count must be >= 1, found {v}"));
-    }
-    u32::try_from(v).map_err(|_| format!("token count {v} is too large"))
+/// Parses the whole text of an Azure CSV (the bundled excerpt, tests).
+pub fn parse(path: &Path, text: &str) -> Result<Workload, TraceError> {
+    read(path, text.as_bytes())
 }
 
-/// Parses `YYYY-MM-DD HH:MM:SS[.fffffffff]` (UTC) into nanoseconds since the Unix epoch.
+/// Parses `YYYY-MM-DD HH:MM:SS[.fffffffff][Z|+HH:MM|-HH:MM]` into nanoseconds since the Unix epoch (UTC).
 pub fn parse_timestamp(s: &str) -> Result<u64, String> {
-    let err = || format!("{s:?} is not `YYYY-MM-DD HH:MM:SS[.fraction]`");
+    let s = s.trim();
+    let err = || format!("'{s}' is not `YYYY-MM-DD HH:MM:SS[.fraction][+HH:MM]`");
     let (date, time) = s.split_once([' ', 'T']).ok_or_else(err)?;
+    let (time, offset_s) = split_offset(time).ok_or_else(err)?;
     let mut d = date.split('-');
-    let (y, mo, da) = (d.next(), d.next(), d.next());
-    let num = |x: Option<&str>| x.and_then(|v| v.parse::<i64>().ok()).ok_or_else(err);
-    let (y, mo, da) = (num(y)?, num(mo)?, num(da)?);
+    let num = |x: Option<&str>| {
+        x.filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|v| v.parse::<i64>().ok())
+            .ok_or_else(err)
+    };
+    let (y, mo, da) = (num(d.next())?, num(d.next())?, num(d.next())?);
     if d.next().is_some() || !(1..=12).contains(&mo) || !(1..=31).contains(&da) {
         return Err(err());
     }
@@ -81,9 +77,25 @@ pub fn parse_timestamp(s: &str) -> Result<u64, String> {
     }
     let frac_ns: i64 =
         if frac.is_empty() { 0 } else { frac.parse::<i64>().map_err(|_| err())? * 10i64.pow(9 - frac.len() as u32) };
-    let days = days_from_civil(y, mo, da);
-    let secs = days * 86_400 + h * 3_600 + mi * 60 + se;
-    u64::try_from(secs * 1_000_000_000 + frac_ns).map_err(|_| format!("{s:?} is before 1970"))
+    let secs = days_from_civil(y, mo, da) * 86_400 + h * 3_600 + mi * 60 + se - offset_s;
+    u64::try_from(secs * 1_000_000_000 + frac_ns).map_err(|_| format!("'{s}' is before 1970"))
+}
+
+/// Splits a trailing `Z` or `±HH:MM` offset off a time; returns the offset in seconds east of UTC.
+fn split_offset(time: &str) -> Option<(&str, i64)> {
+    if let Some(t) = time.strip_suffix('Z') {
+        return Some((t, 0));
+    }
+    match time.rfind(['+', '-']) {
+        Some(i) => {
+            let (t, off) = time.split_at(i);
+            let sign = if off.starts_with('-') { -1 } else { 1 };
+            let (hh, mm) = off[1..].split_once(':')?;
+            let (hh, mm): (i64, i64) = (hh.parse().ok()?, mm.parse().ok()?);
+            (hh <= 23 && mm <= 59).then_some((t, sign * (hh * 3600 + mm * 60)))
+        }
+        None => Some((time, 0)),
+    }
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
@@ -114,6 +126,15 @@ mod tests {
     }
 
     #[test]
+    fn azure_2024_offsets_are_applied() {
+        let utc = parse_timestamp("2024-05-10 00:00:00.009930").unwrap();
+        assert_eq!(parse_timestamp("2024-05-10 00:00:00.009930+00:00").unwrap(), utc);
+        assert_eq!(parse_timestamp("2024-05-10T00:00:00.009930Z").unwrap(), utc);
+        assert_eq!(parse_timestamp("2024-05-10 02:00:00.009930+02:00").unwrap(), utc);
+        assert!(parse_timestamp("2024-05-10 00:00:00+25:00").is_err());
+    }
+
+    #[test]
     fn parses_and_shifts_to_zero() {
         let text = "TIMESTAMP,ContextTokens,GeneratedTokens\n\
                     2023-11-16 18:15:46.6805900,374,44\n\
@@ -125,24 +146,24 @@ mod tests {
     }
 
     #[test]
-    fn bad_rows_name_their_line() {
+    fn bad_rows_name_their_line_and_field() {
+        let h = "TIMESTAMP,ContextTokens,GeneratedTokens\n";
         let cases = [
             (
-                "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46,1,2\n2023-11-16 18:15:47,0,2\n",
+                format!("{h}2023-11-16 18:15:46,1,2\n2023-11-16 18:15:47,0,2\n"),
                 3,
-                "must be >= 1",
+                "ContextTokens: expected an integer >= 1, found '0'",
             ),
-            ("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46,1,-4\n", 2, "must be >= 1"),
-            ("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46,1\n", 2, "3 comma-separated"),
-            ("TIMESTAMP,ContextTokens,GeneratedTokens\nnot-a-time,1,2\n", 2, "TIMESTAMP"),
-            ("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46,x,2\n", 2, "not an integer"),
+            (format!("{h}2023-11-16 18:15:46,1,-3\n"), 2, "GeneratedTokens: expected an integer >= 1, found '-3'"),
+            (format!("{h}2023-11-16 18:15:46,1\n"), 2, "expected 3 comma-separated fields, found 2"),
+            (format!("{h}not-a-time,1,2\n"), 2, "TIMESTAMP: 'not-a-time'"),
+            (format!("{h}2023-11-16 18:15:46,x,2\n"), 2, "ContextTokens: expected an integer >= 1, found 'x'"),
+            ("TIME,A,B\n".to_string(), 1, "expected header"),
         ];
         for (text, line, needle) in cases {
-            let e = parse(Path::new("t.csv"), text).unwrap_err().to_string();
+            let e = parse(Path::new("t.csv"), &text).unwrap_err().to_string();
             assert!(e.starts_with(&format!("t.csv:{line}:")), "{e}");
             assert!(e.contains(needle), "{e}");
         }
-        let e = parse(Path::new("t.csv"), "TIMESTAMP,ContextTokens,GeneratedTokens\n").unwrap_err();
-        assert!(matches!(e, TraceError::Empty { .. }));
     }
 }

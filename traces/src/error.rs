@@ -24,6 +24,14 @@ pub enum TraceError {
         /// What is wrong with the row.
         message: String,
     },
+    /// Rows disagree with each other (for example prefix hashes on some rows only).
+    #[error("{path}: {message}")]
+    Inconsistent {
+        /// File holding the rows.
+        path: PathBuf,
+        /// What disagrees.
+        message: String,
+    },
     /// The header (or file extension) matches no supported format.
     #[error("{path}: unrecognised trace format (first line: {first_line:?}); supported: {supported}")]
     UnknownFormat {

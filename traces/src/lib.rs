@@ -1,21 +1,31 @@
 //! Arrival traces and workload generators for duet.
 //!
-//! Every source (a real trace file, a seeded generator) produces the same thing: a [`Workload`], a list of
-//! [`RequestSpec`]s sorted by arrival time, with arrivals in integer nanoseconds counted from the first request.
-//! Nothing here simulates; the `duet-sim` crate consumes workloads.
+//! Every source produces the same thing: a [`Workload`], a list of [`RequestSpec`]s sorted by arrival time,
+//! with arrivals in integer nanoseconds counted from the first request and optional prefix-block hashes.
+//! Length-only traces give a [`LengthTable`] that a generator turns into a workload. Nothing here simulates.
 //!
-//! - [`azure`]: the Azure LLM inference trace CSV (2023 and 2024 share the format).
-//! - [`generate`]: seeded Poisson arrivals with fixed or sampled lengths.
-//! - [`transform`]: rate rescaling and truncation.
-//! - [`load`]: opens a file and picks the format from its extension and header.
+//! - Loaders, one module per format, all streaming: [`azure`], [`mooncake`], [`burstgpt`], [`vidur`],
+//!   [`canonical`]; [`load`] detects the format.
+//! - Generators: [`arrivals`] (Poisson, Gamma, constant, burst), [`lengths`] (fixed, uniform, lognormal, Zipf,
+//!   empirical), composed by [`generate`].
+//! - [`transform`]: rate, window, first N, filters, caps, context fit, shuffle.
+//! - [`stats`]: descriptive statistics.
 
+pub mod arrivals;
 pub mod azure;
+pub mod burstgpt;
+pub mod canonical;
 pub mod error;
 pub mod generate;
+pub mod lengths;
 pub mod load;
+pub mod mooncake;
 pub mod spec;
+pub mod stats;
+mod text;
 pub mod transform;
+pub mod vidur;
 
 pub use error::TraceError;
-pub use load::{BUNDLED_DEFAULT_NAME, bundled_default, load_path};
-pub use spec::{RequestSpec, Workload};
+pub use load::{BUNDLED_DEFAULT_NAME, LoadOptions, TraceData, bundled_default, load_path};
+pub use spec::{LengthTable, PrefixHashes, RequestSpec, Workload};

@@ -1,13 +1,28 @@
-//! Opens a trace file and picks its format from the extension and the header line.
+//! Opens a trace file and picks its format from the extension and the first line, reading it as a stream.
+//!
+//! | extension | first line | format |
+//! |---|---|---|
+//! | `.csv` | `TIMESTAMP,ContextTokens,GeneratedTokens` | Azure 2023/2024 ([`crate::azure`]) |
+//! | `.csv` | `Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type` | BurstGPT ([`crate::burstgpt`]) |
+//! | `.csv` | has `arrived_at`, `num_prefill_tokens`, `num_decode_tokens` | Vidur/Splitwise ([`crate::vidur`]) |
+//! | `.csv` | has `num_prefill_tokens`, `num_decode_tokens`, no `arrived_at` | lengths only ([`crate::vidur`]) |
+//! | `.csv` | `arrival_ns,input_tokens,output_tokens,prefix_block_tokens,hash_ids` | duet canonical ([`crate::canonical`]) |
+//! | `.jsonl` / `.json` | object with `timestamp`, `input_length` | Mooncake ([`crate::mooncake`]) |
+//! | `.jsonl` / `.json` | object with `arrival_ns` | duet canonical JSONL |
 
+use std::fs::File;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 
-use crate::azure;
+use crate::burstgpt::{self, BurstFilter};
 use crate::error::TraceError;
-use crate::spec::Workload;
+use crate::spec::{LengthTable, Workload};
+use crate::{azure, canonical, mooncake, vidur};
 
 /// Formats [`load_path`] recognises, for error messages.
-pub const SUPPORTED: &str = "Azure LLM inference CSV (header `TIMESTAMP,ContextTokens,GeneratedTokens`)";
+pub const SUPPORTED: &str = "Azure CSV (TIMESTAMP,ContextTokens,GeneratedTokens), BurstGPT CSV, Vidur/Splitwise CSV \
+     (arrived_at,num_prefill_tokens,num_decode_tokens), length-only CSV (num_prefill_tokens,num_decode_tokens), \
+     Mooncake JSONL, duet canonical CSV/JSONL";
 
 /// Name under which the bundled default trace is reported.
 pub const BUNDLED_DEFAULT_NAME: &str = "bundled:azure_conv_excerpt.csv";
@@ -23,15 +38,59 @@ pub fn bundled_default() -> Workload {
     w
 }
 
-/// Reads a trace file, detecting its format from the extension and first line.
-pub fn load_path(path: &Path) -> Result<Workload, TraceError> {
-    let text = std::fs::read_to_string(path).map_err(|source| TraceError::Io { path: path.to_owned(), source })?;
-    let first_line = text.lines().next().unwrap_or("").trim().to_string();
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-    if ext == "csv" && first_line.eq_ignore_ascii_case(azure::HEADER) {
-        return azure::parse(path, &text);
+/// What a trace file holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TraceData {
+    /// Requests with arrival times.
+    Timed(Workload),
+    /// Request lengths without arrival times.
+    Lengths(LengthTable),
+}
+
+/// Options that only some formats use.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// BurstGPT model and log-type filter.
+    pub burstgpt: BurstFilter,
+}
+
+fn open(path: &Path) -> Result<BufReader<File>, TraceError> {
+    let f = File::open(path).map_err(|source| TraceError::Io { path: path.to_owned(), source })?;
+    Ok(BufReader::with_capacity(1 << 16, f))
+}
+
+/// Reads a trace file, detecting its format from the extension and first line (see the module table).
+pub fn load_path(path: &Path, opts: &LoadOptions) -> Result<TraceData, TraceError> {
+    let mut reader = open(path)?;
+    let first_line = {
+        let buf = reader.fill_buf().map_err(|source| TraceError::Io { path: path.to_owned(), source })?;
+        let head = String::from_utf8_lossy(&buf[..buf.len().min(4096)]).into_owned();
+        let head = head.strip_prefix('\u{feff}').unwrap_or(&head).to_string();
+        head.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string()
+    };
+    if first_line.is_empty() {
+        return Err(TraceError::Empty { path: path.to_owned() });
     }
-    Err(TraceError::UnknownFormat { path: path.to_owned(), first_line, supported: SUPPORTED })
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let timed = match ext.as_str() {
+        "csv" if first_line.eq_ignore_ascii_case(azure::HEADER) => azure::read(path, reader)?,
+        "csv" if burstgpt::looks_like(&first_line) => burstgpt::read(path, reader, &opts.burstgpt)?,
+        "csv" if first_line == canonical::CSV_HEADER => canonical::read_csv(path, reader)?,
+        "csv" => match vidur::kind_of(&first_line) {
+            Some(vidur::Kind::Timed) => vidur::read_timed(path, reader)?,
+            Some(vidur::Kind::Lengths) => return Ok(TraceData::Lengths(vidur::read_lengths(path, reader)?)),
+            None => return Err(unknown(path, first_line)),
+        },
+        "jsonl" | "json" if mooncake::looks_like(&first_line) => mooncake::read(path, reader)?,
+        "jsonl" | "json" if canonical::looks_like_jsonl(&first_line) => canonical::read_jsonl(path, reader)?,
+        _ => return Err(unknown(path, first_line)),
+    };
+    Ok(TraceData::Timed(timed))
+}
+
+fn unknown(path: &Path, first_line: String) -> TraceError {
+    let first_line: String = first_line.chars().take(200).collect();
+    TraceError::UnknownFormat { path: path.to_owned(), first_line, supported: SUPPORTED }
 }
 
 #[cfg(test)]
@@ -46,15 +105,46 @@ mod tests {
         assert_eq!((w.requests[0].input_tokens, w.requests[0].output_tokens), (374, 44));
     }
 
-    #[test]
-    fn missing_and_unknown_files_are_clear_errors() {
-        let e = load_path(Path::new("/nonexistent/trace.csv")).unwrap_err().to_string();
-        assert!(e.contains("cannot read trace /nonexistent/trace.csv"), "{e}");
+    fn write(name: &str, text: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("duet-load-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("weird.csv");
-        std::fs::write(&p, "a,b,c\n1,2,3\n").unwrap();
-        let e = load_path(&p).unwrap_err().to_string();
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn every_format_is_detected() {
+        let o = LoadOptions::default();
+        let cases = [
+            ("a.csv", "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.68,374,44\n"),
+            (
+                "b.csv",
+                "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n5,ChatGPT,472,18,490,Conversation log\n",
+            ),
+            ("v.csv", "arrived_at,num_prefill_tokens,num_decode_tokens\n0.5,100,10\n"),
+            ("c.csv", "arrival_ns,input_tokens,output_tokens,prefix_block_tokens,hash_ids\n0,5,5,,\n"),
+            ("m.jsonl", "{\"timestamp\": 0, \"input_length\": 5, \"output_length\": 5, \"hash_ids\": [1]}\n"),
+            ("c.jsonl", "{\"arrival_ns\":0,\"input_tokens\":5,\"output_tokens\":5}\n"),
+        ];
+        for (name, text) in cases {
+            assert!(matches!(load_path(&write(name, text), &o), Ok(TraceData::Timed(w)) if w.len() == 1), "{name}");
+        }
+        let l = load_path(&write("s.csv", "num_prefill_tokens,num_decode_tokens\n5,6\n"), &o).unwrap();
+        assert!(matches!(l, TraceData::Lengths(t) if t.pairs == vec![(5, 6)]));
+    }
+
+    #[test]
+    fn missing_empty_and_unknown_files_are_clear_errors() {
+        let o = LoadOptions::default();
+        let e = load_path(Path::new("/nonexistent/trace.csv"), &o).unwrap_err().to_string();
+        assert!(e.contains("cannot read trace /nonexistent/trace.csv"), "{e}");
+        let e = load_path(&write("weird.csv", "a,b,c\n1,2,3\n"), &o).unwrap_err().to_string();
         assert!(e.contains("unrecognised trace format") && e.contains("TIMESTAMP"), "{e}");
+        let e = load_path(&write("empty.csv", ""), &o).unwrap_err().to_string();
+        assert!(e.contains("holds no request"), "{e}");
+        let e =
+            load_path(&write("header.csv", "TIMESTAMP,ContextTokens,GeneratedTokens\r\n"), &o).unwrap_err().to_string();
+        assert!(e.contains("holds no request"), "{e}");
     }
 }

@@ -99,6 +99,7 @@ pub fn compare_vidur_linear(path: &Path, gpu: &GpuSpec, tp: u64) -> Result<Vec<O
             vocab_size: 1,
             tie_word_embeddings: true,
             dtype_bytes: 2,
+            max_context: None,
         };
         let cm = CostModel::new(spec, gpu.clone(), CostConfig::default());
         let up = if gated { 2 * inter } else { inter } / tp;
