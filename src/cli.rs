@@ -114,16 +114,43 @@ pub struct SimArgs {
     /// Use only this many SMs of the GPU (default: all of them).
     #[arg(long, value_name = "SMS")]
     pub num_sms: Option<u32>,
-    /// Scheduling policy: chunked (vLLM v1 / Sarathi-Serve) or prefill-first (SGLang default / vLLM v0).
+    /// Scheduling policy: chunked (vLLM v1 / Sarathi-Serve), prefill-first (SGLang default / vLLM v0), duet
+    /// (DuetServe), static-split (fixed partitions, needs --split), muxwise (persistent split sized per step).
     #[arg(long, default_value = "chunked")]
     pub policy: String,
-    /// Tokens per iteration (chunked, default 2048) or prefill tokens per prefill batch (prefill-first,
-    /// default 8192).
+    /// Tokens per iteration (chunked and duet, default 2048), prefill tokens per prefill batch (prefill-first,
+    /// default 8192; static-split and muxwise, default 2048).
     #[arg(long, value_name = "TOKENS")]
     pub token_budget: Option<u32>,
-    /// Per-iteration CPU scheduling and launch overhead, microseconds (default 1000).
+    /// TBT target of duet and muxwise, milliseconds (default 100).
+    #[arg(long, value_name = "MS")]
+    pub tbt_target_ms: Option<f64>,
+    /// Largest look-ahead depth of duet's decode windows (default 8); static-split's decode steps per batch
+    /// (default 1).
+    #[arg(long, value_name = "K")]
+    pub max_lookahead: Option<u32>,
+    /// Partition granularity: tpc (2 SMs, DuetServe's TPC masks; default), green (CC 9.0 green contexts: a
+    /// multiple of 8 SMs and the remainder), sm.
+    #[arg(long, default_value = "tpc")]
+    pub granularity: String,
+    /// Static split as PREFILL_SMS:DECODE_SMS (static-split only), e.g. 100:32.
+    #[arg(long, value_name = "P:D")]
+    pub split: Option<String>,
+    /// Per-iteration CPU scheduling and launch overhead of an eagerly launched batch, microseconds (default 1000).
     #[arg(long, value_name = "US")]
     pub iteration_overhead_us: Option<u64>,
+    /// Launch time of a decode step replayed from a CUDA graph in a look-ahead window, microseconds (default 30).
+    #[arg(long, value_name = "US")]
+    pub graph_launch_us: Option<u64>,
+    /// Time to change the partition layout, microseconds (default 20).
+    #[arg(long, value_name = "US")]
+    pub partition_switch_us: Option<u64>,
+    /// Slowdown of a decode partition while a prefill partition runs (default 0.15 = 15%).
+    #[arg(long, value_name = "FRACTION")]
+    pub contention_decode: Option<f64>,
+    /// Slowdown of a prefill partition while a decode partition runs (default 0.05).
+    #[arg(long, value_name = "FRACTION")]
+    pub contention_prefill: Option<f64>,
     /// Fraction of GPU memory for weights, activations and KV cache (default 0.9).
     #[arg(long, value_name = "FRACTION")]
     pub gpu_memory_utilization: Option<f64>,
@@ -146,7 +173,7 @@ pub struct SimArgs {
 pub struct SimCommand {
     #[command(flatten)]
     pub sim: SimArgs,
-    /// Write summary.json (vLLM key names) and requests.csv into this directory.
+    /// Write summary.json (vLLM key names), requests.csv and decisions.csv into this directory.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 }

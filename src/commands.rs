@@ -6,24 +6,57 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use duet_sim::cost::CostConfig;
 use duet_sim::cost::check::{LINEAR_OPS, compare_vidur_linear, error_stats};
+use duet_sim::engine::Contention;
 use duet_sim::kv::{KvCapacity, KvConfig};
 use duet_sim::metrics::Slo;
-use duet_sim::policy::PolicyConfig;
+use duet_sim::partition::Granularity;
+use duet_sim::policy::{PolicyConfig, PolicyOptions};
 use duet_sim::{GpuSpec, ModelSpec, SimConfig, report, simulate};
 use duet_traces::Workload;
 
 use crate::cli::{RooflineArgs, SimArgs};
 use crate::workload;
 
+/// Parses `P:D` (prefill SMs, decode SMs).
+fn parse_split(s: &str) -> Result<(u32, u32)> {
+    let (p, d) = s.split_once(':').with_context(|| format!("--split {s:?} must be PREFILL_SMS:DECODE_SMS"))?;
+    let num = |v: &str| v.trim().parse::<u32>().with_context(|| format!("--split {s:?}: {v:?} is not a number of SMs"));
+    Ok((num(p)?, num(d)?))
+}
+
 /// Builds the simulation configuration the arguments describe.
 pub fn config(a: &SimArgs) -> Result<SimConfig> {
     let model = ModelSpec::resolve(&a.model)?;
     let gpu = GpuSpec::by_name(&a.gpu)?;
-    let policy = PolicyConfig::by_name(&a.policy, a.token_budget)?;
+    let split = a.split.as_deref().map(parse_split).transpose()?;
+    let opts = PolicyOptions {
+        token_budget: a.token_budget,
+        tbt_target_ms: a.tbt_target_ms,
+        max_lookahead: a.max_lookahead,
+        split,
+    };
+    let policy = PolicyConfig::by_name(&a.policy, &opts)?;
+    let granularity: Granularity = a.granularity.parse()?;
     let mut cost = CostConfig::default();
     if let Some(us) = a.iteration_overhead_us {
         cost.iteration_overhead_ns = us * 1_000;
     }
+    if let Some(us) = a.graph_launch_us {
+        cost.graph_launch_ns = us * 1_000;
+    }
+    let mut contention = Contention::default();
+    for (v, slot, name) in [
+        (a.contention_decode, &mut contention.decode_slowdown, "--contention-decode"),
+        (a.contention_prefill, &mut contention.prefill_slowdown, "--contention-prefill"),
+    ] {
+        if let Some(v) = v {
+            if !(v.is_finite() && v >= 0.0) {
+                bail!("{name} must be a slowdown fraction >= 0, got {v}");
+            }
+            *slot = v;
+        }
+    }
+    let partition_switch_ns = a.partition_switch_us.map_or(20_000, |us| us * 1_000);
     let mut kv = KvConfig { total_blocks_override: a.kv_blocks, ..KvConfig::default() };
     if let Some(u) = a.gpu_memory_utilization {
         kv.gpu_memory_utilization = u;
@@ -31,7 +64,19 @@ pub fn config(a: &SimArgs) -> Result<SimConfig> {
     let num_sms = a.num_sms.unwrap_or(gpu.num_sms);
     let slo = Slo { ttft_ms: a.slo_ttft_ms, tbt_ms: a.slo_tbt_ms, tpot_ms: a.slo_tpot_ms };
     slo.validate()?;
-    Ok(SimConfig { model, gpu, num_sms, policy, cost, kv, slo, seed: a.workload.seed })
+    Ok(SimConfig {
+        model,
+        gpu,
+        num_sms,
+        policy,
+        granularity,
+        contention,
+        partition_switch_ns,
+        cost,
+        kv,
+        slo,
+        seed: a.workload.seed,
+    })
 }
 
 /// The workload of `a`, checked against the model's context.
@@ -53,7 +98,7 @@ pub fn sim(a: &SimArgs, out: Option<&Path>) -> Result<()> {
     println!("simulated {} requests in {:.3} s wall time", w.len(), elapsed.as_secs_f64());
     if let Some(dir) = out {
         report::write_dir(&run, dir).with_context(|| format!("writing results to {}", dir.display()))?;
-        println!("wrote {}/summary.json and {}/requests.csv", dir.display(), dir.display());
+        println!("wrote summary.json, requests.csv and decisions.csv to {}", dir.display());
     }
     Ok(())
 }

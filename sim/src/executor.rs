@@ -1,13 +1,16 @@
 //! Executors run a batch and say how long it took: the simulated executor asks the cost model (virtual time);
 //! the GPU executor (a later crate) runs kernels and measures. The engine does not know which one it drives.
 
-use crate::cost::{CostModel, SeqWork};
+use std::sync::Arc;
+
+use crate::cost::{CostModel, Launch, SeqWork};
 use crate::time::Nanos;
 
 /// Runs batches. `execute` returns the batch's duration; the engine schedules its completion.
 pub trait Executor {
-    /// Runs `work` (one entry per sequence) on a partition of `sms` SMs starting at `now`.
-    fn execute(&mut self, now: Nanos, sms: u32, work: &[SeqWork]) -> Result<Nanos, ExecutorError>;
+    /// Runs one iteration of `work` (one entry per sequence) on a partition of `sms` SMs starting at `now`,
+    /// launched as `launch`; returns its duration when it runs alone.
+    fn execute(&mut self, now: Nanos, sms: u32, work: &[SeqWork], launch: Launch) -> Result<Nanos, ExecutorError>;
 }
 
 /// An executor failure (the GPU executor's errors; the simulated executor never fails).
@@ -18,12 +21,12 @@ pub struct ExecutorError(pub String);
 /// Virtual-time executor: a batch takes exactly what the roofline cost model predicts.
 #[derive(Debug)]
 pub struct SimExecutor {
-    cost: CostModel,
+    cost: Arc<CostModel>,
 }
 
 impl SimExecutor {
-    /// An executor over `cost`.
-    pub fn new(cost: CostModel) -> Self {
+    /// An executor over `cost` (shared with policies that predict with it).
+    pub fn new(cost: Arc<CostModel>) -> Self {
         Self { cost }
     }
 
@@ -34,7 +37,7 @@ impl SimExecutor {
 }
 
 impl Executor for SimExecutor {
-    fn execute(&mut self, _now: Nanos, sms: u32, work: &[SeqWork]) -> Result<Nanos, ExecutorError> {
-        Ok(self.cost.iteration(sms, work).total)
+    fn execute(&mut self, _now: Nanos, sms: u32, work: &[SeqWork], launch: Launch) -> Result<Nanos, ExecutorError> {
+        Ok(self.cost.iteration_launched(sms, work, launch).total)
     }
 }

@@ -14,6 +14,7 @@ pub mod gpu;
 pub mod kv;
 pub mod metrics;
 pub mod model;
+pub mod partition;
 pub mod policy;
 pub mod report;
 pub mod request;

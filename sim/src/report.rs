@@ -5,8 +5,9 @@ use std::path::Path;
 
 use serde_json::{Map, Value, json};
 
-use crate::engine::RequestRecord;
+use crate::engine::{DecisionRecord, RequestRecord};
 use crate::metrics::{self, stats::Dist};
+use crate::policy::Mode;
 use crate::run::SimRun;
 
 /// The `summary.json` object: vLLM `bench serve` keys (`completed`, `duration`, `request_throughput`,
@@ -54,6 +55,9 @@ pub fn summary_json(run: &SimRun) -> Value {
     put("peak_kv_utilization", json!(f64::from(s.peak_kv_blocks) / f64::from(s.total_kv_blocks.max(1))));
     put("policy", json!(meta.policy));
     put("token_budget", json!(meta.token_budget));
+    put("granularity", json!(meta.granularity.to_string()));
+    put("split_decisions", json!(run.output.decisions.iter().filter(|d| d.decision.mode == Mode::Split).count()));
+    put("peak_sms_in_use", json!(s.peak_sms));
     put("model", json!(meta.model));
     put("gpu", json!(meta.gpu));
     put("num_sms", json!(meta.num_sms));
@@ -94,13 +98,44 @@ pub fn requests_csv(records: &[RequestRecord]) -> String {
     s
 }
 
-/// Writes `summary.json` and `requests.csv` into `dir` (created if missing).
+/// `decisions.csv`: one row per policy decision: time, mode, SM split, look-ahead, predicted and simulated
+/// times (ms; empty where the decision started no such batch).
+pub fn decisions_csv(records: &[DecisionRecord]) -> String {
+    let mut s = String::from(
+        "time_ms,mode,prefill_sms,decode_sms,lookahead,predicted_mixed_ms,predicted_prefill_ms,predicted_decode_step_ms,\
+         simulated_whole_ms,simulated_prefill_ms,simulated_decode_window_ms\n",
+    );
+    let opt = |v: Option<u64>| v.map_or(String::new(), ms);
+    let nz = |v: u64| if v == 0 { String::new() } else { ms(v) };
+    for r in records {
+        let d = &r.decision;
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{},{},{},{},{},{}",
+            ms(r.at.0),
+            d.mode.as_str(),
+            d.prefill_sms,
+            d.decode_sms,
+            d.lookahead,
+            nz(d.predicted_mixed_ns),
+            nz(d.predicted_prefill_ns),
+            nz(d.predicted_decode_step_ns),
+            opt(r.whole_ns),
+            opt(r.prefill_ns),
+            opt(r.decode_window_ns)
+        );
+    }
+    s
+}
+
+/// Writes `summary.json`, `requests.csv` and `decisions.csv` into `dir` (created if missing).
 pub fn write_dir(run: &SimRun, dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let mut text = serde_json::to_string_pretty(&summary_json(run)).expect("JSON values serialise");
     text.push('\n');
     std::fs::write(dir.join("summary.json"), text)?;
-    std::fs::write(dir.join("requests.csv"), requests_csv(&run.output.requests))
+    std::fs::write(dir.join("requests.csv"), requests_csv(&run.output.requests))?;
+    std::fs::write(dir.join("decisions.csv"), decisions_csv(&run.output.decisions))
 }
 
 /// A short human-readable table of the main results.
@@ -112,6 +147,17 @@ pub fn table(run: &SimRun) -> String {
     let _ = writeln!(s, "{:<34}{}", "Trace:", meta.trace);
     let _ = writeln!(s, "{:<34}{} on {} ({} SMs)", "Model / GPU:", meta.model, meta.gpu, meta.num_sms);
     let _ = writeln!(s, "{:<34}{} (token budget {})", "Policy:", meta.policy, meta.token_budget);
+    let splits = run.output.decisions.iter().filter(|d| d.decision.mode == Mode::Split).count();
+    if !run.output.decisions.is_empty() {
+        let _ = writeln!(
+            s,
+            "{:<34}{} of {} decisions split the GPU ({} granularity)",
+            "Partitioning:",
+            splits,
+            run.output.decisions.len(),
+            meta.granularity
+        );
+    }
     let _ = writeln!(s, "{:<34}{}", "Completed requests:", m.completed);
     let _ = writeln!(s, "{:<34}{:.2}", "Duration (s):", m.duration);
     let _ = writeln!(s, "{:<34}{:.2}", "Request throughput (req/s):", m.request_throughput);

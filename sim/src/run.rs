@@ -1,17 +1,20 @@
 //! One simulation from configuration to results: builds the cost model, KV capacity, policy and simulated
 //! executor, runs the engine, computes the metrics.
 
+use std::sync::Arc;
+
 use duet_traces::Workload;
 
 use crate::cost::{CostConfig, CostModel};
-use crate::engine::{self, EngineConfig, SimOutput};
+use crate::engine::{self, Contention, EngineConfig, SimOutput};
 use crate::error::{ConfigError, SimError};
 use crate::executor::SimExecutor;
 use crate::gpu::GpuSpec;
 use crate::kv::{KvCapacity, KvConfig};
 use crate::metrics::{self, Metrics, Slo};
 use crate::model::ModelSpec;
-use crate::policy::PolicyConfig;
+use crate::partition::Granularity;
+use crate::policy::{PolicyConfig, PolicyContext};
 
 /// Everything that defines a simulation besides the workload.
 #[derive(Debug, Clone)]
@@ -24,6 +27,12 @@ pub struct SimConfig {
     pub num_sms: u32,
     /// Scheduling policy and its settings.
     pub policy: PolicyConfig,
+    /// Legal SM partition sizes.
+    pub granularity: Granularity,
+    /// Contention between co-running partitions.
+    pub contention: Contention,
+    /// Cost of changing the partition layout, ns.
+    pub partition_switch_ns: u64,
     /// Cost-model settings.
     pub cost: CostConfig,
     /// KV-cache settings.
@@ -41,6 +50,8 @@ pub struct RunMeta {
     pub policy: String,
     /// Policy token budget.
     pub token_budget: u32,
+    /// Partition granularity.
+    pub granularity: Granularity,
     /// Model name.
     pub model: String,
     /// GPU name.
@@ -84,14 +95,23 @@ pub fn simulate(workload: &Workload, cfg: &SimConfig) -> Result<SimRun, SimError
         .into());
     }
     let kv = KvCapacity::compute(&cfg.model, &cfg.gpu, &cfg.kv)?;
-    let mut policy = cfg.policy.build();
-    let mut executor = SimExecutor::new(CostModel::new(cfg.model.clone(), cfg.gpu.clone(), cfg.cost.clone()));
-    let engine_cfg = EngineConfig { kv, num_sms: cfg.num_sms };
+    let cost = Arc::new(CostModel::new(cfg.model.clone(), cfg.gpu.clone(), cfg.cost.clone()));
+    let ctx = PolicyContext { cost: Arc::clone(&cost), total_sms: cfg.num_sms, granularity: cfg.granularity };
+    let mut policy = cfg.policy.build(&ctx)?;
+    let mut executor = SimExecutor::new(cost);
+    let engine_cfg = EngineConfig {
+        kv,
+        num_sms: cfg.num_sms,
+        granularity: cfg.granularity,
+        contention: Some(cfg.contention),
+        partition_switch_ns: cfg.partition_switch_ns,
+    };
     let output = engine::run(workload, policy.as_mut(), &mut executor, &engine_cfg)?;
     let metrics = metrics::compute(&output, &cfg.slo);
     let meta = RunMeta {
         policy: policy.name().into(),
         token_budget: cfg.policy.token_budget(),
+        granularity: cfg.granularity,
         model: cfg.model.name.clone(),
         gpu: cfg.gpu.name.clone(),
         num_sms: cfg.num_sms,

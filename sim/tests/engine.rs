@@ -3,10 +3,10 @@
 
 mod common;
 
-use common::{FixedExecutor, MS, ReplayExecutor, kv, workload};
-use duet_sim::engine::{self, EngineConfig};
+use common::{FixedExecutor, MS, ReplayExecutor, engine_cfg, workload};
+use duet_sim::engine;
 use duet_sim::metrics::{self, Slo};
-use duet_sim::policy::{BatchItem, Chunked, ChunkedConfig, Plan, Policy, PolicyConfig, PrefillFirst, View};
+use duet_sim::policy::{BatchItem, Chunked, ChunkedConfig, Plan, Policy, PrefillFirst, View};
 use duet_sim::request::ReqId;
 use duet_sim::{Nanos, SimError};
 
@@ -20,7 +20,7 @@ fn three_requests_hand_computed_timeline_and_metrics() {
     // 0-10: A prefill -> A tok1 @10.  10-20: A decode + B prefill -> A tok2, B tok1 (done) @20.
     // 20-30: A decode -> A tok3 (done) @30.  30-40: C prefill -> C tok1 @40.  40-50: C decode -> C tok2 @50.
     let w = workload(&[(0, 4, 3), (5 * MS, 2, 1), (25 * MS, 3, 2)]);
-    let cfg = EngineConfig { kv: kv(100), num_sms: 132 };
+    let cfg = engine_cfg(100);
     let out = engine::run(&w, &mut chunked(), &mut FixedExecutor(Nanos(10 * MS)), &cfg).unwrap();
     let r = &out.requests;
     let times =
@@ -54,11 +54,9 @@ fn three_requests_hand_computed_timeline_and_metrics() {
 fn kv_starvation_preempts_and_still_finishes_everything() {
     // 8 requests of 64 + 64 tokens at once; each needs up to 127 tokens = 8 blocks; the cache has 16 blocks.
     let w = workload(&[(0, 64, 64); 8]);
-    let cfg = EngineConfig { kv: kv(16), num_sms: 132 };
-    for policy in
-        [PolicyConfig::by_name("chunked", None).unwrap(), PolicyConfig::by_name("prefill-first", None).unwrap()]
-    {
-        let mut p = policy.build();
+    let cfg = engine_cfg(16);
+    for name in ["chunked", "prefill-first", "duet", "muxwise"] {
+        let mut p = common::build_policy(name, &Default::default());
         let out = engine::run(&w, p.as_mut(), &mut FixedExecutor(Nanos(MS)), &cfg).unwrap();
         assert!(out.stats.preemptions > 0, "{}: no preemption", p.name());
         assert!(out.stats.peak_kv_blocks <= 16);
@@ -73,7 +71,7 @@ fn kv_starvation_preempts_and_still_finishes_everything() {
 #[test]
 fn request_larger_than_the_cache_is_a_clear_error() {
     let w = workload(&[(0, 10, 5), (1, 300, 20)]);
-    let cfg = EngineConfig { kv: kv(16), num_sms: 132 };
+    let cfg = engine_cfg(16);
     let e = engine::run(&w, &mut chunked(), &mut FixedExecutor(Nanos(MS)), &cfg).unwrap_err().to_string();
     assert!(e.contains("1 request(s) can never fit") && e.contains("request 1 needs input + output - 1 = 319"), "{e}");
 }
@@ -91,7 +89,9 @@ impl<F: FnMut(&View<'_>) -> Plan> Policy for Rogue<F> {
 }
 
 fn batch(view: &View<'_>, items: Vec<BatchItem>) -> Plan {
-    Plan { preempt: vec![], batches: vec![duet_sim::policy::Batch { partition: view.partitions[0].id, items }] }
+    let batch =
+        duet_sim::policy::Batch { lane: duet_sim::policy::Lane::Whole, sms: view.total_sms, items, lookahead: 1 };
+    Plan { preempt: vec![], batches: vec![batch], decision: None }
 }
 
 /// A planning function under test.
@@ -100,7 +100,7 @@ type PlanFn = Box<dyn FnMut(&View<'_>) -> Plan>;
 #[test]
 fn engine_refuses_invalid_plans() {
     let w = workload(&[(0, 40, 4), (0, 40, 4)]);
-    let cfg = EngineConfig { kv: kv(4), num_sms: 132 };
+    let cfg = engine_cfg(4);
     let cases: Vec<(&str, PlanFn)> = vec![
         ("Decode", Box::new(|v| batch(v, vec![BatchItem::Decode { req: ReqId(0) }]))),
         ("41 tokens, 40 remain", Box::new(|v| batch(v, vec![BatchItem::Prefill { req: ReqId(0), tokens: 41 }]))),
@@ -128,7 +128,10 @@ fn engine_refuses_invalid_plans() {
                 )
             }),
         ),
-        ("preempt: request 1 is Queued", Box::new(|_| Plan { preempt: vec![ReqId(1)], batches: vec![] })),
+        (
+            "preempt: request 1 is Queued",
+            Box::new(|_| Plan { preempt: vec![ReqId(1)], batches: vec![], decision: None }),
+        ),
     ];
     for (needle, f) in cases {
         let e = engine::run(&w, &mut Rogue(f), &mut FixedExecutor(Nanos(MS)), &cfg).unwrap_err();
@@ -140,7 +143,7 @@ fn engine_refuses_invalid_plans() {
 #[test]
 fn a_policy_that_plans_nothing_is_reported_as_a_stall() {
     let w = workload(&[(0, 10, 2), (MS, 10, 2)]);
-    let cfg = EngineConfig { kv: kv(100), num_sms: 132 };
+    let cfg = engine_cfg(100);
     let e = engine::run(&w, &mut Rogue(|_| Plan::default()), &mut FixedExecutor(Nanos(MS)), &cfg).unwrap_err();
     assert!(matches!(e, SimError::Stalled { waiting: 2, running: 0, .. }), "{e}");
 }
@@ -153,8 +156,12 @@ fn same_durations_from_another_executor_give_the_same_schedule() {
     let w = duet_traces::transform::first_n(duet_traces::transform::scale_rate(w, 4.0).unwrap(), 300).unwrap();
     let m = duet_sim::ModelSpec::resolve("qwen3-8b").unwrap();
     let g = duet_sim::GpuSpec::by_name("h100-sxm").unwrap();
-    let cfg = EngineConfig { kv: kv(3000), num_sms: 132 };
-    let mut sim_exec = duet_sim::executor::SimExecutor::new(duet_sim::cost::CostModel::new(m, g, Default::default()));
+    let cfg = engine_cfg(3000);
+    let mut sim_exec = duet_sim::executor::SimExecutor::new(std::sync::Arc::new(duet_sim::cost::CostModel::new(
+        m,
+        g,
+        Default::default(),
+    )));
     let a = engine::run(&w, &mut PrefillFirst::new(Default::default()), &mut sim_exec, &cfg).unwrap();
     let durations = a.iterations.iter().map(|it| it.end - it.start).collect();
     let b = engine::run(&w, &mut PrefillFirst::new(Default::default()), &mut ReplayExecutor(durations), &cfg).unwrap();

@@ -1,64 +1,108 @@
-//! Property tests of engine invariants over random workloads, cache sizes, budgets and policies:
-//! every request finishes exactly once with exactly its output tokens; KV never exceeds capacity; time never
-//! goes backwards; batches on a partition never overlap.
+//! Property tests of engine invariants over random workloads, cache sizes, budgets, policies, SM counts and
+//! partition granularities: every request finishes exactly once with exactly its output tokens; KV never exceeds
+//! capacity; time never goes backwards; batches on one lane never overlap; partitions running at the same time
+//! never exceed the SM count and always respect the granularity; `duet` splits only when the aggregated
+//! prediction misses the TBT target, and then with a decode partition that meets it.
 
 mod common;
+
+use std::sync::Arc;
 
 use common::{kv, workload};
 use duet_sim::cost::{CostConfig, CostModel};
 use duet_sim::engine::{self, EngineConfig};
 use duet_sim::executor::SimExecutor;
-use duet_sim::policy::PolicyConfig;
+use duet_sim::partition::Granularity;
+use duet_sim::policy::{Lane, Mode, PolicyConfig, PolicyContext, PolicyOptions};
 use duet_sim::{GpuSpec, ModelSpec};
 use proptest::prelude::*;
 
 fn requests() -> impl Strategy<Value = Vec<(u64, u32, u32)>> {
-    prop::collection::vec((0u64..2_000_000_000, 1u32..400, 1u32..60), 1..40)
+    prop::collection::vec((0u64..2_000_000_000, 1u32..3000, 1u32..60), 1..40)
 }
 
+const POLICIES: [&str; 5] = ["chunked", "prefill-first", "duet", "static-split", "muxwise"];
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn engine_invariants(
         reqs in requests(),
-        extra_blocks in 0u32..60,
-        budget in 1u32..1200,
-        prefill_first in any::<bool>(),
-        sms in 1u32..=132,
+        extra_blocks in 0u32..200,
+        budget in 1u32..3000,
+        policy in 0usize..5,
+        sms_pick in 0usize..4,
+        gran in 0usize..3,
+        tbt_ms in 5.0f64..200.0,
+        lookahead in 1u32..6,
     ) {
         let w = workload(&reqs);
+        let total_sms = [16u32, 32, 66, 132][sms_pick];
+        let granularity = [Granularity::Tpc, Granularity::Green, Granularity::Sm][gran];
         // Smallest cache that fits the largest request, plus a random margin: KV pressure ranges from severe to none.
         let need = w.requests.iter().map(|r| (r.input_tokens + r.output_tokens - 1).div_ceil(16)).max().unwrap();
         let cap = kv(need + extra_blocks);
-        let name = if prefill_first { "prefill-first" } else { "chunked" };
-        let mut policy = PolicyConfig::by_name(name, Some(budget)).unwrap().build();
+        let name = POLICIES[policy];
+        let split = granularity.splits(total_sms)[granularity.splits(total_sms).len() / 3];
+        let opts = PolicyOptions { token_budget: Some(budget), tbt_target_ms: Some(tbt_ms), max_lookahead: Some(lookahead), split: Some((split.1, split.0)) };
         let model = ModelSpec::resolve("qwen3-8b").unwrap();
-        let mut exec = SimExecutor::new(CostModel::new(model, GpuSpec::by_name("h100-sxm").unwrap(), CostConfig::default()));
-        let out = engine::run(&w, policy.as_mut(), &mut exec, &EngineConfig { kv: cap, num_sms: sms }).unwrap();
+        let cost = Arc::new(CostModel::new(model, GpuSpec::by_name("h100-sxm").unwrap(), CostConfig::default()));
+        let ctx = PolicyContext { cost: Arc::clone(&cost), total_sms, granularity };
+        let mut policy = PolicyConfig::by_name(name, &opts).unwrap().build(&ctx).unwrap();
+        let mut exec = SimExecutor::new(cost);
+        let cfg = EngineConfig { granularity, ..EngineConfig::new(cap, total_sms) };
+        let out = engine::run(&w, policy.as_mut(), &mut exec, &cfg).unwrap();
 
         // Every request finished exactly once, with exactly its output tokens.
         prop_assert_eq!(out.requests.len(), w.len());
         for (r, spec) in out.requests.iter().zip(&w.requests) {
             prop_assert_eq!(r.id, spec.id);
             prop_assert_eq!(r.tokens_emitted, spec.output_tokens);
-            // Time order within a request.
             prop_assert!(r.arrival <= r.first_scheduled && r.first_scheduled < r.first_token && r.first_token <= r.finish);
         }
         let gaps: u64 = w.requests.iter().map(|r| u64::from(r.output_tokens - 1)).sum();
         prop_assert_eq!(out.itl_ns.len() as u64, gaps);
         // KV never over capacity.
         prop_assert!(out.stats.peak_kv_blocks <= cap.total_blocks);
-        // Batches start in time order and never overlap on the (single) partition.
-        for pair in out.iterations.windows(2) {
-            prop_assert!(pair[0].start < pair[0].end && pair[0].end <= pair[1].start);
+        // Partitions: legal sizes; steps on one lane never overlap; concurrent steps fit in the GPU.
+        prop_assert!(out.stats.peak_sms <= total_sms);
+        for it in &out.iterations {
+            prop_assert!(it.start < it.end);
+            prop_assert!(granularity.allows(it.sms, total_sms), "{} SMs", it.sms);
+            prop_assert!(it.lane != Lane::Whole || it.sms == total_sms);
         }
-        // Decode-first chunked batches never exceed the token budget.
-        if !prefill_first {
-            prop_assert!(out.iterations.iter().all(|it| it.prefill_tokens + it.decode_tokens <= budget));
-        } else {
-            // prefill-first never mixes phases.
-            prop_assert!(out.iterations.iter().all(|it| it.prefill_tokens == 0 || it.decode_tokens == 0));
+        for lane in [Lane::Whole, Lane::Prefill, Lane::Decode] {
+            let steps: Vec<_> = out.iterations.iter().filter(|i| i.lane == lane).collect();
+            for pair in steps.windows(2) {
+                prop_assert!(pair[0].end <= pair[1].start);
+            }
+        }
+        for it in &out.iterations {
+            let overlapping: u32 = out.iterations.iter().filter(|o| o.start <= it.start && it.start < o.end).map(|o| o.sms).sum();
+            prop_assert!(overlapping <= total_sms, "{} SMs in use at {:?}", overlapping, it.start);
+        }
+        let target = (tbt_ms * 1e6).round() as u64;
+        match name {
+            "chunked" => prop_assert!(out.iterations.iter().all(|it| it.prefill_tokens + it.decode_tokens <= budget && it.lane == Lane::Whole)),
+            "prefill-first" => prop_assert!(out.iterations.iter().all(|it| it.prefill_tokens == 0 || it.decode_tokens == 0)),
+            "duet" => {
+                for d in &out.decisions {
+                    let idle_decision = d.decision.predicted_mixed_ns > 0;
+                    match d.decision.mode {
+                        // A split from the idle state happens only when the mixed batch misses the target, and its
+                        // decode partition meets it.
+                        Mode::Split if idle_decision => {
+                            prop_assert!(d.decision.predicted_mixed_ns > target);
+                            prop_assert!(d.decision.predicted_decode_step_ns <= target);
+                        }
+                        Mode::Aggregated => prop_assert!(d.decision.predicted_mixed_ns <= target || d.decision.prefill_sms == 0 || d.decision.decode_sms == 0),
+                        Mode::Fallback => prop_assert!(d.decision.predicted_mixed_ns > target),
+                        Mode::Split => {}
+                    }
+                }
+            }
+            _ => prop_assert!(out.iterations.iter().all(|it| it.lane != Lane::Whole)),
         }
     }
 }

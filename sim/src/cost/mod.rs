@@ -16,9 +16,11 @@
 //!
 //! QKV is `h -> (h_q + 2 h_kv) d_h`, O is `h_q d_h -> h`, gate/up is fused `h -> 2 I`, down is `I -> h`, the LM
 //! head `h -> V`. FLOPs and bytes of each operator are in [`ops`]; `Pi` and `BW` come from [`DeviceCurves`].
-//! `overhead` is the per-iteration CPU scheduling and kernel-launch time ([`CostConfig::iteration_overhead_ns`]).
+//! `overhead` is the per-iteration CPU scheduling and kernel-launch time ([`CostConfig::iteration_overhead_ns`]),
+//! or the CUDA-graph launch time ([`CostConfig::graph_launch_ns`]) for later steps of a look-ahead window.
 //! Not modelled here: writing new K/V into the cache (included neither in FLOPs nor bytes; under 1% of the QKV
-//! bytes), tensor parallelism, and contention between concurrently running partitions (later issues).
+//! bytes) and tensor parallelism. Contention between partitions running at the same time is applied by the
+//! engine ([`crate::engine::Contention`]), not here.
 
 pub mod check;
 pub mod curves;
@@ -33,15 +35,29 @@ use ops::Work;
 /// Settings of the cost model that are not properties of the model or GPU.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CostConfig {
-    /// Fixed time added to every iteration for CPU scheduling, input preparation and kernel launches, in ns.
-    /// Default 1 ms: an assumption for a CUDA-graph engine (vLLM/SGLang-class), pending calibration.
+    /// Host time of an eagerly launched iteration (CPU scheduling, input preparation, kernel launches), in ns.
+    /// Every batch a policy starts pays it once. Default 1 ms: an assumption for a vLLM/SGLang-class engine,
+    /// pending calibration.
     pub iteration_overhead_ns: u64,
+    /// Launch time of one decode step replayed from a captured CUDA graph inside a look-ahead window (the
+    /// window's host work is paid once, by its first step). Default 30 us: an assumption (graph launches are
+    /// reported well under 0.5 ms), pending calibration.
+    pub graph_launch_ns: u64,
 }
 
 impl Default for CostConfig {
     fn default() -> Self {
-        Self { iteration_overhead_ns: 1_000_000 }
+        Self { iteration_overhead_ns: 1_000_000, graph_launch_ns: 30_000 }
     }
+}
+
+/// How an iteration's kernels are launched, which sets its host overhead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Launch {
+    /// Scheduled and launched by the host: pays [`CostConfig::iteration_overhead_ns`].
+    Eager,
+    /// A later step of a look-ahead window, replayed from a CUDA graph: pays [`CostConfig::graph_launch_ns`].
+    Graph,
 }
 
 /// One sequence's share of an iteration.
@@ -123,8 +139,21 @@ impl CostModel {
         (w.flops / self.curves.attention_flops(sms)).max(w.bytes / self.curves.bandwidth(sms))
     }
 
-    /// Predicted latency of one iteration running `batch` on `sms` SMs (see the module docs for the formula).
+    /// Predicted latency of one eagerly launched iteration running `batch` on `sms` SMs (module docs).
     pub fn iteration(&self, sms: u32, batch: &[SeqWork]) -> IterationCost {
+        self.iteration_launched(sms, batch, Launch::Eager)
+    }
+
+    /// Host overhead of a launch kind, in ns.
+    pub fn launch_overhead_ns(&self, launch: Launch) -> u64 {
+        match launch {
+            Launch::Eager => self.config.iteration_overhead_ns,
+            Launch::Graph => self.config.graph_launch_ns,
+        }
+    }
+
+    /// Predicted latency of one iteration running `batch` on `sms` SMs, launched as `launch`.
+    pub fn iteration_launched(&self, sms: u32, batch: &[SeqWork], launch: Launch) -> IterationCost {
         let m = &self.model;
         let s = m.dtype_bytes;
         let n: u64 = batch.iter().map(|w| u64::from(w.new_tokens)).sum();
@@ -150,7 +179,8 @@ impl CostModel {
             0.0
         };
         let lm_head_s = self.linear_time(sms, emitting, m.hidden_size, m.vocab_size);
-        let overhead_s = self.config.iteration_overhead_ns as f64 * 1e-9;
+        let overhead_ns = self.launch_overhead_ns(launch);
+        let overhead_s = overhead_ns as f64 * 1e-9;
         let mut cost = IterationCost {
             linear_s: layers * linear,
             attention_s: layers * attention,
@@ -160,7 +190,7 @@ impl CostModel {
             total: Nanos::ZERO,
         };
         let sum = cost.linear_s + cost.attention_s + cost.elementwise_s + cost.lm_head_s;
-        cost.total = Nanos::from_secs_f64(sum) + Nanos(self.config.iteration_overhead_ns);
+        cost.total = Nanos::from_secs_f64(sum) + Nanos(overhead_ns);
         cost
     }
 }
@@ -196,7 +226,12 @@ mod tests {
     #[test]
     fn iteration_sums_operators_by_hand() {
         let gpu = GpuSpec::by_name("h100-sxm").unwrap();
-        let cm = CostModel::with_curves(tiny(), gpu, Box::new(Flat), CostConfig { iteration_overhead_ns: 500 });
+        let cm = CostModel::with_curves(
+            tiny(),
+            gpu,
+            Box::new(Flat),
+            CostConfig { iteration_overhead_ns: 500, graph_launch_ns: 7 },
+        );
         // One decode (q=1, c=4, emits) and one prefill chunk (q=2, c=0, does not emit): n = 3, m = 1.
         let batch = [
             SeqWork { new_tokens: 1, cached_tokens: 4, emits_token: true },
@@ -218,6 +253,8 @@ mod tests {
         assert!((c.lm_head_s - 13_128e-9).abs() < 1e-15, "{}", c.lm_head_s);
         let total_ns = 2.0 * 78_720.0 + 2.0 * 1_664.0 + elem + 13_128.0 + 500.0;
         assert_eq!(c.total, Nanos(total_ns as u64));
+        // The same batch replayed from a CUDA graph pays the graph launch instead of the host overhead.
+        assert_eq!(cm.iteration_launched(132, &batch, Launch::Graph).total, Nanos(total_ns as u64 - 500 + 7));
     }
 
     #[test]

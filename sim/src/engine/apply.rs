@@ -1,14 +1,31 @@
-//! Plan validation and the state transitions a plan and a finished batch cause.
+//! Plan validation and starting batches.
 
-use super::{Engine, Event, IterationRecord};
-use crate::cost::SeqWork;
+use super::{DecisionRecord, Engine, InFlight, IterationRecord};
+use crate::cost::{Launch, SeqWork};
 use crate::error::SimError;
 use crate::executor::Executor;
-use crate::policy::{BatchItem, Plan};
+use crate::policy::{Batch, BatchItem, Lane, Plan};
 use crate::request::{Phase, ReqId};
 use crate::time::Nanos;
 
+fn lane_index(lane: Lane) -> usize {
+    match lane {
+        Lane::Whole => 0,
+        Lane::Prefill => 1,
+        Lane::Decode => 2,
+    }
+}
+
 impl Engine {
+    /// KV tokens a batch item needs beyond what its request holds: the chunk for a prefill, one per look-ahead
+    /// step for a decode.
+    fn item_kv_tokens(item: &BatchItem, lookahead: u32) -> u32 {
+        match item {
+            BatchItem::Prefill { tokens, .. } => *tokens,
+            BatchItem::Decode { .. } => lookahead,
+        }
+    }
+
     /// Checks every rule a plan must follow; the error says which one it broke.
     pub(super) fn validate(&mut self, plan: &Plan) -> Result<(), String> {
         // `plan_stamp[i] == stamp` marks request i as already named by this plan (no hashing on the hot path).
@@ -30,18 +47,33 @@ impl Engine {
             }
             free += u64::from(r.blocks);
         }
+        let total = self.cfg.num_sms;
+        let mut sms_used: u32 = self.batches.iter().map(|b| b.sms).sum();
         let mut need = 0u64;
         for (i, b) in plan.batches.iter().enumerate() {
-            let p = self
-                .partitions
-                .iter()
-                .find(|p| p.view.id == b.partition)
-                .ok_or_else(|| format!("no partition {}", b.partition.0))?;
-            if p.view.busy || plan.batches[..i].iter().any(|o| o.partition == b.partition) {
-                return Err(format!("partition {} is busy", b.partition.0));
+            if self.batches.iter().any(|x| x.lane == b.lane) || plan.batches[..i].iter().any(|o| o.lane == b.lane) {
+                return Err(format!("lane {:?} is busy", b.lane));
+            }
+            let legal = match b.lane {
+                Lane::Whole => b.sms == total,
+                Lane::Prefill | Lane::Decode => self.cfg.granularity.allows(b.sms, total),
+            };
+            if !legal {
+                return Err(format!(
+                    "{} SMs on lane {:?} is not a legal {} partition of {total} SMs",
+                    b.sms, b.lane, self.cfg.granularity
+                ));
+            }
+            sms_used += b.sms;
+            if sms_used > total {
+                return Err(format!("batches need {sms_used} SMs, the GPU has {total}"));
             }
             if b.items.is_empty() {
                 return Err("empty batch".into());
+            }
+            if b.lookahead == 0 || (b.lookahead > 1 && b.items.iter().any(|it| matches!(it, BatchItem::Prefill { .. })))
+            {
+                return Err(format!("look-ahead {} is only allowed (> 1) for decode-only batches", b.lookahead));
             }
             for item in &b.items {
                 let id = item.req();
@@ -63,11 +95,14 @@ impl Engine {
                             ));
                         }
                     }
-                    (item, phase) => {
-                        return Err(format!("request {}: {item:?} while {phase:?}", id.0));
-                    }
+                    (item, phase) => return Err(format!("request {}: {item:?} while {phase:?}", id.0)),
                 }
-                need += u64::from(self.kv.blocks_for(r.kv_tokens + item.tokens()).saturating_sub(r.blocks));
+                need += u64::from(
+                    self.cfg
+                        .kv
+                        .blocks_for(r.kv_tokens + Self::item_kv_tokens(item, b.lookahead))
+                        .saturating_sub(r.blocks),
+                );
             }
         }
         if need > free {
@@ -76,60 +111,117 @@ impl Engine {
         Ok(())
     }
 
-    /// Applies a validated plan: preemptions first, then each batch is started on its partition.
+    /// Applies a validated plan: preemptions first, then each batch is started.
     pub(super) fn apply(&mut self, plan: Plan, executor: &mut dyn Executor) -> Result<(), SimError> {
         for &id in &plan.preempt {
             self.preempt(id);
         }
+        let decision = plan.decision.map(|decision| {
+            self.decisions.push(DecisionRecord {
+                at: self.now,
+                decision,
+                whole_ns: None,
+                prefill_ns: None,
+                decode_window_ns: None,
+            });
+            self.decisions.len() - 1
+        });
         for batch in plan.batches {
-            let pi = self.partitions.iter().position(|p| p.view.id == batch.partition).expect("validated");
-            let mut record = IterationRecord {
-                partition: batch.partition,
-                sms: self.partitions[pi].view.sms,
-                start: self.now,
-                end: self.now,
-                num_seqs: batch.items.len() as u32,
-                prefill_tokens: 0,
-                decode_tokens: 0,
-            };
-            self.work.clear();
-            for item in &batch.items {
-                let id = item.req();
-                if matches!(self.requests[id.index()].phase, Phase::Queued | Phase::Preempted) {
-                    let pos =
-                        self.waiting.iter().position(|&w| w == id).expect("queued requests are in the waiting queue");
-                    self.waiting.remove(pos);
-                    self.running.push(id);
-                    self.requests[id.index()].phase = Phase::Prefilling;
-                }
-                let r = &mut self.requests[id.index()];
-                let extra = self.kv.blocks_for(r.kv_tokens + item.tokens()).saturating_sub(r.blocks);
-                assert!(self.pool.allocate(extra), "validated plan over-allocated KV");
-                r.blocks += extra;
-                r.in_flight = true;
-                r.first_scheduled.get_or_insert(self.now);
-                let emits_token = match *item {
-                    BatchItem::Prefill { tokens, .. } => {
-                        record.prefill_tokens += tokens;
-                        r.kv_tokens + tokens == r.prefill_target
-                    }
-                    BatchItem::Decode { .. } => {
-                        record.decode_tokens += 1;
-                        true
-                    }
-                };
-                self.work.push(SeqWork { new_tokens: item.tokens(), cached_tokens: r.kv_tokens, emits_token });
-            }
-            let sms = self.partitions[pi].view.sms;
-            // A zero-length batch would let time stand still; every batch takes at least 1 ns.
-            let duration = executor.execute(self.now, sms, &self.work)?.max(Nanos(1));
-            record.end = self.now + duration;
-            self.iterations.push(record);
-            let p = &mut self.partitions[pi];
-            p.view.busy = true;
-            p.in_flight = batch.items;
-            self.push_event(self.now + duration, Event::BatchDone(batch.partition));
+            self.start(batch, decision, executor)?;
         }
+        self.rebalance();
+        Ok(())
+    }
+
+    /// The work of the current step of a batch's items.
+    pub(super) fn step_work(&mut self, items: &[BatchItem]) {
+        self.work.clear();
+        for item in items {
+            let r = &self.requests[item.req().index()];
+            self.work.push(match *item {
+                BatchItem::Prefill { tokens, .. } => SeqWork {
+                    new_tokens: tokens,
+                    cached_tokens: r.kv_tokens,
+                    emits_token: r.kv_tokens + tokens == r.prefill_target,
+                },
+                // A finished request keeps its look-ahead slot until the window ends (the captured graph still
+                // computes it), at its last context length.
+                BatchItem::Decode { .. } => {
+                    SeqWork { new_tokens: 1, cached_tokens: r.kv_tokens, emits_token: r.phase != Phase::Finished }
+                }
+            });
+        }
+    }
+
+    /// Whether a batch on `lane` with `sms` SMs changes the partition layout (and pays the switch cost).
+    fn switches_layout(&mut self, lane: Lane, sms: u32) -> bool {
+        let whole = lane == Lane::Whole;
+        let switch = match self.last_was_whole {
+            None => false,
+            Some(last_whole) => last_whole != whole || (!whole && self.last_sms[lane_index(lane)] != Some(sms)),
+        };
+        self.last_was_whole = Some(whole);
+        self.last_sms[lane_index(lane)] = Some(sms);
+        switch
+    }
+
+    fn start(&mut self, batch: Batch, decision: Option<usize>, executor: &mut dyn Executor) -> Result<(), SimError> {
+        let mut record = IterationRecord {
+            lane: batch.lane,
+            sms: batch.sms,
+            start: self.now,
+            end: self.now,
+            num_seqs: batch.items.len() as u32,
+            prefill_tokens: 0,
+            decode_tokens: 0,
+        };
+        for item in &batch.items {
+            let id = item.req();
+            if matches!(self.requests[id.index()].phase, Phase::Queued | Phase::Preempted) {
+                let pos = self.waiting.iter().position(|&w| w == id).expect("queued requests are in the waiting queue");
+                self.waiting.remove(pos);
+                self.running.push(id);
+                self.requests[id.index()].phase = Phase::Prefilling;
+            }
+            let r = &mut self.requests[id.index()];
+            let extra = self
+                .cfg
+                .kv
+                .blocks_for(r.kv_tokens + Self::item_kv_tokens(item, batch.lookahead))
+                .saturating_sub(r.blocks);
+            assert!(self.pool.allocate(extra), "validated plan over-allocated KV");
+            r.blocks += extra;
+            r.in_flight = true;
+            r.first_scheduled.get_or_insert(self.now);
+            match item {
+                BatchItem::Prefill { tokens, .. } => record.prefill_tokens += tokens,
+                BatchItem::Decode { .. } => record.decode_tokens += 1,
+            }
+        }
+        self.step_work(&batch.items);
+        let switch = if self.switches_layout(batch.lane, batch.sms) { self.cfg.partition_switch_ns } else { 0 };
+        // A zero-length step would let time stand still; every step takes at least 1 ns.
+        let solo = executor.execute(self.now, batch.sms, &self.work, Launch::Eager)?.max(Nanos(1)).0 + switch;
+        self.iterations.push(record);
+        let id = self.next_batch;
+        self.next_batch += 1;
+        self.batches.push(InFlight {
+            id,
+            lane: batch.lane,
+            sms: batch.sms,
+            items: batch.items,
+            steps_total: batch.lookahead,
+            step: 0,
+            started: self.now,
+            remaining: solo as f64,
+            rate: 1.0,
+            last_update: self.now,
+            version: 0,
+            dirty: true,
+            decision,
+            record: self.iterations.len() - 1,
+        });
+        self.peak_sms = self.peak_sms.max(self.batches.iter().map(|b| b.sms).sum());
         Ok(())
     }
 
@@ -145,47 +237,5 @@ impl Engine {
         self.preemptions += 1;
         self.running.retain(|&x| x != id);
         self.waiting.push_front(id);
-    }
-
-    /// The batch on partition `p` finished at `self.now`: advance KV, emit tokens, retire finished requests.
-    pub(super) fn complete_batch(&mut self, p: crate::policy::PartitionId) {
-        let pi = self.partitions.iter().position(|s| s.view.id == p).expect("event for a known partition");
-        let items = std::mem::take(&mut self.partitions[pi].in_flight);
-        self.partitions[pi].view.busy = false;
-        let mut any_finished = false;
-        for item in &items {
-            let r = &mut self.requests[item.req().index()];
-            r.in_flight = false;
-            r.kv_tokens += item.tokens();
-            let emits = match item {
-                BatchItem::Prefill { .. } => r.kv_tokens == r.prefill_target,
-                BatchItem::Decode { .. } => true,
-            };
-            if !emits {
-                continue;
-            }
-            match r.last_token {
-                Some(last) => {
-                    let gap = self.now - last;
-                    self.itl_ns.push(gap.0);
-                    r.max_tbt = r.max_tbt.max(gap);
-                }
-                None => r.first_token = Some(self.now),
-            }
-            r.last_token = Some(self.now);
-            r.generated += 1;
-            r.phase = Phase::Decoding;
-            if r.generated == r.spec.output_tokens {
-                r.phase = Phase::Finished;
-                self.pool.release(r.blocks);
-                r.blocks = 0;
-                self.finished += 1;
-                any_finished = true;
-            }
-        }
-        if any_finished {
-            let reqs = &self.requests;
-            self.running.retain(|id| reqs[id.index()].phase != Phase::Finished);
-        }
     }
 }

@@ -1,11 +1,17 @@
-//! The discrete-event engine: owns time, request state, the KV block pool and the SM partitions; asks the
-//! policy for plans, validates and applies them, and hands batches to the executor.
+//! The discrete-event engine: owns time, request state, the KV block pool and the GPU's SMs; asks the policy
+//! for plans, validates and applies them, and hands batch steps to the executor.
 //!
 //! Events are a closed enum ([`Event`]) ordered by `(time, sequence number)`, so simultaneous events resolve in
 //! the order they were scheduled and a run is fully deterministic. All events at one instant are applied before
 //! the policy is consulted, so a policy sees every arrival that has happened.
+//!
+//! Several batches may run at once on disjoint SM partitions. While they overlap, the [`Contention`] model slows
+//! each one down (HBM and L2 are shared; green contexts and TPC masks partition only SMs): a batch's progress
+//! rate is `1 / (1 + s)` while any other batch runs, with `s` depending on its lane, and completion times are
+//! recomputed whenever the set of running batches changes.
 
 mod apply;
+mod complete;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -16,17 +22,56 @@ use crate::cost::SeqWork;
 use crate::error::{ConfigError, SimError};
 use crate::executor::Executor;
 use crate::kv::{BlockPool, KvCapacity};
-use crate::policy::{BatchItem, PartitionId, PartitionView, Policy, View};
+use crate::partition::Granularity;
+use crate::policy::{BatchItem, Decision, Lane, Policy, RunningBatch, View};
 use crate::request::{Phase, ReqId, Request};
 use crate::time::Nanos;
+
+/// Slowdown of co-running partitions (shared HBM and L2). A batch runs at rate `1 / (1 + s)` while another
+/// batch runs: `s = decode_slowdown` for decode batches, `prefill_slowdown` for prefill and whole-GPU batches.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Contention {
+    /// Slowdown of a decode batch while a prefill batch runs. Default 0.15, the middle of the 0-30% MuxWise
+    /// reports; the calibration issue measures it.
+    pub decode_slowdown: f64,
+    /// Slowdown of a prefill batch while a decode batch runs. Default 0.05 (compute-bound work suffers less),
+    /// an assumption pending calibration.
+    pub prefill_slowdown: f64,
+}
+
+impl Default for Contention {
+    fn default() -> Self {
+        Self { decode_slowdown: 0.15, prefill_slowdown: 0.05 }
+    }
+}
 
 /// What the engine needs besides the policy and executor.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EngineConfig {
     /// KV-cache geometry and capacity.
     pub kv: KvCapacity,
-    /// SMs of the GPU (one partition owning all of them).
+    /// SMs of the GPU.
     pub num_sms: u32,
+    /// Legal partition sizes.
+    pub granularity: Granularity,
+    /// Contention between co-running batches (`None`: the executor's times already include it, as on a GPU).
+    pub contention: Option<Contention>,
+    /// Time added to a batch that starts on a different partition layout than its lane had (switching between
+    /// aggregated and split mode, or resizing a partition), ns.
+    pub partition_switch_ns: u64,
+}
+
+impl EngineConfig {
+    /// One GPU of `num_sms` SMs with TPC granularity, default contention and a 20 us partition switch.
+    pub fn new(kv: KvCapacity, num_sms: u32) -> Self {
+        Self {
+            kv,
+            num_sms,
+            granularity: Granularity::Tpc,
+            contention: Some(Contention::default()),
+            partition_switch_ns: 20_000,
+        }
+    }
 }
 
 /// Something that happens at an instant.
@@ -34,26 +79,31 @@ pub struct EngineConfig {
 enum Event {
     /// A request arrives and joins the queue.
     Arrival(ReqId),
-    /// The batch running on a partition finishes.
-    BatchDone(PartitionId),
+    /// The current step of a running batch finishes (ignored unless `version` is still current).
+    StepDone {
+        /// Batch id.
+        batch: u64,
+        /// Version of its completion estimate.
+        version: u32,
+    },
 }
 
-/// One executed batch.
+/// One executed step of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IterationRecord {
-    /// Partition it ran on.
-    pub partition: PartitionId,
-    /// SMs of that partition.
+    /// Lane it ran on.
+    pub lane: Lane,
+    /// SMs it ran on.
     pub sms: u32,
     /// Start time.
     pub start: Nanos,
     /// End time.
     pub end: Nanos,
-    /// Sequences in the batch.
+    /// Sequences in the step.
     pub num_seqs: u32,
-    /// Prefill tokens in the batch.
+    /// Prefill tokens in the step.
     pub prefill_tokens: u32,
-    /// Decode tokens (one per decoding sequence).
+    /// Decode tokens (one per decoding sequence, finished look-ahead slots included).
     pub decode_tokens: u32,
 }
 
@@ -82,6 +132,21 @@ pub struct RequestRecord {
     pub preemptions: u32,
 }
 
+/// A policy decision with what actually happened.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DecisionRecord {
+    /// When it was made.
+    pub at: Nanos,
+    /// What the policy decided and predicted.
+    pub decision: Decision,
+    /// Simulated duration of the whole-GPU batch it started, ns.
+    pub whole_ns: Option<u64>,
+    /// Simulated duration of the prefill batch it started, ns.
+    pub prefill_ns: Option<u64>,
+    /// Simulated duration of the decode window it started (all steps), ns.
+    pub decode_window_ns: Option<u64>,
+}
+
 /// Engine-wide counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct EngineStats {
@@ -93,6 +158,8 @@ pub struct EngineStats {
     pub total_kv_blocks: u32,
     /// Time of the last event.
     pub end: Nanos,
+    /// Most SMs in use at once.
+    pub peak_sms: u32,
 }
 
 /// Everything a run produced.
@@ -102,16 +169,32 @@ pub struct SimOutput {
     pub requests: Vec<RequestRecord>,
     /// Every inter-token gap of every request, in ns, sorted ascending (pooled: the ITL population).
     pub itl_ns: Vec<u64>,
-    /// Every executed batch, in start order.
+    /// Every executed step, in start order.
     pub iterations: Vec<IterationRecord>,
+    /// Policy decisions that carried a [`Decision`].
+    pub decisions: Vec<DecisionRecord>,
     /// Counters.
     pub stats: EngineStats,
 }
 
-struct PartitionState {
-    view: PartitionView,
-    /// Items of the batch running on it (empty when idle).
-    in_flight: Vec<BatchItem>,
+/// A batch in execution.
+struct InFlight {
+    id: u64,
+    lane: Lane,
+    sms: u32,
+    items: Vec<BatchItem>,
+    steps_total: u32,
+    step: u32,
+    started: Nanos,
+    /// Solo-speed nanoseconds left in the current step.
+    remaining: f64,
+    rate: f64,
+    last_update: Nanos,
+    version: u32,
+    /// Whether a completion event must be (re)scheduled.
+    dirty: bool,
+    decision: Option<usize>,
+    record: usize,
 }
 
 /// Runs `workload` to completion under `policy` on `executor`.
@@ -131,6 +214,7 @@ pub fn run(
 }
 
 struct Engine {
+    cfg: EngineConfig,
     now: Nanos,
     seq: u64,
     events: BinaryHeap<Reverse<(Nanos, u64, Event)>>,
@@ -138,12 +222,17 @@ struct Engine {
     waiting: VecDeque<ReqId>,
     running: Vec<ReqId>,
     pool: BlockPool,
-    kv: KvCapacity,
-    partitions: Vec<PartitionState>,
+    batches: Vec<InFlight>,
+    next_batch: u64,
+    /// SMs of the last batch started on each lane (Whole, Prefill, Decode), for the switch cost.
+    last_sms: [Option<u32>; 3],
+    last_was_whole: Option<bool>,
     finished: usize,
     preemptions: u64,
+    peak_sms: u32,
     itl_ns: Vec<u64>,
     iterations: Vec<IterationRecord>,
+    decisions: Vec<DecisionRecord>,
     work: Vec<SeqWork>,
     /// Per request: the stamp of the last plan that named it (duplicate detection in `validate`).
     plan_stamp: Vec<u64>,
@@ -171,6 +260,7 @@ impl Engine {
             return Err(ConfigError::Invalid("the GPU needs at least one SM".into()).into());
         }
         let mut engine = Engine {
+            cfg: *cfg,
             now: Nanos::ZERO,
             seq: 0,
             events: BinaryHeap::with_capacity(requests.len() + 4),
@@ -178,16 +268,17 @@ impl Engine {
             waiting: VecDeque::new(),
             running: Vec::new(),
             pool: BlockPool::new(cfg.kv.total_blocks),
-            kv: cfg.kv,
-            partitions: vec![PartitionState {
-                view: PartitionView { id: PartitionId(0), sms: cfg.num_sms, busy: false },
-                in_flight: Vec::new(),
-            }],
+            batches: Vec::new(),
+            next_batch: 0,
+            last_sms: [None; 3],
+            last_was_whole: None,
             finished: 0,
             preemptions: 0,
+            peak_sms: 0,
             // Exactly one gap per output token after the first: reserve it all (the largest buffer of a run).
             itl_ns: Vec::with_capacity(workload.requests.iter().map(|s| s.output_tokens as usize - 1).sum()),
             iterations: Vec::new(),
+            decisions: Vec::new(),
             work: Vec::new(),
             plan_stamp: vec![0; workload.len()],
             stamp: 0,
@@ -207,15 +298,17 @@ impl Engine {
         while let Some(Reverse((t, _, ev))) = self.events.pop() {
             assert!(t >= self.now, "time went backwards: {t:?} < {:?}", self.now);
             self.now = t;
-            self.handle(ev);
+            let mut changed = self.handle(ev, executor)?;
             while let Some(Reverse((t2, _, _))) = self.events.peek() {
                 if *t2 != self.now {
                     break;
                 }
                 let Reverse((_, _, ev)) = self.events.pop().expect("peeked");
-                self.handle(ev);
+                changed |= self.handle(ev, executor)?;
             }
-            self.schedule(policy, executor)?;
+            if changed {
+                self.schedule(policy, executor)?;
+            }
         }
         if self.finished < self.requests.len() {
             return Err(SimError::Stalled {
@@ -228,30 +321,80 @@ impl Engine {
         Ok(())
     }
 
-    fn handle(&mut self, ev: Event) {
+    /// Applies one event; returns whether the policy should be consulted (stale completion events are not).
+    fn handle(&mut self, ev: Event, executor: &mut dyn Executor) -> Result<bool, SimError> {
         match ev {
-            Event::Arrival(id) => self.waiting.push_back(id),
-            Event::BatchDone(p) => self.complete_batch(p),
+            Event::Arrival(id) => {
+                self.waiting.push_back(id);
+                Ok(true)
+            }
+            Event::StepDone { batch, version } => {
+                match self.batches.iter().position(|b| b.id == batch && b.version == version) {
+                    Some(i) => {
+                        self.complete_step(i, executor)?;
+                        Ok(true)
+                    }
+                    None => Ok(false),
+                }
+            }
         }
     }
 
-    /// Consults the policy until it has nothing more to start (bounded: each round either starts a batch on an
-    /// idle partition or preempts a running request).
+    /// Brings every running batch's progress up to `now`, recomputes rates under contention, and (re)schedules
+    /// completion events whose estimate changed.
+    fn rebalance(&mut self) {
+        let now = self.now;
+        let n = self.batches.len();
+        for i in 0..n {
+            let others = n > 1;
+            let b = &mut self.batches[i];
+            b.remaining = (b.remaining - (now - b.last_update).0 as f64 * b.rate).max(0.0);
+            b.last_update = now;
+            let rate = match (self.cfg.contention, others) {
+                (Some(c), true) => {
+                    1.0 / (1.0 + if b.lane == Lane::Decode { c.decode_slowdown } else { c.prefill_slowdown })
+                }
+                _ => 1.0,
+            };
+            if rate != b.rate || b.dirty {
+                b.rate = rate;
+                b.version += 1;
+                b.dirty = false;
+                let at = now + Nanos((b.remaining / rate).ceil() as u64);
+                let ev = Event::StepDone { batch: b.id, version: b.version };
+                self.events.push(Reverse((at, self.seq, ev)));
+                self.seq += 1;
+            }
+        }
+    }
+
+    /// Consults the policy until it has nothing more to start (bounded: each round starts a batch or preempts).
     fn schedule(&mut self, policy: &mut dyn Policy, executor: &mut dyn Executor) -> Result<(), SimError> {
-        let max_rounds = self.running.len() + self.partitions.len() + 1;
+        let max_rounds = self.running.len() + 4;
         for _ in 0..max_rounds {
-            if self.partitions.iter().all(|p| p.view.busy) || (self.waiting.is_empty() && self.running.is_empty()) {
+            let busy_sms: u32 = self.batches.iter().map(|b| b.sms).sum();
+            if busy_sms >= self.cfg.num_sms || (self.waiting.is_empty() && self.running.is_empty()) {
                 return Ok(());
             }
-            let views: Vec<PartitionView> = self.partitions.iter().map(|p| p.view).collect();
+            let busy: Vec<RunningBatch> = self
+                .batches
+                .iter()
+                .map(|b| RunningBatch {
+                    lane: b.lane,
+                    sms: b.sms,
+                    started: b.started,
+                    expected_end: self.now + Nanos((b.remaining / b.rate).ceil() as u64),
+                })
+                .collect();
             let view = View {
                 now: self.now,
                 waiting: &self.waiting,
                 running: &self.running,
                 requests: &self.requests,
-                kv: self.kv,
+                kv: self.cfg.kv,
                 free_blocks: self.pool.free(),
-                partitions: &views,
+                total_sms: self.cfg.num_sms,
+                busy: &busy,
             };
             let plan = policy.plan(&view);
             if plan.is_empty() {
@@ -290,11 +433,13 @@ impl Engine {
             requests,
             itl_ns: self.itl_ns,
             iterations: self.iterations,
+            decisions: self.decisions,
             stats: EngineStats {
                 preemptions: self.preemptions,
                 peak_kv_blocks: self.pool.peak(),
                 total_kv_blocks: self.pool.total(),
                 end: self.now,
+                peak_sms: self.peak_sms,
             },
         }
     }

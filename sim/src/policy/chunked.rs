@@ -12,7 +12,7 @@
 //! decode; Sarathi-Serve (and this policy) always serve decodes first.
 
 use super::draft::Draft;
-use super::{Plan, Policy, View};
+use super::{Lane, Plan, Policy, View};
 
 /// Settings of [`Chunked`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,13 +48,14 @@ impl Policy for Chunked {
     }
 
     fn plan(&mut self, view: &View<'_>) -> Plan {
-        let Some(part) = view.idle_partition() else {
+        // Aggregated policies run one batch at a time on the whole GPU.
+        if !view.busy.is_empty() {
             return Plan::default();
-        };
+        }
         let mut d = Draft::new(view, self.cfg.token_budget);
-        d.decode_running();
+        d.decode_running(1);
         d.continue_prefills();
         d.admit_waiting(self.cfg.max_num_seqs);
-        d.into_plan(part.id)
+        d.into_plan(Lane::Whole, view.total_sms, 1)
     }
 }

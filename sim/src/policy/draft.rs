@@ -6,7 +6,7 @@
 //! The oldest running request can therefore always make progress (the engine rejects workloads where a single
 //! request cannot fit in the whole cache), which rules out livelock.
 
-use super::{Batch, BatchItem, PartitionId, Plan, View};
+use super::{Batch, BatchItem, Lane, Plan, View};
 use crate::request::{Phase, ReqId};
 
 pub(super) struct Draft<'v, 'a> {
@@ -74,8 +74,8 @@ impl<'v, 'a> Draft<'v, 'a> {
         want.min(fit.min(u64::from(u32::MAX)) as u32)
     }
 
-    /// Schedules the running request at `pos` for `tokens` new tokens, preempting newer requests (newest first)
-    /// while blocks are short. When none is left to preempt: with `self_preempt` the request preempts itself
+    /// Schedules the running request at `pos` for `tokens` new tokens (for a decoding request: KV for `tokens`
+    /// look-ahead steps, one token of budget), preempting newer requests (newest first) while blocks are short. When none is left to preempt: with `self_preempt` the request preempts itself
     /// (it frees its blocks for older ones); returns whether it was scheduled.
     pub fn add_running(&mut self, pos: usize, tokens: u32, self_preempt: bool) -> bool {
         if self.preempted[pos] {
@@ -103,14 +103,14 @@ impl<'v, 'a> Draft<'v, 'a> {
         true
     }
 
-    /// One decode step for every running decode, oldest first, while the budget lasts; a decode whose KV cannot
-    /// grow preempts newer requests, or itself when none is left.
-    pub fn decode_running(&mut self) {
+    /// Decode for every running decode, oldest first, while the budget lasts, with KV reserved for `lookahead`
+    /// steps; a decode whose KV cannot grow preempts newer requests, or itself when none is left.
+    pub fn decode_running(&mut self, lookahead: u32) {
         for pos in self.running_in_phase(Phase::Decoding) {
             if self.budget == 0 {
                 break;
             }
-            self.add_running(pos, 1, true);
+            self.add_running(pos, lookahead, true);
         }
     }
 
@@ -181,10 +181,20 @@ impl<'v, 'a> Draft<'v, 'a> {
         self.preempt.push(id);
     }
 
-    /// The plan: preemptions, then one batch on `partition` if any item was scheduled.
-    pub fn into_plan(self, partition: PartitionId) -> Plan {
-        let items: Vec<BatchItem> = self.items.into_iter().map(|(it, _)| it).collect();
-        let batches = if items.is_empty() { Vec::new() } else { vec![Batch { partition, items }] };
-        Plan { preempt: self.preempt, batches }
+    /// The items scheduled so far.
+    pub fn items(&self) -> impl Iterator<Item = &BatchItem> {
+        self.items.iter().map(|(it, _)| it)
+    }
+
+    /// The preemptions and the scheduled items, for policies that split them into several batches.
+    pub fn into_parts(self) -> (Vec<crate::request::ReqId>, Vec<BatchItem>) {
+        (self.preempt, self.items.into_iter().map(|(it, _)| it).collect())
+    }
+
+    /// The plan: preemptions, then one batch of everything scheduled on `lane` with `sms` SMs.
+    pub fn into_plan(self, lane: Lane, sms: u32, lookahead: u32) -> Plan {
+        let (preempt, items) = self.into_parts();
+        let batches = if items.is_empty() { Vec::new() } else { vec![Batch { lane, sms, items, lookahead }] };
+        Plan { preempt, batches, decision: None }
     }
 }

@@ -1,37 +1,53 @@
 //! Scheduling policies: pure functions from a read-only [`View`] of the engine to a [`Plan`].
 //!
-//! A policy never mutates engine state. It returns plain data: which requests to preempt and which batches to
-//! run (requests, tokens each, partition). The engine validates every plan before applying it, so a buggy policy
-//! fails loudly instead of corrupting a run. The same policy code drives the simulated executor and (later) the
-//! GPU executor.
+//! A policy never mutates engine state. It returns plain data: which requests to preempt, which batches to
+//! start (requests, tokens each, SM count, look-ahead depth), and optionally a [`Decision`] record for the log.
+//! The engine validates every plan before applying it, so a buggy policy fails loudly instead of corrupting a
+//! run. The same policy code drives the simulated executor and (later) the GPU executor.
 
 mod chunked;
 mod draft;
+mod duet;
 mod prefill_first;
+mod split;
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 pub use chunked::{Chunked, ChunkedConfig};
+pub use duet::{Duet, DuetConfig};
 pub use prefill_first::{PrefillFirst, PrefillFirstConfig};
+pub use split::{MuxWise, MuxWiseConfig, StaticSplit, StaticSplitConfig};
 
+use crate::cost::{CostModel, SeqWork};
 use crate::error::ConfigError;
 use crate::kv::KvCapacity;
-use crate::request::{ReqId, Request};
+use crate::partition::Granularity;
+use crate::request::{Phase, ReqId, Request};
 use crate::time::Nanos;
 
-/// Identifies an SM partition of the GPU (0 is the whole GPU).
+/// What a batch runs on: the whole GPU, or one side of a prefill/decode split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PartitionId(pub u32);
+pub enum Lane {
+    /// All SMs (aggregated serving).
+    Whole,
+    /// The prefill partition.
+    Prefill,
+    /// The decode partition.
+    Decode,
+}
 
-/// A partition as a policy sees it.
+/// A batch that is executing, as a policy sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PartitionView {
-    /// Its id.
-    pub id: PartitionId,
-    /// SMs it owns.
+pub struct RunningBatch {
+    /// Its lane.
+    pub lane: Lane,
+    /// SMs it holds.
     pub sms: u32,
-    /// Whether a batch is running on it.
-    pub busy: bool,
+    /// When it started.
+    pub started: Nanos,
+    /// When it would end if nothing changed (contention can move it).
+    pub expected_end: Nanos,
 }
 
 /// Everything a policy may look at, read-only.
@@ -49,8 +65,10 @@ pub struct View<'a> {
     pub kv: KvCapacity,
     /// KV blocks free now.
     pub free_blocks: u32,
-    /// SM partitions.
-    pub partitions: &'a [PartitionView],
+    /// SMs of the GPU.
+    pub total_sms: u32,
+    /// Batches executing now.
+    pub busy: &'a [RunningBatch],
 }
 
 impl View<'_> {
@@ -65,9 +83,33 @@ impl View<'_> {
         self.kv.blocks_for(r.kv_tokens + new_tokens).saturating_sub(r.blocks)
     }
 
-    /// The first idle partition, if any.
-    pub fn idle_partition(&self) -> Option<PartitionView> {
-        self.partitions.iter().copied().find(|p| !p.busy)
+    /// SMs not held by a running batch.
+    pub fn free_sms(&self) -> u32 {
+        self.total_sms - self.busy.iter().map(|b| b.sms).sum::<u32>()
+    }
+
+    /// The running batch on `lane`, if any.
+    pub fn on_lane(&self, lane: Lane) -> Option<&RunningBatch> {
+        self.busy.iter().find(|b| b.lane == lane)
+    }
+
+    /// The cost-model work of `item` at step `step` of a look-ahead window (0 for a single step).
+    pub fn seq_work(&self, item: &BatchItem, step: u32) -> SeqWork {
+        let r = self.req(item.req());
+        match *item {
+            BatchItem::Prefill { tokens, .. } => SeqWork {
+                new_tokens: tokens,
+                cached_tokens: r.kv_tokens,
+                emits_token: r.kv_tokens + tokens == r.prefill_target,
+            },
+            BatchItem::Decode { .. } => SeqWork { new_tokens: 1, cached_tokens: r.kv_tokens + step, emits_token: true },
+        }
+    }
+
+    /// Whether any running request can take a step or any queued request is waiting.
+    pub fn has_work(&self) -> bool {
+        !self.waiting.is_empty()
+            || self.running.iter().any(|&id| !self.req(id).in_flight && self.req(id).phase != Phase::Finished)
     }
 }
 
@@ -81,7 +123,8 @@ pub enum BatchItem {
         /// Tokens in this chunk (>= 1).
         tokens: u32,
     },
-    /// One decode step: process the last sampled token, sample the next.
+    /// Decode steps (one per step of the batch's look-ahead window): process the last sampled token, sample the
+    /// next.
     Decode {
         /// The request.
         req: ReqId,
@@ -96,7 +139,7 @@ impl BatchItem {
         }
     }
 
-    /// New tokens this item processes.
+    /// New tokens this item processes in one step.
     pub fn tokens(&self) -> u32 {
         match *self {
             BatchItem::Prefill { tokens, .. } => tokens,
@@ -105,22 +148,70 @@ impl BatchItem {
     }
 }
 
-/// A batch to run on one partition.
+/// A batch to start now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch {
-    /// Where it runs.
-    pub partition: PartitionId,
+    /// Its lane.
+    pub lane: Lane,
+    /// SMs it runs on (the whole GPU for `Lane::Whole`).
+    pub sms: u32,
     /// What it runs.
     pub items: Vec<BatchItem>,
+    /// Steps to run back to back (look-ahead decode; 1 otherwise). Only decode-only batches may use more than 1;
+    /// KV for all steps is reserved up front; the first step is launched eagerly, the rest replay a CUDA graph.
+    pub lookahead: u32,
+}
+
+/// How a scheduling decision ran the GPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// One batch on all SMs.
+    Aggregated,
+    /// Prefill and decode on disjoint partitions.
+    Split,
+    /// A split was wanted but no decode partition meets the TBT target: ran aggregated instead.
+    Fallback,
+}
+
+impl Mode {
+    /// Name in logs.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Mode::Aggregated => "aggregated",
+            Mode::Split => "split",
+            Mode::Fallback => "fallback",
+        }
+    }
+}
+
+/// What a policy decided and predicted, for the decision log (`decisions.csv`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Decision {
+    /// Mode.
+    pub mode: Mode,
+    /// Prefill SMs (0 if no prefill batch).
+    pub prefill_sms: u32,
+    /// Decode SMs (0 if no decode batch).
+    pub decode_sms: u32,
+    /// Look-ahead depth of the decode batch.
+    pub lookahead: u32,
+    /// Predicted time of the aggregated mixed batch on all SMs, ns (0 if not evaluated).
+    pub predicted_mixed_ns: u64,
+    /// Predicted time of the prefill batch, ns.
+    pub predicted_prefill_ns: u64,
+    /// Predicted time of one decode step, ns.
+    pub predicted_decode_step_ns: u64,
 }
 
 /// A policy's decision for this scheduling point.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
     /// Requests to preempt (recompute) before the batches start; applied in order.
     pub preempt: Vec<ReqId>,
-    /// Batches to start now, at most one per idle partition.
+    /// Batches to start now.
     pub batches: Vec<Batch>,
+    /// What was decided, for the log.
+    pub decision: Option<Decision>,
 }
 
 impl Plan {
@@ -134,8 +225,19 @@ impl Plan {
 pub trait Policy {
     /// Short name used in reports and on the CLI.
     fn name(&self) -> &'static str;
-    /// Decides what to run now. Called whenever a partition is idle and something changed.
+    /// Decides what to run now. Called whenever SMs are free and something changed.
     fn plan(&mut self, view: &View<'_>) -> Plan;
+}
+
+/// What a policy may use besides the view: the roofline predictor and the partitioning rules.
+#[derive(Debug, Clone)]
+pub struct PolicyContext {
+    /// The cost model, for predictions.
+    pub cost: Arc<CostModel>,
+    /// SMs of the GPU.
+    pub total_sms: u32,
+    /// Partition granularity.
+    pub granularity: Granularity,
 }
 
 /// Policies selectable by name, with their settings.
@@ -145,34 +247,93 @@ pub enum PolicyConfig {
     Chunked(ChunkedConfig),
     /// `prefill-first`: SGLang default / vLLM v0.
     PrefillFirst(PrefillFirstConfig),
+    /// `duet`: DuetServe.
+    Duet(DuetConfig),
+    /// `static-split`: fixed prefill/decode partitions (semi-PD-like).
+    StaticSplit(StaticSplitConfig),
+    /// `muxwise`: persistent split sized per decode step.
+    MuxWise(MuxWiseConfig),
+}
+
+/// Options shared by the policies, as given on the command line.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PolicyOptions {
+    /// Token budget per batch.
+    pub token_budget: Option<u32>,
+    /// TBT target, ms.
+    pub tbt_target_ms: Option<f64>,
+    /// Largest look-ahead depth.
+    pub max_lookahead: Option<u32>,
+    /// Static split as (prefill SMs, decode SMs).
+    pub split: Option<(u32, u32)>,
 }
 
 impl PolicyConfig {
     /// Names accepted by [`PolicyConfig::by_name`].
-    pub const NAMES: [&'static str; 2] = ["chunked", "prefill-first"];
+    pub const NAMES: [&'static str; 5] = ["chunked", "prefill-first", "duet", "static-split", "muxwise"];
 
-    /// The policy called `name` with default settings, its token budget replaced by `token_budget` if given.
-    pub fn by_name(name: &str, token_budget: Option<u32>) -> Result<PolicyConfig, ConfigError> {
-        if token_budget == Some(0) {
+    /// The policy called `name` with default settings overridden by `o`.
+    pub fn by_name(name: &str, o: &PolicyOptions) -> Result<PolicyConfig, ConfigError> {
+        if o.token_budget == Some(0) {
             return Err(ConfigError::Invalid("token budget must be >= 1".into()));
         }
-        match name {
+        if let Some(t) = o.tbt_target_ms
+            && !(t.is_finite() && t > 0.0)
+        {
+            return Err(ConfigError::Invalid(format!("TBT target must be a positive number of ms, got {t}")));
+        }
+        if o.max_lookahead == Some(0) {
+            return Err(ConfigError::Invalid("max look-ahead must be >= 1".into()));
+        }
+        let tbt_ns = |d: u64| o.tbt_target_ms.map_or(d, |t| (t * 1e6).round() as u64);
+        let budget = |d: u32| o.token_budget.unwrap_or(d);
+        let cfg = match name {
             "chunked" => {
                 let d = ChunkedConfig::default();
-                Ok(PolicyConfig::Chunked(ChunkedConfig { token_budget: token_budget.unwrap_or(d.token_budget), ..d }))
+                PolicyConfig::Chunked(ChunkedConfig { token_budget: budget(d.token_budget), ..d })
             }
             "prefill-first" => {
                 let d = PrefillFirstConfig::default();
-                Ok(PolicyConfig::PrefillFirst(PrefillFirstConfig {
-                    token_budget: token_budget.unwrap_or(d.token_budget),
-                    ..d
-                }))
+                PolicyConfig::PrefillFirst(PrefillFirstConfig { token_budget: budget(d.token_budget), ..d })
             }
-            _ => Err(ConfigError::Invalid(format!(
-                "unknown policy {name:?}; known policies: {}",
-                Self::NAMES.join(", ")
-            ))),
-        }
+            "duet" => {
+                let d = DuetConfig::default();
+                PolicyConfig::Duet(DuetConfig {
+                    token_budget: budget(d.token_budget),
+                    tbt_target_ns: tbt_ns(d.tbt_target_ns),
+                    max_lookahead: o.max_lookahead.unwrap_or(d.max_lookahead),
+                    ..d
+                })
+            }
+            "static-split" => {
+                let (prefill_sms, decode_sms) = o.split.ok_or_else(|| {
+                    ConfigError::Invalid("static-split needs --split PREFILL_SMS:DECODE_SMS (e.g. 100:32)".into())
+                })?;
+                let d = StaticSplitConfig::default();
+                PolicyConfig::StaticSplit(StaticSplitConfig {
+                    token_budget: budget(d.token_budget),
+                    prefill_sms,
+                    decode_sms,
+                    lookahead: o.max_lookahead.unwrap_or(d.lookahead),
+                    ..d
+                })
+            }
+            "muxwise" => {
+                let d = MuxWiseConfig::default();
+                PolicyConfig::MuxWise(MuxWiseConfig {
+                    token_budget: budget(d.token_budget),
+                    tbt_target_ns: tbt_ns(d.tbt_target_ns),
+                    ..d
+                })
+            }
+            _ => {
+                return Err(ConfigError::Invalid(format!(
+                    "unknown policy {name:?}; known policies: {}",
+                    Self::NAMES.join(", ")
+                )));
+            }
+        };
+        Ok(cfg)
     }
 
     /// The token budget of this configuration.
@@ -180,14 +341,20 @@ impl PolicyConfig {
         match self {
             PolicyConfig::Chunked(c) => c.token_budget,
             PolicyConfig::PrefillFirst(c) => c.token_budget,
+            PolicyConfig::Duet(c) => c.token_budget,
+            PolicyConfig::StaticSplit(c) => c.token_budget,
+            PolicyConfig::MuxWise(c) => c.token_budget,
         }
     }
 
-    /// Builds the policy.
-    pub fn build(&self) -> Box<dyn Policy> {
-        match self {
+    /// Builds the policy, checking its settings against the GPU.
+    pub fn build(&self, ctx: &PolicyContext) -> Result<Box<dyn Policy>, ConfigError> {
+        Ok(match self {
             PolicyConfig::Chunked(c) => Box::new(Chunked::new(c.clone())),
             PolicyConfig::PrefillFirst(c) => Box::new(PrefillFirst::new(c.clone())),
-        }
+            PolicyConfig::Duet(c) => Box::new(Duet::new(c.clone(), ctx.clone())?),
+            PolicyConfig::StaticSplit(c) => Box::new(StaticSplit::new(c.clone(), ctx)?),
+            PolicyConfig::MuxWise(c) => Box::new(MuxWise::new(c.clone(), ctx.clone())?),
+        })
     }
 }

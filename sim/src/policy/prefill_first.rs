@@ -11,7 +11,7 @@
 //! on recompute preemption instead, as vLLM v0 does.
 
 use super::draft::Draft;
-use super::{Plan, Policy, View};
+use super::{Lane, Plan, Policy, View};
 
 /// Settings of [`PrefillFirst`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,18 +47,19 @@ impl Policy for PrefillFirst {
     }
 
     fn plan(&mut self, view: &View<'_>) -> Plan {
-        let Some(part) = view.idle_partition() else {
+        // Aggregated policies run one batch at a time on the whole GPU.
+        if !view.busy.is_empty() {
             return Plan::default();
-        };
+        }
         let mut d = Draft::new(view, self.cfg.token_budget);
         d.continue_prefills();
         d.admit_waiting(self.cfg.max_num_seqs);
         if d.has_items() || d.preempted_any() {
-            return d.into_plan(part.id);
+            return d.into_plan(Lane::Whole, view.total_sms, 1);
         }
         // Decode batches are not limited by the prefill token budget (max_num_seqs bounds them).
         d.budget = u32::MAX;
-        d.decode_running();
-        d.into_plan(part.id)
+        d.decode_running(1);
+        d.into_plan(Lane::Whole, view.total_sms, 1)
     }
 }

@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests (included with `mod common;`).
 #![allow(dead_code)]
 
-use duet_sim::cost::SeqWork;
+use duet_sim::cost::{Launch, SeqWork};
 use duet_sim::executor::{Executor, ExecutorError};
 use duet_sim::kv::KvCapacity;
 use duet_sim::{ModelSpec, Nanos};
@@ -11,7 +11,7 @@ use duet_traces::{RequestSpec, Workload};
 pub struct FixedExecutor(pub Nanos);
 
 impl Executor for FixedExecutor {
-    fn execute(&mut self, _: Nanos, _: u32, _: &[SeqWork]) -> Result<Nanos, ExecutorError> {
+    fn execute(&mut self, _: Nanos, _: u32, _: &[SeqWork], _: Launch) -> Result<Nanos, ExecutorError> {
         Ok(self.0)
     }
 }
@@ -20,7 +20,7 @@ impl Executor for FixedExecutor {
 pub struct ReplayExecutor(pub std::collections::VecDeque<Nanos>);
 
 impl Executor for ReplayExecutor {
-    fn execute(&mut self, _: Nanos, _: u32, _: &[SeqWork]) -> Result<Nanos, ExecutorError> {
+    fn execute(&mut self, _: Nanos, _: u32, _: &[SeqWork], _: Launch) -> Result<Nanos, ExecutorError> {
         self.0.pop_front().ok_or_else(|| ExecutorError("replay ran out of durations".into()))
     }
 }
@@ -39,6 +39,11 @@ pub fn workload(reqs: &[(u64, u32, u32)]) -> Workload {
     Workload::from_unsorted("test".into(), specs)
 }
 
+/// Engine settings for tests: `blocks` KV blocks, 132 SMs, TPC granularity, default contention.
+pub fn engine_cfg(blocks: u32) -> duet_sim::engine::EngineConfig {
+    duet_sim::engine::EngineConfig::new(kv(blocks), 132)
+}
+
 /// A KV cache of exactly `blocks` 16-token blocks for qwen3-8b.
 pub fn kv(blocks: u32) -> KvCapacity {
     let m = ModelSpec::resolve("qwen3-8b").unwrap();
@@ -46,3 +51,15 @@ pub fn kv(blocks: u32) -> KvCapacity {
 }
 
 pub const MS: u64 = 1_000_000;
+
+/// Builds a policy by name for qwen3-8b on an H100 (TPC granularity).
+pub fn build_policy(name: &str, opts: &duet_sim::policy::PolicyOptions) -> Box<dyn duet_sim::policy::Policy> {
+    let cost = std::sync::Arc::new(duet_sim::cost::CostModel::new(
+        ModelSpec::resolve("qwen3-8b").unwrap(),
+        duet_sim::GpuSpec::by_name("h100-sxm").unwrap(),
+        Default::default(),
+    ));
+    let ctx =
+        duet_sim::policy::PolicyContext { cost, total_sms: 132, granularity: duet_sim::partition::Granularity::Tpc };
+    duet_sim::policy::PolicyConfig::by_name(name, opts).unwrap().build(&ctx).unwrap()
+}

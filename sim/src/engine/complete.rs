@@ -1,0 +1,99 @@
+//! What a finished step does: advance KV, emit tokens, start the next look-ahead step or retire the batch.
+
+use super::{Engine, IterationRecord};
+use crate::cost::Launch;
+use crate::error::SimError;
+use crate::executor::Executor;
+use crate::policy::{BatchItem, Lane};
+use crate::request::Phase;
+use crate::time::Nanos;
+
+impl Engine {
+    /// The current step of batch `bi` finished at `self.now`.
+    pub(super) fn complete_step(&mut self, bi: usize, executor: &mut dyn Executor) -> Result<(), SimError> {
+        let now = self.now;
+        let items = std::mem::take(&mut self.batches[bi].items);
+        let record = self.batches[bi].record;
+        self.iterations[record].end = now;
+        for item in &items {
+            let r = &mut self.requests[item.req().index()];
+            if r.phase == Phase::Finished {
+                continue; // a look-ahead slot of a request that finished earlier in the window
+            }
+            r.kv_tokens += item.tokens();
+            let emits = match item {
+                BatchItem::Prefill { .. } => r.kv_tokens == r.prefill_target,
+                BatchItem::Decode { .. } => true,
+            };
+            if !emits {
+                continue;
+            }
+            match r.last_token {
+                Some(last) => {
+                    let gap = now - last;
+                    self.itl_ns.push(gap.0);
+                    r.max_tbt = r.max_tbt.max(gap);
+                }
+                None => r.first_token = Some(now),
+            }
+            r.last_token = Some(now);
+            r.generated += 1;
+            r.phase = Phase::Decoding;
+            if r.generated == r.spec.output_tokens {
+                r.phase = Phase::Finished;
+                self.finished += 1;
+            }
+        }
+        let b = &mut self.batches[bi];
+        b.step += 1;
+        if b.step < b.steps_total {
+            // Next look-ahead step: replayed from a CUDA graph, same SMs, same slots.
+            let (lane, sms) = (b.lane, b.sms);
+            self.step_work(&items);
+            let solo = executor.execute(now, sms, &self.work, Launch::Graph)?.max(Nanos(1)).0;
+            let decode_tokens = items.len() as u32;
+            self.iterations.push(IterationRecord {
+                lane,
+                sms,
+                start: now,
+                end: now,
+                num_seqs: decode_tokens,
+                prefill_tokens: 0,
+                decode_tokens,
+            });
+            let b = &mut self.batches[bi];
+            b.items = items;
+            b.remaining = solo as f64;
+            b.last_update = now;
+            b.dirty = true;
+            b.record = self.iterations.len() - 1;
+        } else {
+            let b = self.batches.remove(bi);
+            if let Some(d) = b.decision {
+                let took = Some((now - b.started).0);
+                let rec = &mut self.decisions[d];
+                match b.lane {
+                    Lane::Whole => rec.whole_ns = took,
+                    Lane::Prefill => rec.prefill_ns = took,
+                    Lane::Decode => rec.decode_window_ns = took,
+                }
+            }
+            let mut any_finished = false;
+            for item in &items {
+                let r = &mut self.requests[item.req().index()];
+                r.in_flight = false;
+                if r.phase == Phase::Finished && r.blocks > 0 {
+                    self.pool.release(r.blocks);
+                    r.blocks = 0;
+                    any_finished = true;
+                }
+            }
+            if any_finished {
+                let reqs = &self.requests;
+                self.running.retain(|id| reqs[id.index()].phase != Phase::Finished);
+            }
+        }
+        self.rebalance();
+        Ok(())
+    }
+}

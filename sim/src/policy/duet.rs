@@ -1,0 +1,267 @@
+//! `duet`: DuetServe (Gao et al., arXiv 2511.04791): aggregated by default, SM-partitioned prefill and decode
+//! only when the roofline predicts that the mixed batch would miss the TBT target, with look-ahead decode.
+//!
+//! With all SMs free, each scheduling point:
+//! 1. builds the decode-first mixed batch exactly as `chunked` does (same token budget and admission) and predicts
+//!    its latency on all SMs; if it meets the TBT target `tau` (or it has no decode or no prefill part), it runs
+//!    aggregated on the whole GPU;
+//! 2. otherwise splits it into a prefill-only batch P and a decode-only batch D and, over every legal split
+//!    (S_d, S_p = S - S_d) at the configured granularity and every look-ahead `k` in `1..=K` whose KV fits,
+//!    discards decode partitions whose predicted step time `t_d(S_d)` exceeds `tau` and picks the maximum of
+//!    `(k |D| + tokens(P)) / max(W(S_d, k), t_p(S_p))`, where `W(S_d, k) = t_d(S_d) + (k - 1) t_g(S_d)` is the
+//!    look-ahead window (the first step launched eagerly, the others replayed from CUDA graphs, `t_g` = the step
+//!    with the graph-launch cost instead of the host overhead). Ties keep the smaller decode partition and `k`;
+//! 3. if no decode partition meets `tau`, it runs the mixed batch aggregated and logs a fallback.
+//!
+//! While a split runs, the partitions keep their sizes: when the decode window ends first, the next window runs
+//! on the same decode SMs with the decodes of that moment (requests whose prefill completed join), with `k`
+//! sized to end near the prefill's predicted end; when the prefill batch ends first, the next prefill batch
+//! (unfinished prefills, then admissions, up to the budget) runs on the same prefill SMs. When both partitions
+//! are idle the decision starts over at step 1.
+//!
+//! Choices the paper leaves open, made here and exposed as settings: the TBT target (default 100 ms), `K`
+//! (default 8), the token budget (default 2048, as `chunked`), the TBT check on the eager first step (the
+//! largest gap inside a window).
+
+use super::draft::Draft;
+use super::{Batch, BatchItem, Decision, Lane, Mode, Plan, Policy, PolicyContext, RunningBatch, View};
+use crate::cost::{Launch, SeqWork};
+use crate::error::ConfigError;
+
+/// Settings of [`Duet`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuetConfig {
+    /// Tokens per mixed batch (as `chunked`) and per prefill batch. Default 2048.
+    pub token_budget: u32,
+    /// Most requests holding KV at once. Default 256.
+    pub max_num_seqs: usize,
+    /// TBT target, ns. Default 100 ms.
+    pub tbt_target_ns: u64,
+    /// Largest look-ahead depth `K`. Default 8.
+    pub max_lookahead: u32,
+}
+
+impl Default for DuetConfig {
+    fn default() -> Self {
+        Self { token_budget: 2048, max_num_seqs: 256, tbt_target_ns: 100_000_000, max_lookahead: 8 }
+    }
+}
+
+/// The DuetServe policy.
+#[derive(Debug)]
+pub struct Duet {
+    cfg: DuetConfig,
+    ctx: PolicyContext,
+    /// Legal (decode SMs, prefill SMs) splits, decode ascending.
+    splits: Vec<(u32, u32)>,
+}
+
+/// The chosen split and its predictions.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SplitChoice {
+    /// Decode SMs.
+    pub decode_sms: u32,
+    /// Prefill SMs.
+    pub prefill_sms: u32,
+    /// Look-ahead depth.
+    pub k: u32,
+    /// Predicted eager decode step, ns.
+    pub t_decode_ns: u64,
+    /// Predicted prefill batch, ns.
+    pub t_prefill_ns: u64,
+    /// Objective value, tokens per ns.
+    pub objective: f64,
+}
+
+impl Duet {
+    /// A DuetServe policy; fails if the granularity cannot split this GPU.
+    pub fn new(cfg: DuetConfig, ctx: PolicyContext) -> Result<Self, ConfigError> {
+        ctx.granularity.validate(ctx.total_sms)?;
+        if cfg.max_lookahead == 0 || cfg.token_budget == 0 || cfg.tbt_target_ns == 0 {
+            return Err(ConfigError::Invalid("duet needs a token budget, TBT target and max look-ahead >= 1".into()));
+        }
+        let splits = ctx.granularity.splits(ctx.total_sms);
+        Ok(Self { cfg, ctx, splits })
+    }
+
+    fn predict(&self, sms: u32, work: &[SeqWork], launch: Launch) -> u64 {
+        self.ctx.cost.iteration_launched(sms, work, launch).total.0
+    }
+
+    /// Largest `k <= K` whose look-ahead KV for `decodes` fits in `free` blocks.
+    fn kv_lookahead_limit(&self, view: &View<'_>, decodes: &[BatchItem], free: u32) -> u32 {
+        let mut best = 1;
+        for k in 2..=self.cfg.max_lookahead {
+            let need: u64 = decodes.iter().map(|it| u64::from(view.extra_blocks(it.req(), k))).sum();
+            if need > u64::from(free) {
+                break;
+            }
+            best = k;
+        }
+        best
+    }
+
+    /// The optimiser of step 2: best split for prefill work `prefill` and decode work `decode`, or `None` when no
+    /// decode partition meets the target. Public for tests (brute-force comparison).
+    pub fn choose_split(&self, prefill: &[SeqWork], decode: &[SeqWork], k_max: u32) -> Option<SplitChoice> {
+        let prefill_tokens: f64 = prefill.iter().map(|w| f64::from(w.new_tokens)).sum();
+        let d = decode.len() as f64;
+        let graph_delta = self.ctx.cost.launch_overhead_ns(Launch::Eager) as f64
+            - self.ctx.cost.launch_overhead_ns(Launch::Graph) as f64;
+        let mut best: Option<SplitChoice> = None;
+        for &(decode_sms, prefill_sms) in &self.splits {
+            let t_d = self.predict(decode_sms, decode, Launch::Eager);
+            if t_d > self.cfg.tbt_target_ns {
+                continue;
+            }
+            let t_p = self.predict(prefill_sms, prefill, Launch::Eager);
+            let t_g = (t_d as f64 - graph_delta).max(1.0);
+            for k in 1..=k_max {
+                let window = t_d as f64 + f64::from(k - 1) * t_g;
+                let objective = (f64::from(k) * d + prefill_tokens) / window.max(t_p as f64);
+                if best.is_none_or(|b| objective > b.objective) {
+                    best = Some(SplitChoice {
+                        decode_sms,
+                        prefill_sms,
+                        k,
+                        t_decode_ns: t_d,
+                        t_prefill_ns: t_p,
+                        objective,
+                    });
+                }
+            }
+        }
+        best
+    }
+
+    fn plan_idle(&self, view: &View<'_>) -> Plan {
+        let mut d = Draft::new(view, self.cfg.token_budget);
+        d.decode_running(1);
+        d.continue_prefills();
+        d.admit_waiting(self.cfg.max_num_seqs);
+        let items: Vec<BatchItem> = d.items().copied().collect();
+        let free_after = d.free;
+        let total = view.total_sms;
+        if items.is_empty() {
+            return d.into_plan(Lane::Whole, total, 1);
+        }
+        let work: Vec<SeqWork> = items.iter().map(|it| view.seq_work(it, 0)).collect();
+        let t_mixed = self.predict(total, &work, Launch::Eager);
+        let (pre, dec): (Vec<BatchItem>, Vec<BatchItem>) =
+            items.iter().partition(|it| matches!(it, BatchItem::Prefill { .. }));
+        let aggregated = |d: Draft<'_, '_>, mode: Mode| {
+            let mut plan = d.into_plan(Lane::Whole, total, 1);
+            plan.decision = Some(Decision {
+                mode,
+                prefill_sms: if pre.is_empty() { 0 } else { total },
+                decode_sms: if dec.is_empty() { 0 } else { total },
+                lookahead: 1,
+                predicted_mixed_ns: t_mixed,
+                predicted_prefill_ns: 0,
+                predicted_decode_step_ns: 0,
+            });
+            plan
+        };
+        if t_mixed <= self.cfg.tbt_target_ns || pre.is_empty() || dec.is_empty() {
+            return aggregated(d, Mode::Aggregated);
+        }
+        let pre_work: Vec<SeqWork> = pre.iter().map(|it| view.seq_work(it, 0)).collect();
+        let dec_work: Vec<SeqWork> = dec.iter().map(|it| view.seq_work(it, 0)).collect();
+        // Blocks for 1 decode step are already counted in `free_after`; add back and test k steps.
+        let free_for_decode = free_after + dec.iter().map(|it| view.extra_blocks(it.req(), 1)).sum::<u32>();
+        let k_max = self.kv_lookahead_limit(view, &dec, free_for_decode);
+        let Some(c) = self.choose_split(&pre_work, &dec_work, k_max) else {
+            return aggregated(d, Mode::Fallback);
+        };
+        let (preempt, _) = d.into_parts();
+        Plan {
+            preempt,
+            batches: vec![
+                Batch { lane: Lane::Prefill, sms: c.prefill_sms, items: pre, lookahead: 1 },
+                Batch { lane: Lane::Decode, sms: c.decode_sms, items: dec, lookahead: c.k },
+            ],
+            decision: Some(Decision {
+                mode: Mode::Split,
+                prefill_sms: c.prefill_sms,
+                decode_sms: c.decode_sms,
+                lookahead: c.k,
+                predicted_mixed_ns: t_mixed,
+                predicted_prefill_ns: c.t_prefill_ns,
+                predicted_decode_step_ns: c.t_decode_ns,
+            }),
+        }
+    }
+
+    /// Decode partition idle while the prefill batch `p` runs: the next window on the remaining SMs.
+    fn plan_decode_window(&self, view: &View<'_>, p: &RunningBatch) -> Plan {
+        let sms = view.total_sms - p.sms;
+        let mut probe = Draft::new(view, u32::MAX);
+        probe.decode_running(1);
+        let dec: Vec<BatchItem> = probe.items().copied().collect();
+        if dec.is_empty() {
+            return Plan::default();
+        }
+        let work: Vec<SeqWork> = dec.iter().map(|it| view.seq_work(it, 0)).collect();
+        let t_d = self.predict(sms, &work, Launch::Eager);
+        let t_g = self.predict(sms, &work, Launch::Graph).max(1);
+        let left = p.expected_end.0.saturating_sub(view.now.0);
+        let k_time = if left <= t_d { 1 } else { 1 + (left - t_d).div_ceil(t_g) };
+        let k_kv = self.kv_lookahead_limit(view, &dec, view.free_blocks);
+        let k = (k_time.min(u64::from(self.cfg.max_lookahead)) as u32).min(k_kv).max(1);
+        let mut d = Draft::new(view, u32::MAX);
+        d.decode_running(k);
+        let mut plan = d.into_plan(Lane::Decode, sms, k);
+        plan.decision = Some(Decision {
+            mode: Mode::Split,
+            prefill_sms: 0,
+            decode_sms: sms,
+            lookahead: k,
+            predicted_mixed_ns: 0,
+            predicted_prefill_ns: 0,
+            predicted_decode_step_ns: t_d,
+        });
+        plan
+    }
+
+    /// Prefill partition idle while the decode window `w` runs: the next prefill batch on the other SMs.
+    fn plan_prefill(&self, view: &View<'_>, w: &RunningBatch) -> Plan {
+        let sms = view.total_sms - w.sms;
+        let mut d = Draft::new(view, self.cfg.token_budget);
+        d.continue_prefills();
+        d.admit_waiting(self.cfg.max_num_seqs);
+        let work: Vec<SeqWork> = d.items().map(|it| view.seq_work(it, 0)).collect();
+        if work.is_empty() {
+            return d.into_plan(Lane::Prefill, sms, 1);
+        }
+        let t_p = self.predict(sms, &work, Launch::Eager);
+        let mut plan = d.into_plan(Lane::Prefill, sms, 1);
+        plan.decision = Some(Decision {
+            mode: Mode::Split,
+            prefill_sms: sms,
+            decode_sms: 0,
+            lookahead: 1,
+            predicted_mixed_ns: 0,
+            predicted_prefill_ns: t_p,
+            predicted_decode_step_ns: 0,
+        });
+        plan
+    }
+}
+
+impl Policy for Duet {
+    fn name(&self) -> &'static str {
+        "duet"
+    }
+
+    fn plan(&mut self, view: &View<'_>) -> Plan {
+        if view.on_lane(Lane::Whole).is_some() {
+            return Plan::default();
+        }
+        match (view.on_lane(Lane::Prefill), view.on_lane(Lane::Decode)) {
+            (None, None) => self.plan_idle(view),
+            (Some(p), None) => self.plan_decode_window(view, p),
+            (None, Some(w)) => self.plan_prefill(view, w),
+            (Some(_), Some(_)) => Plan::default(),
+        }
+    }
+}
