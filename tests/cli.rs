@@ -117,6 +117,35 @@ fn any_hf_config_json_is_a_model() {
 }
 
 #[test]
+fn an_unreachable_tbt_target_falls_back_and_says_so() {
+    let dir = tmp("fallback");
+    let o = duet(&["sim", "--policy", "duet", "--tbt-target-ms", "1", "--rate", "20", "--out", dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let decisions = std::fs::read_to_string(dir.join("decisions.csv")).unwrap();
+    assert!(decisions.starts_with("time_ms,mode,prefill_sms,decode_sms,lookahead,"));
+    assert!(decisions.lines().any(|l| l.split(',').nth(1) == Some("fallback")), "no fallback logged");
+    assert!(decisions.lines().skip(1).all(|l| l.split(',').nth(1) != Some("split")), "a 1 ms target cannot be met");
+}
+
+#[test]
+fn partitioned_policies_write_their_decisions() {
+    let dir = tmp("split");
+    let o = duet(&["sim", "--policy", "static-split", "--split", "100:32", "--out", dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["completed"], 1000);
+    assert_eq!(summary["peak_sms_in_use"], 132);
+    let o = duet(&["sim", "--policy", "muxwise", "--granularity", "green", "--out", dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let decisions = std::fs::read_to_string(dir.join("decisions.csv")).unwrap();
+    for row in decisions.lines().skip(1) {
+        let decode: u32 = row.split(',').nth(3).unwrap().parse().unwrap();
+        assert!(decode % 8 == 0 || (132 - decode) % 8 == 0, "{row}");
+    }
+}
+
+#[test]
 fn models_and_gpus_are_listed() {
     let o = duet(&["models"]);
     assert!(o.status.success());
@@ -167,6 +196,21 @@ fn bad_input_is_a_clear_error_not_a_panic() {
         (vec!["sim", "--rate", "0"], "rate must be > 0".into()),
         (vec!["sim", "--num-sms", "200"], "SM count must be in 1..=132".into()),
         (vec!["sim", "--kv-blocks", "10"], "can never fit in the KV cache".into()),
+        (vec!["sim", "--policy", "static-split"], "static-split needs --split PREFILL_SMS:DECODE_SMS".into()),
+        (vec!["sim", "--policy", "static-split", "--split", "100:40"], "impossible static split 100:40".into()),
+        (
+            vec!["sim", "--policy", "static-split", "--split", "101:31"],
+            "101 prefill SMs is not a legal tpc partition of 132 SMs".into(),
+        ),
+        (vec!["sim", "--policy", "static-split", "--split", "100-32"], "must be PREFILL_SMS:DECODE_SMS".into()),
+        (vec!["sim", "--granularity", "mig"], "unknown partition granularity \"mig\"; known: tpc, green, sm".into()),
+        (
+            vec!["sim", "--policy", "duet", "--num-sms", "7", "--granularity", "green"],
+            "granularity green cannot split a GPU of 7 SMs".into(),
+        ),
+        (vec!["sim", "--policy", "duet", "--tbt-target-ms", "0"], "TBT target must be a positive number of ms".into()),
+        (vec!["sim", "--policy", "duet", "--max-lookahead", "0"], "max look-ahead must be >= 1".into()),
+        (vec!["sim", "--contention-decode=-1"], "--contention-decode must be a slowdown fraction >= 0".into()),
     ];
     for (args, needle) in cases {
         let o = duet(&args);
