@@ -133,6 +133,10 @@ pub struct SimArgs {
     /// multiple of 8 SMs and the remainder), sm.
     #[arg(long, default_value = "tpc")]
     pub granularity: String,
+    /// Decode-step guard of duet (default 0, the paper's rule) and muxwise (default 0.3): a decode partition
+    /// qualifies when its predicted step x (1 + guard) meets the TBT target.
+    #[arg(long, value_name = "FRACTION")]
+    pub decode_guard: Option<f64>,
     /// Static split as PREFILL_SMS:DECODE_SMS (static-split only), e.g. 100:32.
     #[arg(long, value_name = "P:D")]
     pub split: Option<String>,

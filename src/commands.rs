@@ -34,6 +34,7 @@ pub fn config(a: &SimArgs) -> Result<SimConfig> {
         tbt_target_ms: a.tbt_target_ms,
         max_lookahead: a.max_lookahead,
         split,
+        guard: a.decode_guard,
     };
     let policy = PolicyConfig::by_name(&a.policy, &opts)?;
     let granularity: Granularity = a.granularity.parse()?;

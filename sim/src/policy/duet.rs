@@ -7,17 +7,19 @@
 //!    aggregated on the whole GPU;
 //! 2. otherwise splits it into a prefill-only batch P and a decode-only batch D and, over every legal split
 //!    (S_d, S_p = S - S_d) at the configured granularity and every look-ahead `k` in `1..=K` whose KV fits,
-//!    discards decode partitions whose predicted step time `t_d(S_d)` exceeds `tau` and picks the maximum of
+//!    discards decode partitions whose predicted step time `t_d(S_d)` (times `1 + guard`, default guard 0)
+//!    exceeds `tau` and picks the maximum of
 //!    `(k |D| + tokens(P)) / max(W(S_d, k), t_p(S_p))`, where `W(S_d, k) = t_d(S_d) + (k - 1) t_g(S_d)` is the
 //!    look-ahead window (the first step launched eagerly, the others replayed from CUDA graphs, `t_g` = the step
 //!    with the graph-launch cost instead of the host overhead). Ties keep the smaller decode partition and `k`;
 //! 3. if no decode partition meets `tau`, it runs the mixed batch aggregated and logs a fallback.
 //!
-//! While a split runs, the partitions keep their sizes: when the decode window ends first, the next window runs
-//! on the same decode SMs with the decodes of that moment (requests whose prefill completed join), with `k`
-//! sized to end near the prefill's predicted end; when the prefill batch ends first, the next prefill batch
-//! (unfinished prefills, then admissions, up to the budget) runs on the same prefill SMs. When both partitions
-//! are idle the decision starts over at step 1.
+//! One split decision covers one prefill batch and one decode window; the plan is remade when both have ended
+//! ("re-plan when the window ends"). In between, the partitions keep their sizes: when the decode window ends
+//! while the prefill batch still runs, another window runs on the same decode SMs with the decodes of that moment
+//! (requests whose prefill completed join), with `k` sized to end near the prefill's predicted end; when the
+//! prefill batch ends first, its partition waits for the window to end, so that the next decision sees all SMs
+//! (a split sized for few decodes must not outlive them).
 //!
 //! Choices the paper leaves open, made here and exposed as settings: the TBT target (default 100 ms), `K`
 //! (default 8), the token budget (default 2048, as `chunked`), the TBT check on the eager first step (the
@@ -29,7 +31,7 @@ use crate::cost::{Launch, SeqWork};
 use crate::error::ConfigError;
 
 /// Settings of [`Duet`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DuetConfig {
     /// Tokens per mixed batch (as `chunked`) and per prefill batch. Default 2048.
     pub token_budget: u32,
@@ -39,11 +41,15 @@ pub struct DuetConfig {
     pub tbt_target_ns: u64,
     /// Largest look-ahead depth `K`. Default 8.
     pub max_lookahead: u32,
+    /// Decode steps are checked against the target as `t_d x (1 + guard)`. Default 0 (the paper's rule: the
+    /// roofline prediction alone); set it to the contention model's decode slowdown for a contention-aware
+    /// variant.
+    pub guard: f64,
 }
 
 impl Default for DuetConfig {
     fn default() -> Self {
-        Self { token_budget: 2048, max_num_seqs: 256, tbt_target_ns: 100_000_000, max_lookahead: 8 }
+        Self { token_budget: 2048, max_num_seqs: 256, tbt_target_ns: 100_000_000, max_lookahead: 8, guard: 0.0 }
     }
 }
 
@@ -77,6 +83,9 @@ impl Duet {
     /// A DuetServe policy; fails if the granularity cannot split this GPU.
     pub fn new(cfg: DuetConfig, ctx: PolicyContext) -> Result<Self, ConfigError> {
         ctx.granularity.validate(ctx.total_sms)?;
+        if !(cfg.guard.is_finite() && cfg.guard >= 0.0) {
+            return Err(ConfigError::Invalid(format!("decode guard must be >= 0, got {}", cfg.guard)));
+        }
         if cfg.max_lookahead == 0 || cfg.token_budget == 0 || cfg.tbt_target_ns == 0 {
             return Err(ConfigError::Invalid("duet needs a token budget, TBT target and max look-ahead >= 1".into()));
         }
@@ -111,7 +120,7 @@ impl Duet {
         let mut best: Option<SplitChoice> = None;
         for &(decode_sms, prefill_sms) in &self.splits {
             let t_d = self.predict(decode_sms, decode, Launch::Eager);
-            if t_d > self.cfg.tbt_target_ns {
+            if t_d as f64 * (1.0 + self.cfg.guard) > self.cfg.tbt_target_ns as f64 {
                 continue;
             }
             let t_p = self.predict(prefill_sms, prefill, Launch::Eager);
@@ -222,30 +231,6 @@ impl Duet {
         });
         plan
     }
-
-    /// Prefill partition idle while the decode window `w` runs: the next prefill batch on the other SMs.
-    fn plan_prefill(&self, view: &View<'_>, w: &RunningBatch) -> Plan {
-        let sms = view.total_sms - w.sms;
-        let mut d = Draft::new(view, self.cfg.token_budget);
-        d.continue_prefills();
-        d.admit_waiting(self.cfg.max_num_seqs);
-        let work: Vec<SeqWork> = d.items().map(|it| view.seq_work(it, 0)).collect();
-        if work.is_empty() {
-            return d.into_plan(Lane::Prefill, sms, 1);
-        }
-        let t_p = self.predict(sms, &work, Launch::Eager);
-        let mut plan = d.into_plan(Lane::Prefill, sms, 1);
-        plan.decision = Some(Decision {
-            mode: Mode::Split,
-            prefill_sms: sms,
-            decode_sms: 0,
-            lookahead: 1,
-            predicted_mixed_ns: 0,
-            predicted_prefill_ns: t_p,
-            predicted_decode_step_ns: 0,
-        });
-        plan
-    }
 }
 
 impl Policy for Duet {
@@ -260,8 +245,8 @@ impl Policy for Duet {
         match (view.on_lane(Lane::Prefill), view.on_lane(Lane::Decode)) {
             (None, None) => self.plan_idle(view),
             (Some(p), None) => self.plan_decode_window(view, p),
-            (None, Some(w)) => self.plan_prefill(view, w),
-            (Some(_), Some(_)) => Plan::default(),
+            // The prefill partition waits for the decode window to end; then the whole GPU is re-planned.
+            (None, Some(_)) | (Some(_), Some(_)) => Plan::default(),
         }
     }
 }

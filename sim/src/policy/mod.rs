@@ -266,6 +266,8 @@ pub struct PolicyOptions {
     pub max_lookahead: Option<u32>,
     /// Static split as (prefill SMs, decode SMs).
     pub split: Option<(u32, u32)>,
+    /// Decode-step guard of duet and muxwise (predicted step x (1 + guard) must meet the target).
+    pub guard: Option<f64>,
 }
 
 impl PolicyConfig {
@@ -302,6 +304,7 @@ impl PolicyConfig {
                     token_budget: budget(d.token_budget),
                     tbt_target_ns: tbt_ns(d.tbt_target_ns),
                     max_lookahead: o.max_lookahead.unwrap_or(d.max_lookahead),
+                    guard: o.guard.unwrap_or(d.guard),
                     ..d
                 })
             }
