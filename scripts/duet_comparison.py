@@ -29,12 +29,16 @@ def policies():
     out += [(f"static-split {132 - d}:{d}", ["--policy", "static-split", "--split", f"{132 - d}:{d}"]) for d in STATIC_DECODE_SMS]
     out.append(("muxwise", ["--policy", "muxwise", "--tbt-target-ms", str(TBT_MS)]))
     out += [(f"duet (budget {b})", ["--policy", "duet", "--tbt-target-ms", str(TBT_MS), "--token-budget", str(b)]) for b in (2048, 8192)]
+    out.append(("duet (budget 8192, guard 0.15)", ["--policy", "duet", "--tbt-target-ms", str(TBT_MS), "--token-budget", "8192", "--decode-guard", "0.15"]))
     return out
+
+
+EXTRA = []
 
 
 def sim(duet, trace, rate, args):
     with tempfile.TemporaryDirectory() as d:
-        cmd = [duet, "sim", "--trace", trace, "--rate", str(rate), "--model", "qwen3-8b", "--gpu", "h100-sxm", "--out", d] + args
+        cmd = [duet, "sim", "--trace", trace, "--rate", str(rate), "--model", "qwen3-8b", "--gpu", "h100-sxm", "--out", d] + args + EXTRA
         subprocess.run(cmd, check=True, capture_output=True)
         with open(os.path.join(d, "summary.json")) as f:
             return json.load(f)
@@ -63,14 +67,17 @@ def main():
     ap.add_argument("--duet", default="target/release/duet")
     ap.add_argument("--shared", default="../shared")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--extra", default="", help="extra `duet sim` arguments for every run (sensitivity studies)")
+    ap.add_argument("--only", default="", help="run only traces whose name contains this")
     a = ap.parse_args()
+    EXTRA.extend(a.extra.split())
     pols = policies()
     print("# Policy comparison: Qwen3-8B on an H100-SXM (simulated)\n")
     print(f"Generated {datetime.date.today()} by `python3 scripts/duet_comparison.py > docs/RESULTS.md` "
           f"(duet {subprocess.run([a.duet, '--version'], capture_output=True, text=True).stdout.strip()}), "
           "default cost model (GEMM 0.75, HBM 0.84 of peak, 1 ms host overhead per eager batch, 30 us per graph-replayed "
           "decode step), default contention (decode +15%, prefill +5% while partitions overlap), TPC granularity, "
-          "20 us partition switch.\n")
+          f"20 us partition switch. Extra arguments: `{a.extra or 'none'}`.\n")
     print(f"Columns: offered rate (trace rescaled with `--rate`), completed requests/s, output tokens/s, P99 of all "
           f"inter-token gaps (`p99_itl_ms`, the usual \"P99 TBT\"), P99 over requests of each request's largest gap "
           f"(`p99_tbt_ms`), P99 TTFT, and how many of duet's scheduling decisions split the GPU. Capacity = highest "
@@ -78,6 +85,8 @@ def main():
           f"(8 steps).\n")
     with cf.ThreadPoolExecutor(a.jobs) as pool:
         for tname, (rel, rates) in TRACES.items():
+            if a.only not in tname:
+                continue
             trace = os.path.join(a.shared, rel)
             jobs = {(p, r): pool.submit(sim, a.duet, trace, r, args) for p, args in pols for r in rates}
             caps = {p: pool.submit(capacity, a.duet, trace, args, 2.5 * rates[-1]) for p, args in pols}

@@ -111,6 +111,10 @@ pub struct SimArgs {
     /// GPU: h100-sxm, h200 or a100-80gb (see `duet gpus`).
     #[arg(long, default_value = "h100-sxm")]
     pub gpu: String,
+    /// SM count at which achievable HBM bandwidth saturates in the default curves (h100-sxm default 64): a
+    /// sensitivity knob until calibrated curves exist.
+    #[arg(long, value_name = "SMS")]
+    pub bw_saturation_sms: Option<u32>,
     /// Use only this many SMs of the GPU (default: all of them).
     #[arg(long, value_name = "SMS")]
     pub num_sms: Option<u32>,
