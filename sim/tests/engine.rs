@@ -89,9 +89,8 @@ impl<F: FnMut(&View<'_>) -> Plan> Policy for Rogue<F> {
 }
 
 fn batch(view: &View<'_>, items: Vec<BatchItem>) -> Plan {
-    let batch =
-        duet_sim::policy::Batch { lane: duet_sim::policy::Lane::Whole, sms: view.total_sms, items, lookahead: 1 };
-    Plan { preempt: vec![], batches: vec![batch], decision: None }
+    let batch = duet_sim::policy::Batch::new(duet_sim::policy::Lane::Whole, view.total_sms, items);
+    Plan { batches: vec![batch], ..Plan::default() }
 }
 
 /// A planning function under test.
@@ -128,10 +127,7 @@ fn engine_refuses_invalid_plans() {
                 )
             }),
         ),
-        (
-            "preempt: request 1 is Queued",
-            Box::new(|_| Plan { preempt: vec![ReqId(1)], batches: vec![], decision: None }),
-        ),
+        ("preempt: request 1 is Queued", Box::new(|_| Plan { preempt: vec![ReqId(1)], ..Plan::default() })),
     ];
     for (needle, f) in cases {
         let e = engine::run(&w, &mut Rogue(f), &mut FixedExecutor(Nanos(MS)), &cfg).unwrap_err();

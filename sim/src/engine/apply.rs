@@ -108,6 +108,22 @@ impl Engine {
         if need > free {
             return Err(format!("needs {need} KV blocks, {free} free"));
         }
+        for r in &plan.resize {
+            let b = self
+                .batches
+                .iter()
+                .find(|b| b.lane == r.lane)
+                .ok_or_else(|| format!("resize: nothing runs on lane {:?}", r.lane))?;
+            if b.segment + 1 >= b.segments {
+                return Err(format!("resize: the batch on lane {:?} has no layer-group boundary left", r.lane));
+            }
+            if r.lane == Lane::Whole || !self.cfg.granularity.allows(r.sms, total) {
+                return Err(format!(
+                    "resize: {} SMs on lane {:?} is not a legal {} partition of {total} SMs",
+                    r.sms, r.lane, self.cfg.granularity
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -128,6 +144,10 @@ impl Engine {
         });
         for batch in plan.batches {
             self.start(batch, decision, executor)?;
+        }
+        for r in plan.resize {
+            let b = self.batches.iter_mut().find(|b| b.lane == r.lane).expect("validated");
+            b.pending_sms = Some(r.sms);
         }
         self.rebalance();
         Ok(())
@@ -212,8 +232,11 @@ impl Engine {
             items: batch.items,
             steps_total: batch.lookahead,
             step: 0,
+            segments: batch.segments,
+            segment: 0,
+            pending_sms: None,
             started: self.now,
-            remaining: solo as f64,
+            remaining: solo as f64 / f64::from(batch.segments),
             rate: 1.0,
             last_update: self.now,
             version: 0,

@@ -12,9 +12,12 @@ impl Engine {
     /// The current step of batch `bi` finished at `self.now`.
     pub(super) fn complete_step(&mut self, bi: usize, executor: &mut dyn Executor) -> Result<(), SimError> {
         let now = self.now;
-        let items = std::mem::take(&mut self.batches[bi].items);
         let record = self.batches[bi].record;
         self.iterations[record].end = now;
+        if self.batches[bi].segment + 1 < self.batches[bi].segments {
+            return self.next_segment(bi, executor);
+        }
+        let items = std::mem::take(&mut self.batches[bi].items);
         for item in &items {
             let r = &mut self.requests[item.req().index()];
             if r.phase == Phase::Finished {
@@ -93,6 +96,43 @@ impl Engine {
                 self.running.retain(|id| reqs[id.index()].phase != Phase::Finished);
             }
         }
+        self.rebalance();
+        Ok(())
+    }
+
+    /// A layer group of a segmented batch finished: apply a pending resize (growth only into free SMs) and run
+    /// the next group, which takes `1 / segments` of the step's predicted time on the (new) SM count.
+    fn next_segment(&mut self, bi: usize, executor: &mut dyn Executor) -> Result<(), SimError> {
+        let now = self.now;
+        let others: u32 = self.batches.iter().enumerate().filter(|&(i, _)| i != bi).map(|(_, b)| b.sms).sum();
+        let b = &mut self.batches[bi];
+        b.segment += 1;
+        if let Some(new) = b.pending_sms.take()
+            && new + others <= self.cfg.num_sms
+        {
+            b.sms = new;
+        }
+        let (lane, sms, segments) = (b.lane, b.sms, b.segments);
+        let items = std::mem::take(&mut b.items);
+        self.step_work(&items);
+        let solo = executor.execute(now, sms, &self.work, Launch::Eager)?.max(Nanos(1)).0;
+        let num_seqs = items.len() as u32;
+        self.iterations.push(IterationRecord {
+            lane,
+            sms,
+            start: now,
+            end: now,
+            num_seqs,
+            prefill_tokens: 0,
+            decode_tokens: 0,
+        });
+        let b = &mut self.batches[bi];
+        b.items = items;
+        b.remaining = solo as f64 / f64::from(segments);
+        b.last_update = now;
+        b.dirty = true;
+        b.record = self.iterations.len() - 1;
+        self.peak_sms = self.peak_sms.max(self.batches.iter().map(|b| b.sms).sum());
         self.rebalance();
         Ok(())
     }

@@ -185,6 +185,11 @@ struct InFlight {
     items: Vec<BatchItem>,
     steps_total: u32,
     step: u32,
+    /// Layer groups of the (single) step, and the one executing.
+    segments: u32,
+    segment: u32,
+    /// SMs to switch to at the next layer-group boundary.
+    pending_sms: Option<u32>,
     started: Nanos,
     /// Solo-speed nanoseconds left in the current step.
     remaining: f64,
@@ -384,6 +389,8 @@ impl Engine {
                     sms: b.sms,
                     started: b.started,
                     expected_end: self.now + Nanos((b.remaining / b.rate).ceil() as u64),
+                    segments_left: b.segments - b.segment - 1,
+                    pending_sms: b.pending_sms,
                 })
                 .collect();
             let view = View {

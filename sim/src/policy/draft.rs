@@ -194,7 +194,8 @@ impl<'v, 'a> Draft<'v, 'a> {
     /// The plan: preemptions, then one batch of everything scheduled on `lane` with `sms` SMs.
     pub fn into_plan(self, lane: Lane, sms: u32, lookahead: u32) -> Plan {
         let (preempt, items) = self.into_parts();
-        let batches = if items.is_empty() { Vec::new() } else { vec![Batch { lane, sms, items, lookahead }] };
-        Plan { preempt, batches, decision: None }
+        let batches =
+            if items.is_empty() { Vec::new() } else { vec![Batch { lookahead, ..Batch::new(lane, sms, items) }] };
+        Plan { preempt, batches, ..Plan::default() }
     }
 }

@@ -185,9 +185,10 @@ impl Duet {
         let (preempt, _) = d.into_parts();
         Plan {
             preempt,
+            resize: Vec::new(),
             batches: vec![
-                Batch { lane: Lane::Prefill, sms: c.prefill_sms, items: pre, lookahead: 1 },
-                Batch { lane: Lane::Decode, sms: c.decode_sms, items: dec, lookahead: c.k },
+                Batch::new(Lane::Prefill, c.prefill_sms, pre),
+                Batch { lookahead: c.k, ..Batch::new(Lane::Decode, c.decode_sms, dec) },
             ],
             decision: Some(Decision {
                 mode: Mode::Split,

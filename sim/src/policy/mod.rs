@@ -46,8 +46,12 @@ pub struct RunningBatch {
     pub sms: u32,
     /// When it started.
     pub started: Nanos,
-    /// When it would end if nothing changed (contention can move it).
+    /// When its current step (or layer group) would end if nothing changed (contention can move it).
     pub expected_end: Nanos,
+    /// Layer groups left after the current one (0 for unsegmented batches).
+    pub segments_left: u32,
+    /// A resize waiting for the next layer-group boundary.
+    pub pending_sms: Option<u32>,
 }
 
 /// Everything a policy may look at, read-only.
@@ -160,6 +164,26 @@ pub struct Batch {
     /// Steps to run back to back (look-ahead decode; 1 otherwise). Only decode-only batches may use more than 1;
     /// KV for all steps is reserved up front; the first step is launched eagerly, the rest replay a CUDA graph.
     pub lookahead: u32,
+    /// Layer groups a single-step batch is executed in (1: all layers at once). At each group boundary the
+    /// batch can be resized ([`Resize`]); each group takes `1 / segments` of the step's predicted time on its SMs.
+    pub segments: u32,
+}
+
+impl Batch {
+    /// A batch of one step run in one piece.
+    pub fn new(lane: Lane, sms: u32, items: Vec<BatchItem>) -> Self {
+        Self { lane, sms, items, lookahead: 1, segments: 1 }
+    }
+}
+
+/// Changes the SMs of the running segmented batch on `lane` at its next layer-group boundary (shrinking always
+/// takes effect; growing takes effect if the SMs are free then).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resize {
+    /// Lane of the running batch.
+    pub lane: Lane,
+    /// Its new SM count.
+    pub sms: u32,
 }
 
 /// How a scheduling decision ran the GPU.
@@ -210,6 +234,8 @@ pub struct Plan {
     pub preempt: Vec<ReqId>,
     /// Batches to start now.
     pub batches: Vec<Batch>,
+    /// Resizes of running segmented batches.
+    pub resize: Vec<Resize>,
     /// What was decided, for the log.
     pub decision: Option<Decision>,
 }
@@ -217,7 +243,7 @@ pub struct Plan {
 impl Plan {
     /// True when the plan does nothing.
     pub fn is_empty(&self) -> bool {
-        self.preempt.is_empty() && self.batches.is_empty()
+        self.preempt.is_empty() && self.batches.is_empty() && self.resize.is_empty()
     }
 }
 

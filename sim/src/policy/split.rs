@@ -5,14 +5,13 @@
 //!   prefill partition is idle, unfinished prefills and then admissions (up to the token budget) run there.
 //! - `muxwise` (MuxWise, arXiv 2504.14489): at each decode step boundary the decode partition is the smallest
 //!   legal one whose predicted step time, inflated by a contention guard (default 30%, the worst decode
-//!   slowdown MuxWise observed), meets the TBT target, among the SMs the running prefill leaves free (the
-//!   largest such partition when none meets it); a new prefill batch gets all SMs the decode partition does not
-//!   hold. Stated simplification: MuxWise schedules prefill at layer granularity, so a running prefill can be
-//!   shrunk or paused at a layer boundary; here a prefill batch keeps its SMs until it ends, and the decode
-//!   partition is resized only when it can grow into free SMs.
-
+//!   slowdown MuxWise observed), meets the TBT target (the largest legal one below the whole GPU when none
+//!   does). Prefill runs at layer granularity: a prefill batch is executed in layer groups (default one layer
+//!   each) and gets every SM the decode partition does not hold; when the next decode step needs more SMs than
+//!   are free, the running prefill is shrunk at its next layer boundary and the decode step starts then; when the
+//!   decode partition shrinks, the prefill grows into the freed SMs at its next boundary.
 use super::draft::Draft;
-use super::{Batch, Decision, Lane, Mode, Plan, Policy, PolicyContext, View};
+use super::{Batch, Decision, Lane, Mode, Plan, Policy, PolicyContext, Resize, View};
 use crate::cost::{Launch, SeqWork};
 use crate::error::ConfigError;
 use crate::partition::Granularity;
@@ -38,20 +37,20 @@ impl Default for StaticSplitConfig {
     }
 }
 
-/// Builds the decode batch (if `decode_sms > 0`) and the prefill batch (if `prefill_sms > 0`) of one plan from
-/// one draft, so KV accounting covers both.
+/// Builds the decode batch (`decode`: SMs and look-ahead) and the prefill batch (`prefill`: SMs and layer
+/// groups) of one plan from one draft, so KV accounting covers both.
 fn split_plan(
     view: &View<'_>,
     budget: u32,
     max_num_seqs: usize,
     decode: Option<(u32, u32)>,
-    prefill_sms: Option<u32>,
+    prefill: Option<(u32, u32)>,
 ) -> Plan {
     let mut d = Draft::new(view, u32::MAX);
     if let Some((_, k)) = decode {
         d.decode_running(k);
     }
-    if prefill_sms.is_some() {
+    if prefill.is_some() {
         d.budget = budget;
         d.continue_prefills();
         d.admit_waiting(max_num_seqs);
@@ -60,12 +59,12 @@ fn split_plan(
     let (pre, dec): (Vec<_>, Vec<_>) = items.into_iter().partition(|it| matches!(it, super::BatchItem::Prefill { .. }));
     let mut batches = Vec::new();
     if let (Some((sms, k)), false) = (decode, dec.is_empty()) {
-        batches.push(Batch { lane: Lane::Decode, sms, items: dec, lookahead: k });
+        batches.push(Batch { lookahead: k, ..Batch::new(Lane::Decode, sms, dec) });
     }
-    if let (Some(sms), false) = (prefill_sms, pre.is_empty()) {
-        batches.push(Batch { lane: Lane::Prefill, sms, items: pre, lookahead: 1 });
+    if let (Some((sms, segments)), false) = (prefill, pre.is_empty()) {
+        batches.push(Batch { segments, ..Batch::new(Lane::Prefill, sms, pre) });
     }
-    Plan { preempt, batches, decision: None }
+    Plan { preempt, batches, ..Plan::default() }
 }
 
 /// Fixed prefill/decode partitions.
@@ -104,7 +103,7 @@ impl Policy for StaticSplit {
 
     fn plan(&mut self, view: &View<'_>) -> Plan {
         let decode = view.on_lane(Lane::Decode).is_none().then_some((self.cfg.decode_sms, self.cfg.lookahead));
-        let prefill = view.on_lane(Lane::Prefill).is_none().then_some(self.cfg.prefill_sms);
+        let prefill = view.on_lane(Lane::Prefill).is_none().then_some((self.cfg.prefill_sms, 1));
         split_plan(view, self.cfg.token_budget, self.cfg.max_num_seqs, decode, prefill)
     }
 }
@@ -120,19 +119,24 @@ pub struct MuxWiseConfig {
     pub tbt_target_ns: u64,
     /// Contention guard: predicted decode steps are multiplied by `1 + guard`. Default 0.3.
     pub guard: f64,
+    /// Layers per prefill layer group (the resize granularity). Default 1.
+    pub layers_per_segment: u32,
 }
 
 impl Default for MuxWiseConfig {
     fn default() -> Self {
-        Self { token_budget: 2048, max_num_seqs: 256, tbt_target_ns: 100_000_000, guard: 0.3 }
+        Self { token_budget: 2048, max_num_seqs: 256, tbt_target_ns: 100_000_000, guard: 0.3, layers_per_segment: 1 }
     }
 }
 
-/// Persistent split sized per decode step.
+/// Persistent split sized per decode step, with layer-granular prefill.
 #[derive(Debug)]
 pub struct MuxWise {
     cfg: MuxWiseConfig,
     ctx: PolicyContext,
+    /// Legal decode partition sizes (with a legal remainder), ascending.
+    decode_sizes: Vec<u32>,
+    segments: u32,
 }
 
 impl MuxWise {
@@ -142,24 +146,27 @@ impl MuxWise {
         if !(cfg.guard.is_finite() && cfg.guard >= 0.0) {
             return Err(ConfigError::Invalid(format!("contention guard must be >= 0, got {}", cfg.guard)));
         }
-        Ok(Self { cfg, ctx })
+        if cfg.layers_per_segment == 0 {
+            return Err(ConfigError::Invalid("layers per prefill segment must be >= 1".into()));
+        }
+        let g: Granularity = ctx.granularity;
+        let decode_sizes = g.splits(ctx.total_sms).into_iter().map(|(d, _)| d).collect();
+        let segments = (ctx.cost.model().num_layers as u32).div_ceil(cfg.layers_per_segment).max(1);
+        Ok(Self { cfg, ctx, decode_sizes, segments })
     }
 
-    /// Smallest legal decode partition within `avail` SMs whose guarded step time meets the target, else the
-    /// largest legal one within `avail`; with its predicted step time.
-    fn decode_partition(&self, work: &[SeqWork], avail: u32) -> Option<(u32, u64)> {
-        let total = self.ctx.total_sms;
-        let g: Granularity = self.ctx.granularity;
-        let legal: Vec<u32> =
-            (1..=avail).filter(|&s| g.allows(s, total) && (s == total || g.allows(total - s, total))).collect();
+    /// Smallest legal decode partition whose guarded step time meets the target, else the largest legal one;
+    /// with its predicted step time.
+    fn decode_partition(&self, work: &[SeqWork]) -> (u32, u64) {
         let predict = |s: u32| self.ctx.cost.iteration_launched(s, work, Launch::Eager).total.0;
-        for &s in &legal {
+        for &s in &self.decode_sizes {
             let t = predict(s);
             if t as f64 * (1.0 + self.cfg.guard) <= self.cfg.tbt_target_ns as f64 {
-                return Some((s, t));
+                return (s, t);
             }
         }
-        legal.last().map(|&s| (s, predict(s)))
+        let s = *self.decode_sizes.last().expect("validated: the granularity splits this GPU");
+        (s, predict(s))
     }
 }
 
@@ -170,32 +177,46 @@ impl Policy for MuxWise {
 
     fn plan(&mut self, view: &View<'_>) -> Plan {
         let total = view.total_sms;
-        let running_prefill = view.on_lane(Lane::Prefill).map(|b| b.sms);
+        let prefill_running = view.on_lane(Lane::Prefill).copied();
         let mut decode = None;
-        let mut decision_step = 0;
+        let mut resize = Vec::new();
+        let mut decision = None;
         if view.on_lane(Lane::Decode).is_none() {
             let mut probe = Draft::new(view, u32::MAX);
             probe.decode_running(1);
             let work: Vec<SeqWork> = probe.items().map(|it| view.seq_work(it, 0)).collect();
             if !work.is_empty() {
-                // With no prefill running, keep a legal remainder for the next prefill batch.
-                let avail = total - running_prefill.unwrap_or(0);
-                let avail = if running_prefill.is_none() { avail - 1 } else { avail };
-                if let Some((s, t)) = self.decode_partition(&work, avail) {
-                    decode = Some((s, 1));
-                    decision_step = t;
+                let (s, t) = self.decode_partition(&work);
+                let free = view.free_sms();
+                match prefill_running {
+                    _ if s <= free => {
+                        decode = Some((s, 1));
+                        decision = Some((s, t));
+                        // A prefill that holds fewer SMs than it could grows into the rest at its next boundary.
+                        if let Some(p) = prefill_running
+                            && free > s
+                            && p.segments_left > 0
+                            && p.pending_sms.is_none()
+                        {
+                            resize.push(Resize { lane: Lane::Prefill, sms: p.sms + free - s });
+                        }
+                    }
+                    // Not enough free SMs: shrink the running prefill at its next layer boundary; decode then starts.
+                    Some(p) if p.segments_left > 0 && p.pending_sms != Some(total - s) => {
+                        resize.push(Resize { lane: Lane::Prefill, sms: total - s });
+                    }
+                    _ => {}
                 }
             }
         }
-        let decode_sms_now = view.on_lane(Lane::Decode).map(|b| b.sms).or(decode.map(|(s, _)| s));
-        let prefill = match (running_prefill, decode_sms_now) {
+        let prefill = match (prefill_running, view.on_lane(Lane::Decode).map(|b| b.sms).or(decode.map(|(s, _)| s))) {
             (Some(_), _) => None,
-            (None, Some(d)) => Some(total - d),
-            (None, None) => Some(total),
+            (None, Some(d)) => Some((total - d, self.segments)),
+            (None, None) => Some((total, self.segments)),
         };
-        // A prefill on every SM must not start while a decode could need SMs: only when nothing decodes.
         let mut plan = split_plan(view, self.cfg.token_budget, self.cfg.max_num_seqs, decode, prefill);
-        if let Some((s, _)) = decode
+        plan.resize = resize;
+        if let Some((s, t)) = decision
             && plan.batches.iter().any(|b| b.lane == Lane::Decode)
         {
             let prefill_sms = plan.batches.iter().find(|b| b.lane == Lane::Prefill).map_or(0, |b| b.sms);
@@ -206,7 +227,7 @@ impl Policy for MuxWise {
                 lookahead: 1,
                 predicted_mixed_ns: 0,
                 predicted_prefill_ns: 0,
-                predicted_decode_step_ns: decision_step,
+                predicted_decode_step_ns: t,
             });
         }
         plan
