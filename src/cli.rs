@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::{commands, trace_cmd};
+use crate::{calibrate_cmd, commands, trace_cmd};
 
 /// duet: how should prefill and decode share a GPU? Simulate LLM-serving schedulers on real traces.
 #[derive(Debug, Parser)]
@@ -29,6 +29,47 @@ enum Command {
     Gpus,
     /// Compare the roofline's linear operators with measured kernel times (a Vidur `*.mlp.csv` profile).
     RooflineCheck(RooflineArgs),
+    /// Fit GPU profiles from measurements and check their accuracy.
+    #[command(subcommand)]
+    Calibrate(CalibrateCommand),
+}
+
+/// `duet calibrate ...`.
+#[derive(Debug, Subcommand)]
+pub enum CalibrateCommand {
+    /// Fit a profile from measurement records (JSONL) or Vidur profiling CSVs.
+    Fit {
+        /// Measurement files: `.csv` = Vidur `*.mlp.csv` (ms), anything else = duet JSONL records.
+        #[arg(long, required = true, num_args = 1..)]
+        measured: Vec<PathBuf>,
+        /// GPU the measurements come from (identity, SM count, datasheet starting point).
+        #[arg(long, default_value = "h100-sxm")]
+        gpu: String,
+        /// Output profile JSON.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Report a profile's error against measurements, per operator class and overall.
+    Check {
+        /// Profile: bundled name, path, or `datasheet` (the unfitted analytic curves of --gpu).
+        #[arg(long, default_value = "h100-sxm")]
+        profile: String,
+        /// Measurement files (as for `fit`).
+        #[arg(long, required = true, num_args = 1..)]
+        measured: Vec<PathBuf>,
+        /// GPU (for the SM count of Vidur CSVs and for `datasheet`).
+        #[arg(long, default_value = "h100-sxm")]
+        gpu: String,
+        /// Write every prediction beside its measurement to this CSV.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Worst cases to list.
+        #[arg(long, default_value_t = 5)]
+        worst: usize,
+    },
 }
 
 /// Where requests come from and how they are transformed. Transforms apply in this order: rate change, time
@@ -111,8 +152,12 @@ pub struct SimArgs {
     /// GPU: h100-sxm, h200 or a100-80gb (see `duet gpus`).
     #[arg(long, default_value = "h100-sxm")]
     pub gpu: String,
-    /// SM count at which achievable HBM bandwidth saturates in the default curves (h100-sxm default 64): a
-    /// sensitivity knob until calibrated curves exist.
+    /// GPU profile for the cost model: a bundled name (h100-sxm, h200, a100-80gb), a path to a profile JSON, or
+    /// `datasheet` for the analytic curves of --gpu. Default: the bundled profile of --gpu.
+    #[arg(long, value_name = "PROFILE")]
+    pub profile: Option<String>,
+    /// SM count at which achievable HBM bandwidth saturates in the datasheet curves (h100-sxm default 64); implies
+    /// `--profile datasheet`. A sensitivity knob until per-SM measurements exist.
     #[arg(long, value_name = "SMS")]
     pub bw_saturation_sms: Option<u32>,
     /// Use only this many SMs of the GPU (default: all of them).
@@ -153,12 +198,17 @@ pub struct SimArgs {
     /// Time to change the partition layout, microseconds (default 20).
     #[arg(long, value_name = "US")]
     pub partition_switch_us: Option<u64>,
-    /// Slowdown of a decode partition while a prefill partition runs (default 0.15 = 15%).
+    /// Use fixed contention slowdowns instead of the profile's bandwidth model: slowdown of a decode partition
+    /// while another runs (default with this mode 0.15).
     #[arg(long, value_name = "FRACTION")]
     pub contention_decode: Option<f64>,
-    /// Slowdown of a prefill partition while a decode partition runs (default 0.05).
+    /// Fixed-slowdown mode: slowdown of a prefill or whole-GPU batch while another runs (default 0.05).
     #[arg(long, value_name = "FRACTION")]
     pub contention_prefill: Option<f64>,
+    /// Bandwidth contention model: extra stretch of memory-bound work while partitions overlap (profile
+    /// default 0.1).
+    #[arg(long, value_name = "FRACTION")]
+    pub contention_interference: Option<f64>,
     /// Fraction of GPU memory for weights, activations and KV cache (default 0.9).
     #[arg(long, value_name = "FRACTION")]
     pub gpu_memory_utilization: Option<f64>,
@@ -265,5 +315,6 @@ pub fn run() -> anyhow::Result<()> {
         Command::Models => commands::models(),
         Command::Gpus => commands::gpus(),
         Command::RooflineCheck(a) => commands::roofline_check(&a),
+        Command::Calibrate(c) => calibrate_cmd::run(c),
     }
 }

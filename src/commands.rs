@@ -4,8 +4,11 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use duet_sim::cost::CostConfig;
+use std::sync::Arc;
+
+use duet_calibration::Profile;
 use duet_sim::cost::check::{LINEAR_OPS, compare_vidur_linear, error_stats};
+use duet_sim::cost::{CostConfig, DeviceCurves};
 use duet_sim::engine::Contention;
 use duet_sim::kv::{KvCapacity, KvConfig};
 use duet_sim::metrics::Slo;
@@ -51,18 +54,53 @@ pub fn config(a: &SimArgs) -> Result<SimConfig> {
     if let Some(us) = a.graph_launch_us {
         cost.graph_launch_ns = us * 1_000;
     }
-    let mut contention = Contention::default();
-    for (v, slot, name) in [
-        (a.contention_decode, &mut contention.decode_slowdown, "--contention-decode"),
-        (a.contention_prefill, &mut contention.prefill_slowdown, "--contention-prefill"),
-    ] {
-        if let Some(v) = v {
-            if !(v.is_finite() && v >= 0.0) {
-                bail!("{name} must be a slowdown fraction >= 0, got {v}");
-            }
-            *slot = v;
+    let profile = match (&a.profile, a.bw_saturation_sms) {
+        (Some(p), Some(_)) if p != "datasheet" => {
+            bail!("--bw-saturation-sms changes the datasheet curves; it cannot be combined with --profile {p}")
         }
+        (_, Some(_)) => None,
+        (Some(p), None) if p == "datasheet" => None,
+        (Some(p), None) => Some(Profile::resolve(p)?),
+        (None, None) => Profile::bundled(&gpu.name),
+    };
+    if let Some(p) = &profile
+        && p.gpu.num_sms != gpu.num_sms
+    {
+        bail!(
+            "profile {} is for {} ({} SMs), not {} ({} SMs)",
+            p.gpu.name,
+            p.gpu.name,
+            p.gpu.num_sms,
+            gpu.name,
+            gpu.num_sms
+        );
     }
+    if let Some(p) = &profile {
+        cost.iteration_overhead_ns = a.iteration_overhead_us.map_or(p.overheads.iteration_overhead_ns, |us| us * 1_000);
+        cost.graph_launch_ns = a.graph_launch_us.map_or(p.overheads.graph_launch_ns, |us| us * 1_000);
+    }
+    let (hbm, interference) = match &profile {
+        Some(p) => (p.contention.hbm_bandwidth, p.contention.interference),
+        None => (gpu.hbm_bandwidth * gpu.bandwidth_efficiency, 0.1),
+    };
+    let check = |v: f64, name: &str| {
+        if v.is_finite() && v >= 0.0 { Ok(v) } else { Err(anyhow::anyhow!("{name} must be a fraction >= 0, got {v}")) }
+    };
+    let contention = match (a.contention_decode, a.contention_prefill) {
+        (None, None) => {
+            let interference = a
+                .contention_interference
+                .map(|v| check(v, "--contention-interference"))
+                .transpose()?
+                .unwrap_or(interference);
+            Contention::Bandwidth { hbm_bandwidth: hbm, interference }
+        }
+        (d, p) => Contention::Fixed {
+            decode_slowdown: check(d.unwrap_or(0.15), "--contention-decode")?,
+            prefill_slowdown: check(p.unwrap_or(0.05), "--contention-prefill")?,
+        },
+    };
+    let curves: Option<Arc<dyn DeviceCurves>> = profile.as_ref().map(|p| Arc::new(p.curves()) as Arc<dyn DeviceCurves>);
     let partition_switch_ns = a.partition_switch_us.map_or(20_000, |us| us * 1_000);
     let mut kv = KvConfig { total_blocks_override: a.kv_blocks, ..KvConfig::default() };
     if let Some(u) = a.gpu_memory_utilization {
@@ -77,9 +115,10 @@ pub fn config(a: &SimArgs) -> Result<SimConfig> {
         num_sms,
         policy,
         granularity,
-        contention,
+        contention: Some(contention),
         partition_switch_ns,
         cost,
+        curves,
         kv,
         slo,
         seed: a.workload.seed,

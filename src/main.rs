@@ -1,5 +1,6 @@
 //! The `duet` command line: parses arguments, calls the libraries, prints. See `duet --help`.
 
+mod calibrate_cmd;
 mod cli;
 mod commands;
 mod trace_cmd;

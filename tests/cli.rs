@@ -210,7 +210,7 @@ fn bad_input_is_a_clear_error_not_a_panic() {
         ),
         (vec!["sim", "--policy", "duet", "--tbt-target-ms", "0"], "TBT target must be a positive number of ms".into()),
         (vec!["sim", "--policy", "duet", "--max-lookahead", "0"], "max look-ahead must be >= 1".into()),
-        (vec!["sim", "--contention-decode=-1"], "--contention-decode must be a slowdown fraction >= 0".into()),
+        (vec!["sim", "--contention-decode=-1"], "--contention-decode must be a fraction >= 0, got -1".into()),
     ];
     for (args, needle) in cases {
         let o = duet(&args);

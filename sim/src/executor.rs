@@ -6,11 +6,29 @@ use std::sync::Arc;
 use crate::cost::{CostModel, Launch, SeqWork};
 use crate::time::Nanos;
 
-/// Runs batches. `execute` returns the batch's duration; the engine schedules its completion.
+/// How long a step takes when it runs alone, and the HBM traffic that contention acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct StepTiming {
+    /// Duration when running alone.
+    pub duration: Nanos,
+    /// Bytes moved to or from HBM.
+    pub hbm_bytes: f64,
+    /// Nanoseconds those bytes take at the partition's own bandwidth (<= duration for a roofline model).
+    pub memory_ns: f64,
+}
+
+impl StepTiming {
+    /// A step with no HBM traffic information (contention leaves it alone).
+    pub fn opaque(duration: Nanos) -> Self {
+        Self { duration, hbm_bytes: 0.0, memory_ns: 0.0 }
+    }
+}
+
+/// Runs batches. `execute` returns the batch's timing; the engine schedules its completion.
 pub trait Executor {
     /// Runs one iteration of `work` (one entry per sequence) on a partition of `sms` SMs starting at `now`,
-    /// launched as `launch`; returns its duration when it runs alone.
-    fn execute(&mut self, now: Nanos, sms: u32, work: &[SeqWork], launch: Launch) -> Result<Nanos, ExecutorError>;
+    /// launched as `launch`; returns its timing when it runs alone.
+    fn execute(&mut self, now: Nanos, sms: u32, work: &[SeqWork], launch: Launch) -> Result<StepTiming, ExecutorError>;
 }
 
 /// An executor failure (the GPU executor's errors; the simulated executor never fails).
@@ -37,7 +55,14 @@ impl SimExecutor {
 }
 
 impl Executor for SimExecutor {
-    fn execute(&mut self, _now: Nanos, sms: u32, work: &[SeqWork], launch: Launch) -> Result<Nanos, ExecutorError> {
-        Ok(self.cost.iteration_launched(sms, work, launch).total)
+    fn execute(
+        &mut self,
+        _now: Nanos,
+        sms: u32,
+        work: &[SeqWork],
+        launch: Launch,
+    ) -> Result<StepTiming, ExecutorError> {
+        let c = self.cost.iteration_launched(sms, work, launch);
+        Ok(StepTiming { duration: c.total, hbm_bytes: c.hbm_bytes, memory_ns: c.memory_s * 1e9 })
     }
 }

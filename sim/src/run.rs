@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use duet_traces::Workload;
 
-use crate::cost::{CostConfig, CostModel};
+use crate::cost::{CostConfig, CostModel, DeviceCurves};
 use crate::engine::{self, Contention, EngineConfig, SimOutput};
 use crate::error::{ConfigError, SimError};
 use crate::executor::SimExecutor;
@@ -29,12 +29,14 @@ pub struct SimConfig {
     pub policy: PolicyConfig,
     /// Legal SM partition sizes.
     pub granularity: Granularity,
-    /// Contention between co-running partitions.
-    pub contention: Contention,
+    /// Contention between co-running partitions (`None`: none).
+    pub contention: Option<Contention>,
     /// Cost of changing the partition layout, ns.
     pub partition_switch_ns: u64,
     /// Cost-model settings.
     pub cost: CostConfig,
+    /// SM-scaling curves (a calibrated profile); `None` uses the GPU's default analytic curves.
+    pub curves: Option<Arc<dyn DeviceCurves>>,
     /// KV-cache settings.
     pub kv: KvConfig,
     /// SLO limits for goodput and attainment.
@@ -95,7 +97,10 @@ pub fn simulate(workload: &Workload, cfg: &SimConfig) -> Result<SimRun, SimError
         .into());
     }
     let kv = KvCapacity::compute(&cfg.model, &cfg.gpu, &cfg.kv)?;
-    let cost = Arc::new(CostModel::new(cfg.model.clone(), cfg.gpu.clone(), cfg.cost.clone()));
+    let cost = Arc::new(match &cfg.curves {
+        Some(c) => CostModel::with_curves(cfg.model.clone(), cfg.gpu.clone(), Arc::clone(c), cfg.cost.clone()),
+        None => CostModel::new(cfg.model.clone(), cfg.gpu.clone(), cfg.cost.clone()),
+    });
     let ctx = PolicyContext { cost: Arc::clone(&cost), total_sms: cfg.num_sms, granularity: cfg.granularity };
     let mut policy = cfg.policy.build(&ctx)?;
     let mut executor = SimExecutor::new(cost);
@@ -103,7 +108,7 @@ pub fn simulate(workload: &Workload, cfg: &SimConfig) -> Result<SimRun, SimError
         kv,
         num_sms: cfg.num_sms,
         granularity: cfg.granularity,
-        contention: Some(cfg.contention),
+        contention: cfg.contention,
         partition_switch_ns: cfg.partition_switch_ns,
     };
     let output = engine::run(workload, policy.as_mut(), &mut executor, &engine_cfg)?;

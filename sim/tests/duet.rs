@@ -118,8 +118,14 @@ fn muxwise_resizes_running_prefills_at_layer_boundaries() {
     // Layer groups of one prefill batch follow each other on the Prefill lane with no new tokens counted;
     // a change of SM count between consecutive groups is a resize at a layer boundary.
     let prefill: Vec<_> = out.iterations.iter().filter(|i| i.lane == duet_sim::policy::Lane::Prefill).collect();
-    let resizes = prefill.windows(2).filter(|p| p[1].prefill_tokens == 0 && p[1].start == p[0].end && p[1].sms != p[0].sms).count();
-    let shrinks = prefill.windows(2).filter(|p| p[1].prefill_tokens == 0 && p[1].start == p[0].end && p[1].sms < p[0].sms).count();
+    let resizes = prefill
+        .windows(2)
+        .filter(|p| p[1].prefill_tokens == 0 && p[1].start == p[0].end && p[1].sms != p[0].sms)
+        .count();
+    let shrinks = prefill
+        .windows(2)
+        .filter(|p| p[1].prefill_tokens == 0 && p[1].start == p[0].end && p[1].sms < p[0].sms)
+        .count();
     println!("{} prefill layer groups, {resizes} resizes ({shrinks} shrinks)", prefill.len());
     assert!(shrinks > 0 && resizes > shrinks, "expected both shrinks and growths");
     assert_eq!(metrics::compute(&out, &Slo::default()).completed, 1000);

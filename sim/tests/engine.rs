@@ -164,3 +164,63 @@ fn same_durations_from_another_executor_give_the_same_schedule() {
     assert_eq!(a.iterations, b.iterations);
     assert_eq!(a.requests, b.requests);
 }
+
+/// Every step takes 10 ms alone, drawing `demand` of the HBM bandwidth on average, memory-bound for `mem` of it.
+struct TrafficExecutor {
+    demand: f64,
+    mem: f64,
+}
+
+impl duet_sim::executor::Executor for TrafficExecutor {
+    fn execute(
+        &mut self,
+        _: Nanos,
+        _: u32,
+        _: &[duet_sim::cost::SeqWork],
+        _: duet_sim::cost::Launch,
+    ) -> Result<duet_sim::executor::StepTiming, duet_sim::executor::ExecutorError> {
+        let d = 10.0 * MS as f64;
+        Ok(duet_sim::executor::StepTiming {
+            duration: Nanos(10 * MS),
+            hbm_bytes: self.demand * HBM * d / 1e9,
+            memory_ns: self.mem * d,
+        })
+    }
+}
+
+const HBM: f64 = 1e12;
+
+fn two_lanes(v: &View<'_>) -> Plan {
+    use duet_sim::policy::{Batch, Lane};
+    let mut batches = Vec::new();
+    for (i, &id) in v.waiting.iter().enumerate() {
+        let lane = if i == 0 { Lane::Prefill } else { Lane::Decode };
+        if v.on_lane(lane).is_none() {
+            batches.push(Batch::new(lane, 66, vec![BatchItem::Prefill { req: id, tokens: 10 }]));
+        }
+    }
+    Plan { batches, ..Plan::default() }
+}
+
+#[test]
+fn bandwidth_contention_stretches_only_overlapping_memory_bound_work() {
+    let cfg = duet_sim::engine::EngineConfig {
+        contention: Some(duet_sim::engine::Contention::Bandwidth { hbm_bandwidth: HBM, interference: 0.0 }),
+        partition_switch_ns: 0,
+        ..engine_cfg(100)
+    };
+    let ends = |w: &duet_traces::Workload, demand: f64, mem: f64| {
+        let out = engine::run(w, &mut Rogue(two_lanes), &mut TrafficExecutor { demand, mem }, &cfg).unwrap();
+        out.iterations.iter().map(|i| i.end.0).collect::<Vec<_>>()
+    };
+    // Alone: no stretch.
+    assert_eq!(ends(&workload(&[(0, 10, 1)]), 0.6, 1.0), vec![10 * MS]);
+    // Not overlapping in time: no stretch either.
+    assert_eq!(ends(&workload(&[(0, 10, 1), (20 * MS, 10, 1)]), 0.6, 1.0), vec![10 * MS, 30 * MS]);
+    // Two fully memory-bound steps each drawing 0.6 of HBM: demand 1.2 -> both stretch to 12 ms.
+    assert_eq!(ends(&workload(&[(0, 10, 1), (0, 10, 1)]), 0.6, 1.0), vec![12 * MS, 12 * MS]);
+    // Half memory-bound: only that half stretches by 1.2 -> 0.5 + 0.5 x 1.2 = 1.1 -> 11 ms.
+    assert_eq!(ends(&workload(&[(0, 10, 1), (0, 10, 1)]), 0.6, 0.5), vec![11 * MS, 11 * MS]);
+    // Below saturation (demand 0.8 in total): nothing stretches.
+    assert_eq!(ends(&workload(&[(0, 10, 1), (0, 10, 1)]), 0.4, 1.0), vec![10 * MS, 10 * MS]);
+}

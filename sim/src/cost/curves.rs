@@ -5,10 +5,27 @@
 
 use std::fmt::Debug;
 
+use super::ops::Work;
 use crate::gpu::GpuSpec;
 
+/// Elementwise operator classes (memory bound; a fitted profile may give each its own bandwidth).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Elementwise {
+    /// RMSNorm (fused with the residual add).
+    RmsNorm,
+    /// SiLU-and-multiply of the gated MLP.
+    SiluMul,
+    /// Rotary embedding.
+    Rotary,
+    /// Embedding lookup.
+    Embedding,
+    /// Plain residual add.
+    Add,
+}
+
 /// Achievable throughputs on `sms` SMs. Implementations must be monotone non-decreasing in `sms` and positive
-/// for `sms >= 1`.
+/// for `sms >= 1`. The `*_time` methods turn an operator's [`Work`] into seconds; their defaults are the plain
+/// roofline over the three throughputs, and a fitted profile overrides them.
 pub trait DeviceCurves: Debug + Send + Sync {
     /// Achievable FLOP/s of a GEMM whose output is `m x n` (tokens x output features), on `sms` SMs.
     fn gemm_flops(&self, sms: u32, m: u64, n: u64) -> f64;
@@ -16,6 +33,19 @@ pub trait DeviceCurves: Debug + Send + Sync {
     fn attention_flops(&self, sms: u32) -> f64;
     /// Achievable HBM bandwidth, bytes/s, on `sms` SMs.
     fn bandwidth(&self, sms: u32) -> f64;
+
+    /// Seconds of a GEMM with an `m x n` output doing `w` on `sms` SMs: `max(F / Pi, B / BW)` by default.
+    fn gemm_time(&self, sms: u32, m: u64, n: u64, w: Work) -> f64 {
+        (w.flops / self.gemm_flops(sms, m, n)).max(w.bytes / self.bandwidth(sms))
+    }
+    /// Seconds of an elementwise operator: `B / BW` by default.
+    fn elementwise_time(&self, sms: u32, _op: Elementwise, w: Work) -> f64 {
+        w.bytes / self.bandwidth(sms)
+    }
+    /// Seconds of one request's attention (`decode`: one new token): `max(F / Pi_attn, B / BW)` by default.
+    fn attention_time(&self, sms: u32, w: Work, _decode: bool) -> f64 {
+        (w.flops / self.attention_flops(sms)).max(w.bytes / self.bandwidth(sms))
+    }
 }
 
 /// Default analytic curves from a [`GpuSpec`].

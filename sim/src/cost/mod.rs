@@ -26,10 +26,12 @@ pub mod check;
 pub mod curves;
 pub mod ops;
 
+use std::sync::Arc;
+
 use crate::gpu::GpuSpec;
 use crate::model::ModelSpec;
 use crate::time::Nanos;
-pub use curves::{DefaultCurves, DeviceCurves};
+pub use curves::{DefaultCurves, DeviceCurves, Elementwise};
 use ops::Work;
 
 /// Settings of the cost model that are not properties of the model or GPU.
@@ -84,6 +86,10 @@ pub struct IterationCost {
     pub lm_head_s: f64,
     /// Fixed per-iteration overhead.
     pub overhead_s: f64,
+    /// Bytes moved to or from HBM.
+    pub hbm_bytes: f64,
+    /// Time the bytes take at the partition's bandwidth alone (the memory-bound share used by contention).
+    pub memory_s: f64,
     /// Sum of the above, rounded to the nearest nanosecond.
     pub total: Nanos,
 }
@@ -93,19 +99,19 @@ pub struct IterationCost {
 pub struct CostModel {
     model: ModelSpec,
     gpu: GpuSpec,
-    curves: Box<dyn DeviceCurves>,
+    curves: Arc<dyn DeviceCurves>,
     config: CostConfig,
 }
 
 impl CostModel {
     /// A cost model with the default analytic curves of `gpu`.
     pub fn new(model: ModelSpec, gpu: GpuSpec, config: CostConfig) -> Self {
-        let curves = Box::new(DefaultCurves::new(gpu.clone()));
+        let curves = Arc::new(DefaultCurves::new(gpu.clone()));
         Self::with_curves(model, gpu, curves, config)
     }
 
     /// A cost model with custom SM-scaling curves (e.g. a fitted profile).
-    pub fn with_curves(model: ModelSpec, gpu: GpuSpec, curves: Box<dyn DeviceCurves>, config: CostConfig) -> Self {
+    pub fn with_curves(model: ModelSpec, gpu: GpuSpec, curves: Arc<dyn DeviceCurves>, config: CostConfig) -> Self {
         Self { model, gpu, curves, config }
     }
 
@@ -119,24 +125,36 @@ impl CostModel {
         &self.gpu
     }
 
-    /// Time in seconds of a linear layer `d_in -> d_out` on `n` tokens on `sms` SMs: `max(F / Pi, B / BW)`.
+    /// Time in seconds of a linear layer `d_in -> d_out` on `n` tokens on `sms` SMs (the curves' GEMM time;
+    /// `max(F / Pi, B / BW)` with the default curves).
     pub fn linear_time(&self, sms: u32, n: u64, d_in: u64, d_out: u64) -> f64 {
+        self.linear(sms, n, d_in, d_out, &mut Tally::default())
+    }
+
+    fn linear(&self, sms: u32, n: u64, d_in: u64, d_out: u64, t: &mut Tally) -> f64 {
         if n == 0 {
             return 0.0;
         }
         let w = ops::linear(n, d_in, d_out, self.model.dtype_bytes);
-        (w.flops / self.curves.gemm_flops(sms, n, d_out)).max(w.bytes / self.curves.bandwidth(sms))
+        t.add(w, self.curves.bandwidth(sms));
+        self.curves.gemm_time(sms, n, d_out, w)
     }
 
-    fn mem_time(&self, sms: u32, w: Work) -> f64 {
-        w.bytes / self.curves.bandwidth(sms)
+    fn elementwise(&self, sms: u32, op: Elementwise, w: Work, t: &mut Tally) -> f64 {
+        t.add(w, self.curves.bandwidth(sms));
+        self.curves.elementwise_time(sms, op, w)
     }
 
-    /// Time in seconds of one request's attention in one layer: `max(F_r / Pi_attn, B_r / BW)`.
+    /// Time in seconds of one request's attention in one layer (`max(F_r / Pi_attn, B_r / BW)` by default).
     pub fn attention_time(&self, sms: u32, q: u64, c: u64) -> f64 {
+        self.attention(sms, q, c, &mut Tally::default())
+    }
+
+    fn attention(&self, sms: u32, q: u64, c: u64, t: &mut Tally) -> f64 {
         let m = &self.model;
         let w = ops::attention(q, c, m.num_q_heads, m.num_kv_heads, m.head_dim, m.dtype_bytes);
-        (w.flops / self.curves.attention_flops(sms)).max(w.bytes / self.curves.bandwidth(sms))
+        t.add(w, self.curves.bandwidth(sms));
+        self.curves.attention_time(sms, w, q == 1)
     }
 
     /// Predicted latency of one eagerly launched iteration running `batch` on `sms` SMs (module docs).
@@ -160,25 +178,41 @@ impl CostModel {
         let emitting = batch.iter().filter(|w| w.emits_token).count() as u64;
         let layers = m.num_layers as f64;
         let qkv_width = (m.num_q_heads + 2 * m.num_kv_heads) * m.head_dim;
-        let linear = self.linear_time(sms, n, m.hidden_size, qkv_width)
-            + self.linear_time(sms, n, m.num_q_heads * m.head_dim, m.hidden_size)
-            + self.linear_time(sms, n, m.hidden_size, 2 * m.intermediate_size)
-            + self.linear_time(sms, n, m.intermediate_size, m.hidden_size);
-        let per_layer_mem = 2.0 * self.mem_time(sms, ops::rmsnorm(n, m.hidden_size, s))
-            + self.mem_time(sms, ops::silu_mul(n, m.intermediate_size, s))
-            + self.mem_time(sms, ops::rotary(n, m.num_q_heads, m.num_kv_heads, m.head_dim, s));
-        let attention: f64 = batch
-            .iter()
-            .filter(|w| w.new_tokens > 0)
-            .map(|w| self.attention_time(sms, u64::from(w.new_tokens), u64::from(w.cached_tokens)))
-            .sum();
-        let once_mem = if n > 0 {
-            self.mem_time(sms, ops::embedding(n, m.hidden_size, s))
-                + self.mem_time(sms, ops::rmsnorm(n, m.hidden_size, s))
+        // Per-layer traffic is tallied once and multiplied by the layer count.
+        let mut per_layer = Tally::default();
+        let linear = self.linear(sms, n, m.hidden_size, qkv_width, &mut per_layer)
+            + self.linear(sms, n, m.num_q_heads * m.head_dim, m.hidden_size, &mut per_layer)
+            + self.linear(sms, n, m.hidden_size, 2 * m.intermediate_size, &mut per_layer)
+            + self.linear(sms, n, m.intermediate_size, m.hidden_size, &mut per_layer);
+        let per_layer_mem = if n > 0 {
+            2.0 * self.elementwise(sms, Elementwise::RmsNorm, ops::rmsnorm(n, m.hidden_size, s), &mut per_layer)
+                + self.elementwise(sms, Elementwise::SiluMul, ops::silu_mul(n, m.intermediate_size, s), &mut per_layer)
+                + self.elementwise(
+                    sms,
+                    Elementwise::Rotary,
+                    ops::rotary(n, m.num_q_heads, m.num_kv_heads, m.head_dim, s),
+                    &mut per_layer,
+                )
         } else {
             0.0
         };
-        let lm_head_s = self.linear_time(sms, emitting, m.hidden_size, m.vocab_size);
+        // The second norm of each layer moves bytes too.
+        if n > 0 {
+            per_layer.add(ops::rmsnorm(n, m.hidden_size, s), self.curves.bandwidth(sms));
+        }
+        let attention: f64 = batch
+            .iter()
+            .filter(|w| w.new_tokens > 0)
+            .map(|w| self.attention(sms, u64::from(w.new_tokens), u64::from(w.cached_tokens), &mut per_layer))
+            .sum();
+        let mut once = Tally::default();
+        let once_mem = if n > 0 {
+            self.elementwise(sms, Elementwise::Embedding, ops::embedding(n, m.hidden_size, s), &mut once)
+                + self.elementwise(sms, Elementwise::RmsNorm, ops::rmsnorm(n, m.hidden_size, s), &mut once)
+        } else {
+            0.0
+        };
+        let lm_head_s = self.linear(sms, emitting, m.hidden_size, m.vocab_size, &mut once);
         let overhead_ns = self.launch_overhead_ns(launch);
         let overhead_s = overhead_ns as f64 * 1e-9;
         let mut cost = IterationCost {
@@ -187,11 +221,27 @@ impl CostModel {
             elementwise_s: layers * per_layer_mem + once_mem,
             lm_head_s,
             overhead_s,
+            hbm_bytes: layers * per_layer.bytes + once.bytes,
+            memory_s: layers * per_layer.memory_s + once.memory_s,
             total: Nanos::ZERO,
         };
         let sum = cost.linear_s + cost.attention_s + cost.elementwise_s + cost.lm_head_s;
         cost.total = Nanos::from_secs_f64(sum) + Nanos(overhead_ns);
         cost
+    }
+}
+
+/// Bytes an iteration moves and the time they take at the partition's bandwidth.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    bytes: f64,
+    memory_s: f64,
+}
+
+impl Tally {
+    fn add(&mut self, w: Work, bandwidth: f64) {
+        self.bytes += w.bytes;
+        self.memory_s += w.bytes / bandwidth;
     }
 }
 
@@ -229,7 +279,7 @@ mod tests {
         let cm = CostModel::with_curves(
             tiny(),
             gpu,
-            Box::new(Flat),
+            Arc::new(Flat),
             CostConfig { iteration_overhead_ns: 500, graph_launch_ns: 7 },
         );
         // One decode (q=1, c=4, emits) and one prefill chunk (q=2, c=0, does not emit): n = 3, m = 1.

@@ -3,10 +3,16 @@
 use super::{DecisionRecord, Engine, InFlight, IterationRecord};
 use crate::cost::{Launch, SeqWork};
 use crate::error::SimError;
-use crate::executor::Executor;
+use crate::executor::{Executor, StepTiming};
 use crate::policy::{Batch, BatchItem, Lane, Plan};
 use crate::request::{Phase, ReqId};
 use crate::time::Nanos;
+
+/// Average HBM demand (bytes/ns) and memory-bound share of a step lasting `solo_ns`.
+pub(super) fn traffic(t: &StepTiming, solo_ns: u64) -> (f64, f64) {
+    let d = solo_ns.max(1) as f64;
+    (t.hbm_bytes / d, (t.memory_ns / d).min(1.0))
+}
 
 fn lane_index(lane: Lane) -> usize {
     match lane {
@@ -221,7 +227,9 @@ impl Engine {
         self.step_work(&batch.items);
         let switch = if self.switches_layout(batch.lane, batch.sms) { self.cfg.partition_switch_ns } else { 0 };
         // A zero-length step would let time stand still; every step takes at least 1 ns.
-        let solo = executor.execute(self.now, batch.sms, &self.work, Launch::Eager)?.max(Nanos(1)).0 + switch;
+        let timing = executor.execute(self.now, batch.sms, &self.work, Launch::Eager)?;
+        let solo = timing.duration.max(Nanos(1)).0 + switch;
+        let (demand, mem_fraction) = traffic(&timing, solo);
         self.iterations.push(record);
         let id = self.next_batch;
         self.next_batch += 1;
@@ -237,6 +245,8 @@ impl Engine {
             pending_sms: None,
             started: self.now,
             remaining: solo as f64 / f64::from(batch.segments),
+            demand,
+            mem_fraction,
             rate: 1.0,
             last_update: self.now,
             version: 0,

@@ -1,5 +1,6 @@
 //! What a finished step does: advance KV, emit tokens, start the next look-ahead step or retire the batch.
 
+use super::apply::traffic;
 use super::{Engine, IterationRecord};
 use crate::cost::Launch;
 use crate::error::SimError;
@@ -53,7 +54,9 @@ impl Engine {
             // Next look-ahead step: replayed from a CUDA graph, same SMs, same slots.
             let (lane, sms) = (b.lane, b.sms);
             self.step_work(&items);
-            let solo = executor.execute(now, sms, &self.work, Launch::Graph)?.max(Nanos(1)).0;
+            let timing = executor.execute(now, sms, &self.work, Launch::Graph)?;
+            let solo = timing.duration.max(Nanos(1)).0;
+            let (demand, mem_fraction) = traffic(&timing, solo);
             let decode_tokens = items.len() as u32;
             self.iterations.push(IterationRecord {
                 lane,
@@ -67,6 +70,8 @@ impl Engine {
             let b = &mut self.batches[bi];
             b.items = items;
             b.remaining = solo as f64;
+            b.demand = demand;
+            b.mem_fraction = mem_fraction;
             b.last_update = now;
             b.dirty = true;
             b.record = self.iterations.len() - 1;
@@ -115,7 +120,9 @@ impl Engine {
         let (lane, sms, segments) = (b.lane, b.sms, b.segments);
         let items = std::mem::take(&mut b.items);
         self.step_work(&items);
-        let solo = executor.execute(now, sms, &self.work, Launch::Eager)?.max(Nanos(1)).0;
+        let timing = executor.execute(now, sms, &self.work, Launch::Eager)?;
+        let solo = timing.duration.max(Nanos(1)).0;
+        let (demand, mem_fraction) = traffic(&timing, solo);
         let num_seqs = items.len() as u32;
         self.iterations.push(IterationRecord {
             lane,
@@ -129,6 +136,8 @@ impl Engine {
         let b = &mut self.batches[bi];
         b.items = items;
         b.remaining = solo as f64 / f64::from(segments);
+        b.demand = demand;
+        b.mem_fraction = mem_fraction;
         b.last_update = now;
         b.dirty = true;
         b.record = self.iterations.len() - 1;

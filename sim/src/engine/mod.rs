@@ -27,21 +27,37 @@ use crate::policy::{BatchItem, Decision, Lane, Policy, RunningBatch, View};
 use crate::request::{Phase, ReqId, Request};
 use crate::time::Nanos;
 
-/// Slowdown of co-running partitions (shared HBM and L2). A batch runs at rate `1 / (1 + s)` while another
-/// batch runs: `s = decode_slowdown` for decode batches, `prefill_slowdown` for prefill and whole-GPU batches.
+/// How co-running partitions slow each other down (SM partitions share HBM and L2).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Contention {
-    /// Slowdown of a decode batch while a prefill batch runs. Default 0.15, the middle of the 0-30% MuxWise
-    /// reports; the calibration issue measures it.
-    pub decode_slowdown: f64,
-    /// Slowdown of a prefill batch while a decode batch runs. Default 0.05 (compute-bound work suffers less),
-    /// an assumption pending calibration.
-    pub prefill_slowdown: f64,
+pub enum Contention {
+    /// Bandwidth sharing. Each running step has an average HBM demand `d_i = bytes_i / duration_i` and a
+    /// memory-bound share `f_i = min(1, memory_time_i / duration_i)` (its bytes at its partition's own bandwidth
+    /// over its duration). While two or more steps overlap, their memory-bound parts stretch by
+    /// `s = max(1, sum_j d_j / hbm_bandwidth) x (1 + interference)`, and step `i` progresses at
+    /// `1 / ((1 - f_i) + f_i s)`. `interference` stands for L2 and memory-controller interference below HBM
+    /// saturation. Limits: demand is averaged over a step (a step's memory-bound phases are not resolved in time),
+    /// and compute-bound parts never slow down.
+    Bandwidth {
+        /// Achievable HBM bandwidth of the whole GPU, bytes/s.
+        hbm_bandwidth: f64,
+        /// Extra stretch of memory-bound parts while partitions overlap.
+        interference: f64,
+    },
+    /// Fixed slowdowns: a step runs at `1 / (1 + s)` while another runs, `s = decode_slowdown` on the decode
+    /// lane and `prefill_slowdown` otherwise (MuxWise reports 0-30% decode slowdown when co-running).
+    Fixed {
+        /// Slowdown of a decode step.
+        decode_slowdown: f64,
+        /// Slowdown of a prefill or whole-GPU step.
+        prefill_slowdown: f64,
+    },
 }
 
-impl Default for Contention {
-    fn default() -> Self {
-        Self { decode_slowdown: 0.15, prefill_slowdown: 0.05 }
+impl Contention {
+    /// The bandwidth model for a GPU delivering `hbm_bandwidth` bytes/s, with 10% interference (an assumption
+    /// until measured).
+    pub fn bandwidth(hbm_bandwidth: f64) -> Self {
+        Contention::Bandwidth { hbm_bandwidth, interference: 0.1 }
     }
 }
 
@@ -62,13 +78,13 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
-    /// One GPU of `num_sms` SMs with TPC granularity, default contention and a 20 us partition switch.
+    /// One GPU of `num_sms` SMs with TPC granularity, H100 bandwidth contention and a 20 us partition switch.
     pub fn new(kv: KvCapacity, num_sms: u32) -> Self {
         Self {
             kv,
             num_sms,
             granularity: Granularity::Tpc,
-            contention: Some(Contention::default()),
+            contention: Some(Contention::bandwidth(3.35e12 * 0.84)),
             partition_switch_ns: 20_000,
         }
     }
@@ -193,6 +209,10 @@ struct InFlight {
     started: Nanos,
     /// Solo-speed nanoseconds left in the current step.
     remaining: f64,
+    /// Average HBM demand of the current step, bytes/ns.
+    demand: f64,
+    /// Memory-bound share of the current step.
+    mem_fraction: f64,
     rate: f64,
     last_update: Nanos,
     version: u32,
@@ -350,16 +370,21 @@ impl Engine {
     fn rebalance(&mut self) {
         let now = self.now;
         let n = self.batches.len();
+        let total_demand: f64 = self.batches.iter().map(|b| b.demand).sum();
         for i in 0..n {
-            let others = n > 1;
             let b = &mut self.batches[i];
             b.remaining = (b.remaining - (now - b.last_update).0 as f64 * b.rate).max(0.0);
             b.last_update = now;
-            let rate = match (self.cfg.contention, others) {
-                (Some(c), true) => {
-                    1.0 / (1.0 + if b.lane == Lane::Decode { c.decode_slowdown } else { c.prefill_slowdown })
+            let rate = match self.cfg.contention {
+                Some(_) if n == 1 => 1.0,
+                None => 1.0,
+                Some(Contention::Fixed { decode_slowdown, prefill_slowdown }) => {
+                    1.0 / (1.0 + if b.lane == Lane::Decode { decode_slowdown } else { prefill_slowdown })
                 }
-                _ => 1.0,
+                Some(Contention::Bandwidth { hbm_bandwidth, interference }) => {
+                    let stretch = (total_demand * 1e9 / hbm_bandwidth).max(1.0) * (1.0 + interference);
+                    1.0 / ((1.0 - b.mem_fraction) + b.mem_fraction * stretch)
+                }
             };
             if rate != b.rate || b.dirty {
                 b.rate = rate;

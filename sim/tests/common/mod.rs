@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use duet_sim::cost::{Launch, SeqWork};
-use duet_sim::executor::{Executor, ExecutorError};
+use duet_sim::executor::{Executor, ExecutorError, StepTiming};
 use duet_sim::kv::KvCapacity;
 use duet_sim::{ModelSpec, Nanos};
 use duet_traces::{RequestSpec, Workload};
@@ -11,8 +11,8 @@ use duet_traces::{RequestSpec, Workload};
 pub struct FixedExecutor(pub Nanos);
 
 impl Executor for FixedExecutor {
-    fn execute(&mut self, _: Nanos, _: u32, _: &[SeqWork], _: Launch) -> Result<Nanos, ExecutorError> {
-        Ok(self.0)
+    fn execute(&mut self, _: Nanos, _: u32, _: &[SeqWork], _: Launch) -> Result<StepTiming, ExecutorError> {
+        Ok(StepTiming::opaque(self.0))
     }
 }
 
@@ -20,8 +20,8 @@ impl Executor for FixedExecutor {
 pub struct ReplayExecutor(pub std::collections::VecDeque<Nanos>);
 
 impl Executor for ReplayExecutor {
-    fn execute(&mut self, _: Nanos, _: u32, _: &[SeqWork], _: Launch) -> Result<Nanos, ExecutorError> {
-        self.0.pop_front().ok_or_else(|| ExecutorError("replay ran out of durations".into()))
+    fn execute(&mut self, _: Nanos, _: u32, _: &[SeqWork], _: Launch) -> Result<StepTiming, ExecutorError> {
+        self.0.pop_front().map(StepTiming::opaque).ok_or_else(|| ExecutorError("replay ran out of durations".into()))
     }
 }
 

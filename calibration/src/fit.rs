@@ -1,0 +1,207 @@
+//! Fitting a profile from measurements.
+//!
+//! Only records measured on the whole GPU with no co-runner fit the whole-GPU parameters (others are counted as
+//! skipped, with the reason). For GEMMs the fit chooses, by coordinate descent with golden-section line searches,
+//! the fixed time `floor_ns`, the weight-streaming bandwidth, and one efficiency per point of a log2 token grid
+//! (1, 2, 4, ... up to the largest measured token count), minimising the mean absolute log error
+//! `|ln(predicted / measured)|`. For each elementwise operator it fits a bandwidth and a fixed time the same way.
+//! The other SM counts of the profile are derived from the whole-GPU fit with the base profile's SM scaling
+//! (efficiency per SM constant; bandwidth scaled as the base profile scales it), which only per-SM measurements
+//! can replace.
+
+use duet_sim::cost::DeviceCurves;
+
+use crate::check::predict_ms;
+use crate::error::CalibrationError;
+use crate::profile::{ELEMENTWISE_OPS, Profile};
+use crate::record::{OpClass, Record};
+
+/// What the fit used and skipped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FitSummary {
+    /// Records used per class.
+    pub used: Vec<(String, usize)>,
+    /// Records skipped, with the reason.
+    pub skipped: Vec<(String, usize)>,
+}
+
+/// Golden-section minimisation of `f` on `[lo, hi]`.
+fn golden(mut lo: f64, mut hi: f64, f: impl Fn(f64) -> f64) -> f64 {
+    let g = (5f64.sqrt() - 1.0) / 2.0;
+    let (mut a, mut b) = (hi - g * (hi - lo), lo + g * (hi - lo));
+    let (mut fa, mut fb) = (f(a), f(b));
+    for _ in 0..48 {
+        if fa < fb {
+            hi = b;
+            b = a;
+            fb = fa;
+            a = hi - g * (hi - lo);
+            fa = f(a);
+        } else {
+            lo = a;
+            a = b;
+            fa = fb;
+            b = lo + g * (hi - lo);
+            fb = f(b);
+        }
+    }
+    (lo + hi) / 2.0
+}
+
+/// Mean absolute log error of `p` on `records`.
+fn loss(p: &Profile, records: &[&Record]) -> f64 {
+    let c = p.curves();
+    let dc: &dyn DeviceCurves = &c;
+    records.iter().map(|r| (predict_ms(dc, r) / r.time_ms.median).ln().abs()).sum::<f64>() / records.len().max(1) as f64
+}
+
+/// Coordinate descent on the GEMM parameters: floor, blend, bandwidth, per-token-grid efficiency.
+fn fit_gemm(p: &mut Profile, linear: &[&Record], grid: &[f64], bw_scale: &[f64], peak_bw: f64, sweeps: usize) {
+    for _sweep in 0..sweeps {
+        let f = golden(0.0, 50_000.0, |v| {
+            let mut q = p.clone();
+            q.gemm.floor_ns = v;
+            loss(&q, linear)
+        });
+        p.gemm.floor_ns = f;
+        let bl = golden(1.0, 16.0, |v| {
+            let mut q = p.clone();
+            q.gemm.blend = Some(v);
+            loss(&q, linear)
+        });
+        p.gemm.blend = Some(bl);
+        let b = golden(0.2 * peak_bw, 1.0 * peak_bw, |v| {
+            let mut q = p.clone();
+            q.gemm.bandwidth = bw_scale.iter().map(|s| s * v).collect();
+            loss(&q, linear)
+        });
+        p.gemm.bandwidth = bw_scale.iter().map(|s| s * b).collect();
+        for j in 0..grid.len() {
+            // Only records near this grid point matter: keep the line search cheap.
+            let near: Vec<&Record> =
+                linear.iter().copied().filter(|r| ((r.tokens as f64).log2() - grid[j].log2()).abs() < 1.0).collect();
+            if near.is_empty() {
+                continue;
+            }
+            let e = golden(0.02, 1.0, |v| {
+                let mut q = p.clone();
+                for r in &mut q.gemm.efficiency {
+                    r[j] = v;
+                }
+                loss(&q, &near)
+            });
+            for r in &mut p.gemm.efficiency {
+                r[j] = e;
+            }
+        }
+    }
+}
+
+/// Fits `base` (whose identity, SM rows, attention and overheads are kept) to `records`.
+pub fn fit(
+    base: &Profile,
+    records: &[Record],
+    source: &str,
+    date: &str,
+) -> Result<(Profile, FitSummary), CalibrationError> {
+    let full = base.gpu.num_sms;
+    let mut skipped = Vec::new();
+    let over: usize = records.iter().filter(|r| r.sms > full).count();
+    if over > 0 {
+        return Err(CalibrationError::NoData(format!(
+            "{over} record(s) ran on more SMs than {} has ({full})",
+            base.gpu.name
+        )));
+    }
+    let partial = records.iter().filter(|r| r.sms != full).count();
+    if partial > 0 {
+        skipped.push((format!("measured on fewer than {full} SMs (the fit uses whole-GPU records)"), partial));
+    }
+    let corun = records.iter().filter(|r| r.sms == full && r.corunner.is_some()).count();
+    if corun > 0 {
+        skipped.push(("measured with a co-runner".to_string(), corun));
+    }
+    let usable: Vec<&Record> = records.iter().filter(|r| r.sms == full && r.corunner.is_none()).collect();
+    let of = |op: OpClass| usable.iter().copied().filter(|r| r.op == op).collect::<Vec<&Record>>();
+    let linear = of(OpClass::Linear);
+    if linear.is_empty() {
+        return Err(CalibrationError::NoData("no whole-GPU linear-layer record to fit".into()));
+    }
+    let mut p = base.clone();
+    p.gemm.split_k = true;
+    let row = p.sm_counts.len() - 1;
+    // Token grid up to the largest measurement.
+    let max_m = linear.iter().map(|r| r.tokens).max().unwrap_or(1).max(1);
+    let mut grid = vec![1.0];
+    while *grid.last().expect("non-empty") < max_m as f64 {
+        grid.push(grid.last().expect("non-empty") * 2.0);
+    }
+    let start_eff = p.gemm_efficiency(full, 1 << 12);
+    p.gemm.m_grid = grid.clone();
+    p.gemm.efficiency = vec![vec![start_eff; grid.len()]; p.sm_counts.len()];
+    let bw_scale: Vec<f64> = p.gemm.bandwidth.iter().map(|b| b / p.gemm.bandwidth[row]).collect();
+    let peak_bw = p.gpu.hbm_bandwidth;
+    // Discrete shape parameters, one at a time: each candidate gets a brief fit and the lowest loss wins.
+    let pick = |p: &Profile, set: &dyn Fn(&mut Profile, usize), n: usize| -> usize {
+        let mut best = (f64::INFINITY, 0);
+        for i in 0..n {
+            let mut q = p.clone();
+            set(&mut q, i);
+            fit_gemm(&mut q, &linear, &grid, &bw_scale, peak_bw, 2);
+            let l = loss(&q, &linear);
+            if l < best.0 {
+                best = (l, i);
+            }
+        }
+        best.1
+    };
+    // The row tile sets both the row padding and the wave tiles (separate choices overfit the training shapes:
+    // tried, worse on other models).
+    let rows = [1u64, 32, 64, 128, 256];
+    let set_rows = |q: &mut Profile, i: usize| {
+        q.gemm.tile_m = rows[i];
+        q.gemm.pad_m = (rows[i] > 1).then_some(rows[i]);
+    };
+    let i = pick(&p, &set_rows, rows.len());
+    set_rows(&mut p, i);
+    let pads_n = [None, Some(64), Some(128), Some(256)];
+    let i = pick(&p, &|q, i| q.gemm.pad_n = pads_n[i], pads_n.len());
+    p.gemm.pad_n = pads_n[i];
+    fit_gemm(&mut p, &linear, &grid, &bw_scale, peak_bw, 6);
+    let mut used = vec![("linear".to_string(), linear.len())];
+    for name in ELEMENTWISE_OPS {
+        let op = match name {
+            "rmsnorm" => OpClass::Rmsnorm,
+            "silu_mul" => OpClass::SiluMul,
+            "rotary" => OpClass::Rotary,
+            "embedding" => OpClass::Embedding,
+            _ => OpClass::Add,
+        };
+        let recs = of(op);
+        if recs.is_empty() {
+            continue;
+        }
+        used.push((name.to_string(), recs.len()));
+        let scale: Vec<f64> =
+            p.elementwise[name].bandwidth.iter().map(|b| b / p.elementwise[name].bandwidth[row]).collect();
+        for _ in 0..4 {
+            let fl = golden(0.0, 50_000.0, |v| {
+                let mut q = p.clone();
+                q.elementwise.get_mut(name).expect("validated").floor_ns = v;
+                loss(&q, &recs)
+            });
+            p.elementwise.get_mut(name).expect("validated").floor_ns = fl;
+            let b = golden(0.05 * peak_bw, 1.0 * peak_bw, |v| {
+                let mut q = p.clone();
+                q.elementwise.get_mut(name).expect("validated").bandwidth = scale.iter().map(|s| s * v).collect();
+                loss(&q, &recs)
+            });
+            p.elementwise.get_mut(name).expect("validated").bandwidth = scale.iter().map(|s| s * b).collect();
+        }
+    }
+    p.provenance.kind = "fitted".into();
+    p.provenance.date = date.into();
+    p.provenance.source = source.into();
+    p.validate().map_err(|m| CalibrationError::NoData(format!("the fit produced an invalid profile: {m}")))?;
+    Ok((p, FitSummary { used, skipped }))
+}

@@ -1,0 +1,312 @@
+//! Measurement records: one measured operator at one shape, SM count and co-runner situation.
+//!
+//! JSON lines, one record per line:
+//!
+//! ```json
+//! {"op": "linear", "name": "mlp_up_proj", "tokens": 4096, "d_in": 4096, "d_out": 22016, "dtype_bytes": 2,
+//!  "sms": 132, "corunner": null, "time_ms": {"median": 0.987, "mean": 0.986, "min": 0.979, "max": 0.993, "std": 0.005}}
+//! ```
+//!
+//! - `op`: `linear`, `rmsnorm`, `silu_mul`, `rotary`, `embedding` or `add` (anything else is an error).
+//! - `tokens`: rows processed; `d_in`, `d_out`: a linear layer's input and output features; for elementwise
+//!   operators `d_out` is the per-token width (`hidden`, `intermediate / tp`, `(h_q + h_kv) d_h / tp`) and
+//!   `d_in` is ignored.
+//! - `dtype_bytes`: bytes per element; `sms`: SMs the kernel ran on; `corunner`: a description of what ran on
+//!   the other SMs at the same time (`null` when nothing did).
+//! - `time_ms`: statistics of the measured time in milliseconds; `median` is required and used.
+//!
+//! Vidur's profiling CSVs (`*.mlp.csv`, times in ms, sharded widths divided by the TP degree) are converted to
+//! the same records by [`read_vidur`].
+
+use std::path::Path;
+
+use duet_sim::cost::ops::{self, Work};
+use serde::{Deserialize, Serialize};
+
+use crate::error::CalibrationError;
+
+/// Operator classes that can be measured and fitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpClass {
+    /// A GEMM (linear layer).
+    Linear,
+    /// RMSNorm.
+    Rmsnorm,
+    /// SiLU-and-multiply.
+    SiluMul,
+    /// Rotary embedding.
+    Rotary,
+    /// Embedding lookup.
+    Embedding,
+    /// Residual add.
+    Add,
+}
+
+impl OpClass {
+    /// Name used in reports and profiles.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OpClass::Linear => "linear",
+            OpClass::Rmsnorm => "rmsnorm",
+            OpClass::SiluMul => "silu_mul",
+            OpClass::Rotary => "rotary",
+            OpClass::Embedding => "embedding",
+            OpClass::Add => "add",
+        }
+    }
+}
+
+/// Time statistics in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TimeStats {
+    /// Median (required).
+    pub median: f64,
+    /// Mean.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean: Option<f64>,
+    /// Minimum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// Maximum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// Standard deviation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub std: Option<f64>,
+}
+
+/// One measurement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Record {
+    /// Operator class.
+    pub op: OpClass,
+    /// Free label (the profiler's operator name).
+    pub name: String,
+    /// Tokens (rows).
+    pub tokens: u64,
+    /// Input features (linear only).
+    #[serde(default)]
+    pub d_in: u64,
+    /// Output features (linear) or per-token width (elementwise).
+    pub d_out: u64,
+    /// Bytes per element.
+    pub dtype_bytes: u64,
+    /// SMs it ran on.
+    pub sms: u32,
+    /// What ran beside it, if anything.
+    #[serde(default)]
+    pub corunner: Option<String>,
+    /// Measured time.
+    pub time_ms: TimeStats,
+}
+
+impl Record {
+    /// FLOPs and bytes of this operator, with the cost model's formulas.
+    pub fn work(&self) -> Work {
+        let (n, w, s) = (self.tokens, self.d_out, self.dtype_bytes);
+        match self.op {
+            OpClass::Linear => ops::linear(n, self.d_in, w, s),
+            OpClass::Rmsnorm => ops::rmsnorm(n, w, s),
+            OpClass::SiluMul => ops::silu_mul(n, w, s),
+            OpClass::Rotary => Work { flops: 3.0 * (n * w) as f64, bytes: 2.0 * (n * w * s) as f64 },
+            OpClass::Embedding => ops::embedding(n, w, s),
+            OpClass::Add => Work { flops: (n * w) as f64, bytes: 3.0 * (n * w * s) as f64 },
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let t = &self.time_ms;
+        if !(t.median.is_finite() && t.median > 0.0) {
+            return Err(format!("time_ms.median must be a positive number of ms, found {}", t.median));
+        }
+        if [t.mean, t.min, t.max, t.std].iter().flatten().any(|v| !v.is_finite() || *v < 0.0) {
+            return Err("time statistics must be non-negative numbers".into());
+        }
+        if self.tokens == 0
+            || self.d_out == 0
+            || self.dtype_bytes == 0
+            || self.sms == 0
+            || (self.op == OpClass::Linear && self.d_in == 0)
+        {
+            return Err("tokens, d_in (linear), d_out, dtype_bytes and sms must be >= 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// Reads records from a JSONL file.
+pub fn read_jsonl(path: &Path) -> Result<Vec<Record>, CalibrationError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CalibrationError::Io { path: path.into(), source })?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let r: Record = serde_json::from_str(line)
+            .map_err(|e| CalibrationError::invalid(path, i + 1, format!("not a measurement record: {e}")))?;
+        r.check().map_err(|m| CalibrationError::invalid(path, i + 1, m))?;
+        out.push(r);
+    }
+    if out.is_empty() {
+        return Err(CalibrationError::invalid(path, 0, "no measurement record"));
+    }
+    Ok(out)
+}
+
+/// Writes records as JSONL.
+pub fn to_jsonl(records: &[Record]) -> String {
+    records.iter().map(|r| serde_json::to_string(r).expect("records serialise") + "\n").collect()
+}
+
+/// Vidur operator names and what they are.
+const VIDUR_OPS: [&str; 10] = [
+    "attn_pre_proj",
+    "attn_post_proj",
+    "mlp_up_proj",
+    "mlp_down_proj",
+    "input_layernorm",
+    "post_attention_layernorm",
+    "mlp_act",
+    "attn_rope",
+    "add",
+    "emb",
+];
+
+/// Converts a Vidur `*.mlp.csv` (full GPU of `num_sms` SMs, fp16) into records: every row with every operator
+/// whose median column is present. Missing dimension columns, unparsable numbers and negative times are errors
+/// naming the line.
+pub fn read_vidur(path: &Path, num_sms: u32) -> Result<Vec<Record>, CalibrationError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CalibrationError::Io { path: path.into(), source })?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name);
+    let need = |name: &str| {
+        col(name).ok_or_else(|| {
+            CalibrationError::invalid(path, 1, format!("missing column {name:?} (not a Vidur mlp profile?)"))
+        })
+    };
+    let dims = [
+        "num_tokens",
+        "num_tensor_parallel_workers",
+        "n_head",
+        "n_kv_head",
+        "n_embd",
+        "n_expanded_embd",
+        "use_gated_mlp",
+    ];
+    let dcol: Vec<usize> = dims.iter().map(|d| need(d)).collect::<Result<_, _>>()?;
+    let op_cols: Vec<(&str, usize)> =
+        VIDUR_OPS.iter().filter_map(|op| col(&format!("time_stats.{op}.median")).map(|c| (*op, c))).collect();
+    if op_cols.is_empty() {
+        return Err(CalibrationError::invalid(path, 1, "no time_stats.<op>.median column"));
+    }
+    let stat = |op: &str, s: &str| col(&format!("time_stats.{op}.{s}"));
+    let mut out = Vec::new();
+    for (i, line) in lines.enumerate() {
+        let ln = i + 2;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.split(',').collect();
+        let num = |c: usize, what: &str| {
+            f.get(c)
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .ok_or_else(|| CalibrationError::invalid(path, ln, format!("{what}: not a number")))
+        };
+        let v: Vec<f64> = dcol[..6].iter().zip(dims).map(|(&c, d)| num(c, d)).collect::<Result<_, _>>()?;
+        let gated = f.get(dcol[6]).is_some_and(|s| s.trim().eq_ignore_ascii_case("true"));
+        let (n, tp, hq, hkv, h, inter) = (v[0] as u64, v[1] as u64, v[2] as u64, v[3] as u64, v[4] as u64, v[5] as u64);
+        if n == 0 || tp == 0 || hq == 0 || h == 0 {
+            return Err(CalibrationError::invalid(path, ln, "num_tokens, TP degree, n_head and n_embd must be >= 1"));
+        }
+        let dh = h / hq;
+        for &(op, c) in &op_cols {
+            let median = num(c, &format!("time_stats.{op}.median"))?;
+            if median <= 0.0 {
+                return Err(CalibrationError::invalid(
+                    path,
+                    ln,
+                    format!("time_stats.{op}.median must be > 0 ms, found {median}"),
+                ));
+            }
+            let opt = |s: &str| stat(op, s).and_then(|c| f.get(c)).and_then(|v| v.trim().parse::<f64>().ok());
+            let time_ms = TimeStats { median, mean: opt("mean"), min: opt("min"), max: opt("max"), std: opt("std") };
+            let up = if gated { 2 * inter } else { inter };
+            let (class, d_in, d_out) = match op {
+                "attn_pre_proj" => (OpClass::Linear, h, (hq + 2 * hkv) * dh / tp),
+                "attn_post_proj" => (OpClass::Linear, hq * dh / tp, h),
+                "mlp_up_proj" => (OpClass::Linear, h, up / tp),
+                "mlp_down_proj" => (OpClass::Linear, inter / tp, h),
+                "input_layernorm" | "post_attention_layernorm" => (OpClass::Rmsnorm, 0, h),
+                "mlp_act" => (OpClass::SiluMul, 0, inter / tp),
+                "attn_rope" => (OpClass::Rotary, 0, ((hq + hkv) * dh / tp).max(1)),
+                "add" => (OpClass::Add, 0, h),
+                _ => (OpClass::Embedding, 0, h),
+            };
+            let r = Record {
+                op: class,
+                name: format!("{op}@tp{tp}"),
+                tokens: n,
+                d_in,
+                d_out,
+                dtype_bytes: 2,
+                sms: num_sms,
+                corunner: None,
+                time_ms,
+            };
+            r.check().map_err(|m| CalibrationError::invalid(path, ln, m))?;
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+/// Reads measurement files: Vidur CSVs (by the `.csv` extension) or JSONL records.
+pub fn read_any(path: &Path, num_sms: u32) -> Result<Vec<Record>, CalibrationError> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("csv") => read_vidur(path, num_sms),
+        _ => read_jsonl(path),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jsonl_round_trips_and_bad_records_are_refused() {
+        let r = Record {
+            op: OpClass::Linear,
+            name: "x".into(),
+            tokens: 8,
+            d_in: 64,
+            d_out: 32,
+            dtype_bytes: 2,
+            sms: 66,
+            corunner: Some("decode on 66 SMs".into()),
+            time_ms: TimeStats { median: 0.01, mean: None, min: Some(0.009), max: None, std: None },
+        };
+        let dir = std::env::temp_dir().join(format!("duet-rec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("r.jsonl");
+        std::fs::write(&p, to_jsonl(std::slice::from_ref(&r))).unwrap();
+        assert_eq!(read_jsonl(&p).unwrap(), vec![r]);
+        for (text, needle) in [
+            (
+                r#"{"op":"conv2d","name":"x","tokens":1,"d_out":1,"dtype_bytes":2,"sms":1,"time_ms":{"median":1}}"#,
+                "unknown variant `conv2d`",
+            ),
+            (
+                r#"{"op":"add","name":"x","tokens":1,"d_out":1,"dtype_bytes":2,"sms":1,"time_ms":{"median":-1}}"#,
+                "must be a positive number",
+            ),
+            (r#"{"op":"add","name":"x","tokens":1,"d_out":1,"dtype_bytes":2,"sms":1}"#, "missing field `time_ms`"),
+        ] {
+            std::fs::write(&p, format!("{}\n{text}\n", to_jsonl(&[]).trim())).unwrap();
+            let e = read_jsonl(&p).unwrap_err().to_string();
+            assert!(e.contains(needle) && e.contains("r.jsonl:"), "{e}");
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! `duet calibrate fit | check` and `duet sim --profile`, end to end.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn duet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_duet")).args(args).output().expect("run duet")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("duet-cal-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d.join(name)
+}
+
+fn measured() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("measurements/h100-sxm/2026-11-26-linear/qwen3-8b_linear.csv")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn fit_then_check_then_simulate_with_the_profile() {
+    let out = tmp("p.json");
+    let o = duet(&["calibrate", "fit", "--gpu", "h100-sxm", "--measured", &measured(), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let csv = tmp("pred.csv");
+    let o = duet(&[
+        "calibrate",
+        "check",
+        "--profile",
+        out.to_str().unwrap(),
+        "--measured",
+        &measured(),
+        "--json",
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for k in ["count", "median_abs_pct", "p90_abs_pct", "max_abs_pct"] {
+        assert!(v["overall"][k].is_number() && v["by_class"]["linear"][k].is_number(), "{k}");
+    }
+    assert_eq!(v["overall"]["count"], 108);
+    // A fit to these records predicts them better than the unfitted datasheet curves.
+    let o = duet(&["calibrate", "check", "--profile", "datasheet", "--measured", &measured(), "--json"]);
+    let d: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["overall"]["median_abs_pct"].as_f64() < d["overall"]["median_abs_pct"].as_f64());
+    assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count(), 109);
+    let o = duet(&["sim", "--profile", out.to_str().unwrap(), "--num-requests", "100"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn profile_errors_are_clear() {
+    let newer = tmp("newer.json");
+    let p = String::from_utf8(
+        duet(&["calibrate", "check", "--profile", "h100-sxm", "--measured", &measured(), "--json"]).stdout,
+    )
+    .unwrap();
+    assert!(p.contains("overall"));
+    let bundled =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("calibration/profiles/h100-sxm.json"))
+            .unwrap();
+    std::fs::write(&newer, bundled.replacen("\"schema_version\": 1", "\"schema_version\": 7", 1)).unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["sim", "--profile", newer.to_str().unwrap()],
+            "profile schema version 7 is newer than this duet understands (1)",
+        ),
+        (vec!["sim", "--profile", "tpu-v5"], "unknown profile \"tpu-v5\""),
+        (vec!["sim", "--profile", "a100-80gb"], "profile a100-80gb is for a100-80gb (108 SMs), not h100-sxm (132 SMs)"),
+        (
+            vec!["sim", "--profile", "h100-sxm", "--bw-saturation-sms", "32"],
+            "cannot be combined with --profile h100-sxm",
+        ),
+        (vec!["calibrate", "fit", "--measured", "/nonexistent.csv", "--out", "/tmp/x.json"], "/nonexistent.csv"),
+    ];
+    for (args, needle) in cases {
+        let o = duet(&args);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && e.contains(needle) && !e.contains("panicked"), "{args:?}: {e}");
+    }
+}
