@@ -156,8 +156,9 @@ pub struct SimArgs {
     /// `datasheet` for the analytic curves of --gpu. Default: the bundled profile of --gpu.
     #[arg(long, value_name = "PROFILE")]
     pub profile: Option<String>,
-    /// SM count at which achievable HBM bandwidth saturates in the datasheet curves (h100-sxm default 64); implies
-    /// `--profile datasheet`. A sensitivity knob until per-SM measurements exist.
+    /// Make the profile's (or datasheet curves') bandwidth saturate at this many SMs: per-SM bandwidth becomes
+    /// whole-GPU bandwidth x min(1, SMs / this). A sensitivity knob until per-SM measurements exist (bundled
+    /// profiles assume 64 on H100/H200, 54 on A100).
     #[arg(long, value_name = "SMS")]
     pub bw_saturation_sms: Option<u32>,
     /// Use only this many SMs of the GPU (default: all of them).

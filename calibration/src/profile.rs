@@ -395,6 +395,26 @@ impl Profile {
         self.curves().gemm_efficiency(sms, m)
     }
 
+    /// A copy whose bandwidth tables saturate at `sat` SMs: every per-row bandwidth becomes
+    /// `whole-GPU value x min(1, sms / sat)` (a sensitivity study until per-SM measurements exist).
+    pub fn with_bandwidth_saturation(&self, sat: u32) -> Profile {
+        let mut p = self.clone();
+        let rows = p.sm_counts.clone();
+        let rescale = |t: &mut Vec<f64>| {
+            let full = *t.last().expect("validated: one value per row");
+            for (v, &s) in t.iter_mut().zip(&rows) {
+                *v = full * (f64::from(s) / f64::from(sat.max(1))).min(1.0);
+            }
+        };
+        rescale(&mut p.gemm.bandwidth);
+        rescale(&mut p.attention.decode_bandwidth);
+        for e in p.elementwise.values_mut() {
+            rescale(&mut e.bandwidth);
+        }
+        p.provenance.source = format!("{}; bandwidth rescaled to saturate at {sat} SMs", p.provenance.source);
+        p
+    }
+
     /// The curves the cost model uses.
     pub fn curves(&self) -> ProfileCurves {
         ProfileCurves { log_m: self.gemm.m_grid.iter().map(|v| v.log2()).collect(), p: self.clone() }
