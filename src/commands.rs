@@ -54,14 +54,14 @@ pub fn config(a: &SimArgs) -> Result<SimConfig> {
     if let Some(us) = a.graph_launch_us {
         cost.graph_launch_ns = us * 1_000;
     }
-    let profile = match (&a.profile, a.bw_saturation_sms) {
-        (Some(p), Some(_)) if p != "datasheet" => {
-            bail!("--bw-saturation-sms changes the datasheet curves; it cannot be combined with --profile {p}")
-        }
-        (_, Some(_)) => None,
-        (Some(p), None) if p == "datasheet" => None,
-        (Some(p), None) => Some(Profile::resolve(p)?),
-        (None, None) => Profile::bundled(&gpu.name),
+    let profile = match a.profile.as_deref() {
+        Some("datasheet") => None,
+        Some(p) => Some(Profile::resolve(p)?),
+        None => Profile::bundled(&gpu.name),
+    };
+    let profile = match (profile, a.bw_saturation_sms) {
+        (Some(p), Some(sat)) => Some(p.with_bandwidth_saturation(sat)),
+        (p, _) => p,
     };
     if let Some(p) = &profile
         && p.gpu.num_sms != gpu.num_sms

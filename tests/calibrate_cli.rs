@@ -71,10 +71,7 @@ fn profile_errors_are_clear() {
         ),
         (vec!["sim", "--profile", "tpu-v5"], "unknown profile \"tpu-v5\""),
         (vec!["sim", "--profile", "a100-80gb"], "profile a100-80gb is for a100-80gb (108 SMs), not h100-sxm (132 SMs)"),
-        (
-            vec!["sim", "--profile", "h100-sxm", "--bw-saturation-sms", "32"],
-            "cannot be combined with --profile h100-sxm",
-        ),
+        (vec!["sim", "--bw-saturation-sms", "0"], "--bw-saturation-sms must be between 1 and 132, got 0"),
         (vec!["calibrate", "fit", "--measured", "/nonexistent.csv", "--out", "/tmp/x.json"], "/nonexistent.csv"),
     ];
     for (args, needle) in cases {
