@@ -415,9 +415,33 @@ impl Profile {
         p
     }
 
-    /// The curves the cost model uses.
+    /// The curves the cost model uses, with every per-row table resolved for each SM count in advance (the cost
+    /// model queries them millions of times per run).
     pub fn curves(&self) -> ProfileCurves {
-        ProfileCurves { log_m: self.gemm.m_grid.iter().map(|v| v.log2()).collect(), p: self.clone() }
+        let n = self.gpu.num_sms as usize;
+        let rows = |t: &[f64]| (0..=n).map(|s| self.row_value(t, s.max(1) as u32)).collect::<Vec<f64>>();
+        let eff_by_sm = (0..=n)
+            .map(|s| {
+                let s = (s.max(1) as u32).clamp(self.sm_counts[0], self.gpu.num_sms);
+                (0..self.gemm.m_grid.len())
+                    .map(|j| {
+                        let col: Vec<f64> = self.gemm.efficiency.iter().map(|r| r[j]).collect();
+                        row_value(&self.sm_counts, self.gpu.num_sms, &col, s)
+                    })
+                    .collect()
+            })
+            .collect();
+        let elementwise = ELEMENTWISE_OPS.iter().map(|op| rows(&self.elementwise[*op].bandwidth)).collect();
+        ProfileCurves {
+            log_m: self.gemm.m_grid.iter().map(|v| v.log2()).collect(),
+            gemm_bw: rows(&self.gemm.bandwidth),
+            attn_flops: rows(&self.attention.prefill_flops),
+            decode_bw: rows(&self.attention.decode_bandwidth),
+            elementwise,
+            elementwise_floor_s: ELEMENTWISE_OPS.iter().map(|op| self.elementwise[*op].floor_ns * 1e-9).collect(),
+            eff_by_sm,
+            p: self.clone(),
+        }
     }
 }
 
@@ -433,18 +457,6 @@ fn locate(xs: &[f64], x: f64) -> (usize, f64) {
     }
     let i = xs.partition_point(|&v| v <= x) - 1;
     (i, (x - xs[i]) / (xs[i + 1] - xs[i]))
-}
-
-fn locate_rows(rows: &[u32], s: f64) -> (usize, f64) {
-    let last = rows.len() - 1;
-    if last == 0 || s <= f64::from(rows[0]) {
-        return (0, 0.0);
-    }
-    if s >= f64::from(rows[last]) {
-        return (last, 0.0);
-    }
-    let i = rows.partition_point(|&v| f64::from(v) <= s) - 1;
-    (i, (s - f64::from(rows[i])) / f64::from(rows[i + 1] - rows[i]))
 }
 
 fn at(ys: &[f64], (i, t): (usize, f64)) -> f64 {
@@ -473,24 +485,27 @@ pub struct ProfileCurves {
     p: Profile,
     /// log2 of the token grid.
     log_m: Vec<f64>,
+    /// Per SM count (index = SMs): resolved table values.
+    gemm_bw: Vec<f64>,
+    attn_flops: Vec<f64>,
+    decode_bw: Vec<f64>,
+    /// Per elementwise operator (in `ELEMENTWISE_OPS` order), per SM count.
+    elementwise: Vec<Vec<f64>>,
+    /// Per elementwise operator, fixed time in seconds.
+    elementwise_floor_s: Vec<f64>,
+    /// Per SM count, the efficiency at each token-grid point.
+    eff_by_sm: Vec<Vec<f64>>,
 }
 
 impl ProfileCurves {
     /// GEMM efficiency at `sms` and `m` tokens: log2-linear in tokens, linear in SMs between rows.
     pub fn gemm_efficiency(&self, sms: u32, m: u64) -> f64 {
         let pos = locate(&self.log_m, (m.max(1) as f64).log2());
-        let rows = &self.p.sm_counts;
-        let s = f64::from(sms.clamp(rows[0], self.p.gpu.num_sms));
-        let (i, t) = locate_rows(rows, s);
-        let e0 = at(&self.p.gemm.efficiency[i], pos);
-        if t == 0.0 || i + 1 >= rows.len() {
-            return e0;
-        }
-        e0 + (at(&self.p.gemm.efficiency[i + 1], pos) - e0) * t
+        at(&self.eff_by_sm[self.idx(sms)], pos)
     }
 
-    fn row(&self, table: &[f64], sms: u32) -> f64 {
-        row_value(&self.p.sm_counts, self.p.gpu.num_sms, table, sms)
+    fn idx(&self, sms: u32) -> usize {
+        sms.clamp(1, self.p.gpu.num_sms) as usize
     }
 
     /// Wave quantisation; with `split_k`, GEMMs with fewer tiles than SMs are assumed split along K (split-K /
@@ -513,11 +528,11 @@ impl DeviceCurves for ProfileCurves {
     }
 
     fn attention_flops(&self, sms: u32) -> f64 {
-        self.row(&self.p.attention.prefill_flops, sms)
+        self.attn_flops[self.idx(sms)]
     }
 
     fn bandwidth(&self, sms: u32) -> f64 {
-        self.row(&self.p.gemm.bandwidth, sms)
+        self.gemm_bw[self.idx(sms)]
     }
 
     fn gemm_time(&self, sms: u32, m: u64, n: u64, w: Work) -> f64 {
@@ -527,9 +542,9 @@ impl DeviceCurves for ProfileCurves {
         let (tc, tm) = (w.flops * pad / self.gemm_flops(sms, m, n), w.bytes / self.bandwidth(sms));
         let t = match self.p.gemm.blend {
             Some(b) => {
-                // Scale by the larger term so the powers stay in range.
-                let hi = tc.max(tm);
-                if hi > 0.0 { hi * ((tc / hi).powf(b) + (tm / hi).powf(b)).powf(1.0 / b) } else { 0.0 }
+                // hi x (1 + (lo / hi)^b)^(1/b): scaled by the larger term so the powers stay in range.
+                let (hi, lo) = if tc >= tm { (tc, tm) } else { (tm, tc) };
+                if hi > 0.0 { hi * (1.0 + (lo / hi).powf(b)).powf(1.0 / b) } else { 0.0 }
             }
             None => tc.max(tm),
         };
@@ -537,12 +552,19 @@ impl DeviceCurves for ProfileCurves {
     }
 
     fn elementwise_time(&self, sms: u32, op: Elementwise, w: Work) -> f64 {
-        let e = &self.p.elementwise[elementwise_name(op)];
-        w.bytes / self.row(&e.bandwidth, sms) + e.floor_ns * 1e-9
+        let k = match op {
+            Elementwise::RmsNorm => 0,
+            Elementwise::SiluMul => 1,
+            Elementwise::Rotary => 2,
+            Elementwise::Embedding => 3,
+            Elementwise::Add => 4,
+        };
+        debug_assert_eq!(ELEMENTWISE_OPS[k], elementwise_name(op));
+        w.bytes / self.elementwise[k][self.idx(sms)] + self.elementwise_floor_s[k]
     }
 
     fn attention_time(&self, sms: u32, w: Work, decode: bool) -> f64 {
-        let bw = if decode { self.row(&self.p.attention.decode_bandwidth, sms) } else { self.bandwidth(sms) };
+        let bw = if decode { self.decode_bw[self.idx(sms)] } else { self.bandwidth(sms) };
         (w.flops / self.attention_flops(sms)).max(w.bytes / bw)
     }
 }

@@ -245,6 +245,7 @@ impl Engine {
             pending_sms: None,
             started: self.now,
             remaining: solo as f64 / f64::from(batch.segments),
+            segment_solo: solo as f64 / f64::from(batch.segments),
             demand,
             mem_fraction,
             rate: 1.0,

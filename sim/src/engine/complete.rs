@@ -112,18 +112,29 @@ impl Engine {
         let others: u32 = self.batches.iter().enumerate().filter(|&(i, _)| i != bi).map(|(_, b)| b.sms).sum();
         let b = &mut self.batches[bi];
         b.segment += 1;
+        let mut resized = false;
         if let Some(new) = b.pending_sms.take()
             && new + others <= self.cfg.num_sms
+            && new != b.sms
         {
             b.sms = new;
+            resized = true;
         }
         let (lane, sms, segments) = (b.lane, b.sms, b.segments);
-        let items = std::mem::take(&mut b.items);
-        self.step_work(&items);
-        let timing = executor.execute(now, sms, &self.work, Launch::Eager)?;
-        let solo = timing.duration.max(Nanos(1)).0;
-        let (demand, mem_fraction) = traffic(&timing, solo);
-        let num_seqs = items.len() as u32;
+        let num_seqs = b.items.len() as u32;
+        if resized {
+            // The remaining layer groups run at the new SM count's speed.
+            let items = std::mem::take(&mut b.items);
+            self.step_work(&items);
+            let timing = executor.execute(now, sms, &self.work, Launch::Eager)?;
+            let solo = timing.duration.max(Nanos(1)).0;
+            let (demand, mem_fraction) = traffic(&timing, solo);
+            let b = &mut self.batches[bi];
+            b.items = items;
+            b.segment_solo = solo as f64 / f64::from(segments);
+            b.demand = demand;
+            b.mem_fraction = mem_fraction;
+        }
         self.iterations.push(IterationRecord {
             lane,
             sms,
@@ -134,10 +145,7 @@ impl Engine {
             decode_tokens: 0,
         });
         let b = &mut self.batches[bi];
-        b.items = items;
-        b.remaining = solo as f64 / f64::from(segments);
-        b.demand = demand;
-        b.mem_fraction = mem_fraction;
+        b.remaining = b.segment_solo;
         b.last_update = now;
         b.dirty = true;
         b.record = self.iterations.len() - 1;

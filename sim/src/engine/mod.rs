@@ -206,6 +206,8 @@ struct InFlight {
     segment: u32,
     /// SMs to switch to at the next layer-group boundary.
     pending_sms: Option<u32>,
+    /// Solo time of one layer group at the current SM count, ns (segmented batches).
+    segment_solo: f64,
     started: Nanos,
     /// Solo-speed nanoseconds left in the current step.
     remaining: f64,
