@@ -54,7 +54,7 @@ pub struct Report {
 
 fn elementwise(op: OpClass) -> Option<Elementwise> {
     Some(match op {
-        OpClass::Linear => return None,
+        OpClass::Linear | OpClass::AllReduce => return None,
         OpClass::Rmsnorm => Elementwise::RmsNorm,
         OpClass::SiluMul => Elementwise::SiluMul,
         OpClass::Rotary => Elementwise::Rotary,
@@ -73,6 +73,14 @@ pub fn predict_ms(curves: &dyn DeviceCurves, r: &Record) -> f64 {
     s * 1e3
 }
 
+/// Predicted time in ms of one record under `profile` (all-reduce uses the profile's ring model).
+pub fn predict_record_ms(profile: &Profile, curves: &dyn DeviceCurves, r: &Record) -> f64 {
+    match r.op {
+        OpClass::AllReduce => profile.allreduce.time_s(r.work().bytes, r.workers.unwrap_or(2)) * 1e3,
+        _ => predict_ms(curves, r),
+    }
+}
+
 /// Predictions of `profile` for every record.
 pub fn predict(profile: &Profile, records: &[Record]) -> Vec<Prediction> {
     let curves = profile.curves();
@@ -83,7 +91,7 @@ pub fn predict(profile: &Profile, records: &[Record]) -> Vec<Prediction> {
             index,
             op: r.op,
             measured_ms: r.time_ms.median,
-            predicted_ms: predict_ms(&curves, r),
+            predicted_ms: predict_record_ms(profile, &curves, r),
         })
         .collect()
 }

@@ -4,7 +4,8 @@
 //! skipped, with the reason). For GEMMs the fit chooses, by coordinate descent with golden-section line searches,
 //! the fixed time `floor_ns`, the weight-streaming bandwidth, and one efficiency per point of a log2 token grid
 //! (1, 2, 4, ... up to the largest measured token count), minimising the mean absolute log error
-//! `|ln(predicted / measured)|`. For each elementwise operator it fits a bandwidth and a fixed time the same way.
+//! `|ln(predicted / measured)|`. For each elementwise operator it fits a bandwidth and a fixed time the same way,
+//! and for all-reduce records the ring model's per-step latency and bus bandwidth.
 //! The other SM counts of the profile are derived from the whole-GPU fit with the base profile's SM scaling
 //! (efficiency per SM constant; bandwidth scaled as the base profile scales it), which only per-SM measurements
 //! can replace.
@@ -13,7 +14,7 @@ use duet_sim::cost::DeviceCurves;
 
 use crate::check::predict_ms;
 use crate::error::CalibrationError;
-use crate::profile::{ELEMENTWISE_OPS, Profile};
+use crate::profile::{AllReduce, AllReduceFit, ELEMENTWISE_OPS, Profile};
 use crate::record::{OpClass, Record};
 
 /// What the fit used and skipped.
@@ -197,6 +198,28 @@ pub fn fit(
                 loss(&q, &recs)
             });
             p.elementwise.get_mut(name).expect("validated").bandwidth = scale.iter().map(|s| s * b).collect();
+        }
+    }
+    let ar = of(OpClass::AllReduce);
+    if !ar.is_empty() {
+        used.push(("allreduce".to_string(), ar.len()));
+        let mut counts: Vec<u32> = ar.iter().filter_map(|r| r.workers).collect();
+        counts.sort_unstable();
+        counts.dedup();
+        p.allreduce.by_workers.clear();
+        for n in counts {
+            let recs: Vec<&&Record> = ar.iter().filter(|r| r.workers == Some(n)).collect();
+            let loss_of = |lat: f64, bw: f64| {
+                let q = AllReduce { latency_ns: lat, bus_bandwidth: bw, by_workers: Vec::new() };
+                recs.iter().map(|r| (q.time_s(r.work().bytes, n) * 1e3 / r.time_ms.median).ln().abs()).sum::<f64>()
+                    / recs.len() as f64
+            };
+            let (mut lat, mut bw) = (p.allreduce.latency_ns, p.allreduce.bus_bandwidth);
+            for _ in 0..8 {
+                lat = golden(0.0, 200_000.0, |v| loss_of(v, bw));
+                bw = golden(1e9, 2e12, |v| loss_of(lat, v));
+            }
+            p.allreduce.by_workers.push(AllReduceFit { workers: n, latency_ns: lat, bus_bandwidth: bw });
         }
     }
     p.provenance.kind = "fitted".into();

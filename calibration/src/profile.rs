@@ -132,9 +132,25 @@ pub struct Overheads {
     pub graph_launch_ns: u64,
 }
 
-/// Ring all-reduce model.
+/// Ring all-reduce model: `t = 2 (N - 1) x latency + 2 (N - 1) / N x bytes / bus_bandwidth` for `N` GPUs, with
+/// parameters per GPU count where measured (`by_workers`; links differ, e.g. NVLink pairs vs across pairs) and a
+/// default otherwise.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AllReduce {
+    /// Latency per ring step, ns.
+    pub latency_ns: f64,
+    /// Bus bandwidth, bytes/s.
+    pub bus_bandwidth: f64,
+    /// Fitted parameters per GPU count.
+    #[serde(default)]
+    pub by_workers: Vec<AllReduceFit>,
+}
+
+/// All-reduce parameters for one GPU count.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AllReduceFit {
+    /// GPUs in the ring.
+    pub workers: u32,
     /// Latency per ring step, ns.
     pub latency_ns: f64,
     /// Bus bandwidth, bytes/s.
@@ -204,6 +220,19 @@ pub fn default_sm_rows(num_sms: u32) -> Vec<u32> {
     v
 }
 
+impl AllReduce {
+    /// Seconds to all-reduce `bytes` across `workers` GPUs.
+    pub fn time_s(&self, bytes: f64, workers: u32) -> f64 {
+        let (lat, bw) = self
+            .by_workers
+            .iter()
+            .find(|f| f.workers == workers)
+            .map_or((self.latency_ns, self.bus_bandwidth), |f| (f.latency_ns, f.bus_bandwidth));
+        let n = f64::from(workers.max(2));
+        2.0 * (n - 1.0) * lat * 1e-9 + 2.0 * (n - 1.0) / n * bytes / bw
+    }
+}
+
 impl Profile {
     /// A profile holding exactly the foundation's analytic curves for `gpu` (datasheet peaks, its efficiency
     /// defaults, compute linear in SMs, bandwidth saturating at `bandwidth_saturation_sms`, no floors): the
@@ -258,7 +287,7 @@ impl Profile {
             },
             elementwise,
             overheads: Overheads { iteration_overhead_ns: 1_000_000, graph_launch_ns: 30_000 },
-            allreduce: AllReduce { latency_ns: 10_000.0, bus_bandwidth: 0.8 * 450e9 },
+            allreduce: AllReduce { latency_ns: 10_000.0, bus_bandwidth: 0.8 * 450e9, by_workers: Vec::new() },
             contention: ContentionCoefficients {
                 hbm_bandwidth: gpu.hbm_bandwidth * gpu.bandwidth_efficiency,
                 interference: 0.1,

@@ -7,7 +7,8 @@
 //!  "sms": 132, "corunner": null, "time_ms": {"median": 0.987, "mean": 0.986, "min": 0.979, "max": 0.993, "std": 0.005}}
 //! ```
 //!
-//! - `op`: `linear`, `rmsnorm`, `silu_mul`, `rotary`, `embedding` or `add` (anything else is an error).
+//! - `op`: `linear`, `rmsnorm`, `silu_mul`, `rotary`, `embedding`, `add` or `allreduce` (anything else is an
+//!   error). An `allreduce` record has `tokens: 1`, `d_out`: message bytes, and `workers`: GPUs in the ring.
 //! - `tokens`: rows processed; `d_in`, `d_out`: a linear layer's input and output features; for elementwise
 //!   operators `d_out` is the per-token width (`hidden`, `intermediate / tp`, `(h_q + h_kv) d_h / tp`) and
 //!   `d_in` is ignored.
@@ -41,6 +42,8 @@ pub enum OpClass {
     Embedding,
     /// Residual add.
     Add,
+    /// Ring all-reduce of `bytes` across `workers` GPUs.
+    AllReduce,
 }
 
 impl OpClass {
@@ -53,6 +56,7 @@ impl OpClass {
             OpClass::Rotary => "rotary",
             OpClass::Embedding => "embedding",
             OpClass::Add => "add",
+            OpClass::AllReduce => "allreduce",
         }
     }
 }
@@ -98,6 +102,9 @@ pub struct Record {
     /// What ran beside it, if anything.
     #[serde(default)]
     pub corunner: Option<String>,
+    /// All-reduce: GPUs taking part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<u32>,
     /// Measured time.
     pub time_ms: TimeStats,
 }
@@ -113,6 +120,8 @@ impl Record {
             OpClass::Rotary => Work { flops: 3.0 * (n * w) as f64, bytes: 2.0 * (n * w * s) as f64 },
             OpClass::Embedding => ops::embedding(n, w, s),
             OpClass::Add => Work { flops: (n * w) as f64, bytes: 3.0 * (n * w * s) as f64 },
+            // The message size; see `profile::AllReduce` for the time model.
+            OpClass::AllReduce => Work { flops: 0.0, bytes: (n * w) as f64 },
         }
     }
 
@@ -254,6 +263,7 @@ pub fn read_vidur(path: &Path, num_sms: u32) -> Result<Vec<Record>, CalibrationE
                 dtype_bytes: 2,
                 sms: num_sms,
                 corunner: None,
+                workers: None,
                 time_ms,
             };
             r.check().map_err(|m| CalibrationError::invalid(path, ln, m))?;
@@ -263,10 +273,61 @@ pub fn read_vidur(path: &Path, num_sms: u32) -> Result<Vec<Record>, CalibrationE
     Ok(out)
 }
 
-/// Reads measurement files: Vidur CSVs (by the `.csv` extension) or JSONL records.
+/// Converts Vidur's all-reduce profile (`all_reduce.*.csv`: `time_stats.all_reduce.median` in ms,
+/// `num_workers`, `size` in bytes) into `allreduce` records.
+pub fn read_vidur_allreduce(path: &Path, num_sms: u32) -> Result<Vec<Record>, CalibrationError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CalibrationError::Io { path: path.into(), source })?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
+    let need = |name: &str| {
+        header.iter().position(|h| *h == name).ok_or_else(|| {
+            CalibrationError::invalid(path, 1, format!("missing column {name:?} (not a Vidur all-reduce profile?)"))
+        })
+    };
+    let (ct, cw, cs) = (need("time_stats.all_reduce.median")?, need("num_workers")?, need("size")?);
+    let mut out = Vec::new();
+    for (i, line) in lines.enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.split(',').collect();
+        let num = |c: usize, what: &str| {
+            f.get(c)
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .ok_or_else(|| CalibrationError::invalid(path, i + 2, format!("{what}: not a number")))
+        };
+        let (t, w, s) = (num(ct, "time_stats.all_reduce.median")?, num(cw, "num_workers")?, num(cs, "size")?);
+        let r = Record {
+            op: OpClass::AllReduce,
+            name: format!("all_reduce@{w}"),
+            tokens: 1,
+            d_in: 0,
+            d_out: s as u64,
+            dtype_bytes: 1,
+            sms: num_sms,
+            corunner: None,
+            workers: Some(w as u32),
+            time_ms: TimeStats { median: t, mean: None, min: None, max: None, std: None },
+        };
+        r.check().map_err(|m| CalibrationError::invalid(path, i + 2, m))?;
+        out.push(r);
+    }
+    Ok(out)
+}
+
+/// Reads measurement files: Vidur CSVs (by the `.csv` extension; all-reduce or `mlp` profiles by their header)
+/// or JSONL records.
 pub fn read_any(path: &Path, num_sms: u32) -> Result<Vec<Record>, CalibrationError> {
     match path.extension().and_then(|e| e.to_str()) {
-        Some("csv") => read_vidur(path, num_sms),
+        Some("csv") => {
+            let head =
+                std::fs::read_to_string(path).map_err(|source| CalibrationError::Io { path: path.into(), source })?;
+            if head.lines().next().unwrap_or("").contains("time_stats.all_reduce.") {
+                read_vidur_allreduce(path, num_sms)
+            } else {
+                read_vidur(path, num_sms)
+            }
+        }
         _ => read_jsonl(path),
     }
 }
@@ -286,6 +347,7 @@ mod tests {
             dtype_bytes: 2,
             sms: 66,
             corunner: Some("decode on 66 SMs".into()),
+            workers: None,
             time_ms: TimeStats { median: 0.01, mean: None, min: Some(0.009), max: None, std: None },
         };
         let dir = std::env::temp_dir().join(format!("duet-rec-{}", std::process::id()));

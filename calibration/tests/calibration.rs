@@ -93,6 +93,7 @@ fn synthetic(truth: &Profile) -> Vec<Record> {
                 dtype_bytes: 2,
                 sms: 132,
                 corunner: None,
+                workers: None,
                 time_ms: TimeStats { median: t, mean: None, min: None, max: None, std: None },
             });
         }
@@ -174,4 +175,39 @@ fn bad_measurements_are_refused_with_their_line() {
     let (_, s) = fit::fit(&Profile::from_gpu_spec(&g), &recs, "x", "d").unwrap();
     assert_eq!(s.skipped.len(), 2);
     assert!(s.skipped.iter().all(|(_, n)| *n == 1));
+}
+
+#[test]
+fn allreduce_fit_recovers_the_ring_model() {
+    let g = GpuSpec::by_name("h100-sxm").unwrap();
+    let truth =
+        duet_calibration::profile::AllReduce { latency_ns: 7_000.0, bus_bandwidth: 300e9, by_workers: Vec::new() };
+    let mut recs = synthetic(&Profile::from_gpu_spec(&g));
+    for (i, bytes) in [4_096u64, 65_536, 1 << 20, 8 << 20, 64 << 20].iter().enumerate() {
+        for workers in [2u32, 4] {
+            recs.push(Record {
+                op: OpClass::AllReduce,
+                name: format!("ar{i}"),
+                tokens: 1,
+                d_in: 0,
+                d_out: *bytes,
+                dtype_bytes: 1,
+                sms: 132,
+                corunner: None,
+                workers: Some(workers),
+                time_ms: TimeStats {
+                    median: truth.time_s(*bytes as f64, workers) * 1e3,
+                    mean: None,
+                    min: None,
+                    max: None,
+                    std: None,
+                },
+            });
+        }
+    }
+    let (p, _) = fit::fit(&Profile::from_gpu_spec(&g), &recs, "x", "d").unwrap();
+    assert_eq!(p.allreduce.by_workers.len(), 2);
+    for f in &p.allreduce.by_workers {
+        assert!((f.latency_ns - 7_000.0).abs() < 100.0 && (f.bus_bandwidth / 300e9 - 1.0).abs() < 0.01, "{f:?}");
+    }
 }
