@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use duet_calibration::record::{Record, read_any};
+use duet_calibration::record::{Record, is_corun, read_any, read_corun};
 use duet_calibration::{Profile, check, fit};
 use duet_sim::GpuSpec;
 
@@ -11,7 +11,7 @@ use crate::cli::CalibrateCommand;
 
 fn records(files: &[PathBuf], num_sms: u32) -> Result<Vec<Record>> {
     let mut all = Vec::new();
-    for f in files {
+    for f in files.iter().filter(|f| !is_corun(f)) {
         all.extend(read_any(f, num_sms)?);
     }
     Ok(all)
@@ -42,7 +42,16 @@ pub fn run(cmd: CalibrateCommand) -> Result<()> {
             let base = Profile::from_gpu_spec(&g);
             let files: Vec<String> = measured.iter().map(|p| p.display().to_string()).collect();
             let source = format!("duet calibrate fit --gpu {gpu} --measured {}", files.join(" "));
-            let (p, summary) = fit::fit(&base, &recs, &source, &today())?;
+            let (mut p, summary) = fit::fit(&base, &recs, &source, &today())?;
+            for f in measured.iter().filter(|f| is_corun(f)) {
+                let rows = read_corun(f)?;
+                fit::fit_contention(&mut p, &rows);
+                println!(
+                    "contention interference {:.3} from {} co-running measurement(s)",
+                    p.contention.interference,
+                    rows.len()
+                );
+            }
             std::fs::write(&out, p.to_json()).with_context(|| format!("cannot write {}", out.display()))?;
             for (class, n) in &summary.used {
                 println!("fitted {class} on {n} record(s)");

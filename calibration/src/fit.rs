@@ -1,14 +1,14 @@
 //! Fitting a profile from measurements.
 //!
-//! Only records measured on the whole GPU with no co-runner fit the whole-GPU parameters (others are counted as
-//! skipped, with the reason). For GEMMs the fit chooses, by coordinate descent with golden-section line searches,
+//! Records measured on the whole GPU with no co-runner fit the whole-GPU parameters; GEMM records measured on
+//! fewer SMs (green-context partitions) then fit the per-SM rows ([`fit_sm_rows`]); records with a co-runner are
+//! counted as skipped, with the reason. For GEMMs the fit chooses, by coordinate descent with golden-section line searches,
 //! the fixed time `floor_ns`, the weight-streaming bandwidth, and one efficiency per point of a log2 token grid
 //! (1, 2, 4, ... up to the largest measured token count), minimising the mean absolute log error
 //! `|ln(predicted / measured)|`. For each elementwise operator it fits a bandwidth and a fixed time the same way,
 //! and for all-reduce records the ring model's per-step latency and bus bandwidth.
-//! The other SM counts of the profile are derived from the whole-GPU fit with the base profile's SM scaling
-//! (efficiency per SM constant; bandwidth scaled as the base profile scales it), which only per-SM measurements
-//! can replace.
+//! Without per-SM records, the other SM counts keep the base profile's SM scaling (efficiency per SM constant;
+//! bandwidth scaled as the base profile scales it).
 
 use duet_sim::cost::DeviceCurves;
 
@@ -98,6 +98,77 @@ fn fit_gemm(p: &mut Profile, linear: &[&Record], grid: &[f64], bw_scale: &[f64],
     }
 }
 
+/// Per-SM rows from GEMM records measured on partitions: for each measured SM count, a bandwidth and a compute
+/// scale (multiplying the whole-GPU efficiency curve) fitted to its records; rows between measured counts are
+/// interpolated linearly, rows below the smallest are scaled in proportion to the SM count, and both curves are
+/// made non-decreasing in the SM count (running maxima over the measured noise). Elementwise and
+/// decode-attention bandwidth follow the GEMM bandwidth's ratio to the whole GPU; prefill-attention throughput
+/// follows the compute scale.
+fn fit_sm_rows(p: &mut Profile, partial: &[&Record]) {
+    let full = p.gpu.num_sms;
+    let last = p.sm_counts.len() - 1;
+    let base = p.clone();
+    let mut counts: Vec<u32> = partial.iter().map(|r| r.sms).collect();
+    counts.sort_unstable();
+    counts.dedup();
+    // (sms, bandwidth ratio to the whole GPU, compute scale)
+    let mut points: Vec<(f64, f64, f64)> = Vec::new();
+    for s in counts {
+        let recs: Vec<&Record> = partial.iter().copied().filter(|r| r.sms == s).collect();
+        // A two-row profile (s SMs, whole GPU) whose first row holds the candidate values exactly.
+        let with = |bw_ratio: f64, scale: f64| {
+            let mut q = base.clone();
+            let two = |top: f64, v: f64| vec![v, top];
+            q.sm_counts = vec![s, full];
+            q.gemm.bandwidth = two(base.gemm.bandwidth[last], base.gemm.bandwidth[last] * bw_ratio);
+            q.gemm.efficiency = vec![
+                base.gemm.efficiency[last].iter().map(|e| e * scale).collect(),
+                base.gemm.efficiency[last].clone(),
+            ];
+            q.attention.prefill_flops = two(base.attention.prefill_flops[last], base.attention.prefill_flops[last]);
+            q.attention.decode_bandwidth =
+                two(base.attention.decode_bandwidth[last], base.attention.decode_bandwidth[last]);
+            for e in q.elementwise.values_mut() {
+                let top = *e.bandwidth.last().expect("validated");
+                e.bandwidth = two(top, top);
+            }
+            q
+        };
+        let (mut bw, mut sc) = (0.5, 1.0);
+        for _ in 0..6 {
+            bw = golden(0.02, 1.2, |v| loss(&with(v, sc), &recs));
+            sc = golden(0.3, 1.6, |v| loss(&with(bw, v), &recs));
+        }
+        points.push((f64::from(s), bw, sc));
+    }
+    points.push((f64::from(full), 1.0, 1.0));
+    let xs: Vec<f64> = points.iter().map(|t| t.0).collect();
+    let bws: Vec<f64> = points.iter().map(|t| t.1).collect();
+    let scs: Vec<f64> = points.iter().map(|t| t.2).collect();
+    // Measured rows are noisy; keep the curves monotone in SMs (more SMs never deliver less): running maxima
+    // of the bandwidth ratio and of the compute throughput (scale x SMs).
+    let (mut prev_bw, mut prev_compute) = (0.0f64, 0.0f64);
+    for (i, &row) in base.sm_counts.iter().enumerate() {
+        let x = f64::from(row);
+        let (bw_ratio, scale) = if x < xs[0] {
+            (bws[0] * x / xs[0], scs[0])
+        } else {
+            (crate::interp::linear(&xs, &bws, x), crate::interp::linear(&xs, &scs, x))
+        };
+        let bw_ratio = bw_ratio.max(prev_bw);
+        let scale = scale.max(prev_compute / x);
+        (prev_bw, prev_compute) = (bw_ratio, scale * x);
+        p.gemm.bandwidth[i] = base.gemm.bandwidth[last] * bw_ratio;
+        p.gemm.efficiency[i] = base.gemm.efficiency[last].iter().map(|e| e * scale).collect();
+        p.attention.decode_bandwidth[i] = base.attention.decode_bandwidth[last] * bw_ratio;
+        p.attention.prefill_flops[i] = base.attention.prefill_flops[last] * scale * x / f64::from(full);
+        for e in p.elementwise.values_mut() {
+            let top = *e.bandwidth.last().expect("validated");
+            e.bandwidth[i] = top * bw_ratio;
+        }
+    }
+}
+
 /// Fits `base` (whose identity, SM rows, attention and overheads are kept) to `records`.
 pub fn fit(
     base: &Profile,
@@ -114,11 +185,7 @@ pub fn fit(
             base.gpu.name
         )));
     }
-    let partial = records.iter().filter(|r| r.sms != full).count();
-    if partial > 0 {
-        skipped.push((format!("measured on fewer than {full} SMs (the fit uses whole-GPU records)"), partial));
-    }
-    let corun = records.iter().filter(|r| r.sms == full && r.corunner.is_some()).count();
+    let corun = records.iter().filter(|r| r.corunner.is_some()).count();
     if corun > 0 {
         skipped.push(("measured with a co-runner".to_string(), corun));
     }
@@ -222,9 +289,32 @@ pub fn fit(
             p.allreduce.by_workers.push(AllReduceFit { workers: n, latency_ns: lat, bus_bandwidth: bw });
         }
     }
+    let partial: Vec<&Record> =
+        records.iter().filter(|r| r.sms < full && r.corunner.is_none() && r.op == OpClass::Linear).collect();
+    let other_partial =
+        records.iter().filter(|r| r.sms < full && r.corunner.is_none() && r.op != OpClass::Linear).count();
+    if other_partial > 0 {
+        skipped.push((format!("non-GEMM records on fewer than {full} SMs (per-SM fitting uses GEMMs)"), other_partial));
+    }
+    if !partial.is_empty() {
+        used.push(("linear (per SM count)".to_string(), partial.len()));
+        fit_sm_rows(&mut p, &partial);
+    }
     p.provenance.kind = "fitted".into();
     p.provenance.date = date.into();
     p.provenance.source = source.into();
     p.validate().map_err(|m| CalibrationError::NoData(format!("the fit produced an invalid profile: {m}")))?;
     Ok((p, FitSummary { used, skipped }))
+}
+
+/// Sets the contention interference from co-running measurements: the median slowdown of the memory-bound
+/// decode-side kernel (with the HBM demand of these pairs below what the GPU delivers, the bandwidth model stretches
+/// nothing, so the whole slowdown is interference).
+pub fn fit_contention(p: &mut Profile, corun: &[crate::record::Corun]) {
+    if corun.is_empty() {
+        return;
+    }
+    let mut v: Vec<f64> = corun.iter().map(|c| c.decode_slowdown.max(0.0)).collect();
+    v.sort_by(f64::total_cmp);
+    p.contention.interference = v[v.len() / 2];
 }

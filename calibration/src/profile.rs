@@ -12,7 +12,8 @@
 //!   row's throughputs are scaled by `sms / sm_counts[0]`.
 //! - `gemm`: `m_grid` (token counts, strictly increasing) and `efficiency[row][j]`: the fraction of
 //!   `peak_flops x sms / num_sms` a GEMM with `m_grid[j]` rows reaches before wave quantisation (interpolated on a
-//!   log2 scale in the token count: small-M, medium and large shapes each get their own value); `tile_m`,
+//!   log2 scale in the token count: small-M, medium and large shapes each get their own value; between SM rows
+//!   the product efficiency x SMs is interpolated); `tile_m`,
 //!   `tile_n`: the output tile: compute work is padded to whole `tile_m`-row tiles, and GEMMs with at least as
 //!   many tiles as SMs pay wave quantisation; `pad_n` (optional) pads output features the same way (`w = T / (ceil(T / S) S)` for `T` tiles; fewer tiles than SMs are
 //!   assumed split along K);
@@ -452,10 +453,18 @@ impl Profile {
         let eff_by_sm = (0..=n)
             .map(|s| {
                 let s = (s.max(1) as u32).clamp(self.sm_counts[0], self.gpu.num_sms);
+                // Interpolate the delivered throughput (efficiency x SMs), not the efficiency, so that a table
+                // that is monotone in SMs stays monotone between its rows.
                 (0..self.gemm.m_grid.len())
                     .map(|j| {
-                        let col: Vec<f64> = self.gemm.efficiency.iter().map(|r| r[j]).collect();
-                        row_value(&self.sm_counts, self.gpu.num_sms, &col, s)
+                        let col: Vec<f64> = self
+                            .gemm
+                            .efficiency
+                            .iter()
+                            .zip(&self.sm_counts)
+                            .map(|(r, &n)| r[j] * f64::from(n))
+                            .collect();
+                        row_value(&self.sm_counts, self.gpu.num_sms, &col, s) / f64::from(s)
                     })
                     .collect()
             })

@@ -315,14 +315,109 @@ pub fn read_vidur_allreduce(path: &Path, num_sms: u32) -> Result<Vec<Record>, Ca
     Ok(out)
 }
 
-/// Reads measurement files: Vidur CSVs (by the `.csv` extension; all-reduce or `mlp` profiles by their header)
-/// or JSONL records.
+/// Header of the green-context SM-scaling measurement (`scripts/device/green_sm_scaling.py`).
+pub const SM_SCALING_HEADER: &str = "requested_sms,actual_sms,context,gemm_tflops,gemv_gbps,copy_gbps";
+
+/// Converts a green-context SM-scaling measurement into linear records: per SM count, the bf16
+/// 4096 x 4096 x 4096 GEMM (from `gemm_tflops`) and the 32-token 4096 -> 14336 weight-streaming GEMM (from
+/// `gemv_gbps`, weight bytes read), on `actual_sms` SMs.
+pub fn read_sm_scaling(path: &Path) -> Result<Vec<Record>, CalibrationError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CalibrationError::Io { path: path.into(), source })?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.split(',').collect();
+        let num = |c: usize, what: &str| {
+            f.get(c)
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|v| *v > 0.0)
+                .ok_or_else(|| CalibrationError::invalid(path, i + 1, format!("{what}: expected a positive number")))
+        };
+        let sms = num(1, "actual_sms")? as u32;
+        let (tflops, gbps) = (num(3, "gemm_tflops")?, num(4, "gemv_gbps")?);
+        let rec = |name: &str, tokens: u64, d_in: u64, d_out: u64, ms: f64| Record {
+            op: OpClass::Linear,
+            name: format!("{name}@{sms}sms"),
+            tokens,
+            d_in,
+            d_out,
+            dtype_bytes: 2,
+            sms,
+            corunner: None,
+            workers: None,
+            time_ms: TimeStats { median: ms, mean: None, min: None, max: None, std: None },
+        };
+        out.push(rec("gemm4096", 4096, 4096, 4096, 2.0 * 4096f64.powi(3) / (tflops * 1e12) * 1e3));
+        out.push(rec("gemv32x14336", 32, 4096, 14336, (14336.0 * 4096.0 * 2.0) / (gbps * 1e9) * 1e3));
+    }
+    if out.is_empty() {
+        return Err(CalibrationError::invalid(path, 0, "no measurement row"));
+    }
+    Ok(out)
+}
+
+/// Header of the co-running measurement (`scripts/device/green_sm_scaling.py`, `corun.csv`).
+pub const CORUN_HEADER: &str =
+    "decode_sms,prefill_sms,gemv_solo_ms,gemv_corun_ms,gemm_solo_ms,gemm_corun_ms,gemv_slowdown,gemm_slowdown";
+
+/// One co-running measurement: a weight-streaming GEMM on the decode partition and a large GEMM on the prefill
+/// partition at the same time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Corun {
+    /// Decode partition SMs.
+    pub decode_sms: u32,
+    /// Prefill partition SMs.
+    pub prefill_sms: u32,
+    /// Relative slowdown of the decode-side kernel.
+    pub decode_slowdown: f64,
+    /// Relative slowdown of the prefill-side kernel.
+    pub prefill_slowdown: f64,
+}
+
+/// Reads a co-running measurement CSV.
+pub fn read_corun(path: &Path) -> Result<Vec<Corun>, CalibrationError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CalibrationError::Io { path: path.into(), source })?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<f64> = line
+            .split(',')
+            .map(|v| v.trim().parse::<f64>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| CalibrationError::invalid(path, i + 1, "expected numbers"))?;
+        if f.len() != 8 || f[..6].iter().any(|v| *v <= 0.0) {
+            return Err(CalibrationError::invalid(path, i + 1, "expected 8 fields with positive SM counts and times"));
+        }
+        out.push(Corun {
+            decode_sms: f[0] as u32,
+            prefill_sms: f[1] as u32,
+            decode_slowdown: f[6],
+            prefill_slowdown: f[7],
+        });
+    }
+    Ok(out)
+}
+
+/// Whether a file is a co-running measurement.
+pub fn is_corun(path: &Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|t| t.lines().next().is_some_and(|l| l.trim() == CORUN_HEADER))
+}
+
+/// Reads measurement files: Vidur CSVs (by the `.csv` extension; all-reduce or `mlp` profiles by their header),
+/// green-context SM-scaling CSVs, or JSONL records.
 pub fn read_any(path: &Path, num_sms: u32) -> Result<Vec<Record>, CalibrationError> {
     match path.extension().and_then(|e| e.to_str()) {
         Some("csv") => {
             let head =
                 std::fs::read_to_string(path).map_err(|source| CalibrationError::Io { path: path.into(), source })?;
-            if head.lines().next().unwrap_or("").contains("time_stats.all_reduce.") {
+            let first = head.lines().next().unwrap_or("");
+            if first.trim() == SM_SCALING_HEADER {
+                read_sm_scaling(path)
+            } else if first.contains("time_stats.all_reduce.") {
                 read_vidur_allreduce(path, num_sms)
             } else {
                 read_vidur(path, num_sms)

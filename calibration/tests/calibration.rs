@@ -21,14 +21,17 @@ fn bundled_profiles_load_and_match_their_gpu() {
         let g = GpuSpec::by_name(name).unwrap();
         assert_eq!((p.gpu.name.as_str(), p.gpu.num_sms), (name, g.num_sms));
         assert!(!p.provenance.source.is_empty());
-        // Monotone in SMs: more SMs never make a GEMM slower.
+        // Monotone in SMs: throughput tables never decrease, so a GEMM without wave quantisation (fewer tiles
+        // than SMs) never gets slower with more SMs. (Wave quantisation itself is not monotone: 1,536 tiles take
+        // 19 waves on 82 and on 84 SMs.)
         let c = p.curves();
-        let w = ops::linear(512, 4096, 12288, 2);
-        let mut last = f64::INFINITY;
-        for sms in (2..=g.num_sms).step_by(2) {
-            let t = c.gemm_time(sms, 512, 12288, w);
-            assert!(t <= last * (1.0 + 1e-12), "{name}: {sms} SMs");
-            last = t;
+        let w = ops::linear(16, 4096, 4096, 2);
+        let (mut last_t, mut last_bw, mut last_fl) = (f64::INFINITY, 0.0, 0.0);
+        for sms in 1..=g.num_sms {
+            let t = c.gemm_time(sms, 16, 4096, w);
+            assert!(t <= last_t * (1.0 + 1e-12), "{name}: {sms} SMs");
+            assert!(c.bandwidth(sms) >= last_bw && c.attention_flops(sms) >= last_fl, "{name}: {sms} SMs");
+            (last_t, last_bw, last_fl) = (t, c.bandwidth(sms), c.attention_flops(sms));
         }
     }
     assert!(matches!(Profile::resolve("tpu-v5"), Err(CalibrationError::UnknownProfile(_))));
@@ -209,5 +212,38 @@ fn allreduce_fit_recovers_the_ring_model() {
     assert_eq!(p.allreduce.by_workers.len(), 2);
     for f in &p.allreduce.by_workers {
         assert!((f.latency_ns - 7_000.0).abs() < 100.0 && (f.bus_bandwidth / 300e9 - 1.0).abs() < 0.01, "{f:?}");
+    }
+}
+
+#[test]
+fn per_sm_records_set_the_sm_rows() {
+    let g = GpuSpec::by_name("h100-sxm").unwrap();
+    // Truth: bandwidth saturating at 32 SMs instead of the datasheet base's 64.
+    let truth = Profile::from_gpu_spec(&g).with_bandwidth_saturation(32);
+    let c = truth.curves();
+    let mut recs = synthetic(&truth);
+    for sms in [8u32, 16, 24, 32, 48, 64, 96] {
+        for (m, k, n) in [(4096u64, 4096u64, 4096u64), (32, 4096, 14336)] {
+            let t = c.gemm_time(sms, m, n, ops::linear(m, k, n, 2)) * 1e3;
+            recs.push(Record {
+                op: OpClass::Linear,
+                name: format!("{m}@{sms}"),
+                tokens: m,
+                d_in: k,
+                d_out: n,
+                dtype_bytes: 2,
+                sms,
+                corunner: None,
+                workers: None,
+                time_ms: TimeStats { median: t, mean: None, min: None, max: None, std: None },
+            });
+        }
+    }
+    let (fitted, summary) = fit::fit(&Profile::from_gpu_spec(&g), &recs, "x", "d").unwrap();
+    assert!(summary.used.iter().any(|(c, n)| c == "linear (per SM count)" && *n == 14), "{:?}", summary.used);
+    let (f, t) = (fitted.curves(), truth.curves());
+    for sms in [8u32, 16, 24, 32, 64] {
+        let ratio = f.bandwidth(sms) / t.bandwidth(sms);
+        assert!((ratio - 1.0).abs() < 0.1, "{sms} SMs: fitted/true bandwidth {ratio}");
     }
 }

@@ -23,8 +23,8 @@ pub enum Elementwise {
     Add,
 }
 
-/// Achievable throughputs on `sms` SMs. Implementations must be monotone non-decreasing in `sms` and positive
-/// for `sms >= 1`. The `*_time` methods turn an operator's [`Work`] into seconds; their defaults are the plain
+/// Achievable throughputs on `sms` SMs. Throughputs must be positive for `sms >= 1` and, apart from wave
+/// quantisation (which is not monotone in the SM count by nature), non-decreasing in `sms`. The `*_time` methods turn an operator's [`Work`] into seconds; their defaults are the plain
 /// roofline over the three throughputs, and a fitted profile overrides them.
 pub trait DeviceCurves: Debug + Send + Sync {
     /// Achievable FLOP/s of a GEMM whose output is `m x n` (tokens x output features), on `sms` SMs.
