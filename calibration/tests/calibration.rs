@@ -171,13 +171,17 @@ fn bad_measurements_are_refused_with_their_line() {
     recs[0].sms = 200;
     let e = fit::fit(&Profile::from_gpu_spec(&g), &recs, "x", "d").unwrap_err().to_string();
     assert!(e.contains("ran on more SMs than h100-sxm has (132)"), "{e}");
-    // Partial-GPU and co-runner records are skipped with a count and reason.
+    // Co-runner records and non-GEMM records on partitions are skipped with a count and reason; a GEMM on a
+    // partition fits the per-SM rows.
     let mut recs = synthetic(&Profile::from_gpu_spec(&g));
     recs[0].sms = 66;
     recs[1].corunner = Some("decode".into());
+    recs[2].op = OpClass::Add;
+    recs[2].sms = 66;
     let (_, s) = fit::fit(&Profile::from_gpu_spec(&g), &recs, "x", "d").unwrap();
-    assert_eq!(s.skipped.len(), 2);
+    assert_eq!(s.skipped.len(), 2, "{:?}", s.skipped);
     assert!(s.skipped.iter().all(|(_, n)| *n == 1));
+    assert!(s.used.contains(&("linear (per SM count)".to_string(), 1)), "{:?}", s.used);
 }
 
 #[test]
