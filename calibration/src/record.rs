@@ -169,6 +169,18 @@ pub fn to_jsonl(records: &[Record]) -> String {
     records.iter().map(|r| serde_json::to_string(r).expect("records serialise") + "\n").collect()
 }
 
+/// Non-blank data lines of a CSV text (header excluded), split on commas, with their 1-based line numbers.
+fn data_lines(text: &str) -> impl Iterator<Item = (usize, Vec<&str>)> {
+    text.lines().enumerate().skip(1).filter(|(_, l)| !l.trim().is_empty()).map(|(i, l)| (i + 1, l.split(',').collect()))
+}
+
+/// Numeric field `c` of a CSV row, or an error naming the file, line and column.
+fn field(path: &Path, ln: usize, f: &[&str], c: usize, what: &str) -> Result<f64, CalibrationError> {
+    f.get(c)
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .ok_or_else(|| CalibrationError::invalid(path, ln, format!("{what}: not a number")))
+}
+
 /// Vidur operator names and what they are.
 const VIDUR_OPS: [&str; 10] = [
     "attn_pre_proj",
@@ -188,8 +200,7 @@ const VIDUR_OPS: [&str; 10] = [
 /// naming the line.
 pub fn read_vidur(path: &Path, num_sms: u32) -> Result<Vec<Record>, CalibrationError> {
     let text = std::fs::read_to_string(path).map_err(|source| CalibrationError::Io { path: path.into(), source })?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
+    let header: Vec<&str> = text.lines().next().unwrap_or("").split(',').collect();
     let col = |name: &str| header.iter().position(|h| *h == name);
     let need = |name: &str| {
         col(name).ok_or_else(|| {
@@ -213,17 +224,8 @@ pub fn read_vidur(path: &Path, num_sms: u32) -> Result<Vec<Record>, CalibrationE
     }
     let stat = |op: &str, s: &str| col(&format!("time_stats.{op}.{s}"));
     let mut out = Vec::new();
-    for (i, line) in lines.enumerate() {
-        let ln = i + 2;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let f: Vec<&str> = line.split(',').collect();
-        let num = |c: usize, what: &str| {
-            f.get(c)
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .ok_or_else(|| CalibrationError::invalid(path, ln, format!("{what}: not a number")))
-        };
+    for (ln, f) in data_lines(&text) {
+        let num = |c: usize, what: &str| field(path, ln, &f, c, what);
         let v: Vec<f64> = dcol[..6].iter().zip(dims).map(|(&c, d)| num(c, d)).collect::<Result<_, _>>()?;
         let gated = f.get(dcol[6]).is_some_and(|s| s.trim().eq_ignore_ascii_case("true"));
         let (n, tp, hq, hkv, h, inter) = (v[0] as u64, v[1] as u64, v[2] as u64, v[3] as u64, v[4] as u64, v[5] as u64);
@@ -277,8 +279,7 @@ pub fn read_vidur(path: &Path, num_sms: u32) -> Result<Vec<Record>, CalibrationE
 /// `num_workers`, `size` in bytes) into `allreduce` records.
 pub fn read_vidur_allreduce(path: &Path, num_sms: u32) -> Result<Vec<Record>, CalibrationError> {
     let text = std::fs::read_to_string(path).map_err(|source| CalibrationError::Io { path: path.into(), source })?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
+    let header: Vec<&str> = text.lines().next().unwrap_or("").split(',').collect();
     let need = |name: &str| {
         header.iter().position(|h| *h == name).ok_or_else(|| {
             CalibrationError::invalid(path, 1, format!("missing column {name:?} (not a Vidur all-reduce profile?)"))
@@ -286,16 +287,8 @@ pub fn read_vidur_allreduce(path: &Path, num_sms: u32) -> Result<Vec<Record>, Ca
     };
     let (ct, cw, cs) = (need("time_stats.all_reduce.median")?, need("num_workers")?, need("size")?);
     let mut out = Vec::new();
-    for (i, line) in lines.enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let f: Vec<&str> = line.split(',').collect();
-        let num = |c: usize, what: &str| {
-            f.get(c)
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .ok_or_else(|| CalibrationError::invalid(path, i + 2, format!("{what}: not a number")))
-        };
+    for (ln, f) in data_lines(&text) {
+        let num = |c: usize, what: &str| field(path, ln, &f, c, what);
         let (t, w, s) = (num(ct, "time_stats.all_reduce.median")?, num(cw, "num_workers")?, num(cs, "size")?);
         let r = Record {
             op: OpClass::AllReduce,
@@ -309,7 +302,7 @@ pub fn read_vidur_allreduce(path: &Path, num_sms: u32) -> Result<Vec<Record>, Ca
             workers: Some(w as u32),
             time_ms: TimeStats { median: t, mean: None, min: None, max: None, std: None },
         };
-        r.check().map_err(|m| CalibrationError::invalid(path, i + 2, m))?;
+        r.check().map_err(|m| CalibrationError::invalid(path, ln, m))?;
         out.push(r);
     }
     Ok(out)
