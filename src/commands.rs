@@ -101,6 +101,11 @@ pub fn config(a: &SimArgs) -> Result<SimConfig> {
         },
     };
     let curves: Option<Arc<dyn DeviceCurves>> = profile.as_ref().map(|p| Arc::new(p.curves()) as Arc<dyn DeviceCurves>);
+    let sat = a.bw_saturation_sms.map_or(String::new(), |s| format!(", bandwidth saturating at {s} SMs"));
+    let curves_name = match &profile {
+        Some(p) => format!("{} ({}{sat})", a.profile.as_deref().unwrap_or(&p.gpu.name), p.provenance.kind),
+        None => format!("datasheet{sat}"),
+    };
     let partition_switch_ns = a.partition_switch_us.map_or(20_000, |us| us * 1_000);
     let mut kv = KvConfig { total_blocks_override: a.kv_blocks, ..KvConfig::default() };
     if let Some(u) = a.gpu_memory_utilization {
@@ -119,6 +124,7 @@ pub fn config(a: &SimArgs) -> Result<SimConfig> {
         partition_switch_ns,
         cost,
         curves,
+        curves_name,
         kv,
         slo,
         seed: a.workload.seed,

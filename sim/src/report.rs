@@ -56,6 +56,7 @@ pub fn summary_json(run: &SimRun) -> Value {
     put("policy", json!(meta.policy));
     put("token_budget", json!(meta.token_budget));
     put("granularity", json!(meta.granularity.to_string()));
+    put("profile", json!(meta.profile));
     put("split_decisions", json!(run.output.decisions.iter().filter(|d| d.decision.mode == Mode::Split).count()));
     put("peak_sms_in_use", json!(s.peak_sms));
     put("model", json!(meta.model));
@@ -145,7 +146,11 @@ pub fn table(run: &SimRun) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{:=^68}", " duet sim ");
     let _ = writeln!(s, "{:<34}{}", "Trace:", meta.trace);
-    let _ = writeln!(s, "{:<34}{} on {} ({} SMs)", "Model / GPU:", meta.model, meta.gpu, meta.num_sms);
+    let _ = writeln!(
+        s,
+        "{:<34}{} on {} ({} SMs, profile {})",
+        "Model / GPU:", meta.model, meta.gpu, meta.num_sms, meta.profile
+    );
     let _ = writeln!(s, "{:<34}{} (token budget {})", "Policy:", meta.policy, meta.token_budget);
     let splits = run.output.decisions.iter().filter(|d| d.decision.mode == Mode::Split).count();
     if !run.output.decisions.is_empty() {

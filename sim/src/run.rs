@@ -37,6 +37,8 @@ pub struct SimConfig {
     pub cost: CostConfig,
     /// SM-scaling curves (a calibrated profile); `None` uses the GPU's default analytic curves.
     pub curves: Option<Arc<dyn DeviceCurves>>,
+    /// What the curves are, for reports (`h100-sxm (fitted)`, `datasheet`).
+    pub curves_name: String,
     /// KV-cache settings.
     pub kv: KvConfig,
     /// SLO limits for goodput and attainment.
@@ -54,6 +56,8 @@ pub struct RunMeta {
     pub token_budget: u32,
     /// Partition granularity.
     pub granularity: Granularity,
+    /// GPU profile used by the cost model.
+    pub profile: String,
     /// Model name.
     pub model: String,
     /// GPU name.
@@ -117,6 +121,7 @@ pub fn simulate(workload: &Workload, cfg: &SimConfig) -> Result<SimRun, SimError
         policy: policy.name().into(),
         token_budget: cfg.policy.token_budget(),
         granularity: cfg.granularity,
+        profile: cfg.curves_name.clone(),
         model: cfg.model.name.clone(),
         gpu: cfg.gpu.name.clone(),
         num_sms: cfg.num_sms,
