@@ -18,13 +18,6 @@ pub fn linear(xs: &[f64], ys: &[f64], x: f64) -> f64 {
     ys[i] + (ys[i + 1] - ys[i]) * t
 }
 
-/// As [`linear`], with the coordinate on a log2 scale (`xs` and `x` positive): used for token counts, where
-/// behaviour changes per doubling.
-pub fn log2_linear(xs: &[f64], ys: &[f64], x: f64) -> f64 {
-    let lx: Vec<f64> = xs.iter().map(|v| v.log2()).collect();
-    linear(&lx, ys, x.max(f64::MIN_POSITIVE).log2())
-}
-
 /// Whether `xs` is strictly increasing.
 pub fn strictly_increasing(xs: &[f64]) -> bool {
     xs.windows(2).all(|p| p[0] < p[1])
@@ -42,7 +35,6 @@ mod tests {
         assert_eq!(linear(&xs, &ys, 1.5), 15.0);
         assert_eq!(linear(&xs, &ys, 3.0), 20.0);
         assert_eq!(linear(&xs, &ys, 9.0), 20.0);
-        assert_eq!(log2_linear(&[1.0, 4.0], &[0.0, 2.0], 2.0), 1.0);
     }
 
     proptest! {

@@ -23,7 +23,7 @@ use crate::cost::{CostModel, SeqWork};
 use crate::error::ConfigError;
 use crate::kv::KvCapacity;
 use crate::partition::Granularity;
-use crate::request::{Phase, ReqId, Request};
+use crate::request::{ReqId, Request};
 use crate::time::Nanos;
 
 /// What a batch runs on: the whole GPU, or one side of a prefill/decode split.
@@ -108,12 +108,6 @@ impl View<'_> {
             },
             BatchItem::Decode { .. } => SeqWork { new_tokens: 1, cached_tokens: r.kv_tokens + step, emits_token: true },
         }
-    }
-
-    /// Whether any running request can take a step or any queued request is waiting.
-    pub fn has_work(&self) -> bool {
-        !self.waiting.is_empty()
-            || self.running.iter().any(|&id| !self.req(id).in_flight && self.req(id).phase != Phase::Finished)
     }
 }
 
