@@ -232,7 +232,7 @@ pub struct SimArgs {
 pub struct SimCommand {
     #[command(flatten)]
     pub sim: SimArgs,
-    /// Write summary.json (vLLM key names), requests.csv and decisions.csv into this directory.
+    /// Write summary.json (vLLM key names), requests.csv, decisions.csv and iterations.csv into this directory.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 }

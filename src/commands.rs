@@ -150,7 +150,7 @@ pub fn sim(a: &SimArgs, out: Option<&Path>) -> Result<()> {
     println!("simulated {} requests in {:.3} s wall time", w.len(), elapsed.as_secs_f64());
     if let Some(dir) = out {
         report::write_dir(&run, dir).with_context(|| format!("writing results to {}", dir.display()))?;
-        println!("wrote summary.json, requests.csv and decisions.csv to {}", dir.display());
+        println!("wrote summary.json, requests.csv, decisions.csv and iterations.csv to {}", dir.display());
     }
     Ok(())
 }

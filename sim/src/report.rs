@@ -129,14 +129,39 @@ pub fn decisions_csv(records: &[DecisionRecord]) -> String {
     s
 }
 
-/// Writes `summary.json`, `requests.csv` and `decisions.csv` into `dir` (created if missing).
+/// `iterations.csv`: one row per executed step (or layer group of a segmented prefill): lane, SMs, start and end
+/// (ms, exact to the ns), sequences, prefill tokens and decode tokens.
+pub fn iterations_csv(records: &[crate::engine::IterationRecord]) -> String {
+    let mut s = String::from("lane,sms,start_ms,end_ms,num_seqs,prefill_tokens,decode_tokens\n");
+    for r in records {
+        let lane = match r.lane {
+            crate::policy::Lane::Whole => "whole",
+            crate::policy::Lane::Prefill => "prefill",
+            crate::policy::Lane::Decode => "decode",
+        };
+        let _ = writeln!(
+            s,
+            "{lane},{},{},{},{},{},{}",
+            r.sms,
+            ms(r.start.0),
+            ms(r.end.0),
+            r.num_seqs,
+            r.prefill_tokens,
+            r.decode_tokens
+        );
+    }
+    s
+}
+
+/// Writes `summary.json`, `requests.csv`, `decisions.csv` and `iterations.csv` into `dir` (created if missing).
 pub fn write_dir(run: &SimRun, dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let mut text = serde_json::to_string_pretty(&summary_json(run)).expect("JSON values serialise");
     text.push('\n');
     std::fs::write(dir.join("summary.json"), text)?;
     std::fs::write(dir.join("requests.csv"), requests_csv(&run.output.requests))?;
-    std::fs::write(dir.join("decisions.csv"), decisions_csv(&run.output.decisions))
+    std::fs::write(dir.join("decisions.csv"), decisions_csv(&run.output.decisions))?;
+    std::fs::write(dir.join("iterations.csv"), iterations_csv(&run.output.iterations))
 }
 
 /// A short human-readable table of the main results.
