@@ -54,7 +54,7 @@ pub struct Report {
 
 fn elementwise(op: OpClass) -> Option<Elementwise> {
     Some(match op {
-        OpClass::Linear | OpClass::AllReduce => return None,
+        OpClass::Linear | OpClass::AllReduce | OpClass::AttentionPrefill | OpClass::AttentionDecode => return None,
         OpClass::Rmsnorm => Elementwise::RmsNorm,
         OpClass::SiluMul => Elementwise::SiluMul,
         OpClass::Rotary => Elementwise::Rotary,
@@ -66,9 +66,11 @@ fn elementwise(op: OpClass) -> Option<Elementwise> {
 /// Predicted time in ms of one record under `curves`.
 pub fn predict_ms(curves: &dyn DeviceCurves, r: &Record) -> f64 {
     let w = r.work();
-    let s = match elementwise(r.op) {
-        None => curves.gemm_time(r.sms, r.tokens, r.d_out, w),
-        Some(e) => curves.elementwise_time(r.sms, e, w),
+    let s = match (r.op, elementwise(r.op)) {
+        (OpClass::AttentionPrefill, _) => curves.attention_time(r.sms, w, false) * r.batch.unwrap_or(1) as f64,
+        (OpClass::AttentionDecode, _) => curves.attention_time(r.sms, w, true) * r.batch.unwrap_or(1) as f64,
+        (_, None) => curves.gemm_time(r.sms, r.tokens, r.d_out, w),
+        (_, Some(e)) => curves.elementwise_time(r.sms, e, w),
     };
     s * 1e3
 }

@@ -169,6 +169,41 @@ fn fit_sm_rows(p: &mut Profile, partial: &[&Record]) {
     }
 }
 
+/// Attention rows from attention records: per measured SM count, prefill FLOP/s (`decode = false`) or decode
+/// KV-read bandwidth (`decode = true`) fitted to its records; other rows interpolated in the SM count (scaled in
+/// proportion below the smallest measured count, held above the largest), non-decreasing.
+fn fit_attention_rows(p: &mut Profile, recs: &[&Record], decode: bool) {
+    let mut counts: Vec<u32> = recs.iter().map(|r| r.sms).collect();
+    counts.sort_unstable();
+    counts.dedup();
+    let table =
+        |q: &Profile| if decode { q.attention.decode_bandwidth.clone() } else { q.attention.prefill_flops.clone() };
+    let top = *table(p).last().expect("validated");
+    let mut points: Vec<(f64, f64)> = Vec::new();
+    for s in counts {
+        let at_s: Vec<&Record> = recs.iter().copied().filter(|r| r.sms == s).collect();
+        let with = |v: f64| {
+            let mut q = p.clone();
+            let t = if decode { &mut q.attention.decode_bandwidth } else { &mut q.attention.prefill_flops };
+            t.iter_mut().for_each(|x| *x = v);
+            q
+        };
+        let v = golden((top * 0.01).ln(), (top * 3.0).ln(), |lv| loss(&with(lv.exp()), &at_s)).exp();
+        points.push((f64::from(s), v));
+    }
+    let xs: Vec<f64> = points.iter().map(|t| t.0).collect();
+    let ys: Vec<f64> = points.iter().map(|t| t.1).collect();
+    let rows = p.sm_counts.clone();
+    let mut prev = 0.0f64;
+    let t = if decode { &mut p.attention.decode_bandwidth } else { &mut p.attention.prefill_flops };
+    for (i, &row) in rows.iter().enumerate() {
+        let x = f64::from(row);
+        let v = if x < xs[0] { ys[0] * x / xs[0] } else { crate::interp::linear(&xs, &ys, x) };
+        t[i] = v.max(prev);
+        prev = t[i];
+    }
+}
+
 /// Fits `base` (whose identity, SM rows, attention and overheads are kept) to `records`.
 pub fn fit(
     base: &Profile,
@@ -299,6 +334,13 @@ pub fn fit(
     if !partial.is_empty() {
         used.push(("linear (per SM count)".to_string(), partial.len()));
         fit_sm_rows(&mut p, &partial);
+    }
+    for (op, decode) in [(OpClass::AttentionPrefill, false), (OpClass::AttentionDecode, true)] {
+        let recs: Vec<&Record> = records.iter().filter(|r| r.op == op && r.corunner.is_none()).collect();
+        if !recs.is_empty() {
+            used.push((op.as_str().to_string(), recs.len()));
+            fit_attention_rows(&mut p, &recs, decode);
+        }
     }
     p.provenance.kind = "fitted".into();
     p.provenance.date = date.into();

@@ -9,6 +9,8 @@
 //!
 //! - `op`: `linear`, `rmsnorm`, `silu_mul`, `rotary`, `embedding`, `add` or `allreduce` (anything else is an
 //!   error). An `allreduce` record has `tokens: 1`, `d_out`: message bytes, and `workers`: GPUs in the ring.
+//!   `attention_prefill` / `attention_decode` records describe `batch` identical sequences with `tokens` new
+//!   tokens (1 for decode) over `d_in` cached tokens, `q_heads`, `kv_heads` and head size `d_out`.
 //! - `tokens`: rows processed; `d_in`, `d_out`: a linear layer's input and output features; for elementwise
 //!   operators `d_out` is the per-token width (`hidden`, `intermediate / tp`, `(h_q + h_kv) d_h / tp`) and
 //!   `d_in` is ignored.
@@ -44,6 +46,10 @@ pub enum OpClass {
     Add,
     /// Ring all-reduce of `bytes` across `workers` GPUs.
     AllReduce,
+    /// Prefill attention: `batch` sequences of `tokens` new tokens over `d_in` cached ones.
+    AttentionPrefill,
+    /// Decode attention: `batch` sequences of one new token over `d_in` cached ones.
+    AttentionDecode,
 }
 
 impl OpClass {
@@ -57,6 +63,8 @@ impl OpClass {
             OpClass::Embedding => "embedding",
             OpClass::Add => "add",
             OpClass::AllReduce => "allreduce",
+            OpClass::AttentionPrefill => "attention_prefill",
+            OpClass::AttentionDecode => "attention_decode",
         }
     }
 }
@@ -105,6 +113,15 @@ pub struct Record {
     /// All-reduce: GPUs taking part.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workers: Option<u32>,
+    /// Attention: query heads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub q_heads: Option<u64>,
+    /// Attention: key/value heads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_heads: Option<u64>,
+    /// Attention: identical sequences in the kernel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<u64>,
     /// Measured time.
     pub time_ms: TimeStats,
 }
@@ -122,6 +139,10 @@ impl Record {
             OpClass::Add => Work { flops: (n * w) as f64, bytes: 3.0 * (n * w * s) as f64 },
             // The message size; see `profile::AllReduce` for the time model.
             OpClass::AllReduce => Work { flops: 0.0, bytes: (n * w) as f64 },
+            // One sequence's attention (d_out = head size); the kernel runs `batch` of them.
+            OpClass::AttentionPrefill | OpClass::AttentionDecode => {
+                ops::attention(n, self.d_in, self.q_heads.unwrap_or(1), self.kv_heads.unwrap_or(1), w, s)
+            }
         }
     }
 
@@ -140,6 +161,21 @@ impl Record {
             || (self.op == OpClass::Linear && self.d_in == 0)
         {
             return Err("tokens, d_in (linear), d_out, dtype_bytes and sms must be >= 1".into());
+        }
+        if (self.op == OpClass::AllReduce) != self.workers.is_some_and(|w| w >= 2) {
+            return Err("workers (>= 2) is required for allreduce records and only for them".into());
+        }
+        let attention = matches!(self.op, OpClass::AttentionPrefill | OpClass::AttentionDecode);
+        let heads_ok = self.q_heads.is_some_and(|q| q >= 1)
+            && self.kv_heads.is_some_and(|k| k >= 1)
+            && self.batch.is_some_and(|b| b >= 1);
+        if attention != heads_ok {
+            return Err(
+                "q_heads, kv_heads and batch (>= 1) are required for attention records and only for them".into()
+            );
+        }
+        if self.op == OpClass::AttentionDecode && self.tokens != 1 {
+            return Err("attention_decode records process one new token per sequence (tokens = 1)".into());
         }
         Ok(())
     }
@@ -266,6 +302,9 @@ pub fn read_vidur(path: &Path, num_sms: u32) -> Result<Vec<Record>, CalibrationE
                 sms: num_sms,
                 corunner: None,
                 workers: None,
+                q_heads: None,
+                kv_heads: None,
+                batch: None,
                 time_ms,
             };
             r.check().map_err(|m| CalibrationError::invalid(path, ln, m))?;
@@ -300,6 +339,9 @@ pub fn read_vidur_allreduce(path: &Path, num_sms: u32) -> Result<Vec<Record>, Ca
             sms: num_sms,
             corunner: None,
             workers: Some(w as u32),
+            q_heads: None,
+            kv_heads: None,
+            batch: None,
             time_ms: TimeStats { median: t, mean: None, min: None, max: None, std: None },
         };
         r.check().map_err(|m| CalibrationError::invalid(path, ln, m))?;
@@ -340,6 +382,9 @@ pub fn read_sm_scaling(path: &Path) -> Result<Vec<Record>, CalibrationError> {
             sms,
             corunner: None,
             workers: None,
+            q_heads: None,
+            kv_heads: None,
+            batch: None,
             time_ms: TimeStats { median: ms, mean: None, min: None, max: None, std: None },
         };
         out.push(rec("gemm4096", 4096, 4096, 4096, 2.0 * 4096f64.powi(3) / (tflops * 1e12) * 1e3));
@@ -436,6 +481,9 @@ mod tests {
             sms: 66,
             corunner: Some("decode on 66 SMs".into()),
             workers: None,
+            q_heads: None,
+            kv_heads: None,
+            batch: None,
             time_ms: TimeStats { median: 0.01, mean: None, min: Some(0.009), max: None, std: None },
         };
         let dir = std::env::temp_dir().join(format!("duet-rec-{}", std::process::id()));

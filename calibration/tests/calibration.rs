@@ -97,6 +97,9 @@ fn synthetic(truth: &Profile) -> Vec<Record> {
                 sms: 132,
                 corunner: None,
                 workers: None,
+                q_heads: None,
+                kv_heads: None,
+                batch: None,
                 time_ms: TimeStats { median: t, mean: None, min: None, max: None, std: None },
             });
         }
@@ -202,6 +205,9 @@ fn allreduce_fit_recovers_the_ring_model() {
                 sms: 132,
                 corunner: None,
                 workers: Some(workers),
+                q_heads: None,
+                kv_heads: None,
+                batch: None,
                 time_ms: TimeStats {
                     median: truth.time_s(*bytes as f64, workers) * 1e3,
                     mean: None,
@@ -239,6 +245,9 @@ fn per_sm_records_set_the_sm_rows() {
                 sms,
                 corunner: None,
                 workers: None,
+                q_heads: None,
+                kv_heads: None,
+                batch: None,
                 time_ms: TimeStats { median: t, mean: None, min: None, max: None, std: None },
             });
         }
@@ -250,4 +259,51 @@ fn per_sm_records_set_the_sm_rows() {
         let ratio = f.bandwidth(sms) / t.bandwidth(sms);
         assert!((ratio - 1.0).abs() < 0.1, "{sms} SMs: fitted/true bandwidth {ratio}");
     }
+}
+
+#[test]
+fn attention_records_fit_the_attention_rows() {
+    let g = GpuSpec::by_name("h100-sxm").unwrap();
+    let mut truth = Profile::from_gpu_spec(&g);
+    truth.attention.decode_bandwidth.iter_mut().for_each(|b| *b *= 1.2);
+    truth.attention.prefill_flops.iter_mut().for_each(|f| *f *= 0.8);
+    let c = truth.curves();
+    let mut recs = synthetic(&Profile::from_gpu_spec(&g));
+    for sms in [16u32, 32, 64, 132] {
+        for (decode, q, cached) in [(false, 2048u64, 0u64), (false, 4096, 0), (true, 1, 1024), (true, 1, 4096)] {
+            let w = ops::attention(q, cached, 32, 8, 128, 2);
+            let t = c.attention_time(sms, w, decode) * 32.0 * 1e3;
+            recs.push(Record {
+                op: if decode { OpClass::AttentionDecode } else { OpClass::AttentionPrefill },
+                name: "attn".into(),
+                tokens: q,
+                d_in: cached,
+                d_out: 128,
+                dtype_bytes: 2,
+                sms,
+                corunner: None,
+                workers: None,
+                q_heads: Some(32),
+                kv_heads: Some(8),
+                batch: Some(32),
+                time_ms: TimeStats { median: t, mean: None, min: None, max: None, std: None },
+            });
+        }
+    }
+    let (fitted, _) = fit::fit(&Profile::from_gpu_spec(&g), &recs, "x", "d").unwrap();
+    let (f, t) = (fitted.curves(), truth.curves());
+    for sms in [16u32, 32, 64, 132] {
+        let w = ops::attention(1, 2000, 32, 8, 128, 2);
+        let (a, b) = (f.attention_time(sms, w, true), t.attention_time(sms, w, true));
+        assert!((a / b - 1.0).abs() < 0.02, "decode at {sms} SMs: {a} vs {b}");
+        let (a, b) = (f.attention_flops(sms), t.attention_flops(sms));
+        assert!((a / b - 1.0).abs() < 0.02, "prefill at {sms} SMs: {a} vs {b}");
+    }
+    // Attention records need their head counts.
+    let mut bad = recs.last().unwrap().clone();
+    bad.q_heads = None;
+    let p = tmp("attn.jsonl");
+    std::fs::write(&p, duet_calibration::record::to_jsonl(&[bad])).unwrap();
+    let e = duet_calibration::record::read_jsonl(&p).unwrap_err().to_string();
+    assert!(e.contains("q_heads, kv_heads and batch (>= 1) are required for attention records"), "{e}");
 }
