@@ -7,41 +7,17 @@ On green contexts of 16, 32, 64 and 104 SMs and on the whole GPU (primary contex
 back-to-back launches, median of 5 repetitions.
 Usage: python3 attention_sm_scaling.py OUT_DIR
 """
-import datetime
 import json
 import os
-import subprocess
 import sys
 
 import torch
 import torch.nn.functional as F
-from cuda.bindings import driver as drv
+
+from greenctx import DEV as dev, partition, timed, write_device_json
 
 out_dir = sys.argv[1]
 os.makedirs(out_dir, exist_ok=True)
-dev = torch.device("cuda:0")
-torch.empty(1, device=dev)
-
-
-def ok(res):
-    if int(res[0]) != 0:
-        raise RuntimeError(f"CUDA driver error {res[0]}")
-    rest = res[1:]
-    return rest[0] if len(rest) == 1 else rest
-
-
-cu_dev = ok(drv.cuDeviceGet(0))
-full = ok(drv.cuDeviceGetDevResource(cu_dev, drv.CUdevResourceType.CU_DEV_RESOURCE_TYPE_SM))
-total = full.sm.smCount
-
-
-def green_stream(count):
-    groups, _n, _rem = ok(drv.cuDevSmResourceSplitByCount(1, full, 0, count))
-    desc = ok(drv.cuDevResourceGenerateDesc([groups[0]], 1))
-    g = ok(drv.cuGreenCtxCreate(desc, cu_dev, drv.CUgreenCtxCreate_flags.CU_GREEN_CTX_DEFAULT_STREAM))
-    s = ok(drv.cuGreenCtxStreamCreate(g, drv.CUstream_flags.CU_STREAM_NON_BLOCKING, 0))
-    return torch.cuda.get_stream_from_external(int(s)), groups[0].sm.smCount
-
 
 HQ, HKV, DH = 32, 8, 128
 
@@ -67,26 +43,9 @@ for C in (1024, 4096):
     cases.append(("attention_decode", 32, 1, C, (qs, kvs), False))
 
 
-def timed(stream, fn, reps=10, rounds=5):
-    with torch.cuda.stream(stream):
-        fn(0)
-        fn(1)
-        times = []
-        for _ in range(rounds):
-            e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            e0.record(stream)
-            for i in range(reps):
-                fn(i)
-            e1.record(stream)
-            e1.synchronize()
-            times.append(e0.elapsed_time(e1) / reps)
-    times.sort()
-    return times[len(times) // 2]
-
-
 records = []
-for want, kind in [(16, None), (32, None), (64, None), (100, None), (132, "primary")]:
-    stream, got = (torch.cuda.current_stream(), total) if kind == "primary" else green_stream(want)
+for want in [16, 32, 64, 100, 132]:
+    stream, got = partition(want)
     for op, batch, qlen, cached, tensors, causal in cases:
         if op == "attention_prefill":
             q, k, v = tensors
@@ -103,11 +62,4 @@ for want, kind in [(16, None), (32, None), (64, None), (100, None), (132, "prima
 with open(os.path.join(out_dir, "qwen3-8b_attention_partitions.jsonl"), "w") as f:
     for r in records:
         f.write(json.dumps(r) + "\n")
-smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm",
-                      "--format=csv,noheader"], capture_output=True, text=True).stdout.strip()
-meta = {"date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "device": torch.cuda.get_device_name(0), "nvidia_smi": smi, "torch": torch.__version__,
-        "cuda": torch.version.cuda, "method": __doc__.strip()}
-with open(os.path.join(out_dir, "device.json"), "w") as f:
-    json.dump(meta, f, indent=2)
-print(json.dumps(meta, indent=2))
+write_device_json(out_dir, __doc__)

@@ -12,48 +12,17 @@ Timing: CUDA events on the measured stream around N back-to-back launches, media
 Usage: python3 green_sm_scaling.py OUT_DIR
 """
 import csv
-import datetime
-import json
 import os
-import subprocess
 import sys
 import traceback
 
 import torch
-from cuda.bindings import driver as drv
+
+from greenctx import DEV as dev, TOTAL_SMS as total_sms, green_pair as green_streams, timed, write_device_json
 
 out_dir = sys.argv[1]
 os.makedirs(out_dir, exist_ok=True)
-torch.cuda.init()
-dev = torch.device("cuda:0")
-torch.empty(1, device=dev)  # make the primary context current
-
-
-def ok(res):
-    """Unpacks a cuda.bindings result tuple, raising on error."""
-    err = res[0]
-    if int(err) != 0:
-        raise RuntimeError(f"CUDA driver error {err}")
-    rest = res[1:]
-    return rest[0] if len(rest) == 1 else rest
-
-
-cu_dev = ok(drv.cuDeviceGet(0))
-full = ok(drv.cuDeviceGetDevResource(cu_dev, drv.CUdevResourceType.CU_DEV_RESOURCE_TYPE_SM))
-total_sms = full.sm.smCount
 print(f"device SMs: {total_sms}", flush=True)
-
-
-def green_streams(count):
-    """A green context of `count` SMs and one for the remainder; their streams and actual SM counts."""
-    groups, _n, remaining = ok(drv.cuDevSmResourceSplitByCount(1, full, 0, count))
-    out = []
-    for res in (groups[0], remaining):
-        desc = ok(drv.cuDevResourceGenerateDesc([res], 1))
-        g = ok(drv.cuGreenCtxCreate(desc, cu_dev, drv.CUgreenCtxCreate_flags.CU_GREEN_CTX_DEFAULT_STREAM))
-        s = ok(drv.cuGreenCtxStreamCreate(g, drv.CUstream_flags.CU_STREAM_NON_BLOCKING, 0))
-        out.append((torch.cuda.get_stream_from_external(int(s)), res.sm.smCount))
-    return out
 
 
 a = torch.randn(4096, 4096, device=dev, dtype=torch.bfloat16)
@@ -66,23 +35,6 @@ dst = torch.empty_like(src)
 GEMM_FLOP = 2 * 4096**3
 W_BYTES = 14336 * 4096 * 2
 COPY_BYTES = 2 * src.numel() * 2
-
-
-def timed(stream, fn, reps=10, rounds=5):
-    with torch.cuda.stream(stream):
-        for _ in range(2):
-            fn(0)
-        times = []
-        for _ in range(rounds):
-            e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            e0.record(stream)
-            for i in range(reps):
-                fn(i)
-            e1.record(stream)
-            e1.synchronize()
-            times.append(e0.elapsed_time(e1) / reps)
-    times.sort()
-    return times[len(times) // 2]
 
 
 gemm = lambda i: torch.matmul(a, b)
@@ -157,16 +109,4 @@ if corun:
         w.writeheader()
         w.writerows(corun)
 
-smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm",
-                      "--format=csv,noheader"], capture_output=True, text=True).stdout.strip()
-meta = {
-    "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    "device": torch.cuda.get_device_name(0),
-    "nvidia_smi": smi,
-    "torch": torch.__version__,
-    "cuda": torch.version.cuda,
-    "method": __doc__.strip(),
-}
-with open(os.path.join(out_dir, "device.json"), "w") as f:
-    json.dump(meta, f, indent=2)
-print(json.dumps(meta, indent=2))
+write_device_json(out_dir, __doc__)
