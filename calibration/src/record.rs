@@ -88,6 +88,13 @@ pub struct TimeStats {
     pub std: Option<f64>,
 }
 
+impl TimeStats {
+    /// Statistics that carry only a median (ms).
+    pub fn median_only(median: f64) -> Self {
+        TimeStats { median, mean: None, min: None, max: None, std: None }
+    }
+}
+
 /// One measurement.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -127,6 +134,26 @@ pub struct Record {
 }
 
 impl Record {
+    /// A bf16 linear layer (`tokens x d_in` times `d_in x d_out`) on `sms` SMs with nothing beside it, taking
+    /// `median_ms`.
+    pub fn linear(name: String, tokens: u64, d_in: u64, d_out: u64, sms: u32, median_ms: f64) -> Self {
+        Record {
+            op: OpClass::Linear,
+            name,
+            tokens,
+            d_in,
+            d_out,
+            dtype_bytes: 2,
+            sms,
+            corunner: None,
+            workers: None,
+            q_heads: None,
+            kv_heads: None,
+            batch: None,
+            time_ms: TimeStats::median_only(median_ms),
+        }
+    }
+
     /// FLOPs and bytes of this operator, with the cost model's formulas.
     pub fn work(&self) -> Work {
         let (n, w, s) = (self.tokens, self.d_out, self.dtype_bytes);
@@ -342,7 +369,7 @@ pub fn read_vidur_allreduce(path: &Path, num_sms: u32) -> Result<Vec<Record>, Ca
             q_heads: None,
             kv_heads: None,
             batch: None,
-            time_ms: TimeStats { median: t, mean: None, min: None, max: None, std: None },
+            time_ms: TimeStats::median_only(t),
         };
         r.check().map_err(|m| CalibrationError::invalid(path, ln, m))?;
         out.push(r);
@@ -372,20 +399,8 @@ pub fn read_sm_scaling(path: &Path) -> Result<Vec<Record>, CalibrationError> {
         };
         let sms = num(1, "actual_sms")? as u32;
         let (tflops, gbps) = (num(3, "gemm_tflops")?, num(4, "gemv_gbps")?);
-        let rec = |name: &str, tokens: u64, d_in: u64, d_out: u64, ms: f64| Record {
-            op: OpClass::Linear,
-            name: format!("{name}@{sms}sms"),
-            tokens,
-            d_in,
-            d_out,
-            dtype_bytes: 2,
-            sms,
-            corunner: None,
-            workers: None,
-            q_heads: None,
-            kv_heads: None,
-            batch: None,
-            time_ms: TimeStats { median: ms, mean: None, min: None, max: None, std: None },
+        let rec = |name: &str, tokens: u64, d_in: u64, d_out: u64, ms: f64| {
+            Record::linear(format!("{name}@{sms}sms"), tokens, d_in, d_out, sms, ms)
         };
         out.push(rec("gemm4096", 4096, 4096, 4096, 2.0 * 4096f64.powi(3) / (tflops * 1e12) * 1e3));
         out.push(rec("gemv32x14336", 32, 4096, 14336, (14336.0 * 4096.0 * 2.0) / (gbps * 1e9) * 1e3));

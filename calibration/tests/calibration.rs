@@ -87,21 +87,7 @@ fn synthetic(truth: &Profile) -> Vec<Record> {
             noise = (noise * 9301.0 + 49297.0) % 233280.0 / 233280.0;
             let w = ops::linear(m, k, n, 2);
             let t = c.gemm_time(132, m, n, w) * 1e3 * (1.0 + 0.06 * (noise - 0.5));
-            out.push(Record {
-                op: OpClass::Linear,
-                name: format!("synthetic {m}x{k}x{n}"),
-                tokens: m,
-                d_in: k,
-                d_out: n,
-                dtype_bytes: 2,
-                sms: 132,
-                corunner: None,
-                workers: None,
-                q_heads: None,
-                kv_heads: None,
-                batch: None,
-                time_ms: TimeStats { median: t, mean: None, min: None, max: None, std: None },
-            });
+            out.push(Record::linear(format!("synthetic {m}x{k}x{n}"), m, k, n, 132, t));
         }
     }
     out
@@ -208,13 +194,7 @@ fn allreduce_fit_recovers_the_ring_model() {
                 q_heads: None,
                 kv_heads: None,
                 batch: None,
-                time_ms: TimeStats {
-                    median: truth.time_s(*bytes as f64, workers) * 1e3,
-                    mean: None,
-                    min: None,
-                    max: None,
-                    std: None,
-                },
+                time_ms: TimeStats::median_only(truth.time_s(*bytes as f64, workers) * 1e3),
             });
         }
     }
@@ -235,21 +215,7 @@ fn per_sm_records_set_the_sm_rows() {
     for sms in [8u32, 16, 24, 32, 48, 64, 96] {
         for (m, k, n) in [(4096u64, 4096u64, 4096u64), (32, 4096, 14336)] {
             let t = c.gemm_time(sms, m, n, ops::linear(m, k, n, 2)) * 1e3;
-            recs.push(Record {
-                op: OpClass::Linear,
-                name: format!("{m}@{sms}"),
-                tokens: m,
-                d_in: k,
-                d_out: n,
-                dtype_bytes: 2,
-                sms,
-                corunner: None,
-                workers: None,
-                q_heads: None,
-                kv_heads: None,
-                batch: None,
-                time_ms: TimeStats { median: t, mean: None, min: None, max: None, std: None },
-            });
+            recs.push(Record::linear(format!("{m}@{sms}"), m, k, n, sms, t));
         }
     }
     let (fitted, summary) = fit::fit(&Profile::from_gpu_spec(&g), &recs, "x", "d").unwrap();
@@ -286,7 +252,7 @@ fn attention_records_fit_the_attention_rows() {
                 q_heads: Some(32),
                 kv_heads: Some(8),
                 batch: Some(32),
-                time_ms: TimeStats { median: t, mean: None, min: None, max: None, std: None },
+                time_ms: TimeStats::median_only(t),
             });
         }
     }
