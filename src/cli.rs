@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::{calibrate_cmd, commands, trace_cmd};
+use crate::{calibrate_cmd, commands, report_cmd, sweep, trace_cmd};
 
 /// duet: how should prefill and decode share a GPU? Simulate LLM-serving schedulers on real traces.
 #[derive(Debug, Parser)]
@@ -18,6 +18,13 @@ struct Cli {
 enum Command {
     /// Simulate a trace under a scheduling policy and report TTFT/TPOT/ITL/TBT/E2EL, throughput and goodput.
     Sim(SimCommand),
+    /// Run a sweep file (policies x rates x traces x models x ... x seeds) in parallel, resumably; write
+    /// results.parquet and results.csv (one row per point) and each point's summary.json.
+    Sweep(SweepArgs),
+    /// Highest request rate at which each point of a sweep file meets the [capacity] limits (bisection).
+    Capacity(CapacityArgs),
+    /// Figures (PNG and SVG) and a Markdown summary from a sweep's results.
+    Report(ReportArgs),
     /// Time repeated simulations and report wall time and peak memory (for docs/PERFORMANCE.md).
     Bench(BenchArgs),
     /// Inspect, convert, generate and time-load traces.
@@ -161,6 +168,10 @@ pub struct SimArgs {
     /// profiles assume 64 on H100/H200, 54 on A100).
     #[arg(long, value_name = "SMS")]
     pub bw_saturation_sms: Option<u32>,
+    /// SM-scaling shape: `profile` (the profile's or datasheet's curves, default) or `linear` (ablation: every
+    /// operator on S SMs takes total/S times its whole-GPU time).
+    #[arg(long, value_name = "SHAPE", default_value = "profile")]
+    pub sm_scaling: String,
     /// Use only this many SMs of the GPU (default: all of them).
     #[arg(long, value_name = "SMS")]
     pub num_sms: Option<u32>,
@@ -247,6 +258,56 @@ pub struct BenchArgs {
     pub runs: usize,
 }
 
+/// Options of `duet sweep`.
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Sweep file (TOML; see docs/SWEEPS.md and scripts/sweeps/example.toml).
+    pub config: PathBuf,
+    /// Output directory (default: the file's `out`, else results/NAME).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Run only shard I of N (points with index % N == I - 1), e.g. 2/3; writes results.shard-I-of-N.*.
+    /// A later run without --shard finds every point done and writes the full results table.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+}
+
+/// Options of `duet capacity`.
+#[derive(Debug, Args)]
+pub struct CapacityArgs {
+    /// Sweep file with a [capacity] table and no `rate` (see docs/SWEEPS.md).
+    pub config: PathBuf,
+    /// Also write capacity.csv and capacity.parquet into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+}
+
+/// Options of `duet report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// results.parquet or results.csv of a sweep, or the sweep's output directory.
+    pub results: PathBuf,
+    /// Output directory (default: figures/ beside the results).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Request rate of the CDF and partition-timeline figures (default: the middle rate, when the sweep stored
+    /// per-point details).
+    #[arg(long, value_name = "R")]
+    pub rate: Option<f64>,
+    /// Seconds of partition timeline to draw (from 1 s before the first split).
+    #[arg(long, value_name = "S", default_value_t = 20.0)]
+    pub timeline_seconds: f64,
+    /// `duet calibrate check --csv` output: adds a predicted-vs-measured scatter plot (repeatable).
+    #[arg(long, value_name = "CSV")]
+    pub calibration: Vec<PathBuf>,
+}
+
 /// `duet trace ...`.
 #[derive(Debug, Subcommand)]
 pub enum TraceCommand {
@@ -311,6 +372,21 @@ pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Sim(a) => commands::sim(&a.sim, a.out.as_deref()),
+        Command::Sweep(a) => sweep::sweep(&a.config, a.out, a.shard.as_deref(), a.jobs),
+        Command::Capacity(a) => sweep::capacity(&a.config, a.out, a.jobs),
+        Command::Report(a) => {
+            let files = report_cmd::run(&report_cmd::ReportOptions {
+                results: a.results,
+                out: a.out,
+                rate: a.rate,
+                timeline_seconds: a.timeline_seconds,
+                calibration: a.calibration,
+            })?;
+            for f in files {
+                println!("wrote {}", f.display());
+            }
+            Ok(())
+        }
         Command::Bench(a) => commands::bench(&a.sim, a.runs),
         Command::Trace(t) => trace_cmd::run(t),
         Command::Models => commands::models(),

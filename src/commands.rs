@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use duet_calibration::Profile;
 use duet_sim::cost::check::{LINEAR_OPS, compare_vidur_linear, error_stats};
-use duet_sim::cost::{CostConfig, DeviceCurves};
+use duet_sim::cost::{CostConfig, DefaultCurves, DeviceCurves, LinearSmScaling};
 use duet_sim::engine::Contention;
 use duet_sim::kv::{KvCapacity, KvConfig};
 use duet_sim::metrics::Slo;
@@ -100,8 +100,18 @@ pub fn config(a: &SimArgs) -> Result<SimConfig> {
             prefill_slowdown: check(p.unwrap_or(0.05), "--contention-prefill")?,
         },
     };
-    let curves: Option<Arc<dyn DeviceCurves>> = profile.as_ref().map(|p| Arc::new(p.curves()) as Arc<dyn DeviceCurves>);
-    let sat = a.bw_saturation_sms.map_or(String::new(), |s| format!(", bandwidth saturating at {s} SMs"));
+    let mut curves: Option<Arc<dyn DeviceCurves>> =
+        profile.as_ref().map(|p| Arc::new(p.curves()) as Arc<dyn DeviceCurves>);
+    let mut sat = a.bw_saturation_sms.map_or(String::new(), |s| format!(", bandwidth saturating at {s} SMs"));
+    match a.sm_scaling.as_str() {
+        "profile" => {}
+        "linear" => {
+            let inner = curves.take().unwrap_or_else(|| Arc::new(DefaultCurves::new(gpu.clone())));
+            curves = Some(Arc::new(LinearSmScaling::new(inner, gpu.num_sms)));
+            sat.push_str(", linear SM scaling");
+        }
+        other => bail!("--sm-scaling {other:?}: expected profile or linear"),
+    }
     let curves_name = match &profile {
         Some(p) => format!("{} ({}{sat})", a.profile.as_deref().unwrap_or(&p.gpu.name), p.provenance.kind),
         None => format!("datasheet{sat}"),

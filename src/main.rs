@@ -3,6 +3,8 @@
 mod calibrate_cmd;
 mod cli;
 mod commands;
+mod report_cmd;
+mod sweep;
 mod trace_cmd;
 mod workload;
 

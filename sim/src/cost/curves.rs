@@ -99,9 +99,64 @@ impl DeviceCurves for DefaultCurves {
     }
 }
 
+/// Ablation curves: every operator on `S` SMs takes exactly `S_total / S` times its whole-GPU time under
+/// `inner` (throughputs proportional to the SM count: no bandwidth saturation, no wave-quantisation change, no
+/// sub-linear scaling). Used to ask how much a result depends on the measured SM-scaling shape.
+#[derive(Debug, Clone)]
+pub struct LinearSmScaling {
+    inner: std::sync::Arc<dyn DeviceCurves>,
+    total_sms: u32,
+}
+
+impl LinearSmScaling {
+    /// Linear scaling of `inner`'s whole-GPU (`total_sms`) behaviour.
+    pub fn new(inner: std::sync::Arc<dyn DeviceCurves>, total_sms: u32) -> Self {
+        Self { inner, total_sms: total_sms.max(1) }
+    }
+
+    /// `S / S_total`.
+    fn frac(&self, sms: u32) -> f64 {
+        f64::from(sms.clamp(1, self.total_sms)) / f64::from(self.total_sms)
+    }
+}
+
+impl DeviceCurves for LinearSmScaling {
+    fn gemm_flops(&self, sms: u32, m: u64, n: u64) -> f64 {
+        self.inner.gemm_flops(self.total_sms, m, n) * self.frac(sms)
+    }
+    fn attention_flops(&self, sms: u32) -> f64 {
+        self.inner.attention_flops(self.total_sms) * self.frac(sms)
+    }
+    fn bandwidth(&self, sms: u32) -> f64 {
+        self.inner.bandwidth(self.total_sms) * self.frac(sms)
+    }
+    fn gemm_time(&self, sms: u32, m: u64, n: u64, w: Work) -> f64 {
+        self.inner.gemm_time(self.total_sms, m, n, w) / self.frac(sms)
+    }
+    fn elementwise_time(&self, sms: u32, op: Elementwise, w: Work) -> f64 {
+        self.inner.elementwise_time(self.total_sms, op, w) / self.frac(sms)
+    }
+    fn attention_time(&self, sms: u32, w: Work, decode: bool) -> f64 {
+        self.inner.attention_time(self.total_sms, w, decode) / self.frac(sms)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn linear_scaling_divides_whole_gpu_time_by_the_sm_fraction() {
+        let inner: std::sync::Arc<dyn DeviceCurves> = std::sync::Arc::new(h100());
+        let lin = LinearSmScaling::new(std::sync::Arc::clone(&inner), 132);
+        let w = Work { flops: 2e12, bytes: 4e9 };
+        let full = inner.gemm_time(132, 4096, 4096, w);
+        assert_eq!(lin.gemm_time(132, 4096, 4096, w), full);
+        assert!((lin.gemm_time(33, 4096, 4096, w) - 4.0 * full).abs() < 1e-12 * full.max(1.0));
+        // The saturating bandwidth of the inner curves becomes proportional.
+        assert!(inner.bandwidth(66) == inner.bandwidth(132));
+        assert!((lin.bandwidth(66) * 2.0 - lin.bandwidth(132)).abs() < 1.0);
+    }
 
     fn h100() -> DefaultCurves {
         DefaultCurves::new(GpuSpec::by_name("h100-sxm").unwrap())

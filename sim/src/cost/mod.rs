@@ -31,7 +31,7 @@ use std::sync::Arc;
 use crate::gpu::GpuSpec;
 use crate::model::ModelSpec;
 use crate::time::Nanos;
-pub use curves::{DefaultCurves, DeviceCurves, Elementwise};
+pub use curves::{DefaultCurves, DeviceCurves, Elementwise, LinearSmScaling};
 use ops::Work;
 
 /// Settings of the cost model that are not properties of the model or GPU.

@@ -1,0 +1,581 @@
+//! Figures: each kind is plain data, drawn once by one function generic over the plotters backend, and written
+//! as `STEM.png` (bitmap, for slides) and `STEM.svg` (vector, for papers).
+//!
+//! Conventions: axis labels carry units; every figure with more than one series has a legend; series colours
+//! come from a [`ColorMap`] shared by all figures of a report; limits (SLOs) are dashed grey lines named in the
+//! legend. Latencies that span orders of magnitude use a log axis.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use plotters::coord::Shift;
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::prelude::*;
+
+use crate::error::ReportError;
+use crate::glyphs::GlyphFix;
+use crate::style::{ColorMap, FONT_FAMILY, Marker, ensure_font};
+
+/// Bitmap size, pixels.
+const SIZE: (u32, u32) = (1100, 680);
+const GREY: RGBColor = RGBColor(0x60, 0x60, 0x60);
+
+/// One line of a [`LineChart`]: points `(x, y)`, optionally with a band `(x, low, high)` (e.g. min-max over
+/// seeds).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    /// Legend label (also the key into the colour map).
+    pub label: String,
+    /// Points, drawn in x order.
+    pub points: Vec<(f64, f64)>,
+    /// Optional band around the line.
+    pub band: Vec<(f64, f64, f64)>,
+}
+
+/// A horizontal or vertical reference line (an SLO limit).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limit {
+    /// Legend label, e.g. `SLO 100 ms`.
+    pub label: String,
+    /// Position on the value axis.
+    pub value: f64,
+}
+
+/// y against x for several labelled series (throughput vs rate, P99 TBT vs rate, ...).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineChart {
+    /// Title (top).
+    pub title: String,
+    /// x-axis label with unit.
+    pub x_label: String,
+    /// y-axis label with unit.
+    pub y_label: String,
+    /// Series.
+    pub lines: Vec<Line>,
+    /// Horizontal reference line.
+    pub limit: Option<Limit>,
+    /// Log-scaled y axis.
+    pub log_y: bool,
+}
+
+/// Empirical CDFs of samples (TTFT or TBT per request).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CdfChart {
+    /// Title.
+    pub title: String,
+    /// x-axis label with unit.
+    pub x_label: String,
+    /// `(label, samples)` per series.
+    pub series: Vec<(String, Vec<f64>)>,
+    /// Vertical reference line.
+    pub limit: Option<Limit>,
+}
+
+/// Predicted against measured values on log-log axes, with the `y = x` line and a relative error band.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScatterChart {
+    /// Title.
+    pub title: String,
+    /// Axis quantity with unit, e.g. `kernel time (ms)`.
+    pub quantity: String,
+    /// `(label, [(measured, predicted)])` per group.
+    pub groups: Vec<(String, Vec<(f64, f64)>)>,
+    /// Half-width of the band as a fraction (0.1 = +-10%).
+    pub band: f64,
+}
+
+/// One span of the SM-partition timeline.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Span {
+    /// Start, seconds.
+    pub start_s: f64,
+    /// End, seconds.
+    pub end_s: f64,
+    /// Whether the GPU was split into prefill and decode partitions.
+    pub split: bool,
+    /// SMs of the prefill partition (all SMs when aggregated).
+    pub prefill_sms: u32,
+    /// SMs of the decode partition (0 when aggregated).
+    pub decode_sms: u32,
+}
+
+/// SM partitions over time (from `decisions.csv`): stacked prefill and decode SMs, aggregated spans shaded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimelineChart {
+    /// Title.
+    pub title: String,
+    /// SMs of the GPU.
+    pub total_sms: u32,
+    /// Consecutive spans.
+    pub spans: Vec<Span>,
+}
+
+/// Every figure kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Figure {
+    /// Series against a swept parameter.
+    Line(LineChart),
+    /// Empirical CDFs.
+    Cdf(CdfChart),
+    /// Predicted vs measured.
+    Scatter(ScatterChart),
+    /// SM-partition timeline.
+    Timeline(TimelineChart),
+}
+
+type DrawResult = Result<(), String>;
+
+fn err<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
+fn font(size: u32) -> TextStyle<'static> {
+    TextStyle::from((FONT_FAMILY, f64::from(size)).into_font())
+}
+
+/// `[lo, hi]` of `values` padded by `pad` of the span (a degenerate span gets a unit window).
+fn bounds(values: impl Iterator<Item = f64>, pad: f64) -> Option<Range<f64>> {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for v in values.filter(|v| v.is_finite()) {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    if lo > hi {
+        return None;
+    }
+    if hi - lo < 1e-12 {
+        return Some(lo - 0.5..hi + 0.5);
+    }
+    let d = (hi - lo) * pad;
+    Some(lo - d..hi + d)
+}
+
+/// `[lo, hi]` of the positive `values` for a log axis, padded by a factor.
+fn log_bounds(values: impl Iterator<Item = f64>) -> Option<Range<f64>> {
+    let (mut lo, mut hi) = (f64::INFINITY, 0.0f64);
+    for v in values.filter(|v| v.is_finite() && *v > 0.0) {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    if lo > hi {
+        return None;
+    }
+    Some(lo / 1.3..hi * 1.3)
+}
+
+/// Tick label: at most 3 significant decimals, no trailing zeros (`4`, `2.5`, `0.125`, `1200`).
+fn tick(v: &f64) -> String {
+    let a = v.abs();
+    let s = if a >= 100.0 || a == 0.0 {
+        format!("{v:.0}")
+    } else if a >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    };
+    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
+}
+
+impl Figure {
+    /// Title, for messages.
+    pub fn title(&self) -> &str {
+        match self {
+            Figure::Line(c) => &c.title,
+            Figure::Cdf(c) => &c.title,
+            Figure::Scatter(c) => &c.title,
+            Figure::Timeline(c) => &c.title,
+        }
+    }
+
+    /// Writes `STEM.png` and `STEM.svg`; returns both paths.
+    pub fn render(&self, colors: &ColorMap, stem: &Path) -> Result<Vec<PathBuf>, ReportError> {
+        ensure_font();
+        if self.is_empty() {
+            return Err(ReportError::NoData(self.title().to_string()));
+        }
+        let png = stem.with_extension("png");
+        let svg = stem.with_extension("svg");
+        let draw_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |message: String| ReportError::Draw { path: path.clone(), message }
+        };
+        {
+            let root = GlyphFix::new(BitMapBackend::new(&png, SIZE)).into_drawing_area();
+            self.draw(&root, colors).map_err(draw_err(&png))?;
+            root.present().map_err(err).map_err(draw_err(&png))?;
+        }
+        {
+            let root = SVGBackend::new(&svg, SIZE).into_drawing_area();
+            self.draw(&root, colors).map_err(draw_err(&svg))?;
+            root.present().map_err(err).map_err(draw_err(&svg))?;
+        }
+        Ok(vec![png, svg])
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Figure::Line(c) => c.lines.iter().all(|l| l.points.is_empty()),
+            Figure::Cdf(c) => c.series.iter().all(|(_, s)| s.is_empty()),
+            Figure::Scatter(c) => c.groups.iter().all(|(_, g)| g.is_empty()),
+            Figure::Timeline(c) => c.spans.is_empty(),
+        }
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, colors: &ColorMap) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        root.fill(&WHITE).map_err(err)?;
+        let root = root.margin(10, 20, 10, 25);
+        match self {
+            Figure::Line(c) => {
+                let x = bounds(c.lines.iter().flat_map(|l| l.points.iter().map(|p| p.0)), 0.03).ok_or("no x")?;
+                let ys = || {
+                    c.lines
+                        .iter()
+                        .flat_map(|l| l.points.iter().map(|p| p.1).chain(l.band.iter().flat_map(|b| [b.1, b.2])))
+                        .chain(c.limit.iter().map(|l| l.value))
+                };
+                // Headroom above the data keeps the legend (upper left) clear of the lines.
+                if c.log_y {
+                    let y = log_bounds(ys()).ok_or("no positive y value for a log axis")?;
+                    let y = y.start..y.end * (y.end / y.start).powf(0.35);
+                    draw_lines(&root, c, colors, x, y.log_scale())
+                } else {
+                    let y = bounds(ys().chain([0.0]), 0.05).ok_or("no y")?;
+                    let start = if ys().all(|v| v >= 0.0) { 0.0 } else { y.start };
+                    let y = start..y.end + 0.35 * (y.end - start);
+                    draw_lines(&root, c, colors, x, y)
+                }
+            }
+            Figure::Cdf(c) => draw_cdf(&root, c, colors),
+            Figure::Scatter(c) => draw_scatter(&root, c, colors),
+            Figure::Timeline(c) => draw_timeline(&root, c),
+        }
+    }
+}
+
+fn draw_lines<DB: DrawingBackend, Y>(
+    root: &DrawingArea<DB, Shift>,
+    c: &LineChart,
+    colors: &ColorMap,
+    x: Range<f64>,
+    y: Y,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+    Y: AsRangedCoord<Value = f64>,
+    Y::CoordDescType: ValueFormatter<f64>,
+{
+    let mut chart = ChartBuilder::on(root)
+        .caption(&c.title, font(26))
+        .x_label_area_size(55)
+        .y_label_area_size(90)
+        .build_cartesian_2d(x.clone(), y)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc(&c.x_label)
+        .y_desc(&c.y_label)
+        .y_labels(if c.log_y { 16 } else { 10 })
+        .axis_desc_style(font(20))
+        .label_style(font(16))
+        .light_line_style(RGBColor(0xF2, 0xF2, 0xF2))
+        .x_label_formatter(&tick)
+        .y_label_formatter(&tick)
+        .draw()
+        .map_err(err)?;
+    for l in &c.lines {
+        let s = colors.style(&l.label);
+        if !l.band.is_empty() {
+            let mut band: Vec<(f64, f64)> = l.band.iter().map(|b| (b.0, b.2)).collect();
+            band.extend(l.band.iter().rev().map(|b| (b.0, b.1)));
+            chart.draw_series([Polygon::new(band, s.color.mix(0.15).filled())]).map_err(err)?;
+        }
+        let mut pts = l.points.clone();
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let color = s.color;
+        chart
+            .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(3)))
+            .map_err(err)?
+            .label(l.label.as_str())
+            .legend(move |(px, py)| PathElement::new([(px, py), (px + 24, py)], color.stroke_width(3)));
+        let fill = color.filled();
+        match s.marker {
+            Marker::Circle => chart.draw_series(pts.iter().map(|p| Circle::new(*p, 5, fill))).map(|_| ()),
+            Marker::Triangle => chart.draw_series(pts.iter().map(|p| TriangleMarker::new(*p, 7, fill))).map(|_| ()),
+            Marker::Cross => {
+                chart.draw_series(pts.iter().map(|p| Cross::new(*p, 5, color.stroke_width(2)))).map(|_| ())
+            }
+        }
+        .map_err(err)?;
+    }
+    if let Some(limit) = &c.limit {
+        let style = ShapeStyle { color: GREY.to_rgba(), filled: false, stroke_width: 2 };
+        chart
+            .draw_series(DashedLineSeries::new([(x.start, limit.value), (x.end, limit.value)], 10, 6, style))
+            .map_err(err)?
+            .label(limit.label.as_str())
+            .legend(move |(px, py)| PathElement::new([(px, py), (px + 24, py)], style));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .label_font(font(16))
+        .background_style(WHITE.mix(0.85))
+        .border_style(GREY)
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+fn draw_cdf<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &CdfChart, colors: &ColorMap) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let x = log_bounds(c.series.iter().flat_map(|(_, s)| s.iter().copied()).chain(c.limit.iter().map(|l| l.value)))
+        .ok_or("no positive sample for a log axis")?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(&c.title, font(26))
+        .x_label_area_size(55)
+        .y_label_area_size(80)
+        .build_cartesian_2d(x.clone().log_scale(), 0.0..1.0)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc(&c.x_label)
+        .y_desc("fraction of requests")
+        .x_labels(16)
+        .axis_desc_style(font(20))
+        .label_style(font(16))
+        .light_line_style(RGBColor(0xF2, 0xF2, 0xF2))
+        .x_label_formatter(&tick)
+        .y_label_formatter(&tick)
+        .draw()
+        .map_err(err)?;
+    for (label, samples) in &c.series {
+        let mut v: Vec<f64> = samples.iter().copied().filter(|v| v.is_finite() && *v > 0.0).collect();
+        v.sort_by(f64::total_cmp);
+        let n = v.len() as f64;
+        let mut pts = Vec::with_capacity(v.len() * 2);
+        for (i, s) in v.iter().enumerate() {
+            pts.push((*s, i as f64 / n));
+            pts.push((*s, (i + 1) as f64 / n));
+        }
+        let color = colors.style(label).color;
+        chart
+            .draw_series(LineSeries::new(pts, color.stroke_width(2)))
+            .map_err(err)?
+            .label(label.as_str())
+            .legend(move |(px, py)| PathElement::new([(px, py), (px + 24, py)], color.stroke_width(3)));
+    }
+    if let Some(limit) = &c.limit {
+        let style = ShapeStyle { color: GREY.to_rgba(), filled: false, stroke_width: 2 };
+        chart
+            .draw_series(DashedLineSeries::new([(limit.value, 0.0), (limit.value, 1.0)], 10, 6, style))
+            .map_err(err)?
+            .label(limit.label.as_str())
+            .legend(move |(px, py)| PathElement::new([(px, py), (px + 24, py)], style));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .label_font(font(16))
+        .background_style(WHITE.mix(0.85))
+        .border_style(GREY)
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+fn draw_scatter<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &ScatterChart, colors: &ColorMap) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let r = log_bounds(c.groups.iter().flat_map(|(_, g)| g.iter().flat_map(|p| [p.0, p.1])))
+        .ok_or("no positive value for a log axis")?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(&c.title, font(26))
+        .x_label_area_size(55)
+        .y_label_area_size(90)
+        .build_cartesian_2d(r.clone().log_scale(), r.clone().log_scale())
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc(format!("measured {}", c.quantity))
+        .x_labels(16)
+        .y_labels(16)
+        .y_desc(format!("predicted {}", c.quantity))
+        .axis_desc_style(font(20))
+        .label_style(font(16))
+        .light_line_style(RGBColor(0xF2, 0xF2, 0xF2))
+        .x_label_formatter(&tick)
+        .y_label_formatter(&tick)
+        .draw()
+        .map_err(err)?;
+    let (lo, hi) = (r.start, r.end);
+    let band = vec![
+        (lo, lo * (1.0 - c.band)),
+        (hi, hi * (1.0 - c.band)),
+        (hi, hi * (1.0 + c.band)),
+        (lo, lo * (1.0 + c.band)),
+    ];
+    let band_label = format!("±{:.0}% band", c.band * 100.0);
+    chart
+        .draw_series([Polygon::new(band, GREY.mix(0.15).filled())])
+        .map_err(err)?
+        .label(band_label)
+        .legend(|(px, py)| Rectangle::new([(px, py - 6), (px + 24, py + 6)], GREY.mix(0.25).filled()));
+    chart
+        .draw_series(LineSeries::new([(lo, lo), (hi, hi)], GREY.stroke_width(2)))
+        .map_err(err)?
+        .label("predicted = measured")
+        .legend(|(px, py)| PathElement::new([(px, py), (px + 24, py)], GREY.stroke_width(2)));
+    for (label, pts) in &c.groups {
+        let color = colors.style(label).color;
+        chart
+            .draw_series(pts.iter().map(|p| Circle::new(*p, 4, color.mix(0.7).filled())))
+            .map_err(err)?
+            .label(label.as_str())
+            .legend(move |(px, py)| Circle::new((px + 12, py), 5, color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .label_font(font(16))
+        .background_style(WHITE.mix(0.85))
+        .border_style(GREY)
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+fn draw_timeline<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &TimelineChart) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let t0 = c.spans.first().map_or(0.0, |s| s.start_s);
+    let t1 = c.spans.last().map_or(1.0, |s| s.end_s).max(t0 + 1e-6);
+    let total = f64::from(c.total_sms);
+    let mut chart = ChartBuilder::on(root)
+        .caption(&c.title, font(26))
+        .x_label_area_size(55)
+        .y_label_area_size(80)
+        .build_cartesian_2d(t0..t1, 0.0..total * 1.3)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("time (s)")
+        .y_desc("SMs")
+        .y_labels(8)
+        .axis_desc_style(font(20))
+        .label_style(font(16))
+        .light_line_style(RGBColor(0xF2, 0xF2, 0xF2))
+        .x_label_formatter(&tick)
+        .y_label_formatter(&tick)
+        .draw()
+        .map_err(err)?;
+    let (agg, pre, dec) = (RGBColor(0xBB, 0xBB, 0xBB), crate::style::PALETTE[0], crate::style::PALETTE[1]);
+    let rect =
+        |s: &Span, lo: f64, hi: f64, color: RGBColor| Rectangle::new([(s.start_s, lo), (s.end_s, hi)], color.filled());
+    chart
+        .draw_series(c.spans.iter().filter(|s| !s.split).map(|s| rect(s, 0.0, total, agg)))
+        .map_err(err)?
+        .label("aggregated (prefill + decode on all SMs)")
+        .legend(move |(px, py)| Rectangle::new([(px, py - 6), (px + 24, py + 6)], agg.filled()));
+    chart
+        .draw_series(c.spans.iter().filter(|s| s.split).map(|s| rect(s, 0.0, f64::from(s.prefill_sms), pre)))
+        .map_err(err)?
+        .label("prefill partition")
+        .legend(move |(px, py)| Rectangle::new([(px, py - 6), (px + 24, py + 6)], pre.filled()));
+    chart
+        .draw_series(c.spans.iter().filter(|s| s.split).map(|s| {
+            let lo = f64::from(s.prefill_sms);
+            rect(s, lo, lo + f64::from(s.decode_sms), dec)
+        }))
+        .map_err(err)?
+        .label("decode partition")
+        .legend(move |(px, py)| Rectangle::new([(px, py - 6), (px + 24, py + 6)], dec.filled()));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font(font(16))
+        .background_style(WHITE.mix(0.9))
+        .border_style(GREY)
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("duet-fig-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn png_size(path: &Path) -> (u32, u32) {
+        let b = std::fs::read(path).unwrap();
+        assert_eq!(&b[1..4], b"PNG", "{} is not a PNG", path.display());
+        let be = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        (be(16), be(20))
+    }
+
+    #[test]
+    fn every_kind_renders_png_and_svg_with_text() {
+        let dir = tmp("kinds");
+        let colors = ColorMap::new(["chunked", "duet"]);
+        let line = |label: &str, k: f64| Line {
+            label: label.into(),
+            points: (1..=5).map(|r| (f64::from(r), k * f64::from(r))).collect(),
+            band: vec![],
+        };
+        let figs = [
+            Figure::Line(LineChart {
+                title: "P99 TBT vs rate".into(),
+                x_label: "request rate (req/s)".into(),
+                y_label: "P99 TBT (ms)".into(),
+                lines: vec![line("chunked", 30.0), line("duet", 20.0)],
+                limit: Some(Limit { label: "SLO 100 ms".into(), value: 100.0 }),
+                log_y: true,
+            }),
+            Figure::Cdf(CdfChart {
+                title: "TTFT CDF".into(),
+                x_label: "TTFT (ms)".into(),
+                series: vec![("chunked".into(), vec![10.0, 20.0, 300.0]), ("duet".into(), vec![5.0, 8.0])],
+                limit: None,
+            }),
+            Figure::Scatter(ScatterChart {
+                title: "cost model".into(),
+                quantity: "time (ms)".into(),
+                groups: vec![("linear".into(), vec![(1.0, 1.1), (2.0, 1.9)])],
+                band: 0.1,
+            }),
+            Figure::Timeline(TimelineChart {
+                title: "partitions".into(),
+                total_sms: 132,
+                spans: vec![
+                    Span { start_s: 0.0, end_s: 1.0, split: false, prefill_sms: 132, decode_sms: 0 },
+                    Span { start_s: 1.0, end_s: 2.0, split: true, prefill_sms: 100, decode_sms: 32 },
+                ],
+            }),
+        ];
+        for (i, f) in figs.iter().enumerate() {
+            let paths = f.render(&colors, &dir.join(format!("f{i}"))).unwrap();
+            assert_eq!(png_size(&paths[0]), SIZE);
+            let svg = std::fs::read_to_string(&paths[1]).unwrap();
+            assert!(svg.contains("<text") && svg.contains(f.title()), "title missing from {}", paths[1].display());
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_empty_figure_is_an_error_naming_it() {
+        let f = Figure::Cdf(CdfChart { title: "TBT CDF".into(), x_label: "ms".into(), series: vec![], limit: None });
+        let e = f.render(&ColorMap::default(), &tmp("empty").join("x")).unwrap_err().to_string();
+        assert!(e.contains("TBT CDF"), "{e}");
+    }
+}
