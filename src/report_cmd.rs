@@ -43,10 +43,11 @@ struct Row {
     fields: BTreeMap<&'static str, Option<f64>>,
 }
 
-const FIELDS: [&str; 7] = [
+const FIELDS: [&str; 8] = [
     "request_throughput",
     "request_goodput",
     "p99_ttft_ms",
+    "p99_itl_ms",
     "p99_tbt_ms",
     "slo_attainment",
     "slo_ttft_ms",
@@ -102,7 +103,7 @@ fn distinct<'a>(it: impl Iterator<Item = &'a str>) -> Vec<String> {
 fn series(rows: &[&Row], field: &str, scale: f64) -> Vec<(f64, f64, f64, f64)> {
     let mut by_rate: Vec<(f64, Vec<f64>)> = Vec::new();
     for r in rows {
-        let Some(v) = r.fields[field] else { continue };
+        let Some(v) = r.fields.get(field).copied().flatten() else { continue };
         match by_rate.iter_mut().find(|(x, _)| *x == r.rate) {
             Some((_, vs)) => vs.push(v * scale),
             None => by_rate.push((r.rate, vec![v * scale])),
@@ -176,6 +177,7 @@ fn rate_figures(ctx: &mut Ctx, rows: &[&Row], labels: &[String], title: &str, pr
             true,
             limit("slo_tbt_ms", "TBT"),
         ),
+        fig("p99_itl_ms", "p99-itl", "P99 inter-token latency (ms, log scale)", 1.0, true, limit("slo_tbt_ms", "TBT")),
         fig("slo_attainment", "attainment", "requests meeting every SLO (%)", 100.0, false, None),
     ];
     for RateFigure { field, stem, y_label, scale, log_y, limit } in specs {
@@ -296,8 +298,8 @@ fn distinct_rates(rows: &[&Row]) -> Vec<f64> {
 
 fn summary_markdown(rows: &[Row], groups: &[String], labels: &[String]) -> String {
     let mut md = String::from(
-        "# Sweep summary\n\nMeans over seeds. TBT is each request's largest inter-token gap; \
-        attainment is the share of requests meeting every SLO.\n",
+        "# Sweep summary\n\nMeans over seeds. ITL pools every inter-token gap; TBT is each request's largest \
+         inter-token gap; attainment is the share of requests meeting every SLO.\n",
     );
     let f = |v: Option<f64>, d: usize| v.map_or("-".to_string(), |v| format!("{v:.d$}"));
     for g in groups {
@@ -318,6 +320,7 @@ fn summary_markdown(rows: &[Row], groups: &[String], labels: &[String]) -> Strin
                     f(mean("request_throughput"), 2),
                     f(mean("request_goodput"), 2),
                     f(mean("p99_ttft_ms"), 1),
+                    f(mean("p99_itl_ms"), 1),
                     f(mean("p99_tbt_ms"), 1),
                     f(mean("slo_attainment").map(|v| v * 100.0), 1),
                 ]);
@@ -330,10 +333,11 @@ fn summary_markdown(rows: &[Row], groups: &[String], labels: &[String]) -> Strin
                 "throughput (req/s)",
                 "goodput (req/s)",
                 "P99 TTFT (ms)",
+                "P99 ITL (ms)",
                 "P99 TBT (ms)",
                 "attainment (%)",
             ],
-            &[false, true, true, true, true, true, true],
+            &[false, true, true, true, true, true, true, true],
             &table_rows,
         ));
     }

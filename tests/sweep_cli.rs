@@ -139,6 +139,7 @@ fn report_draws_every_figure_type_and_a_summary() {
         "goodput",
         "p99-ttft",
         "p99-tbt",
+        "p99-itl",
         "attainment",
         "cdf-ttft",
         "cdf-tbt",
@@ -151,7 +152,7 @@ fn report_draws_every_figure_type_and_a_summary() {
         }
     }
     let md = std::fs::read_to_string(figs.join("summary.md")).unwrap();
-    assert!(md.contains("| chunked | 9 |") && md.contains("| duet 8192 | 2 |"), "{md}");
+    assert!(md.contains("| chunked | 9 |") && md.contains("P99 ITL") && md.contains("| duet 8192 | 2 |"), "{md}");
     // Without the duet point's decisions.csv, the timeline cannot be drawn: an error naming the file.
     let mut removed = 0;
     for e in std::fs::read_dir(out_dir.join("points")).unwrap() {

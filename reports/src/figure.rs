@@ -163,9 +163,12 @@ fn log_bounds(values: impl Iterator<Item = f64>) -> Option<Range<f64>> {
     Some(lo / 1.3..hi * 1.3)
 }
 
-/// Tick label: at most 3 significant decimals, no trailing zeros (`4`, `2.5`, `0.125`, `1200`).
+/// Tick label: at most 3 decimals, no trailing zeros (`4`, `2.5`, `0.125`, `1200`); from 1e5 on, `1e5`.
 fn tick(v: &f64) -> String {
     let a = v.abs();
+    if a >= 1e5 {
+        return format!("{v:e}");
+    }
     let s = if a >= 100.0 || a == 0.0 {
         format!("{v:.0}")
     } else if a >= 1.0 {
@@ -277,7 +280,7 @@ where
         .configure_mesh()
         .x_desc(&c.x_label)
         .y_desc(&c.y_label)
-        .y_labels(if c.log_y { 16 } else { 10 })
+        .y_labels(if c.log_y { 40 } else { 10 })
         .axis_desc_style(font(20))
         .label_style(font(16))
         .light_line_style(RGBColor(0xF2, 0xF2, 0xF2))
@@ -570,6 +573,15 @@ mod tests {
             assert!(svg.contains("<text") && svg.contains(f.title()), "title missing from {}", paths[1].display());
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn tick_labels_are_short() {
+        let t = |v: f64| tick(&v);
+        assert_eq!(
+            [t(4.0), t(2.5), t(0.125), t(1200.0), t(0.0), t(1e6), t(33.333)],
+            ["4", "2.5", "0.125", "1200", "0", "1e6", "33.33"]
+        );
     }
 
     #[test]

@@ -1,8 +1,12 @@
 //! Markdown tables.
 
 /// A GitHub-flavoured Markdown table: `header` names the columns; `right` says which columns are right-aligned
-/// (numbers). Cells containing `|` are escaped.
+/// (numbers). Cells containing `|` are escaped. Every row must have one cell per column (a programming error
+/// otherwise: this panics).
 pub fn table(header: &[&str], right: &[bool], rows: &[Vec<String>]) -> String {
+    for r in rows {
+        assert_eq!(r.len(), header.len(), "Markdown row {r:?} does not match the header {header:?}");
+    }
     let esc = |s: &str| s.replace('|', "\\|");
     let mut out = format!("| {} |\n|", header.iter().map(|h| esc(h)).collect::<Vec<_>>().join(" | "));
     for i in 0..header.len() {

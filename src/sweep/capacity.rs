@@ -7,6 +7,8 @@
 //! until it is at most `tolerance` wide. The reported capacity is the highest rate that met the limits, so the
 //! true boundary lies in `[capacity, capacity + tolerance]` when the assumption holds.
 
+use std::path::Path;
+
 use anyhow::{Result, bail};
 use rayon::prelude::*;
 use serde_json::{Map, Value};
@@ -111,7 +113,7 @@ pub fn run(spec: &SweepSpec, jobs: Option<usize>) -> Result<Vec<Map<String, Valu
         bisect(c.low, c.high, c.tolerance, |r| {
             let q = p.with("rate", format!("{r}"));
             let (args, cfg) = prepare(spec, &q)?;
-            match simulate_point(&args, &cfg, None)? {
+            match simulate_point(&args, &cfg, &[], Path::new("."))? {
                 Value::Object(s) => meets(&s, c),
                 _ => unreachable!("summary_json returns an object"),
             }

@@ -45,40 +45,91 @@ pub fn sweep(config: &Path, out: Option<PathBuf>, shard: Option<&str>, jobs: Opt
     Ok(())
 }
 
+/// The capacity table as Markdown: one row per policy label, one column per group, cells in req/s (`< low`
+/// when even the lowest rate failed, `>= high` when the highest met the limits).
+pub fn capacity_markdown(rows: &[serde_json::Map<String, serde_json::Value>]) -> String {
+    let text = |r: &serde_json::Map<String, serde_json::Value>, k: &str| {
+        r.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string()
+    };
+    let mut labels: Vec<String> = Vec::new();
+    let mut groups: Vec<String> = Vec::new();
+    for r in rows {
+        for (v, list) in [(text(r, "label"), &mut labels), (text(r, "group"), &mut groups)] {
+            if !list.contains(&v) {
+                list.push(v);
+            }
+        }
+    }
+    let cell = |r: &serde_json::Map<String, serde_json::Value>| {
+        let num = |k: &str| r.get(k).and_then(serde_json::Value::as_f64);
+        match (text(r, "status").as_str(), num("capacity_rps"), num("failing_rps")) {
+            ("below low", _, Some(f)) => format!("< {f}"),
+            ("at least high", Some(c), _) => format!(">= {c}"),
+            (_, Some(c), _) => format!("{c:.2}"),
+            _ => "-".into(),
+        }
+    };
+    let table_rows: Vec<Vec<String>> = labels
+        .iter()
+        .map(|l| {
+            let mut row = vec![l.clone()];
+            for g in &groups {
+                let r = rows.iter().find(|r| &text(r, "label") == l && &text(r, "group") == g);
+                row.push(r.map_or("-".into(), cell));
+            }
+            row
+        })
+        .collect();
+    let mut header = vec!["policy".to_string()];
+    header.extend(groups.iter().map(|g| if g.is_empty() { "capacity (req/s)".to_string() } else { g.clone() }));
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    let right: Vec<bool> = (0..header.len()).map(|i| i > 0).collect();
+    markdown::table(&header, &right, &table_rows)
+}
+
 /// `duet capacity CONFIG`.
 pub fn capacity(config: &Path, out: Option<PathBuf>, jobs: Option<usize>) -> Result<()> {
     let spec = SweepSpec::load(config)?;
     let rows = capacity::run(&spec, jobs)?;
-    let fmt = |v: Option<&serde_json::Value>| match v.and_then(serde_json::Value::as_f64) {
-        Some(x) => format!("{x:.3}"),
-        None => "-".into(),
-    };
-    let table_rows: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            let s = |k: &str| r.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
-            vec![s("label"), s("group"), fmt(r.get("capacity_rps")), fmt(r.get("failing_rps")), s("status")]
-        })
-        .collect();
     let limits = rows.first().and_then(|r| r.get("limits")).and_then(|v| v.as_str()).unwrap_or("");
-    println!(
-        "capacity: highest rate meeting {limits} (tolerance {} req/s)\n",
-        spec.capacity.as_ref().map_or(0.0, |c| c.tolerance)
+    let tolerance = spec.capacity.as_ref().map_or(0.0, |c| c.tolerance);
+    let md = format!(
+        "Capacity (req/s): highest request rate meeting {limits}, by bisection to {tolerance} req/s.\n\n{}",
+        capacity_markdown(&rows)
     );
-    print!(
-        "{}",
-        markdown::table(
-            &["policy", "group", "capacity (req/s)", "lowest failing (req/s)", "status"],
-            &[false, false, true, true, false],
-            &table_rows
-        )
-    );
+    print!("{md}");
     if let Some(dir) = out {
         std::fs::create_dir_all(&dir)?;
         let t = Table::from_rows(&rows)?;
         t.write_csv(&dir.join("capacity.csv"))?;
         t.write_parquet(&dir.join("capacity.parquet"))?;
-        println!("wrote {0}/capacity.csv and {0}/capacity.parquet", dir.display());
+        std::fs::write(dir.join("capacity.md"), &md)?;
+        println!("wrote {0}/capacity.csv, capacity.parquet and capacity.md", dir.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn capacity_table_pivots_policies_against_groups() {
+        let row = |label: &str, group: &str, cap: serde_json::Value, fail: serde_json::Value, status: &str| {
+            json!({"label": label, "group": group, "capacity_rps": cap, "failing_rps": fail, "status": status})
+                .as_object()
+                .cloned()
+                .unwrap()
+        };
+        let rows = vec![
+            row("chunked", "ablation=baseline", json!(3.456), json!(3.5), "bracketed"),
+            row("chunked", "ablation=linear", json!(null), json!(0.25), "below low"),
+            row("duet", "ablation=baseline", json!(32.0), json!(null), "at least high"),
+        ];
+        assert_eq!(
+            super::capacity_markdown(&rows),
+            "| policy | ablation=baseline | ablation=linear |\n|---|---:|---:|\n| chunked | 3.46 | < 0.25 |\n\
+             | duet | >= 32 | - |\n"
+        );
+    }
 }

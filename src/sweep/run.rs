@@ -87,12 +87,19 @@ pub fn prepare(spec: &SweepSpec, point: &Point) -> Result<(SimArgs, SimConfig)> 
     Ok((args, cfg))
 }
 
-/// Runs one point and returns its `summary.json` object; with `details`, also the CSVs are written.
-pub fn simulate_point(args: &SimArgs, cfg: &SimConfig, details: Option<&Path>) -> Result<Value> {
+/// Runs one point and returns its `summary.json` object; the `details` files (names from
+/// [`super::spec::DETAIL_FILES`]) are written into `dir`.
+pub fn simulate_point(args: &SimArgs, cfg: &SimConfig, details: &[String], dir: &Path) -> Result<Value> {
     let w = workload::build(&args.workload, cfg.model.max_context)?;
     let run = simulate(&w, cfg)?;
-    if let Some(dir) = details {
-        report::write_dir(&run, dir).with_context(|| format!("writing {}", dir.display()))?;
+    for f in details {
+        let text = match f.as_str() {
+            "requests.csv" => report::requests_csv(&run.output.requests),
+            "decisions.csv" => report::decisions_csv(&run.output.decisions),
+            _ => report::iterations_csv(&run.output.iterations),
+        };
+        let path = dir.join(f);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(report::summary_json(&run))
 }
@@ -114,7 +121,7 @@ fn run_one(spec: &SweepSpec, out: &Path, point: &Point) -> Result<()> {
         std::fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
     }
     std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let summary = simulate_point(&args, &cfg, spec.details.then_some(tmp.as_path()))
+    let summary = simulate_point(&args, &cfg, &spec.details, &tmp)
         .with_context(|| format!("point {} ({})", point.index, point.argv().join(" ")))?;
     let mut text = serde_json::to_string_pretty(&summary)?;
     text.push('\n');
@@ -147,6 +154,9 @@ pub fn row(point: &Point, summary: Map<String, Value>, arg_keys: &[String]) -> M
     r.insert("point_id".into(), Value::from(point.id()));
     r.insert("label".into(), Value::from(point.label.clone()));
     r.insert("group".into(), Value::from(point.group.clone()));
+    for (axis, label) in &point.bundles {
+        r.insert(format!("axis_{}", axis.replace('-', "_")), Value::from(label.clone()));
+    }
     for k in arg_keys {
         let v = point.opts.iter().find(|o| &o.key == k).map_or(Value::Null, |o| arg_value(&o.value, o.flag));
         r.insert(format!("arg_{}", k.replace('-', "_")), v);

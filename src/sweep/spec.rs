@@ -18,6 +18,8 @@ use crate::cli::SimArgs;
 
 /// Top-level keys a sweep file may have.
 const TOP_KEYS: [&str; 6] = ["name", "out", "details", "base", "axes", "policy"];
+/// Per-point files a sweep can keep (`details`).
+pub const DETAIL_FILES: [&str; 3] = ["requests.csv", "decisions.csv", "iterations.csv"];
 /// Keys of a `[capacity]` table.
 const CAPACITY_KEYS: [&str; 5] = ["low", "high", "tolerance", "max", "min"];
 
@@ -44,6 +46,45 @@ pub struct Point {
     /// The axis values other than `rate` and `seed`, as `key=value; ...` (empty when there are none): points
     /// with equal groups are compared in one figure.
     pub group: String,
+    /// Bundle axes: `(axis name, value label)`.
+    pub bundles: Vec<(String, String)>,
+}
+
+/// One value of an axis: a single option (`rate = [1, 2]`), or a bundle of options with a label (`ablation =
+/// [{ label = "no host overhead", iteration-overhead-us = 0, graph-launch-us = 0 }, ...]`).
+#[derive(Debug, Clone, PartialEq)]
+struct AxisValue {
+    /// How the value appears in groups and tables.
+    shown: String,
+    /// Options it sets (none for `trace = "bundled"` or a bundle with only a label).
+    opts: Vec<Opt>,
+    /// Whether it is a bundle.
+    bundle: bool,
+}
+
+/// Parses an axis whose values are inline tables: each needs a `label`; other keys are `duet sim` options.
+fn bundle_axis(file: &Path, axis: &str, values: &[Value], known: &[(String, bool)]) -> Result<Vec<AxisValue>> {
+    let mut out: Vec<AxisValue> = Vec::new();
+    for (i, v) in values.iter().enumerate() {
+        let t = v.as_table().expect("checked by the caller");
+        let where_ = format!("axes.{axis} #{}", i + 1);
+        let label = match t.get("label") {
+            Some(Value::String(s)) => s.clone(),
+            _ => bail!(
+                "{}: [{where_}] needs `label = \"...\"` (a bundle of options is named by its label)",
+                file.display()
+            ),
+        };
+        if out.iter().any(|a| a.shown == label) {
+            bail!("{}: [axes] `{axis}` has the label {label:?} twice", file.display());
+        }
+        let mut opts = Vec::new();
+        for (k, v) in t.iter().filter(|(k, _)| k.as_str() != "label") {
+            opts.extend(opt(file, &where_, k, v, known)?);
+        }
+        out.push(AxisValue { shown: label, opts, bundle: true });
+    }
+    Ok(out)
 }
 
 /// Bisection settings of `duet capacity`.
@@ -70,8 +111,8 @@ pub struct SweepSpec {
     pub name: String,
     /// Default output directory.
     pub out: Option<PathBuf>,
-    /// Also write `requests.csv`, `decisions.csv` and `iterations.csv` per point.
-    pub details: bool,
+    /// Per-point files to keep besides `summary.json`: any of [`DETAIL_FILES`] (`details = true`: all).
+    pub details: Vec<String>,
     /// Every point, in order.
     pub points: Vec<Point>,
     /// The `[capacity]` table, if any.
@@ -242,9 +283,23 @@ impl SweepSpec {
             None => None,
         };
         let details = match root.get("details") {
-            Some(Value::Boolean(b)) => *b,
-            Some(_) => bail!("{}: `details` must be true or false", path.display()),
-            None => false,
+            Some(Value::Boolean(true)) => DETAIL_FILES.iter().map(|f| f.to_string()).collect(),
+            Some(Value::Boolean(false)) | None => Vec::new(),
+            Some(Value::Array(a)) => {
+                let mut v = Vec::new();
+                for f in a {
+                    match f.as_str() {
+                        Some(f) if DETAIL_FILES.contains(&f) => v.push(f.to_string()),
+                        _ => bail!(
+                            "{}: `details` lists {f}: expected true, false or a list of {}",
+                            path.display(),
+                            DETAIL_FILES.join(", ")
+                        ),
+                    }
+                }
+                v
+            }
+            Some(_) => bail!("{}: `details` must be true, false or a list of file names", path.display()),
         };
         let empty = Table::new();
         let table = |k: &str| -> Result<&Table> {
@@ -258,17 +313,29 @@ impl SweepSpec {
         for (k, v) in table("base")? {
             base.extend(opt(path, "base", k, v, &known)?);
         }
-        let mut axes: Vec<(String, Vec<Option<Opt>>)> = Vec::new();
+        let mut axes: Vec<(String, Vec<AxisValue>)> = Vec::new();
         for (k, v) in table("axes")? {
             let values = v.as_array().with_context(|| format!("{}: [axes] `{k}` must be a list", path.display()))?;
             if values.is_empty() {
                 bail!("{}: [axes] `{k}` is an empty list", path.display());
             }
-            if base.iter().any(|o| &o.key == k) {
-                bail!("{}: `{k}` is set in both [base] and [axes]", path.display());
+            let parsed = if values.iter().all(Value::is_table) {
+                bundle_axis(path, k, values, &known)?
+            } else {
+                let mut vs = Vec::new();
+                for v in values {
+                    let o = opt(path, "axes", k, v, &known)?;
+                    let shown = o.as_ref().map_or("bundled".to_string(), |o| o.value.clone());
+                    vs.push(AxisValue { shown, opts: o.into_iter().collect(), bundle: false });
+                }
+                vs
+            };
+            for key in parsed.iter().flat_map(|a| a.opts.iter().map(|o| &o.key)) {
+                if base.iter().any(|o| &o.key == key) {
+                    bail!("{}: `{key}` is set in both [base] and [axes]", path.display());
+                }
             }
-            let opts = values.iter().map(|v| opt(path, "axes", k, v, &known)).collect::<Result<Vec<_>>>()?;
-            axes.push((k.clone(), opts));
+            axes.push((k.clone(), parsed));
         }
         let policies = match root.get("policy") {
             Some(Value::Array(a)) => a.clone(),
@@ -291,7 +358,8 @@ impl SweepSpec {
                     label = Some(scalar(path, &where_, k, v)?);
                     continue;
                 }
-                if base.iter().any(|o| &o.key == k) || axes.iter().any(|(a, _)| a == k) {
+                let in_axes = axes.iter().any(|(_, vs)| vs.iter().any(|a| a.opts.iter().any(|o| &o.key == k)));
+                if base.iter().any(|o| &o.key == k) || in_axes {
                     bail!("{}: [{where_}] sets `{k}`, which [base] or [axes] already sets", path.display());
                 }
                 popts.extend(opt(path, &where_, k, v, &known)?);
@@ -311,7 +379,7 @@ impl SweepSpec {
             }
             labels.push(label.clone());
             // Cartesian product of the axes, last axis fastest.
-            let mut combos: Vec<Vec<(String, Option<Opt>)>> = vec![Vec::new()];
+            let mut combos: Vec<Vec<(String, AxisValue)>> = vec![Vec::new()];
             for (k, values) in &axes {
                 combos = combos
                     .into_iter()
@@ -328,13 +396,15 @@ impl SweepSpec {
                 let group = combo
                     .iter()
                     .filter(|(k, _)| k != "rate" && k != "seed")
-                    .map(|(k, v)| format!("{k}={}", v.as_ref().map_or("bundled", |o| o.value.as_str())))
+                    .map(|(k, v)| format!("{k}={}", v.shown))
                     .collect::<Vec<_>>()
                     .join("; ");
+                let bundles =
+                    combo.iter().filter(|(_, v)| v.bundle).map(|(k, v)| (k.clone(), v.shown.clone())).collect();
                 let mut opts = base.clone();
-                opts.extend(combo.into_iter().filter_map(|(_, v)| v));
+                opts.extend(combo.into_iter().flat_map(|(_, v)| v.opts));
                 opts.extend(popts.iter().cloned());
-                points.push(Point { index: points.len(), label: label.clone(), opts, group });
+                points.push(Point { index: points.len(), label: label.clone(), opts, group, bundles });
             }
         }
         Ok(Self { path: path.to_path_buf(), name, out, details, points, capacity: cap })
@@ -397,6 +467,39 @@ shuffle-lengths = true
     }
 
     #[test]
+    fn bundle_axes_set_several_options_under_one_label() {
+        let s = parse(
+            r#"
+[axes]
+ablation = [{ label = "baseline" }, { label = "no host", iteration-overhead-us = 0, graph-launch-us = 0 }]
+rate = [1]
+[[policy]]
+policy = "duet"
+"#,
+        )
+        .unwrap();
+        assert_eq!(s.points.len(), 2);
+        assert_eq!(s.points[0].argv(), ["--rate", "1", "--policy", "duet"]);
+        assert_eq!(
+            s.points[1].argv(),
+            ["--iteration-overhead-us", "0", "--graph-launch-us", "0", "--rate", "1", "--policy", "duet"]
+        );
+        assert_eq!(s.points[1].group, "ablation=no host");
+        assert_eq!(s.points[1].bundles, [("ablation".to_string(), "no host".to_string())]);
+        for (text, needle) in [
+            ("[axes]\nx = [{ rate = 1 }]\n[[policy]]\npolicy = \"duet\"", "needs `label"),
+            ("[axes]\nx = [{ label = \"a\", bogus = 1 }]\n[[policy]]\npolicy = \"duet\"", "unknown key `bogus`"),
+            (
+                "[base]\nrate = 1\n[axes]\nx = [{ label = \"a\", rate = 2 }]\n[[policy]]\npolicy = \"duet\"",
+                "both [base] and [axes]",
+            ),
+        ] {
+            let e = format!("{:#}", parse(text).unwrap_err());
+            assert!(e.contains(needle), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
     fn unknown_keys_and_bad_tables_name_the_key() {
         for (text, needle) in [
             ("bogus = 1\n[[policy]]\npolicy = \"chunked\"", "unknown top-level key `bogus`"),
@@ -408,6 +511,7 @@ shuffle-lengths = true
             ("[capacity]\nfoo = 1\n[[policy]]\npolicy = \"chunked\"", "unknown key `foo` in [capacity]"),
             ("[base]\nout = \"d\"\n[[policy]]\npolicy = \"chunked\"", "unknown key `out` in [base]"),
             ("name = \"x\"", "no [[policy]]"),
+            ("details = [\"trace.csv\"]\n[[policy]]\npolicy = \"chunked\"", "`details` lists \"trace.csv\""),
         ] {
             let e = format!("{:#}", parse(text).unwrap_err());
             assert!(e.contains(needle) && e.contains("sweep.toml"), "{text:?}: {e}");
