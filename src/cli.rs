@@ -301,7 +301,7 @@ pub struct ReportArgs {
     #[arg(long, value_name = "R")]
     pub rate: Option<f64>,
     /// Seconds of partition timeline to draw (from 1 s before the first split).
-    #[arg(long, value_name = "S", default_value_t = 20.0)]
+    #[arg(long, value_name = "S", default_value_t = 10.0)]
     pub timeline_seconds: f64,
     /// `duet calibrate check --csv` output: adds a predicted-vs-measured scatter plot (repeatable).
     #[arg(long, value_name = "CSV")]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use duet_reports::figure::{CdfChart, Figure, Limit, Line, LineChart, ScatterChart, Span, TimelineChart};
+use duet_reports::figure::{Block, CdfChart, Figure, Lane, Limit, Line, LineChart, ScatterChart, TimelineChart};
 use duet_reports::markdown;
 use duet_reports::style::ColorMap;
 use duet_reports::table::Table;
@@ -215,7 +215,11 @@ fn column(path: &Path, name: &str) -> Result<Vec<f64>> {
 fn detail_file(points: &Path, id: &str, file: &str) -> Result<PathBuf> {
     let p = points.join(id).join(file);
     if !p.is_file() {
-        bail!("{} is missing: run the sweep with `details = true` to draw CDFs and timelines", p.display());
+        bail!(
+            "{} is missing: list {file:?} in the sweep file's `details` (or set `details = true`) to draw CDFs and \
+             timelines",
+            p.display()
+        );
     }
     Ok(p)
 }
@@ -251,42 +255,57 @@ fn detail_figures(ctx: &mut Ctx, rows: &[&Row], labels: &[String], rate: f64, ti
         ctx.draw(fig, &format!("{prefix}cdf-{}", name.to_ascii_lowercase()))?;
     }
     for r in at.iter().filter(|r| r.policy == "duet" || r.policy == "muxwise") {
-        let path = detail_file(&ctx.points, &r.point_id, "decisions.csv")?;
-        let t = Table::read(&path)?;
-        let (times, modes, pre, dec) =
-            (t.f64s("time_ms")?, t.strings("mode")?, t.f64s("prefill_sms")?, t.f64s("decode_sms")?);
-        let mut spans: Vec<Span> = Vec::new();
-        for i in 0..t.height() {
-            let start_s = times[i].unwrap_or(0.0) / 1e3;
-            let end_s = times.get(i + 1).copied().flatten().map_or(start_s, |t| t / 1e3);
-            let split = modes[i].as_deref() == Some("split");
-            let (p, d) = if split {
-                (pre[i].unwrap_or(0.0) as u32, dec[i].unwrap_or(0.0) as u32)
-            } else {
-                (r.num_sms as u32, 0)
-            };
-            match spans.last_mut() {
-                Some(last) if last.split == split && last.prefill_sms == p && last.decode_sms == d => {
-                    last.end_s = end_s
-                }
-                _ => spans.push(Span { start_s, end_s, split, prefill_sms: p, decode_sms: d }),
-            }
-        }
-        let first_split = spans.iter().find(|s| s.split).map_or(0.0, |s| s.start_s);
-        let (lo, hi) = ((first_split - 1.0).max(0.0), (first_split - 1.0).max(0.0) + ctx.timeline_s);
-        let spans: Vec<Span> = spans
-            .into_iter()
-            .filter(|s| s.end_s > lo && s.start_s < hi)
-            .map(|s| Span { start_s: s.start_s.max(lo), end_s: s.end_s.min(hi), ..s })
-            .collect();
-        let fig = Figure::Timeline(TimelineChart {
-            title: format!("SM partitions of {} at {rate} req/s{title}", r.label),
-            total_sms: r.num_sms as u32,
-            spans,
-        });
+        let fig = timeline(ctx, r, rate, title)?;
         ctx.draw(fig, &format!("{prefix}timeline-{}", slug(&r.label)))?;
     }
     Ok(())
+}
+
+/// The SM-partition timeline of one point: batches from `iterations.csv`, split decisions from
+/// `decisions.csv`, over `timeline_s` seconds from 1 s before the first split decision.
+fn timeline(ctx: &Ctx, r: &Row, rate: f64, title: &str) -> Result<Figure> {
+    let decisions = Table::read(&detail_file(&ctx.points, &r.point_id, "decisions.csv")?)?;
+    let (times, modes) = (decisions.f64s("time_ms")?, decisions.strings("mode")?);
+    let splits: Vec<f64> = (0..decisions.height())
+        .filter(|&i| modes[i].as_deref() == Some("split"))
+        .filter_map(|i| times[i].map(|t| t / 1e3))
+        .collect();
+    let lo = (splits.first().copied().unwrap_or(0.0) - 1.0).max(0.0);
+    let hi = lo + ctx.timeline_s;
+    let iterations = Table::read(&detail_file(&ctx.points, &r.point_id, "iterations.csv")?)?;
+    let (lanes, sms, starts, ends) = (
+        iterations.strings("lane")?,
+        iterations.f64s("sms")?,
+        iterations.f64s("start_ms")?,
+        iterations.f64s("end_ms")?,
+    );
+    let mut blocks: Vec<Block> = Vec::new();
+    for i in 0..iterations.height() {
+        let (Some(lane), Some(n), Some(s), Some(e)) = (lanes[i].as_deref(), sms[i], starts[i], ends[i]) else {
+            continue;
+        };
+        let (s, e) = (s / 1e3, e / 1e3);
+        if e <= lo || s >= hi {
+            continue;
+        }
+        let lane = match lane {
+            "prefill" => Lane::Prefill,
+            "decode" => Lane::Decode,
+            _ => Lane::Whole,
+        };
+        let b = Block { start_s: s.max(lo), end_s: e.min(hi), lane, sms: n as u32 };
+        // Merge back-to-back batches of the same partition (one rectangle instead of thousands).
+        match blocks.iter_mut().rev().find(|x| x.lane == b.lane) {
+            Some(x) if x.sms == b.sms && (b.start_s - x.end_s).abs() < 1e-9 => x.end_s = b.end_s,
+            _ => blocks.push(b),
+        }
+    }
+    Ok(Figure::Timeline(TimelineChart {
+        title: format!("SM partitions of {} at {rate} req/s{title}", r.label),
+        total_sms: r.num_sms as u32,
+        blocks,
+        splits: splits.into_iter().filter(|t| (lo..hi).contains(t)).collect(),
+    }))
 }
 
 fn distinct_rates(rows: &[&Row]) -> Vec<f64> {

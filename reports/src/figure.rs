@@ -84,30 +84,42 @@ pub struct ScatterChart {
     pub band: f64,
 }
 
-/// One span of the SM-partition timeline.
+/// Which SMs a batch ran on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// The whole GPU (aggregated batch).
+    Whole,
+    /// The prefill partition (drawn from SM 0 up).
+    Prefill,
+    /// The decode partition (drawn from the top SM down).
+    Decode,
+}
+
+/// One executed batch of the SM-partition timeline.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Span {
+pub struct Block {
     /// Start, seconds.
     pub start_s: f64,
     /// End, seconds.
     pub end_s: f64,
-    /// Whether the GPU was split into prefill and decode partitions.
-    pub split: bool,
-    /// SMs of the prefill partition (all SMs when aggregated).
-    pub prefill_sms: u32,
-    /// SMs of the decode partition (0 when aggregated).
-    pub decode_sms: u32,
+    /// Partition.
+    pub lane: Lane,
+    /// SMs of the partition.
+    pub sms: u32,
 }
 
-/// SM partitions over time (from `decisions.csv`): stacked prefill and decode SMs, aggregated spans shaded.
+/// SM partitions over time: every batch as a rectangle over its SMs (from `iterations.csv`), and the times the
+/// policy decided to split the GPU as ticks above (from `decisions.csv`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TimelineChart {
     /// Title.
     pub title: String,
     /// SMs of the GPU.
     pub total_sms: u32,
-    /// Consecutive spans.
-    pub spans: Vec<Span>,
+    /// Batches, in any order.
+    pub blocks: Vec<Block>,
+    /// Times of split decisions, seconds.
+    pub splits: Vec<f64>,
 }
 
 /// Every figure kind.
@@ -220,7 +232,7 @@ impl Figure {
             Figure::Line(c) => c.lines.iter().all(|l| l.points.is_empty()),
             Figure::Cdf(c) => c.series.iter().all(|(_, s)| s.is_empty()),
             Figure::Scatter(c) => c.groups.iter().all(|(_, g)| g.is_empty()),
-            Figure::Timeline(c) => c.spans.is_empty(),
+            Figure::Timeline(c) => c.blocks.is_empty(),
         }
     }
 
@@ -457,14 +469,14 @@ fn draw_timeline<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &Timeline
 where
     DB::ErrorType: 'static,
 {
-    let t0 = c.spans.first().map_or(0.0, |s| s.start_s);
-    let t1 = c.spans.last().map_or(1.0, |s| s.end_s).max(t0 + 1e-6);
+    let t0 = c.blocks.iter().map(|b| b.start_s).fold(f64::INFINITY, f64::min);
+    let t1 = c.blocks.iter().map(|b| b.end_s).fold(f64::NEG_INFINITY, f64::max).max(t0 + 1e-6);
     let total = f64::from(c.total_sms);
     let mut chart = ChartBuilder::on(root)
         .caption(&c.title, font(26))
         .x_label_area_size(55)
         .y_label_area_size(80)
-        .build_cartesian_2d(t0..t1, 0.0..total * 1.3)
+        .build_cartesian_2d(t0..t1, 0.0..total * 1.35)
         .map_err(err)?;
     chart
         .configure_mesh()
@@ -475,30 +487,35 @@ where
         .label_style(font(16))
         .light_line_style(RGBColor(0xF2, 0xF2, 0xF2))
         .x_label_formatter(&tick)
-        .y_label_formatter(&tick)
+        .y_label_formatter(&|v: &f64| if *v <= total { tick(v) } else { String::new() })
         .draw()
         .map_err(err)?;
-    let (agg, pre, dec) = (RGBColor(0xBB, 0xBB, 0xBB), crate::style::PALETTE[0], crate::style::PALETTE[1]);
-    let rect =
-        |s: &Span, lo: f64, hi: f64, color: RGBColor| Rectangle::new([(s.start_s, lo), (s.end_s, hi)], color.filled());
+    let (agg, pre, dec) = (RGBColor(0xAA, 0xAA, 0xAA), crate::style::PALETTE[0], crate::style::PALETTE[1]);
+    let band = |b: &Block| match b.lane {
+        Lane::Whole => (0.0, total),
+        Lane::Prefill => (0.0, f64::from(b.sms)),
+        Lane::Decode => (total - f64::from(b.sms), total),
+    };
+    for (lane, color, label) in [
+        (Lane::Whole, agg, "aggregated batch (all SMs)"),
+        (Lane::Prefill, pre, "prefill partition"),
+        (Lane::Decode, dec, "decode partition"),
+    ] {
+        chart
+            .draw_series(c.blocks.iter().filter(|b| b.lane == lane).map(|b| {
+                let (lo, hi) = band(b);
+                Rectangle::new([(b.start_s, lo), (b.end_s, hi)], color.filled())
+            }))
+            .map_err(err)?
+            .label(label)
+            .legend(move |(px, py)| Rectangle::new([(px, py - 6), (px + 24, py + 6)], color.filled()));
+    }
+    let tick_style = BLACK.stroke_width(1);
     chart
-        .draw_series(c.spans.iter().filter(|s| !s.split).map(|s| rect(s, 0.0, total, agg)))
+        .draw_series(c.splits.iter().map(|t| PathElement::new([(*t, total * 1.02), (*t, total * 1.08)], tick_style)))
         .map_err(err)?
-        .label("aggregated (prefill + decode on all SMs)")
-        .legend(move |(px, py)| Rectangle::new([(px, py - 6), (px + 24, py + 6)], agg.filled()));
-    chart
-        .draw_series(c.spans.iter().filter(|s| s.split).map(|s| rect(s, 0.0, f64::from(s.prefill_sms), pre)))
-        .map_err(err)?
-        .label("prefill partition")
-        .legend(move |(px, py)| Rectangle::new([(px, py - 6), (px + 24, py + 6)], pre.filled()));
-    chart
-        .draw_series(c.spans.iter().filter(|s| s.split).map(|s| {
-            let lo = f64::from(s.prefill_sms);
-            rect(s, lo, lo + f64::from(s.decode_sms), dec)
-        }))
-        .map_err(err)?
-        .label("decode partition")
-        .legend(move |(px, py)| Rectangle::new([(px, py - 6), (px + 24, py + 6)], dec.filled()));
+        .label("split decision")
+        .legend(move |(px, py)| PathElement::new([(px + 12, py - 6), (px + 12, py + 6)], tick_style));
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperRight)
@@ -560,10 +577,12 @@ mod tests {
             Figure::Timeline(TimelineChart {
                 title: "partitions".into(),
                 total_sms: 132,
-                spans: vec![
-                    Span { start_s: 0.0, end_s: 1.0, split: false, prefill_sms: 132, decode_sms: 0 },
-                    Span { start_s: 1.0, end_s: 2.0, split: true, prefill_sms: 100, decode_sms: 32 },
+                blocks: vec![
+                    Block { start_s: 0.0, end_s: 1.0, lane: Lane::Whole, sms: 132 },
+                    Block { start_s: 1.0, end_s: 2.0, lane: Lane::Prefill, sms: 100 },
+                    Block { start_s: 1.0, end_s: 1.5, lane: Lane::Decode, sms: 32 },
                 ],
+                splits: vec![1.0],
             }),
         ];
         for (i, f) in figs.iter().enumerate() {
