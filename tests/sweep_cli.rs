@@ -85,10 +85,16 @@ fn an_interrupted_sweep_resumes_with_only_the_missing_points_and_identical_resul
             std::fs::copy(&f, to.join(f.file_name().unwrap())).unwrap();
         }
     }
+    // A half-written temporary folder of a point that the re-run completes (removed then), and one of a point
+    // that does not exist (perhaps a concurrent shard's: kept).
+    let stale = format!(".{}.tmp-1", ids[0].file_name().unwrap().to_string_lossy());
+    std::fs::create_dir_all(part.join("points").join(&stale)).unwrap();
     std::fs::create_dir_all(part.join("points").join(".deadbeef.tmp-1")).unwrap();
     let out = ok(duet(&["sweep", s(&cfg), "--out", s(&part)]));
     assert!(out.contains("(5 run now, 7 already done, 0 failed)"), "{out}");
     assert_eq!(std::fs::read(part.join("results.csv")).unwrap(), reference, "resumed results differ");
+    assert!(!part.join("points").join(&stale).exists(), "stale temporary folder of a finished point kept");
+    assert!(part.join("points").join(".deadbeef.tmp-1").exists());
     // Nothing left to do on a third run.
     let out = ok(duet(&["sweep", s(&cfg), "--out", s(&part)]));
     assert!(out.contains("(0 run now, 12 already done, 0 failed)"), "{out}");

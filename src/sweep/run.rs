@@ -133,6 +133,20 @@ fn run_one(spec: &SweepSpec, out: &Path, point: &Point) -> Result<()> {
     Ok(())
 }
 
+/// Removes `.ID.tmp-PID` folders left by interrupted runs whose point has since been completed (those of
+/// unfinished points may belong to a concurrent shard and are left alone).
+fn remove_stale_temporaries(points: &Path) {
+    let Ok(entries) = std::fs::read_dir(points) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some((id, _)) = name.strip_prefix('.').and_then(|n| n.split_once(".tmp-"))
+            && points.join(id).join("summary.json").is_file()
+        {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 /// JSON value of an option: integers and numbers as numbers, flags as `true`, the rest as strings.
 fn arg_value(value: &str, flag: bool) -> Value {
     if flag {
@@ -219,6 +233,7 @@ pub fn run(spec: &SweepSpec, opts: &RunOptions) -> Result<Outcome> {
         None => work(),
     }
     bar.finish_and_clear();
+    remove_stale_temporaries(&opts.out.join("points"));
     let mut failed = failed.into_inner().expect("no panics while locked");
     failed.sort();
     let keys = arg_keys(spec);
