@@ -78,6 +78,13 @@ tbt-target-ms = 100
 EOF
 }
 
+# iterations.csv (about 17 MB per point) is needed only for the partition timelines of duet and muxwise.
+prune_iterations() {
+  awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) { if ($i == "point_id") id = i; if ($i == "policy") p = i } next }
+           $p != "duet" && $p != "muxwise" { print $id }' "$1/results.csv" |
+    while read -r id; do rm -f "$1/points/$id/iterations.csv"; done
+}
+
 for entry in "${TRACES[@]}"; do
   IFS='|' read -r name trace rates cdf_rate low high tol ttft extra <<<"$entry"
   sweep="$OUT/config/sweep-$name.toml"
@@ -114,6 +121,7 @@ EOF
   "$DUET" sweep "$detail" --out "$OUT/sweep-$name" "${JOBS_ARGS[@]}" >/dev/null
   "$DUET" sweep "$sweep" --out "$OUT/sweep-$name" "${JOBS_ARGS[@]}"
   "$DUET" report "$OUT/sweep-$name" --out "$OUT/figures/$name" --rate "$cdf_rate" >/dev/null
+  prune_iterations "$OUT/sweep-$name"
 
   for model in qwen3-8b qwen3-14b; do
     cap="$OUT/config/capacity-$name-$model.toml"

@@ -381,7 +381,17 @@ fn calibration_figure(ctx: &mut Ctx, path: &Path) -> Result<()> {
         groups,
         band: 0.10,
     });
-    ctx.draw(fig, &format!("calibration-{}", slug(&name)))
+    // Operator classes get their own colours (policy labels are not involved here).
+    let colors = ColorMap::new(groups_of(&fig));
+    ctx.written.extend(fig.render(&colors, &ctx.out.join(format!("calibration-{}", slug(&name))))?);
+    Ok(())
+}
+
+fn groups_of(fig: &Figure) -> Vec<String> {
+    match fig {
+        Figure::Scatter(c) => c.groups.iter().map(|(g, _)| g.clone()).collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Runs `duet report`; returns the files written.
@@ -393,7 +403,7 @@ pub fn run(o: &ReportOptions) -> Result<Vec<PathBuf>> {
     let rows = load_rows(&results)?;
     let groups = distinct(rows.iter().map(|r| r.group.as_str()));
     let labels = distinct(rows.iter().map(|r| r.label.as_str()));
-    let colors = ColorMap::new(labels.iter().cloned().chain(["linear", "attention", "elementwise"].map(String::from)));
+    let colors = ColorMap::new(labels.iter().cloned());
     let points = sweep_dir.join("points");
     let mut ctx =
         Ctx { out: &out, colors: &colors, points: points.clone(), timeline_s: o.timeline_seconds, written: Vec::new() };

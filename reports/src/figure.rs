@@ -371,12 +371,7 @@ where
     for (label, samples) in &c.series {
         let mut v: Vec<f64> = samples.iter().copied().filter(|v| v.is_finite() && *v > 0.0).collect();
         v.sort_by(f64::total_cmp);
-        let n = v.len() as f64;
-        let mut pts = Vec::with_capacity(v.len() * 2);
-        for (i, s) in v.iter().enumerate() {
-            pts.push((*s, i as f64 / n));
-            pts.push((*s, (i + 1) as f64 / n));
-        }
+        let pts = cdf_steps(&v, CDF_STEPS);
         let color = colors.style(label).color;
         chart
             .draw_series(LineSeries::new(pts, color.stroke_width(2)))
@@ -401,6 +396,26 @@ where
         .draw()
         .map_err(err)?;
     Ok(())
+}
+
+/// Most steps drawn per CDF: larger samples are thinned to evenly spaced ranks (plus the last), which keeps
+/// the curve exact to 1/CDF_STEPS in probability and SVG files small.
+const CDF_STEPS: usize = 2000;
+
+/// Staircase points of the empirical CDF of the sorted `v`, thinned to at most `max` steps.
+fn cdf_steps(v: &[f64], max: usize) -> Vec<(f64, f64)> {
+    let n = v.len();
+    let ranks: Vec<usize> =
+        if n <= max { (0..n).collect() } else { (0..max).map(|k| k * n / max).chain([n - 1]).collect() };
+    let mut pts = Vec::with_capacity(ranks.len() * 2);
+    let mut prev = 0.0;
+    for i in ranks {
+        let p = (i + 1) as f64 / n as f64;
+        pts.push((v[i], prev));
+        pts.push((v[i], p));
+        prev = p;
+    }
+    pts
 }
 
 fn draw_scatter<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &ScatterChart, colors: &ColorMap) -> DrawResult
@@ -437,15 +452,15 @@ where
     ];
     let band_label = format!("±{:.0}% band", c.band * 100.0);
     chart
-        .draw_series([Polygon::new(band, GREY.mix(0.15).filled())])
+        .draw_series([Polygon::new(band, RGBColor(0xD8, 0xD8, 0xD8).filled())])
         .map_err(err)?
         .label(band_label)
-        .legend(|(px, py)| Rectangle::new([(px, py - 6), (px + 24, py + 6)], GREY.mix(0.25).filled()));
+        .legend(|(px, py)| Rectangle::new([(px, py - 6), (px + 24, py + 6)], RGBColor(0xD8, 0xD8, 0xD8).filled()));
     chart
-        .draw_series(LineSeries::new([(lo, lo), (hi, hi)], GREY.stroke_width(2)))
+        .draw_series(LineSeries::new([(lo, lo), (hi, hi)], GREY.stroke_width(1)))
         .map_err(err)?
         .label("predicted = measured")
-        .legend(|(px, py)| PathElement::new([(px, py), (px + 24, py)], GREY.stroke_width(2)));
+        .legend(|(px, py)| PathElement::new([(px, py), (px + 24, py)], GREY.stroke_width(1)));
     for (label, pts) in &c.groups {
         let color = colors.style(label).color;
         chart
@@ -592,6 +607,19 @@ mod tests {
             assert!(svg.contains("<text") && svg.contains(f.title()), "title missing from {}", paths[1].display());
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn cdf_steps_are_exact_when_small_and_thinned_when_large() {
+        assert_eq!(cdf_steps(&[1.0, 2.0], 10), [(1.0, 0.0), (1.0, 0.5), (2.0, 0.5), (2.0, 1.0)]);
+        let v: Vec<f64> = (1..=10_000).map(f64::from).collect();
+        let pts = cdf_steps(&v, 100);
+        assert_eq!(pts.len(), 2 * 101);
+        assert_eq!(*pts.last().unwrap(), (10_000.0, 1.0));
+        // Every drawn step sits on the exact empirical CDF: F(v_i) = (i + 1) / n.
+        for w in pts.chunks(2) {
+            assert!((w[1].1 - w[1].0 / 10_000.0).abs() < 1e-12);
+        }
     }
 
     #[test]
