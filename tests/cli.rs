@@ -1,26 +1,14 @@
 //! The `duet` binary end to end: default run, outputs, determinism, golden numbers, and clear errors with a
 //! non-zero exit (never a panic) for bad input.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn duet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_duet")).args(args).output().expect("run duet")
-}
+use std::path::{Path, PathBuf};
+
+use common::{duet, stderr, stdout};
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("duet-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    common::tmp("cli", name)
 }
 
 #[test]

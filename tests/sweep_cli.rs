@@ -1,22 +1,15 @@
 //! `duet sweep`, `duet capacity` and `duet report` end to end: resume after an interruption, sharding, a
 //! capacity search with a known answer, figures, and clear errors for bad sweep files and results.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn duet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_duet")).args(args).output().expect("run duet")
-}
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::{duet, stderr};
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("duet-sweep-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    common::tmp("sweep", name)
 }
 
 fn ok(o: Output) -> String {

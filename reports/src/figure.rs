@@ -8,6 +8,8 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use plotters::chart::{ChartContext, MeshStyle};
+use plotters::coord::CoordTranslate;
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
@@ -175,6 +177,55 @@ fn log_bounds(values: impl Iterator<Item = f64>) -> Option<Range<f64>> {
     Some(lo / 1.3..hi * 1.3)
 }
 
+/// A chart builder with the title and axis-label areas every figure uses.
+fn frame<'a, 'b, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    y_area: u32,
+) -> ChartBuilder<'a, 'b, DB> {
+    let mut b = ChartBuilder::on(root);
+    b.caption(title, font(26)).x_label_area_size(55).y_label_area_size(y_area);
+    b
+}
+
+/// The axis style every figure uses: fonts, a faint minor grid and short tick labels.
+trait HouseStyle {
+    fn house_style(&mut self) -> &mut Self;
+}
+
+impl<X, Y, DB> HouseStyle for MeshStyle<'_, '_, X, Y, DB>
+where
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    DB: DrawingBackend,
+{
+    fn house_style(&mut self) -> &mut Self {
+        self.axis_desc_style(font(20))
+            .label_style(font(16))
+            .light_line_style(RGBColor(0xF2, 0xF2, 0xF2))
+            .x_label_formatter(&tick)
+            .y_label_formatter(&tick)
+    }
+}
+
+/// Draws the legend of `chart` at `pos` on a translucent white box.
+fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    pos: SeriesLabelPosition,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    chart
+        .configure_series_labels()
+        .position(pos)
+        .label_font(font(16))
+        .background_style(WHITE.mix(0.85))
+        .border_style(GREY)
+        .draw()
+        .map_err(err)
+}
+
 /// Tick label: at most 3 decimals, no trailing zeros (`4`, `2.5`, `0.125`, `1200`); from 1e5 on, `1e5`.
 fn tick(v: &f64) -> String {
     let a = v.abs();
@@ -282,22 +333,13 @@ where
     Y: AsRangedCoord<Value = f64>,
     Y::CoordDescType: ValueFormatter<f64>,
 {
-    let mut chart = ChartBuilder::on(root)
-        .caption(&c.title, font(26))
-        .x_label_area_size(55)
-        .y_label_area_size(90)
-        .build_cartesian_2d(x.clone(), y)
-        .map_err(err)?;
+    let mut chart = frame(root, &c.title, 90).build_cartesian_2d(x.clone(), y).map_err(err)?;
     chart
         .configure_mesh()
         .x_desc(&c.x_label)
         .y_desc(&c.y_label)
         .y_labels(if c.log_y { 40 } else { 10 })
-        .axis_desc_style(font(20))
-        .label_style(font(16))
-        .light_line_style(RGBColor(0xF2, 0xF2, 0xF2))
-        .x_label_formatter(&tick)
-        .y_label_formatter(&tick)
+        .house_style()
         .draw()
         .map_err(err)?;
     for l in &c.lines {
@@ -333,15 +375,7 @@ where
             .label(limit.label.as_str())
             .legend(move |(px, py)| PathElement::new([(px, py), (px + 24, py)], style));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .label_font(font(16))
-        .background_style(WHITE.mix(0.85))
-        .border_style(GREY)
-        .draw()
-        .map_err(err)?;
-    Ok(())
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)
 }
 
 fn draw_cdf<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &CdfChart, colors: &ColorMap) -> DrawResult
@@ -350,22 +384,13 @@ where
 {
     let x = log_bounds(c.series.iter().flat_map(|(_, s)| s.iter().copied()).chain(c.limit.iter().map(|l| l.value)))
         .ok_or("no positive sample for a log axis")?;
-    let mut chart = ChartBuilder::on(root)
-        .caption(&c.title, font(26))
-        .x_label_area_size(55)
-        .y_label_area_size(80)
-        .build_cartesian_2d(x.clone().log_scale(), 0.0..1.0)
-        .map_err(err)?;
+    let mut chart = frame(root, &c.title, 80).build_cartesian_2d(x.clone().log_scale(), 0.0..1.0).map_err(err)?;
     chart
         .configure_mesh()
         .x_desc(&c.x_label)
         .y_desc("fraction of requests")
         .x_labels(16)
-        .axis_desc_style(font(20))
-        .label_style(font(16))
-        .light_line_style(RGBColor(0xF2, 0xF2, 0xF2))
-        .x_label_formatter(&tick)
-        .y_label_formatter(&tick)
+        .house_style()
         .draw()
         .map_err(err)?;
     for (label, samples) in &c.series {
@@ -387,15 +412,7 @@ where
             .label(limit.label.as_str())
             .legend(move |(px, py)| PathElement::new([(px, py), (px + 24, py)], style));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .label_font(font(16))
-        .background_style(WHITE.mix(0.85))
-        .border_style(GREY)
-        .draw()
-        .map_err(err)?;
-    Ok(())
+    legend(&mut chart, SeriesLabelPosition::LowerRight)
 }
 
 /// Most steps drawn per CDF: larger samples are thinned to evenly spaced ranks (plus the last), which keeps
@@ -424,23 +441,15 @@ where
 {
     let r = log_bounds(c.groups.iter().flat_map(|(_, g)| g.iter().flat_map(|p| [p.0, p.1])))
         .ok_or("no positive value for a log axis")?;
-    let mut chart = ChartBuilder::on(root)
-        .caption(&c.title, font(26))
-        .x_label_area_size(55)
-        .y_label_area_size(90)
-        .build_cartesian_2d(r.clone().log_scale(), r.clone().log_scale())
-        .map_err(err)?;
+    let mut chart =
+        frame(root, &c.title, 90).build_cartesian_2d(r.clone().log_scale(), r.clone().log_scale()).map_err(err)?;
     chart
         .configure_mesh()
         .x_desc(format!("measured {}", c.quantity))
         .x_labels(16)
         .y_labels(16)
         .y_desc(format!("predicted {}", c.quantity))
-        .axis_desc_style(font(20))
-        .label_style(font(16))
-        .light_line_style(RGBColor(0xF2, 0xF2, 0xF2))
-        .x_label_formatter(&tick)
-        .y_label_formatter(&tick)
+        .house_style()
         .draw()
         .map_err(err)?;
     let (lo, hi) = (r.start, r.end);
@@ -469,15 +478,7 @@ where
             .label(label.as_str())
             .legend(move |(px, py)| Circle::new((px + 12, py), 5, color.filled()));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .label_font(font(16))
-        .background_style(WHITE.mix(0.85))
-        .border_style(GREY)
-        .draw()
-        .map_err(err)?;
-    Ok(())
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)
 }
 
 fn draw_timeline<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &TimelineChart) -> DrawResult
@@ -487,21 +488,13 @@ where
     let t0 = c.blocks.iter().map(|b| b.start_s).fold(f64::INFINITY, f64::min);
     let t1 = c.blocks.iter().map(|b| b.end_s).fold(f64::NEG_INFINITY, f64::max).max(t0 + 1e-6);
     let total = f64::from(c.total_sms);
-    let mut chart = ChartBuilder::on(root)
-        .caption(&c.title, font(26))
-        .x_label_area_size(55)
-        .y_label_area_size(80)
-        .build_cartesian_2d(t0..t1, 0.0..total * 1.35)
-        .map_err(err)?;
+    let mut chart = frame(root, &c.title, 80).build_cartesian_2d(t0..t1, 0.0..total * 1.35).map_err(err)?;
     chart
         .configure_mesh()
         .x_desc("time (s)")
         .y_desc("SMs")
         .y_labels(8)
-        .axis_desc_style(font(20))
-        .label_style(font(16))
-        .light_line_style(RGBColor(0xF2, 0xF2, 0xF2))
-        .x_label_formatter(&tick)
+        .house_style()
         .y_label_formatter(&|v: &f64| if *v <= total { tick(v) } else { String::new() })
         .draw()
         .map_err(err)?;
@@ -531,15 +524,7 @@ where
         .map_err(err)?
         .label("split decision")
         .legend(move |(px, py)| PathElement::new([(px + 12, py - 6), (px + 12, py + 6)], tick_style));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font(font(16))
-        .background_style(WHITE.mix(0.9))
-        .border_style(GREY)
-        .draw()
-        .map_err(err)?;
-    Ok(())
+    legend(&mut chart, SeriesLabelPosition::UpperRight)
 }
 
 #[cfg(test)]
