@@ -273,6 +273,9 @@ pub struct SweepArgs {
     /// Worker threads (default: all cores).
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// Only list the points (of the shard): index, id, done or pending, label and `duet sim` arguments.
+    #[arg(long)]
+    pub list: bool,
 }
 
 /// Options of `duet capacity`.
@@ -372,6 +375,7 @@ pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Sim(a) => commands::sim(&a.sim, a.out.as_deref()),
+        Command::Sweep(a) if a.list => sweep::list(&a.config, a.out, a.shard.as_deref()),
         Command::Sweep(a) => sweep::sweep(&a.config, a.out, a.shard.as_deref(), a.jobs),
         Command::Capacity(a) => sweep::capacity(&a.config, a.out, a.jobs),
         Command::Report(a) => {

@@ -113,6 +113,9 @@ fn shards_together_give_exactly_the_unsharded_rows() {
     // Rows start with the point index: sort the union back into sweep order.
     rows.sort_by_key(|r| r.split(',').next().unwrap().parse::<usize>().unwrap());
     assert_eq!(rows, all[1..]);
+    // --list shows the shard's points with their state, without running anything.
+    let listed = ok(duet(&["sweep", s(&cfg), "--out", s(&sharded), "--shard", "2/3", "--list"]));
+    assert!(listed.contains("4 points, 0 pending") && listed.contains("    1 "), "{listed}");
     // A final unsharded run finds every point done and writes the full table.
     let out = ok(duet(&["sweep", s(&cfg), "--out", s(&sharded)]));
     assert!(out.contains("(0 run now, 12 already done"), "{out}");

@@ -13,10 +13,46 @@ use duet_reports::table::Table;
 
 use spec::SweepSpec;
 
+/// The output folder: `--out`, else the file's `out`, else `results/NAME`.
+fn out_dir(spec: &SweepSpec, out: Option<PathBuf>) -> PathBuf {
+    out.or_else(|| spec.out.clone()).unwrap_or_else(|| PathBuf::from("results").join(&spec.name))
+}
+
+/// `duet sweep CONFIG --list`: the points (of the shard), validated, without running them.
+pub fn list(config: &Path, out: Option<PathBuf>, shard: Option<&str>) -> Result<()> {
+    let spec = SweepSpec::load(config)?;
+    let out = out_dir(&spec, out);
+    let shard = shard.map(run::parse_shard).transpose()?;
+    let mut pending = 0;
+    let mut shown = 0;
+    let mut text = String::new();
+    for p in spec.points.iter().filter(|p| shard.is_none_or(|(i, n)| p.index % n == i - 1)) {
+        run::prepare(&spec, p)?;
+        let done = run::is_done(&out, p);
+        pending += usize::from(!done);
+        shown += 1;
+        text.push_str(&format!(
+            "{:>5} {} {:<7} {:<24} {}\n",
+            p.index,
+            p.id(),
+            if done { "done" } else { "pending" },
+            p.label,
+            p.argv().join(" ")
+        ));
+    }
+    text.push_str(&format!("{shown} points, {pending} pending, output folder {}\n", out.display()));
+    // A closed pipe (`duet sweep F --list | head`) is not an error.
+    match std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+        _ => {}
+    }
+    Ok(())
+}
+
 /// `duet sweep CONFIG`.
 pub fn sweep(config: &Path, out: Option<PathBuf>, shard: Option<&str>, jobs: Option<usize>) -> Result<()> {
     let spec = SweepSpec::load(config)?;
-    let out = out.or_else(|| spec.out.clone()).unwrap_or_else(|| PathBuf::from("results").join(&spec.name));
+    let out = out_dir(&spec, out);
     let shard = shard.map(run::parse_shard).transpose()?;
     let o = run::run(&spec, &run::RunOptions { out: out.clone(), shard, jobs })?;
     println!(
