@@ -26,7 +26,7 @@ pub fn list(config: &Path, out: Option<PathBuf>, shard: Option<&str>) -> Result<
     let mut pending = 0;
     let mut shown = 0;
     let mut text = String::new();
-    for p in spec.points.iter().filter(|p| shard.is_none_or(|(i, n)| p.index % n == i - 1)) {
+    for p in spec.points.iter().filter(|p| p.in_shard(shard)) {
         run::prepare(&spec, p)?;
         let done = run::is_done(&out, p);
         pending += usize::from(!done);

@@ -203,10 +203,7 @@ fn read_summary(path: &Path) -> Result<Map<String, Value>> {
 /// Runs the sweep (or the shard of it) and writes the results tables.
 pub fn run(spec: &SweepSpec, opts: &RunOptions) -> Result<Outcome> {
     let started = Instant::now();
-    let selected: Vec<&Point> = match opts.shard {
-        Some((i, n)) => spec.points.iter().filter(|p| p.index % n == i - 1).collect(),
-        None => spec.points.iter().collect(),
-    };
+    let selected: Vec<&Point> = spec.points.iter().filter(|p| p.in_shard(opts.shard)).collect();
     for p in &selected {
         prepare(spec, p)?;
     }

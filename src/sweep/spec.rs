@@ -227,6 +227,12 @@ impl Point {
         format!("{:016x}", fnv1a(&opts.join("\n")))
     }
 
+    /// Whether the point belongs to shard `(i, n)` (1-based: `index % n == i - 1`); every point belongs to
+    /// exactly one shard of `n`. `None` (no sharding) selects every point.
+    pub fn in_shard(&self, shard: Option<(usize, usize)>) -> bool {
+        shard.is_none_or(|(i, n)| self.index % n == i - 1)
+    }
+
     /// The `duet sim` arguments of the point.
     pub fn argv(&self) -> Vec<String> {
         let mut v = Vec::with_capacity(self.opts.len() * 2);
@@ -464,6 +470,36 @@ shuffle-lengths = true
         let ids: std::collections::BTreeSet<String> = s.points.iter().map(Point::id).collect();
         assert_eq!(ids.len(), 8, "ids must differ");
         assert_eq!(parse(EXAMPLE).unwrap().points[5].id(), s.points[5].id(), "ids are stable");
+    }
+
+    proptest::proptest! {
+        /// However the axes and policies are shaped: the sweep has exactly (product of axis lengths) x policies
+        /// points, their ids are distinct, and every point falls in exactly one shard of any shard count.
+        #[test]
+        fn expansion_and_sharding_cover_every_point_once(
+            lens in proptest::collection::vec(1usize..4, 0..4),
+            policies in 1usize..4,
+            shards in 1usize..6,
+        ) {
+            let names = ["rate", "seed", "num-requests", "cap-output"];
+            let mut text = String::from("[axes]\n");
+            for (k, n) in lens.iter().enumerate() {
+                let values: Vec<String> = (1..=*n).map(|v| (v * 10).to_string()).collect();
+                text.push_str(&format!("{} = [{}]\n", names[k], values.join(", ")));
+            }
+            for p in 0..policies {
+                text.push_str(&format!("[[policy]]\nlabel = \"p{p}\"\npolicy = \"chunked\"\ntoken-budget = {}\n", 512 * (p + 1)));
+            }
+            let s = parse(&text).unwrap();
+            let expected = lens.iter().product::<usize>() * policies;
+            proptest::prop_assert_eq!(s.points.len(), expected);
+            let ids: std::collections::BTreeSet<String> = s.points.iter().map(Point::id).collect();
+            proptest::prop_assert_eq!(ids.len(), expected);
+            for p in &s.points {
+                let owners = (1..=shards).filter(|&i| p.in_shard(Some((i, shards)))).count();
+                proptest::prop_assert_eq!(owners, 1);
+            }
+        }
     }
 
     #[test]
