@@ -23,6 +23,7 @@
 //! engine ([`crate::engine::Contention`]), not here.
 
 pub mod check;
+pub mod collective;
 pub mod curves;
 pub mod ops;
 
