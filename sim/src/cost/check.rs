@@ -15,6 +15,37 @@ use crate::gpu::GpuSpec;
 use crate::metrics::stats::percentile;
 use crate::model::ModelSpec;
 
+/// A Vidur profiling CSV read whole: header columns by name, then the data lines.
+pub(crate) struct VidurCsv<'p> {
+    path: &'p Path,
+    /// What the file should be, for messages (`a Vidur mlp profile`).
+    kind: &'static str,
+    text: String,
+    header: Vec<String>,
+}
+
+impl<'p> VidurCsv<'p> {
+    /// Reads `path`; a missing file is an error naming it.
+    pub(crate) fn read(path: &'p Path, kind: &'static str) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Invalid(format!("cannot read {}: {e}", path.display())))?;
+        let header = text.lines().next().unwrap_or("").split(',').map(|h| h.trim().to_string()).collect();
+        Ok(Self { path, kind, text, header })
+    }
+
+    /// Index of column `name`, or an error naming the file, the column and what the file should have been.
+    pub(crate) fn column(&self, name: &str) -> Result<usize, ConfigError> {
+        self.header.iter().position(|h| h == name).ok_or_else(|| {
+            ConfigError::Invalid(format!("{}: missing column {name:?} (not {}?)", self.path.display(), self.kind))
+        })
+    }
+
+    /// The data lines after the header, with their 0-based position (line number = position + 2).
+    pub(crate) fn rows(&self) -> std::iter::Enumerate<std::iter::Skip<std::str::Lines<'_>>> {
+        self.text.lines().skip(1).enumerate()
+    }
+}
+
 /// Linear operators compared, as Vidur names them.
 pub const LINEAR_OPS: [&str; 4] = ["attn_pre_proj", "attn_post_proj", "mlp_up_proj", "mlp_down_proj"];
 
@@ -60,15 +91,9 @@ pub fn error_stats(rows: &[OpComparison], op: Option<&str>) -> ErrorStats {
 /// Reads a Vidur `*.mlp.csv` and compares every TP = `tp` row's linear operators with the roofline on all SMs
 /// of `gpu`. Rows come back sorted by (operator, token count).
 pub fn compare_vidur_linear(path: &Path, gpu: &GpuSpec, tp: u64) -> Result<Vec<OpComparison>, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::Invalid(format!("cannot read {}: {e}", path.display())))?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
-    let col = |name: &str| {
-        header.iter().position(|h| *h == name).ok_or_else(|| {
-            ConfigError::Invalid(format!("{}: missing column {name:?} (not a Vidur mlp profile?)", path.display()))
-        })
-    };
+    let csv = VidurCsv::read(path, "a Vidur mlp profile")?;
+    let col = |name: &str| csv.column(name);
+    let lines = csv.rows();
     let c_tokens = col("num_tokens")?;
     let c_tp = col("num_tensor_parallel_workers")?;
     let dims = [col("n_head")?, col("n_kv_head")?, col("n_embd")?, col("n_expanded_embd")?];
@@ -76,7 +101,7 @@ pub fn compare_vidur_linear(path: &Path, gpu: &GpuSpec, tp: u64) -> Result<Vec<O
     let op_cols: Vec<usize> =
         LINEAR_OPS.iter().map(|op| col(&format!("time_stats.{op}.median"))).collect::<Result<_, _>>()?;
     let mut out = Vec::new();
-    for (i, line) in lines.enumerate() {
+    for (i, line) in lines {
         let f: Vec<&str> = line.split(',').collect();
         let bad = |what: &str| ConfigError::Invalid(format!("{}:{}: bad {what}", path.display(), i + 2));
         let num = |c: usize, what: &str| f.get(c).and_then(|v| v.parse::<f64>().ok()).ok_or_else(|| bad(what));

@@ -15,6 +15,7 @@
 
 use std::path::Path;
 
+use super::check::VidurCsv;
 use crate::error::ConfigError;
 
 /// Parameters of the ring model.
@@ -88,22 +89,12 @@ impl RingAllReduce {
 /// Reads a Vidur collective profile (`time_stats.all_reduce.median` in ms, `num_workers`, `size` in bytes);
 /// rows of other collectives are skipped, and only rank 0's row of each measurement is kept.
 pub fn load_vidur_all_reduce(path: &Path) -> Result<Vec<AllReduceSample>, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::Invalid(format!("cannot read {}: {e}", path.display())))?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
-    let col = |name: &str| {
-        header.iter().position(|h| *h == name).ok_or_else(|| {
-            ConfigError::Invalid(format!(
-                "{}: missing column {name:?} (not a Vidur collective profile?)",
-                path.display()
-            ))
-        })
-    };
+    let csv = VidurCsv::read(path, "a Vidur collective profile")?;
+    let col = |name: &str| csv.column(name);
     let (c_time, c_workers, c_size, c_rank, c_kind) =
         (col("time_stats.all_reduce.median")?, col("num_workers")?, col("size")?, col("rank")?, col("collective")?);
     let mut out = Vec::new();
-    for (i, line) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (i, line) in csv.rows().filter(|(_, l)| !l.trim().is_empty()) {
         let f: Vec<&str> = line.split(',').collect();
         let num = |c: usize, what: &str| {
             f.get(c)
