@@ -161,9 +161,7 @@ fn slug(s: &str) -> String {
 }
 
 fn rate_figures(ctx: &mut Ctx, rows: &[&Row], labels: &[String], title: &str, prefix: &str) -> Result<()> {
-    let limit = |field: &str, name: &str| {
-        rows.iter().find_map(|r| r.fields[field]).map(|v| Limit { label: format!("{name} SLO {v} ms"), value: v })
-    };
+    let limit = |field: &str, name: &str| slo_limit(rows, field, name);
     let fig = |field, stem, y_label, scale, log_y, limit| RateFigure { field, stem, y_label, scale, log_y, limit };
     let specs = [
         fig("request_throughput", "throughput", "request throughput (req/s)", 1.0, false, None),
@@ -207,9 +205,9 @@ fn rate_figures(ctx: &mut Ctx, rows: &[&Row], labels: &[String], title: &str, pr
     Ok(())
 }
 
-fn column(path: &Path, name: &str) -> Result<Vec<f64>> {
-    let t = Table::read(path)?;
-    Ok(t.f64s(name)?.into_iter().flatten().collect())
+/// The SLO line of `field` (e.g. `slo_tbt_ms`) from the first row that has one.
+fn slo_limit(rows: &[&Row], field: &str, name: &str) -> Option<Limit> {
+    rows.iter().find_map(|r| r.fields[field]).map(|v| Limit { label: format!("{name} SLO {v} ms"), value: v })
 }
 
 fn detail_file(points: &Path, id: &str, file: &str) -> Result<PathBuf> {
@@ -237,20 +235,22 @@ fn detail_figures(ctx: &mut Ctx, rows: &[&Row], labels: &[String], rate: f64, ti
     if at.is_empty() {
         bail!("no point at rate {rate} req/s{title}: rates in the results are {:?}", distinct_rates(rows));
     }
-    let limit = |field: &str, name: &str| {
-        at.iter().find_map(|r| r.fields[field]).map(|v| Limit { label: format!("{name} SLO {v} ms"), value: v })
-    };
-    for (col, name, field) in [("ttft_ms", "TTFT", "slo_ttft_ms"), ("max_tbt_ms", "TBT", "slo_tbt_ms")] {
-        let mut series = Vec::new();
-        for r in &at {
-            series.push((r.label.clone(), column(&detail_file(&ctx.points, &r.point_id, "requests.csv")?, col)?));
-        }
+    // One read of each point's requests.csv serves both CDFs.
+    let mut samples = Vec::with_capacity(at.len());
+    for r in &at {
+        let t = Table::read(&detail_file(&ctx.points, &r.point_id, "requests.csv")?)?;
+        let col = |name: &str| -> Result<Vec<f64>> { Ok(t.f64s(name)?.into_iter().flatten().collect()) };
+        samples.push((r.label.clone(), col("ttft_ms")?, col("max_tbt_ms")?));
+    }
+    for (name, field) in [("TTFT", "slo_ttft_ms"), ("TBT", "slo_tbt_ms")] {
+        let series =
+            samples.iter().map(|(l, ttft, tbt)| (l.clone(), if name == "TBT" { tbt } else { ttft }.clone())).collect();
         let x_label = if name == "TBT" { "per-request max TBT (ms, log scale)" } else { "TTFT (ms, log scale)" };
         let fig = Figure::Cdf(CdfChart {
             title: format!("{name} CDF at {rate} req/s{title}"),
             x_label: x_label.into(),
             series,
-            limit: limit(field, name),
+            limit: slo_limit(&at, field, name),
         });
         ctx.draw(fig, &format!("{prefix}cdf-{}", name.to_ascii_lowercase()))?;
     }

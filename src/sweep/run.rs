@@ -113,15 +113,14 @@ pub fn is_done(out: &Path, point: &Point) -> bool {
     point_dir(out, point).join("summary.json").is_file()
 }
 
-fn run_one(spec: &SweepSpec, out: &Path, point: &Point) -> Result<()> {
-    let (args, cfg) = prepare(spec, point)?;
+fn run_one(spec: &SweepSpec, out: &Path, point: &Point, args: &SimArgs, cfg: &SimConfig) -> Result<()> {
     let final_dir = point_dir(out, point);
     let tmp = out.join("points").join(format!(".{}.tmp-{}", point.id(), std::process::id()));
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
     }
     std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let summary = simulate_point(&args, &cfg, &spec.details, &tmp)
+    let summary = simulate_point(args, cfg, &spec.details, &tmp)
         .with_context(|| format!("point {} ({})", point.index, point.argv().join(" ")))?;
     let mut text = serde_json::to_string_pretty(&summary)?;
     text.push('\n');
@@ -204,12 +203,16 @@ fn read_summary(path: &Path) -> Result<Map<String, Value>> {
 pub fn run(spec: &SweepSpec, opts: &RunOptions) -> Result<Outcome> {
     let started = Instant::now();
     let selected: Vec<&Point> = spec.points.iter().filter(|p| p.in_shard(opts.shard)).collect();
+    // Every point of the run is validated before anything runs; the pending ones keep their configuration.
+    let mut pending = Vec::new();
     for p in &selected {
-        prepare(spec, p)?;
+        let (args, cfg) = prepare(spec, p)?;
+        if !is_done(&opts.out, p) {
+            pending.push((*p, args, cfg));
+        }
     }
     std::fs::create_dir_all(opts.out.join("points"))
         .with_context(|| format!("creating {}", opts.out.join("points").display()))?;
-    let pending: Vec<&Point> = selected.iter().copied().filter(|p| !is_done(&opts.out, p)).collect();
     let bar = ProgressBar::new(pending.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {pos}/{len} points, ETA {eta} {msg}")
@@ -218,8 +221,8 @@ pub fn run(spec: &SweepSpec, opts: &RunOptions) -> Result<Outcome> {
     );
     let failed = Mutex::new(Vec::new());
     let work = || {
-        pending.par_iter().for_each(|p| {
-            if let Err(e) = run_one(spec, &opts.out, p) {
+        pending.par_iter().for_each(|(p, args, cfg)| {
+            if let Err(e) = run_one(spec, &opts.out, p, args, cfg) {
                 failed.lock().expect("no panics while locked").push((p.index, format!("{e:#}")));
             }
             bar.inc(1);
