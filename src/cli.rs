@@ -227,6 +227,31 @@ pub struct SimArgs {
     /// Set the KV cache to exactly this many 16-token blocks instead of deriving it from GPU memory.
     #[arg(long, value_name = "BLOCKS")]
     pub kv_blocks: Option<u32>,
+    /// Disable the prefix cache (on by default when the trace has prefix hashes, e.g. Mooncake).
+    #[arg(long)]
+    pub no_prefix_cache: bool,
+    /// Aggregated instances behind the router, each on --tp GPUs running --policy.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub replicas: u32,
+    /// Tensor-parallel degree of every instance: GPUs per instance (shards heads and MLP, two ring all-reduces
+    /// per layer over NVLink).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub tp: u32,
+    /// Disaggregated prefill/decode as xPyD (e.g. 1P1D, 2P1D): x prefill and y decode instances, each running
+    /// --policy on --tp GPUs; the prompt's KV moves over --kv-link. Replaces --replicas.
+    #[arg(long, value_name = "xPyD")]
+    pub disagg: Option<String>,
+    /// How arrivals (and, with --disagg, prefilled requests) are assigned to instances: round-robin,
+    /// least-outstanding (fewest unfinished requests) or least-kv (most free KV) [default: least-outstanding].
+    #[arg(long, value_name = "ROUTER")]
+    pub router: Option<String>,
+    /// Link that moves KV from prefill to decode instances: nvlink, pcie, network, or BANDWIDTH_GBPS:LATENCY_US
+    /// (e.g. 50:10) [default: nvlink].
+    #[arg(long, value_name = "LINK")]
+    pub kv_link: Option<String>,
+    /// GPUs available (default: exactly what the instances need); an error if the instances need more.
+    #[arg(long, value_name = "N")]
+    pub gpus: Option<u32>,
     /// TTFT SLO in milliseconds (a request is good only if its TTFT <= this).
     #[arg(long, value_name = "MS")]
     pub slo_ttft_ms: Option<f64>,

@@ -136,6 +136,7 @@ pub fn config(a: &SimArgs) -> Result<SimConfig> {
         curves,
         curves_name,
         kv,
+        prefix_cache: !a.no_prefix_cache,
         slo,
         seed: a.workload.seed,
     })

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod model;
 pub mod partition;
 pub mod policy;
+pub mod prefix;
 pub mod report;
 pub mod request;
 pub mod run;

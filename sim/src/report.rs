@@ -53,6 +53,15 @@ pub fn summary_json(run: &SimRun) -> Value {
     put("iterations", json!(run.output.iterations.len()));
     put("kv_capacity_tokens", json!(meta.kv_capacity_tokens));
     put("peak_kv_utilization", json!(f64::from(s.peak_kv_blocks) / f64::from(s.total_kv_blocks.max(1))));
+    // Prefix cache: block hit rate (hit hash blocks / hash blocks), token hit rate (prompt tokens served from
+    // the cache / prompt tokens), both at first admission; null without a cache.
+    let cache = s.prefix_cache.then_some(&s.prefix);
+    put("prefix_cache", json!(s.prefix_cache));
+    put("prefix_cache_hit_rate", json!(cache.map(|p| p.hit_rate())));
+    put("prefix_cache_token_hit_rate", json!(cache.map(|p| p.token_hit_rate())));
+    put("prefix_cache_hit_blocks", json!(cache.map(|p| p.hit_blocks)));
+    put("prefix_cache_lookup_blocks", json!(cache.map(|p| p.lookup_blocks)));
+    put("prefix_cache_evicted_blocks", json!(cache.map(|p| p.evicted_blocks)));
     put("policy", json!(meta.policy));
     put("token_budget", json!(meta.token_budget));
     put("granularity", json!(meta.granularity.to_string()));

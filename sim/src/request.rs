@@ -35,6 +35,9 @@ pub enum Phase {
     Preempted,
     /// All output tokens produced; KV released.
     Finished,
+    /// Disaggregated decode instance: KV blocks reserved, the prompt's KV still on its way from the prefill
+    /// instance; not schedulable until it arrives.
+    Transferring,
 }
 
 /// Engine-side state of one request.
@@ -50,8 +53,11 @@ pub struct Request {
     pub kv_tokens: u32,
     /// Tokens to prefill before the next token is sampled (`input + generated` at admission).
     pub prefill_target: u32,
-    /// KV blocks held.
+    /// KV blocks held, shared prefix-cache blocks included.
     pub blocks: u32,
+    /// Of `blocks`, those that belong to prefix-cache entries (shared with other requests, freed by eviction
+    /// rather than by this request).
+    pub shared_blocks: u32,
     /// Part of a batch that is executing now.
     pub in_flight: bool,
     /// Times this request was preempted.
@@ -76,6 +82,7 @@ impl Request {
             kv_tokens: 0,
             prefill_target: spec.input_tokens,
             blocks: 0,
+            shared_blocks: 0,
             in_flight: false,
             preemptions: 0,
             first_scheduled: None,
@@ -98,7 +105,7 @@ impl Request {
     /// Prefill tokens still to compute before the next token is sampled (0 when decoding).
     pub fn remaining_prefill(&self) -> u32 {
         match self.phase {
-            Phase::Decoding | Phase::Finished => 0,
+            Phase::Decoding | Phase::Finished | Phase::Transferring => 0,
             _ => self.prefill_target - self.kv_tokens,
         }
     }
@@ -109,6 +116,11 @@ impl Request {
             Phase::Decoding => 1,
             _ => self.remaining_prefill(),
         }
+    }
+
+    /// KV blocks only this request holds (a preemption frees them; shared prefix blocks stay cached).
+    pub fn private_blocks(&self) -> u32 {
+        self.blocks - self.shared_blocks
     }
 
     /// Most KV tokens this request can ever hold: `input + output - 1`.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use duet_traces::Workload;
 
 use crate::cost::{CostConfig, CostModel, DeviceCurves};
-use crate::engine::{self, Contention, EngineConfig, SimOutput};
+use crate::engine::{self, Contention, EngineConfig, Role, SimOutput};
 use crate::error::{ConfigError, SimError};
 use crate::executor::SimExecutor;
 use crate::gpu::GpuSpec;
@@ -41,6 +41,8 @@ pub struct SimConfig {
     pub curves_name: String,
     /// KV-cache settings.
     pub kv: KvConfig,
+    /// Share prompt KV between requests with equal prefix hashes (only when the workload has hashes).
+    pub prefix_cache: bool,
     /// SLO limits for goodput and attainment.
     pub slo: Slo,
     /// Seed recorded with the results (the workload generator used it; the engine itself draws nothing).
@@ -114,6 +116,8 @@ pub fn simulate(workload: &Workload, cfg: &SimConfig) -> Result<SimRun, SimError
         granularity: cfg.granularity,
         contention: cfg.contention,
         partition_switch_ns: cfg.partition_switch_ns,
+        prefix_cache: cfg.prefix_cache,
+        role: Role::Aggregated,
     };
     let output = engine::run(workload, policy.as_mut(), &mut executor, &engine_cfg)?;
     let metrics = metrics::compute(&output, &cfg.slo);

@@ -37,7 +37,7 @@ impl Engine {
         // `plan_stamp[i] == stamp` marks request i as already named by this plan (no hashing on the hot path).
         self.stamp += 1;
         let stamp = self.stamp;
-        let mut free = u64::from(self.pool.free());
+        let mut free = u64::from(self.free_blocks());
         for &id in &plan.preempt {
             let r = self.requests.get(id.index()).ok_or_else(|| format!("preempt: no request {}", id.0))?;
             if !matches!(r.phase, Phase::Prefilling | Phase::Decoding) || r.in_flight {
@@ -51,11 +51,13 @@ impl Engine {
             if std::mem::replace(&mut self.plan_stamp[id.index()], stamp) == stamp {
                 return Err(format!("request {} preempted twice", id.0));
             }
-            free += u64::from(r.blocks);
+            free += u64::from(r.blocks - r.shared_blocks);
         }
         let total = self.cfg.num_sms;
         let mut sms_used: u32 = self.batches.iter().map(|b| b.sms).sum();
         let mut need = 0u64;
+        // Unreferenced prefix-cache entries that admissions in this plan pin (each counted once).
+        let mut pinned: Vec<u64> = Vec::new();
         for (i, b) in plan.batches.iter().enumerate() {
             if self.batches.iter().any(|x| x.lane == b.lane) || plan.batches[..i].iter().any(|o| o.lane == b.lane) {
                 return Err(format!("lane {:?} is busy", b.lane));
@@ -93,6 +95,11 @@ impl Engine {
                 match (*item, r.phase) {
                     (BatchItem::Decode { .. }, Phase::Decoding) => {}
                     (BatchItem::Prefill { tokens, .. }, Phase::Queued | Phase::Preempted | Phase::Prefilling) => {
+                        if let Some(c) = &self.prefix
+                            && r.phase != Phase::Prefilling
+                        {
+                            need += u64::from(c.pin_cost_once(id, &mut pinned));
+                        }
                         if tokens == 0 || tokens > r.remaining_prefill() {
                             return Err(format!(
                                 "request {}: prefill of {tokens} tokens, {} remain",
@@ -137,6 +144,14 @@ impl Engine {
     pub(super) fn apply(&mut self, plan: Plan, executor: &mut dyn Executor) -> Result<(), SimError> {
         for &id in &plan.preempt {
             self.preempt(id);
+        }
+        // Admissions pin their cached prefixes before any allocation can evict them.
+        if let Some(c) = &mut self.prefix {
+            for item in plan.batches.iter().flat_map(|b| &b.items) {
+                if matches!(self.requests[item.req().index()].phase, Phase::Queued | Phase::Preempted) {
+                    c.pin(item.req());
+                }
+            }
         }
         let decision = plan.decision.map(|decision| {
             self.decisions.push(DecisionRecord {
@@ -208,14 +223,18 @@ impl Engine {
                 self.waiting.remove(pos);
                 self.running.push(id);
                 self.requests[id.index()].phase = Phase::Prefilling;
+                if let Some(c) = &mut self.prefix {
+                    c.on_admit(id, &self.requests[id.index()]);
+                }
             }
-            let r = &mut self.requests[id.index()];
+            let r = &self.requests[id.index()];
             let extra = self
                 .cfg
                 .kv
                 .blocks_for(r.kv_tokens + Self::item_kv_tokens(item, batch.lookahead))
                 .saturating_sub(r.blocks);
-            assert!(self.pool.allocate(extra), "validated plan over-allocated KV");
+            assert!(self.alloc(extra), "validated plan over-allocated KV");
+            let r = &mut self.requests[id.index()];
             r.blocks += extra;
             r.in_flight = true;
             r.first_scheduled.get_or_insert(self.now);
@@ -261,15 +280,14 @@ impl Engine {
 
     /// Recompute preemption: free all KV, go back to the front of the queue.
     fn preempt(&mut self, id: ReqId) {
+        self.release_kv(id);
         let r = &mut self.requests[id.index()];
-        self.pool.release(r.blocks);
-        r.blocks = 0;
         r.kv_tokens = 0;
         r.prefill_target = r.spec.input_tokens + r.generated;
         r.phase = Phase::Preempted;
         r.preemptions += 1;
         self.preemptions += 1;
         self.running.retain(|&x| x != id);
-        self.waiting.push_front(id);
+        self.enqueue(id, true);
     }
 }

@@ -1,7 +1,7 @@
 //! What a finished step does: advance KV, emit tokens, start the next look-ahead step or retire the batch.
 
 use super::apply::traffic;
-use super::{Engine, IterationRecord};
+use super::{Engine, IterationRecord, Role};
 use crate::cost::Launch;
 use crate::error::SimError;
 use crate::executor::Executor;
@@ -25,6 +25,10 @@ impl Engine {
                 continue; // a look-ahead slot of a request that finished earlier in the window
             }
             r.kv_tokens += item.tokens();
+            if matches!(item, BatchItem::Prefill { .. }) && self.prefix.is_some() {
+                self.prefix_progress(item.req());
+            }
+            let r = &mut self.requests[item.req().index()];
             let emits = match item {
                 BatchItem::Prefill { .. } => r.kv_tokens == r.prefill_target,
                 BatchItem::Decode { .. } => true,
@@ -46,6 +50,9 @@ impl Engine {
             if r.generated == r.spec.output_tokens {
                 r.phase = Phase::Finished;
                 self.finished += 1;
+                if self.cfg.role == Role::Prefill {
+                    self.handoffs.push(item.req());
+                }
             }
         }
         let b = &mut self.batches[bi];
@@ -91,9 +98,11 @@ impl Engine {
                 let r = &mut self.requests[item.req().index()];
                 r.in_flight = false;
                 if r.phase == Phase::Finished && r.blocks > 0 {
-                    self.pool.release(r.blocks);
-                    r.blocks = 0;
                     any_finished = true;
+                    // A prefill instance keeps the KV until the cluster has moved it.
+                    if self.cfg.role != Role::Prefill {
+                        self.release_kv(item.req());
+                    }
                 }
             }
             if any_finished {

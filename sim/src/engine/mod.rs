@@ -16,7 +16,7 @@ mod complete;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
-use duet_traces::Workload;
+use duet_traces::{RequestSpec, Workload};
 
 use crate::cost::SeqWork;
 use crate::error::{ConfigError, SimError};
@@ -24,6 +24,7 @@ use crate::executor::Executor;
 use crate::kv::{BlockPool, KvCapacity};
 use crate::partition::Granularity;
 use crate::policy::{BatchItem, Decision, Lane, Policy, RunningBatch, View};
+use crate::prefix::{Enqueued, PrefixCache, PrefixStats};
 use crate::request::{Phase, ReqId, Request};
 use crate::time::Nanos;
 
@@ -75,6 +76,34 @@ pub struct EngineConfig {
     /// Time added to a batch that starts on a different partition layout than its lane had (switching between
     /// aggregated and split mode, or resizing a partition), ns.
     pub partition_switch_ns: u64,
+    /// Whether requests with prefix hashes share KV through a [`crate::prefix::PrefixCache`].
+    pub prefix_cache: bool,
+    /// What the instance does in a cluster.
+    pub role: Role,
+}
+
+/// What an instance does in a cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Role {
+    /// Prefill and decode (aggregated serving).
+    #[default]
+    Aggregated,
+    /// Disaggregated prefill: a request is done when its prefill has produced the first token; its KV stays
+    /// until the cluster has moved it to a decode instance.
+    Prefill,
+    /// Disaggregated decode: requests arrive with their prompt's KV (reserved first, then transferred).
+    Decode,
+}
+
+impl Role {
+    /// Name in reports.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::Aggregated => "aggregated",
+            Role::Prefill => "prefill",
+            Role::Decode => "decode",
+        }
+    }
 }
 
 impl EngineConfig {
@@ -86,6 +115,8 @@ impl EngineConfig {
             granularity: Granularity::Tpc,
             contention: Some(Contention::bandwidth(3.35e12 * 0.84)),
             partition_switch_ns: 20_000,
+            prefix_cache: true,
+            role: Role::Aggregated,
         }
     }
 }
@@ -102,6 +133,10 @@ enum Event {
         /// Version of its completion estimate.
         version: u32,
     },
+    /// A disaggregated request's prompt KV has arrived: it starts decoding.
+    KvArrived(ReqId),
+    /// Something outside the engine freed KV (a finished transfer): consult the policy.
+    Wake,
 }
 
 /// One executed step of a batch.
@@ -176,6 +211,10 @@ pub struct EngineStats {
     pub end: Nanos,
     /// Most SMs in use at once.
     pub peak_sms: u32,
+    /// Prefix-cache counters (all zero without a cache).
+    pub prefix: PrefixStats,
+    /// Whether a prefix cache was active.
+    pub prefix_cache: bool,
 }
 
 /// Everything a run produced.
@@ -235,12 +274,21 @@ pub fn run(
     executor: &mut dyn Executor,
     cfg: &EngineConfig,
 ) -> Result<SimOutput, SimError> {
-    let mut engine = Engine::new(workload, cfg)?;
-    engine.run(policy, executor)?;
+    let mut engine = Engine::new(cfg, workload.prefix.as_ref().map(|p| p.block_tokens))?;
+    engine.check_fit(workload.requests.iter())?;
+    // Exactly one gap per output token after the first: reserve it all (the largest buffer of a run).
+    engine.itl_ns.reserve(workload.requests.iter().map(|s| s.output_tokens as usize - 1).sum());
+    for (i, s) in workload.requests.iter().enumerate() {
+        engine.add_arrival(*s, workload.prefix.as_ref().map(|p| p.get(i)));
+    }
+    while engine.next_time().is_some() {
+        engine.advance(policy, executor)?;
+    }
+    engine.check_finished(policy)?;
     Ok(engine.into_output())
 }
 
-struct Engine {
+pub(crate) struct Engine {
     cfg: EngineConfig,
     now: Nanos,
     seq: u64,
@@ -264,34 +312,35 @@ struct Engine {
     /// Per request: the stamp of the last plan that named it (duplicate detection in `validate`).
     plan_stamp: Vec<u64>,
     stamp: u64,
+    /// Prefix cache (when enabled and the workload has hashes).
+    prefix: Option<PrefixCache>,
+    /// Prefill role: finished requests whose KV waits for the cluster to move it.
+    handoffs: Vec<ReqId>,
 }
 
 impl Engine {
-    fn new(workload: &Workload, cfg: &EngineConfig) -> Result<Self, SimError> {
-        let requests: Vec<Request> = workload.requests.iter().map(|s| Request::new(*s)).collect();
-        let cap_tokens = cfg.kv.total_tokens();
-        let too_big: Vec<&Request> =
-            requests.iter().filter(|r| cfg.kv.blocks_for(r.peak_kv_tokens()) > cfg.kv.total_blocks).collect();
-        if let Some(first) = too_big.first() {
-            return Err(ConfigError::Memory(format!(
-                "{} request(s) can never fit in the KV cache ({} blocks = {cap_tokens} tokens); first: request {} needs \
-                 input + output - 1 = {} tokens",
-                too_big.len(),
-                cfg.kv.total_blocks,
-                first.spec.id,
-                first.peak_kv_tokens()
-            ))
-            .into());
-        }
+    /// An engine with no requests yet. `prefix_block_tokens` is the hash-block size of the workload's prefix
+    /// hashes (`None`: no hashes, no cache).
+    pub(crate) fn new(cfg: &EngineConfig, prefix_block_tokens: Option<u32>) -> Result<Self, SimError> {
         if cfg.num_sms == 0 {
             return Err(ConfigError::Invalid("the GPU needs at least one SM".into()).into());
         }
-        let mut engine = Engine {
+        let prefix = match prefix_block_tokens.filter(|_| cfg.prefix_cache) {
+            None => None,
+            Some(h) => Some(PrefixCache::new(h, cfg.kv.block_size).ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "prefix cache: the trace's hash blocks ({h} tokens) must be a multiple of the KV block size ({} \
+                     tokens); disable the cache with --no-prefix-cache",
+                    cfg.kv.block_size
+                ))
+            })?),
+        };
+        Ok(Engine {
             cfg: *cfg,
             now: Nanos::ZERO,
             seq: 0,
-            events: BinaryHeap::with_capacity(requests.len() + 4),
-            requests,
+            events: BinaryHeap::new(),
+            requests: Vec::new(),
             waiting: VecDeque::new(),
             running: Vec::new(),
             pool: BlockPool::new(cfg.kv.total_blocks),
@@ -302,41 +351,206 @@ impl Engine {
             finished: 0,
             preemptions: 0,
             peak_sms: 0,
-            // Exactly one gap per output token after the first: reserve it all (the largest buffer of a run).
-            itl_ns: Vec::with_capacity(workload.requests.iter().map(|s| s.output_tokens as usize - 1).sum()),
+            itl_ns: Vec::new(),
             iterations: Vec::new(),
             decisions: Vec::new(),
             work: Vec::new(),
-            plan_stamp: vec![0; workload.len()],
+            plan_stamp: Vec::new(),
             stamp: 0,
-        };
-        for s in &workload.requests {
-            engine.push_event(Nanos(s.arrival_ns), Event::Arrival(ReqId(s.id)));
+            prefix,
+            handoffs: Vec::new(),
+        })
+    }
+
+    /// Fails with a [`ConfigError::Memory`] if some of `specs` could never fit in this engine's KV cache.
+    pub(crate) fn check_fit<'a>(&self, specs: impl Iterator<Item = &'a RequestSpec>) -> Result<(), SimError> {
+        let kv = &self.cfg.kv;
+        let too_big: Vec<&RequestSpec> =
+            specs.filter(|s| kv.blocks_for(s.input_tokens + s.output_tokens - 1) > kv.total_blocks).collect();
+        if let Some(first) = too_big.first() {
+            return Err(ConfigError::Memory(format!(
+                "{} request(s) can never fit in the KV cache ({} blocks = {} tokens); first: request {} needs \
+                 input + output - 1 = {} tokens",
+                too_big.len(),
+                kv.total_blocks,
+                kv.total_tokens(),
+                first.id,
+                first.input_tokens + first.output_tokens - 1
+            ))
+            .into());
         }
-        Ok(engine)
+        Ok(())
     }
 
-    fn push_event(&mut self, at: Nanos, ev: Event) {
-        self.events.push(Reverse((at, self.seq, ev)));
-        self.seq += 1;
+    /// Adds a request (its id becomes the next local index) without scheduling anything.
+    fn push_request(&mut self, mut spec: RequestSpec, hashes: Option<&[u64]>) -> ReqId {
+        let id = ReqId(self.requests.len() as u32);
+        spec.id = id.0;
+        self.requests.push(Request::new(spec));
+        self.plan_stamp.push(0);
+        if let (Some(c), Some(h)) = (&mut self.prefix, hashes) {
+            c.add_request(id, h);
+        }
+        id
     }
 
-    fn run(&mut self, policy: &mut dyn Policy, executor: &mut dyn Executor) -> Result<(), SimError> {
-        while let Some(Reverse((t, _, ev))) = self.events.pop() {
-            assert!(t >= self.now, "time went backwards: {t:?} < {:?}", self.now);
-            self.now = t;
-            let mut changed = self.handle(ev, executor)?;
-            while let Some(Reverse((t2, _, _))) = self.events.peek() {
-                if *t2 != self.now {
-                    break;
+    /// Adds a request that arrives at `spec.arrival_ns` (at or after the engine's current time); returns its
+    /// local id.
+    pub(crate) fn add_arrival(&mut self, spec: RequestSpec, hashes: Option<&[u64]>) -> ReqId {
+        let at = Nanos(spec.arrival_ns).max(self.now);
+        let id = self.push_request(spec, hashes);
+        self.push_event(at, Event::Arrival(id));
+        id
+    }
+
+    /// Decode role: reserves the KV of a request whose prefill ran elsewhere (its prompt's `input` tokens, if
+    /// `input + 1` tokens fit, counting evictable cache blocks as free). Returns its local id, or `None` when
+    /// there is no room yet. The request decodes only after [`Engine::kv_arrived`].
+    pub(crate) fn reserve_transfer(&mut self, spec: RequestSpec) -> Option<ReqId> {
+        let kv = self.cfg.kv;
+        if self.free_blocks() < kv.blocks_for(spec.input_tokens + 1) {
+            return None;
+        }
+        let id = self.push_request(spec, None);
+        let blocks = kv.blocks_for(spec.input_tokens);
+        let ok = self.alloc(blocks);
+        debug_assert!(ok, "room was checked");
+        let r = &mut self.requests[id.index()];
+        r.blocks = blocks;
+        r.kv_tokens = spec.input_tokens;
+        r.phase = Phase::Transferring;
+        Some(id)
+    }
+
+    /// Decode role: the KV of reserved request `id` arrives at `at`; its next token is decoded here.
+    pub(crate) fn kv_arrived(&mut self, id: ReqId, at: Nanos) {
+        self.push_event(at.max(self.now), Event::KvArrived(id));
+    }
+
+    /// Prefill role: requests finished since the last call (their KV is still held).
+    pub(crate) fn take_handoffs(&mut self) -> Vec<ReqId> {
+        std::mem::take(&mut self.handoffs)
+    }
+
+    /// Prefill role: the KV of handed-off request `id` has been moved away at `at`; frees it.
+    pub(crate) fn release_handoff(&mut self, id: ReqId, at: Nanos) {
+        self.release_kv(id);
+        self.push_event(at.max(self.now), Event::Wake);
+    }
+
+    /// Requests added and not finished.
+    pub(crate) fn outstanding(&self) -> usize {
+        self.requests.len() - self.finished
+    }
+
+    /// KV blocks a request may take now: free blocks plus evictable prefix-cache blocks.
+    pub(crate) fn free_blocks(&self) -> u32 {
+        self.pool.free() + self.prefix.as_ref().map_or(0, PrefixCache::evictable_blocks)
+    }
+
+    /// The engine's KV geometry.
+    pub(crate) fn kv(&self) -> KvCapacity {
+        self.cfg.kv
+    }
+
+    /// The request with local id `id`.
+    pub(crate) fn request(&self, id: ReqId) -> &Request {
+        &self.requests[id.index()]
+    }
+
+    /// Takes `n` blocks (evicting unused prefix-cache entries if needed; queued requests whose cached prefix
+    /// was evicted get their cached tokens recomputed).
+    fn alloc(&mut self, n: u32) -> bool {
+        match &mut self.prefix {
+            Some(c) => {
+                let ok = c.allocate(&mut self.pool, n);
+                for q in c.take_stale() {
+                    c.refresh(q, &mut self.requests[q.index()]);
                 }
-                let Reverse((_, _, ev)) = self.events.pop().expect("peeked");
-                changed |= self.handle(ev, executor)?;
+                ok
             }
-            if changed {
-                self.schedule(policy, executor)?;
+            None => self.pool.allocate(n),
+        }
+    }
+
+    /// Gives back all KV of request `id` (shared prefix blocks stay in the cache).
+    fn release_kv(&mut self, id: ReqId) {
+        let r = &mut self.requests[id.index()];
+        match &mut self.prefix {
+            Some(c) => {
+                let woken = c.release(id, r, &mut self.pool);
+                self.wake(woken);
+            }
+            None => {
+                self.pool.release(r.blocks);
+                r.blocks = 0;
             }
         }
+    }
+
+    /// Request `id` joins the waiting queue (at the front after a preemption), unless the prefix cache makes it
+    /// wait for a block another request is computing.
+    fn enqueue(&mut self, id: ReqId, front: bool) {
+        if let Some(c) = &mut self.prefix
+            && c.enqueue(id, &mut self.requests[id.index()]) == Enqueued::Waiting
+        {
+            return;
+        }
+        if front {
+            self.waiting.push_front(id);
+        } else {
+            self.waiting.push_back(id);
+        }
+    }
+
+    /// After request `id` computed prefill tokens: blocks it finished join the prefix cache, and requests that
+    /// waited for them join the queue (in arrival order).
+    fn prefix_progress(&mut self, id: ReqId) {
+        let Some(c) = &mut self.prefix else { return };
+        let released = c.on_progress(id, &mut self.requests[id.index()]);
+        self.wake(released);
+    }
+
+    /// Requests that waited for a prefix block extend their match and join the queue in arrival order (or
+    /// wait for the next pending block).
+    fn wake(&mut self, ids: Vec<ReqId>) {
+        let Some(c) = &mut self.prefix else { return };
+        for w in ids {
+            if c.resume(w, &mut self.requests[w.index()]) == Enqueued::Ready {
+                let key = |r: &Request| (r.arrival(), r.spec.id);
+                let mine = key(&self.requests[w.index()]);
+                let pos = self.waiting.iter().position(|&x| key(&self.requests[x.index()]) > mine);
+                self.waiting.insert(pos.unwrap_or(self.waiting.len()), w);
+            }
+        }
+    }
+
+    /// Time of the next event, if any.
+    pub(crate) fn next_time(&self) -> Option<Nanos> {
+        self.events.peek().map(|Reverse((t, _, _))| *t)
+    }
+
+    /// Applies every event at the next event time, then consults the policy if anything changed.
+    pub(crate) fn advance(&mut self, policy: &mut dyn Policy, executor: &mut dyn Executor) -> Result<(), SimError> {
+        let Some(Reverse((t, _, ev))) = self.events.pop() else { return Ok(()) };
+        assert!(t >= self.now, "time went backwards: {t:?} < {:?}", self.now);
+        self.now = t;
+        let mut changed = self.handle(ev, executor)?;
+        while let Some(Reverse((t2, _, _))) = self.events.peek() {
+            if *t2 != self.now {
+                break;
+            }
+            let Reverse((_, _, ev)) = self.events.pop().expect("peeked");
+            changed |= self.handle(ev, executor)?;
+        }
+        if changed {
+            self.schedule(policy, executor)?;
+        }
+        Ok(())
+    }
+
+    /// Fails with [`SimError::Stalled`] if requests remain unfinished once no event is left.
+    pub(crate) fn check_finished(&self, policy: &dyn Policy) -> Result<(), SimError> {
         if self.finished < self.requests.len() {
             return Err(SimError::Stalled {
                 policy: policy.name().into(),
@@ -348,13 +562,37 @@ impl Engine {
         Ok(())
     }
 
+    fn push_event(&mut self, at: Nanos, ev: Event) {
+        self.events.push(Reverse((at, self.seq, ev)));
+        self.seq += 1;
+    }
+
     /// Applies one event; returns whether the policy should be consulted (stale completion events are not).
     fn handle(&mut self, ev: Event, executor: &mut dyn Executor) -> Result<bool, SimError> {
         match ev {
             Event::Arrival(id) => {
-                self.waiting.push_back(id);
+                self.enqueue(id, false);
                 Ok(true)
             }
+            Event::KvArrived(id) => {
+                let now = self.now;
+                let r = &mut self.requests[id.index()];
+                debug_assert_eq!(r.phase, Phase::Transferring);
+                r.phase = Phase::Decoding;
+                r.generated = 1;
+                r.first_scheduled = Some(now);
+                r.first_token = Some(now);
+                r.last_token = Some(now);
+                if r.generated == r.spec.output_tokens {
+                    r.phase = Phase::Finished;
+                    self.finished += 1;
+                    self.release_kv(id);
+                } else {
+                    self.running.push(id);
+                }
+                Ok(true)
+            }
+            Event::Wake => Ok(true),
             Event::StepDone { batch, version } => {
                 match self.batches.iter().position(|b| b.id == batch && b.version == version) {
                     Some(i) => {
@@ -426,9 +664,10 @@ impl Engine {
                 running: &self.running,
                 requests: &self.requests,
                 kv: self.cfg.kv,
-                free_blocks: self.pool.free(),
+                free_blocks: self.free_blocks(),
                 total_sms: self.cfg.num_sms,
                 busy: &busy,
+                prefix: self.prefix.as_ref(),
             };
             let plan = policy.plan(&view);
             if plan.is_empty() {
@@ -444,7 +683,7 @@ impl Engine {
         Ok(())
     }
 
-    fn into_output(mut self) -> SimOutput {
+    pub(crate) fn into_output(mut self) -> SimOutput {
         self.itl_ns.sort_unstable();
         let requests = self
             .requests
@@ -474,6 +713,8 @@ impl Engine {
                 total_kv_blocks: self.pool.total(),
                 end: self.now,
                 peak_sms: self.peak_sms,
+                prefix: self.prefix.as_ref().map(PrefixCache::stats).unwrap_or_default(),
+                prefix_cache: self.prefix.is_some(),
             },
         }
     }

@@ -149,7 +149,8 @@ impl<'v, 'a> Draft<'v, 'a> {
 
     /// Admits queued request `id` with a first chunk of `tokens` if its blocks are free; never preempts.
     pub fn try_admit(&mut self, id: ReqId, tokens: u32) -> bool {
-        let need = self.view.kv.blocks_for(tokens);
+        // A queued request's cached prefix costs no new blocks, but pins the cache blocks it uses.
+        let need = self.view.admit_blocks(id, tokens);
         if tokens == 0 || need > self.free || tokens > self.budget {
             return false;
         }
@@ -176,7 +177,7 @@ impl<'v, 'a> Draft<'v, 'a> {
             self.free += blocks;
             self.budget += item.tokens();
         }
-        self.free += self.view.req(id).blocks;
+        self.free += self.view.req(id).private_blocks();
         self.preempted[pos] = true;
         self.preempt.push(id);
     }

@@ -23,6 +23,7 @@ use crate::cost::{CostModel, SeqWork};
 use crate::error::ConfigError;
 use crate::kv::KvCapacity;
 use crate::partition::Granularity;
+use crate::prefix::PrefixCache;
 use crate::request::{ReqId, Request};
 use crate::time::Nanos;
 
@@ -73,6 +74,8 @@ pub struct View<'a> {
     pub total_sms: u32,
     /// Batches executing now.
     pub busy: &'a [RunningBatch],
+    /// The instance's prefix cache, if any (admission costs of queued requests).
+    pub prefix: Option<&'a PrefixCache>,
 }
 
 impl View<'_> {
@@ -85,6 +88,13 @@ impl View<'_> {
     pub fn extra_blocks(&self, id: ReqId, new_tokens: u32) -> u32 {
         let r = self.req(id);
         self.kv.blocks_for(r.kv_tokens + new_tokens).saturating_sub(r.blocks)
+    }
+
+    /// Blocks that admitting queued request `id` with a first chunk of `tokens` takes from `free_blocks`: its
+    /// new blocks plus the unreferenced prefix-cache blocks it would pin (an upper bound when several queued
+    /// requests share them).
+    pub fn admit_blocks(&self, id: ReqId, tokens: u32) -> u32 {
+        self.extra_blocks(id, tokens) + self.prefix.map_or(0, |c| c.pin_cost(id))
     }
 
     /// SMs not held by a running batch.
