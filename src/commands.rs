@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use std::sync::Arc;
 
 use duet_calibration::Profile;
+use duet_sim::cluster::{ClusterConfig, KvLink, Layout, Router};
 use duet_sim::cost::check::{LINEAR_OPS, compare_vidur_linear, error_stats};
 use duet_sim::cost::{CostConfig, DefaultCurves, DeviceCurves, LinearSmScaling};
 use duet_sim::engine::Contention;
@@ -139,7 +140,33 @@ pub fn config(a: &SimArgs) -> Result<SimConfig> {
         prefix_cache: !a.no_prefix_cache,
         slo,
         seed: a.workload.seed,
+        cluster: cluster_config(a)?,
     })
+}
+
+/// Instances, TP, router and KV link of `a`.
+fn cluster_config(a: &SimArgs) -> Result<ClusterConfig> {
+    let layout = match &a.disagg {
+        Some(d) => {
+            if a.replicas != 1 {
+                bail!("--disagg {d} sets the instances; it cannot be combined with --replicas {}", a.replicas);
+            }
+            Layout::parse_disagg(d)?
+        }
+        None => Layout::Replicas(a.replicas),
+    };
+    if a.kv_link.is_some() && a.disagg.is_none() {
+        bail!("--kv-link only applies with --disagg (replicas do not move KV)");
+    }
+    let c = ClusterConfig {
+        layout,
+        tp: a.tp,
+        router: a.router.as_deref().map(Router::parse).transpose()?.unwrap_or_default(),
+        link: a.kv_link.as_deref().map(KvLink::parse).transpose()?.unwrap_or(KvLink::NVLINK),
+        gpus: a.gpus,
+    };
+    c.validate()?;
+    Ok(c)
 }
 
 /// The workload of `a`, checked against the model's context.

@@ -6,6 +6,7 @@
 //! [`executor::Executor`] (here the [`executor::SimExecutor`] over [`cost::CostModel`]), and records per-request
 //! timings; [`metrics`] turns them into the numbers [`report`] writes.
 
+pub mod cluster;
 pub mod cost;
 pub mod engine;
 pub mod error;

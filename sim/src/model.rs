@@ -172,11 +172,76 @@ impl ModelSpec {
     pub fn kv_bytes_per_token(&self) -> u64 {
         2 * self.num_layers * self.num_kv_heads * self.head_dim * self.dtype_bytes
     }
+
+    /// The share of the model one GPU holds under tensor parallelism of degree `tp` (Megatron-style, as vLLM
+    /// shards it): query heads, the MLP intermediate size and the vocabulary (embedding and LM head) are split
+    /// `tp` ways; KV heads are split when `tp` divides them and replicated (one per GPU) when they divide `tp`;
+    /// norms are replicated. Weights and KV bytes per token of the result are per GPU. Fails when `tp` does not
+    /// divide the query heads or the intermediate size, or neither divides the other for the KV heads.
+    pub fn shard(&self, tp: u32) -> Result<ModelSpec, ConfigError> {
+        let n = u64::from(tp);
+        if n == 0 {
+            return Err(ConfigError::Invalid("--tp must be >= 1".into()));
+        }
+        if n == 1 {
+            return Ok(self.clone());
+        }
+        let err = |what: &str, v: u64| {
+            ConfigError::Invalid(format!(
+                "--tp {tp} does not divide the {v} {what} of {}: tensor parallelism splits them evenly",
+                self.name
+            ))
+        };
+        if self.num_q_heads % n != 0 {
+            return Err(err("attention heads", self.num_q_heads));
+        }
+        if self.intermediate_size % n != 0 {
+            return Err(err("MLP intermediate channels", self.intermediate_size));
+        }
+        let num_kv_heads = if self.num_kv_heads % n == 0 {
+            self.num_kv_heads / n
+        } else if n % self.num_kv_heads == 0 {
+            1
+        } else {
+            return Err(err("KV heads (nor do they divide it)", self.num_kv_heads));
+        };
+        Ok(ModelSpec {
+            num_q_heads: self.num_q_heads / n,
+            num_kv_heads,
+            intermediate_size: self.intermediate_size / n,
+            vocab_size: self.vocab_size.div_ceil(n),
+            ..self.clone()
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tp2_shard_of_qwen3_14b_by_hand() {
+        // Qwen3-14B: 40 query heads, 8 KV heads, head_dim 128, I = 17,408, V = 151,936, 40 layers, h = 5,120.
+        let m = ModelSpec::resolve("qwen3-14b").unwrap();
+        let s = m.shard(2).unwrap();
+        assert_eq!((s.num_q_heads, s.num_kv_heads, s.intermediate_size, s.vocab_size), (20, 4, 8_704, 75_968));
+        // KV per token per GPU halves: 2 x 40 x 4 x 128 x 2 = 81,920 B.
+        assert_eq!(s.kv_bytes_per_token(), 81_920);
+        assert_eq!(m.kv_bytes_per_token(), 2 * s.kv_bytes_per_token());
+        // Weights per GPU: everything but the norms halves.
+        let norms = m.num_layers * 2 * m.hidden_size + m.hidden_size;
+        assert_eq!(s.num_params() - norms, (m.num_params() - norms) / 2);
+        // KV heads replicate past their count: TP 16 keeps one of the 8 per GPU.
+        assert_eq!(ModelSpec::resolve("llama-3.1-70b").unwrap().shard(16).unwrap().num_kv_heads, 1);
+    }
+
+    #[test]
+    fn tp_that_does_not_divide_the_heads_is_an_error() {
+        let m = ModelSpec::resolve("qwen3-8b").unwrap();
+        let e = m.shard(3).unwrap_err().to_string();
+        assert!(e.contains("--tp 3 does not divide the 32 attention heads of qwen3-8b"), "{e}");
+        assert!(m.shard(0).is_err());
+    }
 
     #[test]
     fn bundled_models_load_with_expected_sizes() {

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value, json};
 
+use crate::cluster::{ClusterConfig, Layout};
 use crate::engine::{DecisionRecord, RequestRecord};
 use crate::metrics::{self, stats::Dist};
 use crate::policy::Mode;
@@ -68,6 +69,7 @@ pub fn summary_json(run: &SimRun) -> Value {
     put("profile", json!(meta.profile));
     put("split_decisions", json!(run.output.decisions.iter().filter(|d| d.decision.mode == Mode::Split).count()));
     put("peak_sms_in_use", json!(s.peak_sms));
+    cluster_keys(run, &mut put);
     put("model", json!(meta.model));
     put("gpu", json!(meta.gpu));
     put("num_sms", json!(meta.num_sms));
@@ -77,6 +79,60 @@ pub fn summary_json(run: &SimRun) -> Value {
     put("seed", json!(meta.seed));
     put("duet_version", json!(env!("CARGO_PKG_VERSION")));
     Value::Object(o)
+}
+
+/// Tensor-parallel degree of the run.
+fn meta_tp(run: &SimRun) -> u32 {
+    run.meta.tp
+}
+
+/// Cluster keys: layout, GPUs, routing, KV transfers (time from the end of prefill to KV reservation on the
+/// decode instance, `kv_wait`, and from reservation to arrival, `kv_transfer`), and one object per instance.
+fn cluster_keys(run: &SimRun, put: &mut dyn FnMut(&str, Value)) {
+    let c = run.cluster.as_ref().map(|c| c.config).unwrap_or(ClusterConfig { tp: run.meta.tp, ..Default::default() });
+    put("layout", json!(c.layout.label()));
+    put("instances", json!(c.layout.instances()));
+    put("tp", json!(c.tp));
+    put("gpus", json!(c.gpus_needed()));
+    let Some(report) = &run.cluster else {
+        for k in ["router", "kv_link", "mean_kv_wait_ms", "p99_kv_wait_ms", "mean_kv_transfer_ms", "p99_kv_transfer_ms"]
+        {
+            put(k, Value::Null);
+        }
+        put("instance_stats", Value::Null);
+        return;
+    };
+    put("router", json!(c.router.as_str()));
+    let disagg = matches!(c.layout, Layout::Disaggregated { .. });
+    put("kv_link", if disagg { json!(c.link.to_string()) } else { Value::Null });
+    let t = &report.transfers;
+    let to_ms = |ns: u64| ns as f64 / 1e6;
+    let wait = Dist::of(&mut t.iter().map(|x| to_ms((x.reserved - x.prefilled).0)).collect::<Vec<_>>());
+    let moved = Dist::of(&mut t.iter().map(|x| to_ms((x.arrived - x.reserved).0)).collect::<Vec<_>>());
+    let some = |v: f64| if disagg && !t.is_empty() { json!(v) } else { Value::Null };
+    put("mean_kv_wait_ms", some(wait.mean));
+    put("p99_kv_wait_ms", some(wait.p99));
+    put("mean_kv_transfer_ms", some(moved.mean));
+    put("p99_kv_transfer_ms", some(moved.p99));
+    let inst: Vec<Value> = report
+        .instances
+        .iter()
+        .map(|i| {
+            json!({
+                "index": i.index,
+                "role": i.role.as_str(),
+                "requests": i.requests,
+                "busy_fraction": i.busy_fraction,
+                "peak_kv_utilization": i.peak_kv_utilization,
+                "iterations": i.iterations,
+                "prefill_tokens": i.prefill_tokens,
+                "decode_tokens": i.decode_tokens,
+                "preemptions": i.preemptions,
+                "prefix_cache_hit_rate": i.prefix_hit_rate,
+            })
+        })
+        .collect();
+    put("instance_stats", Value::Array(inst));
 }
 
 /// Formats integer nanoseconds as milliseconds with all 6 decimals (exact).
@@ -141,7 +197,7 @@ pub fn decisions_csv(records: &[DecisionRecord]) -> String {
 /// `iterations.csv`: one row per executed step (or layer group of a segmented prefill): lane, SMs, start and end
 /// (ms, exact to the ns), sequences, prefill tokens and decode tokens.
 pub fn iterations_csv(records: &[crate::engine::IterationRecord]) -> String {
-    let mut s = String::from("lane,sms,start_ms,end_ms,num_seqs,prefill_tokens,decode_tokens\n");
+    let mut s = String::from("lane,sms,start_ms,end_ms,num_seqs,prefill_tokens,decode_tokens,instance\n");
     for r in records {
         let lane = match r.lane {
             crate::policy::Lane::Whole => "whole",
@@ -150,13 +206,14 @@ pub fn iterations_csv(records: &[crate::engine::IterationRecord]) -> String {
         };
         let _ = writeln!(
             s,
-            "{lane},{},{},{},{},{},{}",
+            "{lane},{},{},{},{},{},{},{}",
             r.sms,
             ms(r.start.0),
             ms(r.end.0),
             r.num_seqs,
             r.prefill_tokens,
-            r.decode_tokens
+            r.decode_tokens,
+            r.instance
         );
     }
     s
@@ -170,7 +227,30 @@ pub fn write_dir(run: &SimRun, dir: &Path) -> std::io::Result<()> {
     std::fs::write(dir.join("summary.json"), text)?;
     std::fs::write(dir.join("requests.csv"), requests_csv(&run.output.requests))?;
     std::fs::write(dir.join("decisions.csv"), decisions_csv(&run.output.decisions))?;
-    std::fs::write(dir.join("iterations.csv"), iterations_csv(&run.output.iterations))
+    std::fs::write(dir.join("iterations.csv"), iterations_csv(&run.output.iterations))?;
+    if let Some(c) = run.cluster.as_ref().filter(|c| !c.transfers.is_empty()) {
+        std::fs::write(dir.join("transfers.csv"), transfers_csv(&c.transfers))?;
+    }
+    Ok(())
+}
+
+/// `transfers.csv` (disaggregation): one row per KV transfer, times in ms after the first arrival.
+pub fn transfers_csv(records: &[crate::cluster::TransferRecord]) -> String {
+    let mut s = String::from("id,from_instance,to_instance,prefilled_ms,reserved_ms,arrived_ms,bytes_per_gpu\n");
+    for t in records {
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{},{}",
+            t.request,
+            t.from,
+            t.to,
+            ms(t.prefilled.0),
+            ms(t.reserved.0),
+            ms(t.arrived.0),
+            t.bytes
+        );
+    }
+    s
 }
 
 /// A short human-readable table of the main results.
@@ -186,6 +266,41 @@ pub fn table(run: &SimRun) -> String {
         "Model / GPU:", meta.model, meta.gpu, meta.num_sms, meta.profile
     );
     let _ = writeln!(s, "{:<34}{} (token budget {})", "Policy:", meta.policy, meta.token_budget);
+    if let Some(c) = &run.cluster {
+        let cc = &c.config;
+        let link = match cc.layout {
+            Layout::Disaggregated { .. } => format!(", KV link {}", cc.link),
+            Layout::Replicas(_) => String::new(),
+        };
+        let _ = writeln!(
+            s,
+            "{:<34}{} x TP {} = {} GPUs, router {}{link}",
+            "Cluster:",
+            cc.layout.label(),
+            cc.tp,
+            cc.gpus_needed(),
+            cc.router.as_str()
+        );
+        let busy: Vec<String> = c
+            .instances
+            .iter()
+            .map(|i| format!("{}{} {:.0}%", &i.role.as_str()[..1], i.index, i.busy_fraction * 100.0))
+            .collect();
+        let _ = writeln!(s, "{:<34}{}", "Instance busy time:", busy.join(", "));
+    } else if meta_tp(run) > 1 {
+        let _ = writeln!(s, "{:<34}1 instance x TP {}", "Cluster:", meta_tp(run));
+    }
+    if run.output.stats.prefix_cache {
+        let p = &run.output.stats.prefix;
+        let _ = writeln!(
+            s,
+            "{:<34}{:.1}% of blocks, {:.1}% of prompt tokens ({} blocks evicted)",
+            "Prefix cache hits:",
+            p.hit_rate() * 100.0,
+            p.token_hit_rate() * 100.0,
+            p.evicted_blocks
+        );
+    }
     let splits = run.output.decisions.iter().filter(|d| d.decision.mode == Mode::Split).count();
     if !run.output.decisions.is_empty() {
         let _ = writeln!(

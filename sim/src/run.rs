@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use duet_traces::Workload;
 
-use crate::cost::{CostConfig, CostModel, DeviceCurves};
+use crate::cluster::{self, ClusterConfig, ClusterReport, InstanceParts};
+use crate::cost::collective::RingAllReduce;
+use crate::cost::{CostConfig, CostModel, DeviceCurves, TensorParallel};
 use crate::engine::{self, Contention, EngineConfig, Role, SimOutput};
 use crate::error::{ConfigError, SimError};
 use crate::executor::SimExecutor;
@@ -47,6 +49,8 @@ pub struct SimConfig {
     pub slo: Slo,
     /// Seed recorded with the results (the workload generator used it; the engine itself draws nothing).
     pub seed: u64,
+    /// Instances, tensor parallelism, routing and KV link (default: one instance on one GPU).
+    pub cluster: ClusterConfig,
 }
 
 /// Run parameters echoed into reports.
@@ -76,6 +80,8 @@ pub struct RunMeta {
     pub slo: Slo,
     /// Seed.
     pub seed: u64,
+    /// Tensor-parallel degree (GPUs per instance).
+    pub tp: u32,
 }
 
 /// A finished simulation.
@@ -87,6 +93,8 @@ pub struct SimRun {
     pub metrics: Metrics,
     /// Parameters.
     pub meta: RunMeta,
+    /// Per-instance statistics and KV transfers (`None` for a single instance).
+    pub cluster: Option<ClusterReport>,
 }
 
 /// Runs `workload` under `cfg`.
@@ -102,14 +110,20 @@ pub fn simulate(workload: &Workload, cfg: &SimConfig) -> Result<SimRun, SimError
         ))
         .into());
     }
-    let kv = KvCapacity::compute(&cfg.model, &cfg.gpu, &cfg.kv)?;
+    cfg.cluster.validate()?;
+    let tp = cfg.cluster.tp;
+    // One GPU's shard of the model: its weights, KV bytes per token and operator shapes.
+    let model = cfg.model.shard(tp)?;
+    let kv = KvCapacity::compute(&model, &cfg.gpu, &cfg.kv)?;
+    let mut cost_cfg = cfg.cost.clone();
+    if tp > 1 {
+        cost_cfg.tensor_parallel = Some(TensorParallel { degree: tp, all_reduce: RingAllReduce::H100_NVLINK });
+    }
     let cost = Arc::new(match &cfg.curves {
-        Some(c) => CostModel::with_curves(cfg.model.clone(), cfg.gpu.clone(), Arc::clone(c), cfg.cost.clone()),
-        None => CostModel::new(cfg.model.clone(), cfg.gpu.clone(), cfg.cost.clone()),
+        Some(c) => CostModel::with_curves(model.clone(), cfg.gpu.clone(), Arc::clone(c), cost_cfg),
+        None => CostModel::new(model.clone(), cfg.gpu.clone(), cost_cfg),
     });
     let ctx = PolicyContext { cost: Arc::clone(&cost), total_sms: cfg.num_sms, granularity: cfg.granularity };
-    let mut policy = cfg.policy.build(&ctx)?;
-    let mut executor = SimExecutor::new(cost);
     let engine_cfg = EngineConfig {
         kv,
         num_sms: cfg.num_sms,
@@ -119,10 +133,25 @@ pub fn simulate(workload: &Workload, cfg: &SimConfig) -> Result<SimRun, SimError
         prefix_cache: cfg.prefix_cache,
         role: Role::Aggregated,
     };
-    let output = engine::run(workload, policy.as_mut(), &mut executor, &engine_cfg)?;
+    let policy_name = cfg.policy.build(&ctx)?.name();
+    let (output, cluster) = if cfg.cluster.is_single() {
+        let mut policy = cfg.policy.build(&ctx)?;
+        let mut executor = SimExecutor::new(Arc::clone(&cost));
+        (engine::run(workload, policy.as_mut(), &mut executor, &engine_cfg)?, None)
+    } else {
+        let mut parts = |_: u32| -> Result<InstanceParts, SimError> {
+            Ok(InstanceParts {
+                engine: engine_cfg,
+                policy: cfg.policy.build(&ctx)?,
+                executor: Box::new(SimExecutor::new(Arc::clone(&cost))),
+            })
+        };
+        let (out, report) = cluster::run(workload, &cfg.cluster, model.kv_bytes_per_token(), &mut parts)?;
+        (out, Some(report))
+    };
     let metrics = metrics::compute(&output, &cfg.slo);
     let meta = RunMeta {
-        policy: policy.name().into(),
+        policy: policy_name.into(),
         token_budget: cfg.policy.token_budget(),
         granularity: cfg.granularity,
         profile: cfg.curves_name.clone(),
@@ -134,6 +163,7 @@ pub fn simulate(workload: &Workload, cfg: &SimConfig) -> Result<SimRun, SimError
         kv_capacity_tokens: kv.total_tokens(),
         slo: cfg.slo,
         seed: cfg.seed,
+        tp,
     };
-    Ok(SimRun { output, metrics, meta })
+    Ok(SimRun { output, metrics, meta, cluster })
 }

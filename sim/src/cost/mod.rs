@@ -18,8 +18,14 @@
 //! head `h -> V`. FLOPs and bytes of each operator are in [`ops`]; `Pi` and `BW` come from [`DeviceCurves`].
 //! `overhead` is the per-iteration CPU scheduling and kernel-launch time ([`CostConfig::iteration_overhead_ns`]),
 //! or the CUDA-graph launch time ([`CostConfig::graph_launch_ns`]) for later steps of a look-ahead window.
+//! Tensor parallelism ([`CostConfig::tensor_parallel`]): the model passed in is one GPU's shard
+//! ([`ModelSpec::shard`]), and each iteration adds `t_comm = (2 L + 1) x t_ar(n h s)`: two ring all-reduces of
+//! the `n x h` activations per layer (after the attention output projection and after the MLP down
+//! projection) and one after the vocabulary-parallel embedding ([`collective::RingAllReduce`]). The all-reduces
+//! are not overlapped with compute and run at the same speed on any SM partition (NCCL's own channels); the
+//! logits gather of the LM head is not modelled.
 //! Not modelled here: writing new K/V into the cache (included neither in FLOPs nor bytes; under 1% of the QKV
-//! bytes) and tensor parallelism. Contention between partitions running at the same time is applied by the
+//! bytes). Contention between partitions running at the same time is applied by the
 //! engine ([`crate::engine::Contention`]), not here.
 
 pub mod check;
@@ -46,12 +52,23 @@ pub struct CostConfig {
     /// window's host work is paid once, by its first step). Default 30 us: an assumption (graph launches are
     /// reported well under 0.5 ms), pending calibration.
     pub graph_launch_ns: u64,
+    /// Tensor parallelism of the instance (`None`: one GPU).
+    pub tensor_parallel: Option<TensorParallel>,
 }
 
 impl Default for CostConfig {
     fn default() -> Self {
-        Self { iteration_overhead_ns: 1_000_000, graph_launch_ns: 30_000 }
+        Self { iteration_overhead_ns: 1_000_000, graph_launch_ns: 30_000, tensor_parallel: None }
     }
+}
+
+/// Tensor parallelism of an instance: its degree and the all-reduce model of its interconnect.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TensorParallel {
+    /// GPUs per instance.
+    pub degree: u32,
+    /// All-reduce time model.
+    pub all_reduce: collective::RingAllReduce,
 }
 
 /// How an iteration's kernels are launched, which sets its host overhead.
@@ -85,6 +102,8 @@ pub struct IterationCost {
     pub elementwise_s: f64,
     /// LM head.
     pub lm_head_s: f64,
+    /// Tensor-parallel all-reduces.
+    pub comm_s: f64,
     /// Fixed per-iteration overhead.
     pub overhead_s: f64,
     /// Bytes moved to or from HBM.
@@ -216,17 +235,22 @@ impl CostModel {
         let lm_head_s = self.linear(sms, emitting, m.hidden_size, m.vocab_size, &mut once);
         let overhead_ns = self.launch_overhead_ns(launch);
         let overhead_s = overhead_ns as f64 * 1e-9;
+        let comm_s = match self.config.tensor_parallel {
+            Some(tp) if n > 0 => (2.0 * layers + 1.0) * tp.all_reduce.time_s((n * m.hidden_size * s) as f64, tp.degree),
+            _ => 0.0,
+        };
         let mut cost = IterationCost {
             linear_s: layers * linear,
             attention_s: layers * attention,
             elementwise_s: layers * per_layer_mem + once_mem,
             lm_head_s,
+            comm_s,
             overhead_s,
             hbm_bytes: layers * per_layer.bytes + once.bytes,
             memory_s: layers * per_layer.memory_s + once.memory_s,
             total: Nanos::ZERO,
         };
-        let sum = cost.linear_s + cost.attention_s + cost.elementwise_s + cost.lm_head_s;
+        let sum = cost.linear_s + cost.attention_s + cost.elementwise_s + cost.lm_head_s + cost.comm_s;
         cost.total = Nanos::from_secs_f64(sum) + Nanos(overhead_ns);
         cost
     }
@@ -281,7 +305,7 @@ mod tests {
             tiny(),
             gpu,
             Arc::new(Flat),
-            CostConfig { iteration_overhead_ns: 500, graph_launch_ns: 7 },
+            CostConfig { iteration_overhead_ns: 500, graph_launch_ns: 7, tensor_parallel: None },
         );
         // One decode (q=1, c=4, emits) and one prefill chunk (q=2, c=0, does not emit): n = 3, m = 1.
         let batch = [
@@ -306,6 +330,23 @@ mod tests {
         assert_eq!(c.total, Nanos(total_ns as u64));
         // The same batch replayed from a CUDA graph pays the graph launch instead of the host overhead.
         assert_eq!(cm.iteration_launched(132, &batch, Launch::Graph).total, Nanos(total_ns as u64 - 500 + 7));
+    }
+
+    #[test]
+    fn tensor_parallel_adds_two_all_reduces_per_layer_plus_one() {
+        let gpu = GpuSpec::by_name("h100-sxm").unwrap();
+        let ar = collective::RingAllReduce { bus_bandwidth: 1e9, step_latency_s: 1e-6 };
+        let tp = TensorParallel { degree: 2, all_reduce: ar };
+        let cfg = CostConfig { tensor_parallel: Some(tp), ..CostConfig::default() };
+        let one = CostModel::with_curves(tiny(), gpu.clone(), Arc::new(Flat), CostConfig::default());
+        let two = CostModel::with_curves(tiny(), gpu, Arc::new(Flat), cfg);
+        let batch = [SeqWork { new_tokens: 3, cached_tokens: 0, emits_token: true }];
+        let (a, b) = (one.iteration(132, &batch), two.iteration(132, &batch));
+        // n h s = 3 x 64 x 2 = 384 bytes; ring over 2 GPUs: 2 steps of 192 bytes at 1e9 B/s plus 2 x 1 us
+        // = 2.384 us; 2 layers x 2 + 1 = 5 all-reduces = 11.92 us.
+        assert!((b.comm_s - 5.0 * 2.384e-6).abs() < 1e-15, "{}", b.comm_s);
+        assert_eq!(a.comm_s, 0.0);
+        assert!(((b.total - a.total).0 as f64 - b.comm_s * 1e9).abs() <= 1.0);
     }
 
     #[test]

@@ -215,6 +215,7 @@ impl Engine {
             num_seqs: batch.items.len() as u32,
             prefill_tokens: 0,
             decode_tokens: 0,
+            instance: 0,
         };
         for item in &batch.items {
             let id = item.req();

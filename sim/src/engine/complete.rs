@@ -73,6 +73,7 @@ impl Engine {
                 num_seqs: decode_tokens,
                 prefill_tokens: 0,
                 decode_tokens,
+                instance: 0,
             });
             let b = &mut self.batches[bi];
             b.items = items;
@@ -152,6 +153,7 @@ impl Engine {
             num_seqs,
             prefill_tokens: 0,
             decode_tokens: 0,
+            instance: 0,
         });
         let b = &mut self.batches[bi];
         b.remaining = b.segment_solo;

@@ -156,6 +156,8 @@ pub struct IterationRecord {
     pub prefill_tokens: u32,
     /// Decode tokens (one per decoding sequence, finished look-ahead slots included).
     pub decode_tokens: u32,
+    /// Instance that ran it (0 on a single GPU).
+    pub instance: u32,
 }
 
 /// Per-request results.
@@ -446,16 +448,6 @@ impl Engine {
     /// KV blocks a request may take now: free blocks plus evictable prefix-cache blocks.
     pub(crate) fn free_blocks(&self) -> u32 {
         self.pool.free() + self.prefix.as_ref().map_or(0, PrefixCache::evictable_blocks)
-    }
-
-    /// The engine's KV geometry.
-    pub(crate) fn kv(&self) -> KvCapacity {
-        self.cfg.kv
-    }
-
-    /// The request with local id `id`.
-    pub(crate) fn request(&self, id: ReqId) -> &Request {
-        &self.requests[id.index()]
     }
 
     /// Takes `n` blocks (evicting unused prefix-cache entries if needed; queued requests whose cached prefix
