@@ -81,11 +81,6 @@ pub fn summary_json(run: &SimRun) -> Value {
     Value::Object(o)
 }
 
-/// Tensor-parallel degree of the run.
-fn meta_tp(run: &SimRun) -> u32 {
-    run.meta.tp
-}
-
 /// Cluster keys: layout, GPUs, routing, KV transfers (time from the end of prefill to KV reservation on the
 /// decode instance, `kv_wait`, and from reservation to arrival, `kv_transfer`), and one object per instance.
 fn cluster_keys(run: &SimRun, put: &mut dyn FnMut(&str, Value)) {
@@ -287,8 +282,8 @@ pub fn table(run: &SimRun) -> String {
             .map(|i| format!("{}{} {:.0}%", &i.role.as_str()[..1], i.index, i.busy_fraction * 100.0))
             .collect();
         let _ = writeln!(s, "{:<34}{}", "Instance busy time:", busy.join(", "));
-    } else if meta_tp(run) > 1 {
-        let _ = writeln!(s, "{:<34}1 instance x TP {}", "Cluster:", meta_tp(run));
+    } else if run.meta.tp > 1 {
+        let _ = writeln!(s, "{:<34}1 instance x TP {}", "Cluster:", run.meta.tp);
     }
     if run.output.stats.prefix_cache {
         let p = &run.output.stats.prefix;

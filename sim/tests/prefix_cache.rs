@@ -4,7 +4,7 @@
 //! with a message when `../shared` is not next to the checkout.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use duet_sim::cost::{CostConfig, CostModel};
@@ -26,7 +26,7 @@ fn trace() -> Option<PathBuf> {
 }
 
 /// (hash blocks, blocks whose hash occurred earlier), read straight from the JSONL.
-fn reuse_by_hand(path: &PathBuf) -> (u64, u64) {
+fn reuse_by_hand(path: &Path) -> (u64, u64) {
     let text = std::fs::read_to_string(path).unwrap();
     let mut rows: Vec<(u64, Vec<u64>)> = text
         .lines()
@@ -61,7 +61,7 @@ fn run(w: &Workload, blocks: u32) -> SimOutput {
     engine::run(w, &mut policy, &mut SimExecutor::new(cost), &cfg).unwrap()
 }
 
-fn workload(path: &PathBuf) -> Workload {
+fn workload(path: &Path) -> Workload {
     match load_path(path, &LoadOptions::default()).unwrap() {
         TraceData::Timed(w) => w,
         TraceData::Lengths(_) => panic!("Mooncake is timed"),
