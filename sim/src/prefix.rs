@@ -193,17 +193,7 @@ impl PrefixCache {
     /// KV blocks that admitting queued request `id` takes out of the evictable pool (its matched entries that
     /// no request references), on top of its new blocks.
     pub fn pin_cost(&self, id: ReqId) -> u32 {
-        let t = &self.tracks[id.index()];
-        if t.pinned {
-            return 0;
-        }
-        t.hashes[..t.matched as usize]
-            .iter()
-            .map(|h| match self.entries.get(h) {
-                Some(Entry::Ready { kv_blocks, refs: 0, .. }) => *kv_blocks,
-                _ => 0,
-            })
-            .sum()
+        self.pin_cost_once(id, &mut Vec::new())
     }
 
     /// As [`PrefixCache::pin_cost`], not counting entries in `seen` (already pinned by an earlier item of the
