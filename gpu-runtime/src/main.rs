@@ -1,0 +1,2 @@
+//! `duet-gpu`: the GPU runtime's command line.
+fn main() {}
