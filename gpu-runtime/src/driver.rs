@@ -5,6 +5,10 @@
 //! (`cuLibraryLoadData`) and resolved per context (`cuKernelGetFunction`), so the same compiled code runs on the
 //! primary context and on every green context. Memory is allocated in the primary context; green contexts of the
 //! same device see it (one address space).
+//!
+//! Handles (`CUstream`, `CUkernel`, ...) are opaque driver pointers that Rust never dereferences; functions that
+//! take them stay safe, and the driver reports a stale handle as an error status.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 use std::ffi::{CString, c_void};
 

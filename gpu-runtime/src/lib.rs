@@ -6,11 +6,15 @@
 //! without CUDA; every GPU entry point first checks for the driver ([`probe::require_driver`]) and returns
 //! [`GpuError::NoDriver`] ("no CUDA driver found: ...") instead of panicking.
 
+pub mod bench;
+pub mod check;
 pub mod driver;
 pub mod error;
+pub mod gemm;
 pub mod green;
 pub mod kernels;
 pub mod menu;
+pub mod ops;
 pub mod probe;
 pub mod reference;
 

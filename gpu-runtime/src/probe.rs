@@ -43,7 +43,13 @@ impl Library {
 
 /// File names cudarc tries for `lib`, in order.
 pub fn candidates(lib: Library) -> Vec<String> {
-    cudarc::get_lib_name_candidates(lib.base_name())
+    let mut out: Vec<String> = Vec::new();
+    for c in cudarc::get_lib_name_candidates(lib.base_name()) {
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Ok when `lib` can be loaded; otherwise an error naming what was searched.
@@ -169,7 +175,7 @@ mod tests {
         std::fs::write(b.join("cuda_bf16.h"), "").unwrap();
         assert_eq!(find_include_dir(&[a.clone(), b.clone()]), Some(b.clone()));
         assert_eq!(find_include_dir(&[a]), None);
-        let wheel = include_candidates(&[base.clone()]);
+        let wheel = include_candidates(std::slice::from_ref(&base));
         assert!(wheel.contains(&base.join("nvidia/cu13/include")), "{wheel:?}");
         std::fs::remove_dir_all(base).unwrap();
     }

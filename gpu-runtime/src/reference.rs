@@ -137,6 +137,7 @@ pub fn kv_append(k_cache: &mut [f64], v_cache: &mut [f64], qkv: &[f64], slot_of:
 }
 
 /// Softmax attention of one query head over keys `0..n` of one sequence.
+#[allow(clippy::too_many_arguments)]
 fn attend(q: &[f64], n: usize, kvh: usize, table: &[i32], k: &[f64], v: &[f64], s: &AttnShape, scale: f64) -> Vec<f64> {
     let d = s.head_dim;
     let scores: Vec<f64> = (0..n)
@@ -276,7 +277,7 @@ mod tests {
         assert_eq!(to_bf16(1.0 + 3.0 / 256.0), 0x3f82);
         assert_eq!(to_bf16(-2.0), 0xc000);
         assert!(from_bf16(to_bf16(f32::NAN)).is_nan());
-        assert_eq!(from_bf16(0xffff).is_nan(), true, "the poison pattern is a NaN");
+        assert!(from_bf16(0xffff).is_nan(), "the poison pattern is a NaN");
     }
 
     #[test]

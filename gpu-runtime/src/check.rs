@@ -1,0 +1,272 @@
+//! Correctness of every kernel against the float64 references on small random shapes (with the model's head
+//! size and grouping), outputs poisoned with NaN first so that an unwritten value fails. Decode attention is
+//! checked on the whole GPU and on the smallest green partition, where it splits contexts differently.
+
+use serde::Serialize;
+
+use crate::driver::DeviceBuffer;
+use crate::error::GpuError;
+use crate::gemm::{Gemm, GemmShape};
+use crate::ops::{DecodeScratch, Ops, PagedKv};
+use crate::reference::{self as r, AttnShape, ErrorStats, TOLERANCE};
+
+/// One kernel check.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckResult {
+    /// Kernel.
+    pub kernel: String,
+    /// Shape and partition.
+    pub case: String,
+    /// Error against the reference.
+    pub error: ErrorStats,
+    /// Whether it is within [`TOLERANCE`] with no NaN.
+    pub passed: bool,
+}
+
+/// Model shapes the checks use (sharded for tensor parallelism where relevant).
+#[derive(Debug, Clone, Copy)]
+pub struct CheckShapes {
+    /// Hidden size.
+    pub hidden: u32,
+    /// MLP intermediate size.
+    pub inter: u32,
+    /// Query heads.
+    pub q_heads: u32,
+    /// Key/value heads.
+    pub kv_heads: u32,
+    /// Head size.
+    pub head_dim: u32,
+}
+
+fn upload_bf16(v: &[u16]) -> Result<DeviceBuffer, GpuError> {
+    DeviceBuffer::from_slice(v)
+}
+
+fn output(bytes: usize) -> Result<DeviceBuffer, GpuError> {
+    let b = DeviceBuffer::alloc(bytes)?;
+    b.poison()?;
+    Ok(b)
+}
+
+fn result(kernel: &str, case: String, got: &[f64], want: &[f64]) -> CheckResult {
+    let error = r::compare(got, want);
+    CheckResult { kernel: kernel.into(), case, passed: error.passes(TOLERANCE), error }
+}
+
+fn sync(ops: &Ops) -> Result<(), GpuError> {
+    // SAFETY: live stream.
+    crate::error::check("cuStreamSynchronize", unsafe { cudarc::driver::sys::cuStreamSynchronize(ops.stream) })
+}
+
+fn read_bf16(b: &DeviceBuffer, n: usize) -> Result<Vec<f64>, GpuError> {
+    Ok(r::widen(&b.download::<u16>(n)?))
+}
+
+/// Elementwise kernels, GEMMs and sampling on `ops`'s partition.
+pub fn check_dense(ops: &Ops, gemm: &Gemm, s: CheckShapes, seed: u64) -> Result<Vec<CheckResult>, GpuError> {
+    let mut out = Vec::new();
+    let (t, h, inter) = (5usize, s.hidden as usize, s.inter as usize);
+
+    // fill_uniform: the device stream equals the host's bit for bit.
+    let n = 10_007usize;
+    let b = output(n * 2)?;
+    ops.fill_uniform(b.ptr, n as u64, seed, 0.75)?;
+    sync(ops)?;
+    out.push(result(
+        "fill_uniform",
+        format!("{n} values"),
+        &read_bf16(&b, n)?,
+        &r::widen(&r::fill_uniform(n, seed, 0.75)),
+    ));
+
+    // rmsnorm
+    let x = r::fill_uniform(t * h, seed + 1, 1.0);
+    let w = r::fill_uniform(h, seed + 2, 1.0);
+    let (dx, dw, y) = (upload_bf16(&x)?, upload_bf16(&w)?, output(t * h * 2)?);
+    ops.rmsnorm(y.ptr, dx.ptr, dw.ptr, t as u32, h as u32, 1e-6)?;
+    sync(ops)?;
+    let want = r::rmsnorm(&r::widen(&x), &r::widen(&w), h, 1e-6);
+    out.push(result("rmsnorm", format!("{t} x {h}"), &read_bf16(&y, t * h)?, &want));
+
+    // residual_add (in place)
+    let yv = r::fill_uniform(t * h, seed + 3, 1.0);
+    let dy = upload_bf16(&yv)?;
+    ops.residual_add(dx.ptr, dy.ptr, (t * h) as u64)?;
+    sync(ops)?;
+    let want: Vec<f64> = r::widen(&x).iter().zip(r::widen(&yv)).map(|(a, b)| a + b).collect();
+    out.push(result("residual_add", format!("{t} x {h}"), &read_bf16(&dx, t * h)?, &want));
+
+    // silu_mul
+    let gu = r::fill_uniform(t * 2 * inter, seed + 4, 4.0);
+    let (dgu, o) = (upload_bf16(&gu)?, output(t * inter * 2)?);
+    ops.silu_mul(o.ptr, dgu.ptr, t as u32, inter as u32)?;
+    sync(ops)?;
+    out.push(result(
+        "silu_mul",
+        format!("{t} x {inter}"),
+        &read_bf16(&o, t * inter)?,
+        &r::silu_mul(&r::widen(&gu), inter),
+    ));
+
+    // rotary (in place) at scattered positions
+    let (qh, kvh, d) = (s.q_heads as usize, s.kv_heads as usize, s.head_dim as usize);
+    let width = (qh + 2 * kvh) * d;
+    let qkv = r::fill_uniform(t * width, seed + 5, 1.0);
+    let pos: Vec<i32> = vec![0, 1, 37, 4095, 131_071];
+    let (dq, dp) = (upload_bf16(&qkv)?, DeviceBuffer::from_slice(&pos)?);
+    let theta = 1_000_000.0;
+    ops.rotary(dq.ptr, dp.ptr, t as u32, qh as u32, kvh as u32, theta)?;
+    sync(ops)?;
+    let mut want = r::widen(&qkv);
+    r::rotary(&mut want, &pos, qh, kvh, d, theta as f64);
+    out.push(result("rotary", format!("{t} tokens, {qh}+{kvh} heads"), &read_bf16(&dq, t * width)?, &want));
+
+    // GEMM: a small odd shape and a model-shaped QKV projection
+    for (tok, din, dout) in [(7u64, 256u64, 384u64), (4, s.hidden as u64, width as u64)] {
+        let shape = GemmShape { tokens: tok, d_in: din, d_out: dout };
+        let xs = r::fill_uniform((tok * din) as usize, seed + 6, 1.0);
+        let ws = r::fill_uniform((din * dout) as usize, seed + 7, 0.05);
+        let (dx, dw, y) = (upload_bf16(&xs)?, upload_bf16(&ws)?, output((tok * dout * 2) as usize)?);
+        let plan = gemm.plan(shape, ops.sms)?;
+        gemm.run(&plan, dx.ptr, dw.ptr, y.ptr, ops.stream)?;
+        sync(ops)?;
+        let want = r::linear(&r::widen(&xs), &r::widen(&ws), tok as usize, din as usize, dout as usize);
+        out.push(result("gemm", format!("{tok} x {din} -> {dout}"), &read_bf16(&y, (tok * dout) as usize)?, &want));
+    }
+
+    // embed and argmax
+    let vocab = 3001usize;
+    let table = r::fill_uniform(vocab * h, seed + 8, 1.0);
+    let ids: Vec<i32> = vec![0, 3000, 17, 17, 1234];
+    let (dt, di, e) = (upload_bf16(&table)?, DeviceBuffer::from_slice(&ids)?, output(t * h * 2)?);
+    ops.embed(e.ptr, dt.ptr, di.ptr, t as u32, h as u32)?;
+    sync(ops)?;
+    let want: Vec<f64> = ids.iter().flat_map(|&i| r::widen(&table[i as usize * h..(i as usize + 1) * h])).collect();
+    out.push(result("embed", format!("{t} ids of {vocab}"), &read_bf16(&e, t * h)?, &want));
+    let logits = r::fill_uniform(t * vocab, seed + 9, 1.0);
+    let (dl, am) = (upload_bf16(&logits)?, output(t * 4)?);
+    ops.argmax_rows(am.ptr, dl.ptr, t as u32, vocab as u32)?;
+    sync(ops)?;
+    let got: Vec<f64> = am.download::<i32>(t)?.iter().map(|&v| v as f64).collect();
+    let want: Vec<f64> = r::argmax_rows(&r::widen(&logits), vocab).iter().map(|&v| v as f64).collect();
+    out.push(result("argmax_rows", format!("{t} x {vocab}"), &got, &want));
+    Ok(out)
+}
+
+/// A random paged cache of `blocks` blocks and block tables that give each sequence a shuffled set of blocks.
+struct CacheCase {
+    shape: AttnShape,
+    k: Vec<u16>,
+    v: Vec<u16>,
+    tables: Vec<i32>,
+}
+
+impl CacheCase {
+    fn new(s: CheckShapes, seqs: usize, max_len: usize, seed: u64) -> CacheCase {
+        let bt = crate::kernels::BLOCK_TOKENS as usize;
+        let max_blocks = max_len.div_ceil(bt);
+        let blocks = seqs * max_blocks;
+        let shape = AttnShape {
+            q_heads: s.q_heads as usize,
+            kv_heads: s.kv_heads as usize,
+            head_dim: s.head_dim as usize,
+            block_tokens: bt,
+            max_blocks,
+        };
+        let n = blocks * bt * shape.kv_heads * shape.head_dim;
+        // A seeded permutation of the blocks (so tables are not the identity).
+        let mut perm: Vec<i32> = (0..blocks as i32).collect();
+        for i in (1..perm.len()).rev() {
+            let j = (r::mix64(seed ^ i as u64) % (i as u64 + 1)) as usize;
+            perm.swap(i, j);
+        }
+        CacheCase { shape, k: r::fill_uniform(n, seed, 1.0), v: r::fill_uniform(n, seed + 1, 1.0), tables: perm }
+    }
+
+    fn upload(&self) -> Result<(DeviceBuffer, DeviceBuffer, DeviceBuffer), GpuError> {
+        Ok((upload_bf16(&self.k)?, upload_bf16(&self.v)?, DeviceBuffer::from_slice(&self.tables)?))
+    }
+}
+
+/// KV append, decode attention and prefill attention on `ops`'s partition.
+pub fn check_attention(ops: &Ops, s: CheckShapes, seed: u64) -> Result<Vec<CheckResult>, GpuError> {
+    let mut out = Vec::new();
+    let (qh, kvh, d) = (s.q_heads as usize, s.kv_heads as usize, s.head_dim as usize);
+    let width = (qh + 2 * kvh) * d;
+    let scale = 1.0 / (d as f64).sqrt();
+
+    // kv_append: every slot of a small cache written once, in a shuffled order.
+    let case = CacheCase::new(s, 2, 48, seed);
+    let slots = case.tables.iter().flat_map(|b| (0..16).map(move |o| b * 16 + o)).collect::<Vec<i32>>();
+    let tok = slots.len();
+    let qkv = r::fill_uniform(tok * width, seed + 2, 1.0);
+    let n = case.k.len();
+    let (kc, vc) = (output(n * 2)?, output(n * 2)?);
+    let (dq, ds) = (upload_bf16(&qkv)?, DeviceBuffer::from_slice(&slots)?);
+    let kv = PagedKv { k: kc.ptr, v: vc.ptr, tables: 0, max_blocks: 0 };
+    ops.kv_append(&kv, dq.ptr, ds.ptr, tok as u32, qh as u32, kvh as u32)?;
+    sync(ops)?;
+    let (mut wk, mut wv) = (vec![0.0; n], vec![0.0; n]);
+    r::kv_append(&mut wk, &mut wv, &r::widen(&qkv), &slots, &case.shape);
+    let mut got = read_bf16(&kc, n)?;
+    got.extend(read_bf16(&vc, n)?);
+    wk.extend(wv);
+    out.push(result("kv_append", format!("{tok} tokens, {kvh} KV heads"), &got, &wk));
+
+    // decode attention: contexts from 1 token to several splits' worth
+    let lens: Vec<i32> = vec![1, 17, 300, 2100];
+    let case = CacheCase::new(s, lens.len(), 2112, seed + 3);
+    let (k, v, tables) = case.upload()?;
+    let kv = PagedKv { k: k.ptr, v: v.ptr, tables: tables.ptr, max_blocks: case.shape.max_blocks as i32 };
+    let q = r::fill_uniform(lens.len() * width, seed + 4, 1.0);
+    let (dq, dl) = (upload_bf16(&q)?, DeviceBuffer::from_slice(&lens)?);
+    let seqs = lens.len();
+    let (splits, _) = crate::ops::decode_split(seqs as u32, kvh as u32, 2100, ops.sms);
+    let part_acc = DeviceBuffer::alloc(seqs * qh * splits as usize * d * 4)?;
+    let part_ml = DeviceBuffer::alloc(seqs * qh * splits as usize * 2 * 4)?;
+    let o = output(seqs * qh * d * 2)?;
+    let scratch = DecodeScratch { part_acc: part_acc.ptr, part_ml: part_ml.ptr };
+    ops.decode_attention(o.ptr, dq.ptr, &kv, dl.ptr, scratch, seqs as u32, 2100, qh as u32, kvh as u32)?;
+    sync(ops)?;
+    let want = r::decode_attention(
+        &r::widen(&q),
+        &r::widen(&case.k),
+        &r::widen(&case.v),
+        &case.tables,
+        &lens,
+        &case.shape,
+        scale,
+    );
+    let label = format!("contexts {lens:?}, {splits} splits on {} SMs", ops.sms);
+    out.push(result("decode_attention", label, &read_bf16(&o, seqs * qh * d)?, &want));
+
+    // prefill attention over cached context: fresh prompt, chunk after context, short tail
+    let q_len: Vec<i32> = vec![37, 64, 5];
+    let before: Vec<i32> = vec![0, 50, 200];
+    let q_start: Vec<i32> = vec![0, 37, 101];
+    let tokens = 106usize;
+    let case = CacheCase::new(s, 3, 208, seed + 5);
+    let (k, v, tables) = case.upload()?;
+    let kv = PagedKv { k: k.ptr, v: v.ptr, tables: tables.ptr, max_blocks: case.shape.max_blocks as i32 };
+    let q = r::fill_uniform(tokens * width, seed + 6, 1.0);
+    let dq = upload_bf16(&q)?;
+    let (a, b, c) =
+        (DeviceBuffer::from_slice(&q_start)?, DeviceBuffer::from_slice(&q_len)?, DeviceBuffer::from_slice(&before)?);
+    let o = output(tokens * qh * d * 2)?;
+    ops.prefill_attention(o.ptr, dq.ptr, &kv, a.ptr, b.ptr, c.ptr, 3, 64, qh as u32, kvh as u32)?;
+    sync(ops)?;
+    let want = r::prefill_attention(
+        &r::widen(&q),
+        &r::widen(&case.k),
+        &r::widen(&case.v),
+        &case.tables,
+        &q_start,
+        &q_len,
+        &before,
+        &case.shape,
+        scale,
+    );
+    let label = format!("chunks {q_len:?} after {before:?} cached");
+    out.push(result("prefill_attention", label, &read_bf16(&o, tokens * qh * d)?, &want));
+    Ok(out)
+}

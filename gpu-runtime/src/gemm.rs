@@ -1,0 +1,189 @@
+//! The projections (QKV, O, gate/up, down, LM head) through cuBLASLt: `y[t, o] = sum_i x[t, i] w[o, i]`, bf16
+//! inputs and output, fp32 accumulation, weights `[d_out, d_in]` row-major.
+//!
+//! In cuBLASLt's column-major terms `y^T (d_out x t) = W (d_out x d_in) . x^T`: A = W stored as a
+//! `d_in x d_out` column-major matrix and transposed, B = x as `d_in x t`, C = y as `d_out x t`. A [`GemmPlan`]
+//! (descriptors and the heuristic's algorithm) is made once per shape and SM target and reused, so timing loops
+//! launch only `cublasLtMatmul`. The SM-count target (`CUBLASLT_MATMUL_DESC_SM_COUNT_TARGET`) tells the
+//! heuristic how many SMs the partition has.
+
+use std::ffi::c_void;
+
+use cudarc::cublaslt::result as lt;
+use cudarc::cublaslt::sys;
+use cudarc::driver::sys::{CUdeviceptr, CUstream};
+
+use crate::driver::DeviceBuffer;
+use crate::error::GpuError;
+use crate::probe::{self, Library};
+
+/// cuBLASLt workspace (32 MiB, what cuBLAS recommends for Hopper).
+pub const WORKSPACE_BYTES: usize = 32 << 20;
+
+fn blas(call: &'static str) -> impl FnOnce(lt::CublasError) -> GpuError {
+    move |e| GpuError::Blas { call, code: format!("{:?}", e.0) }
+}
+
+/// A cuBLASLt handle and its workspace.
+pub struct Gemm {
+    handle: sys::cublasLtHandle_t,
+    workspace: DeviceBuffer,
+}
+
+/// Shape of one projection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GemmShape {
+    /// Rows (tokens).
+    pub tokens: u64,
+    /// Input features.
+    pub d_in: u64,
+    /// Output features.
+    pub d_out: u64,
+}
+
+impl GemmShape {
+    /// Floating-point operations: `2 t d_in d_out`.
+    pub fn flops(&self) -> f64 {
+        2.0 * self.tokens as f64 * self.d_in as f64 * self.d_out as f64
+    }
+
+    /// Bytes moved at least once (bf16): weights, input and output.
+    pub fn bytes(&self) -> f64 {
+        2.0 * (self.d_in * self.d_out + self.tokens * (self.d_in + self.d_out)) as f64
+    }
+}
+
+/// Descriptors and the chosen algorithm for one shape.
+pub struct GemmPlan {
+    /// The shape.
+    pub shape: GemmShape,
+    desc: sys::cublasLtMatmulDesc_t,
+    a: sys::cublasLtMatrixLayout_t,
+    b: sys::cublasLtMatrixLayout_t,
+    c: sys::cublasLtMatrixLayout_t,
+    algo: sys::cublasLtMatmulAlgo_t,
+}
+
+impl Gemm {
+    /// A handle and workspace (the current context must be the one the workspace is used from).
+    pub fn new() -> Result<Gemm, GpuError> {
+        probe::require_library(Library::CublasLt)?;
+        let handle = lt::create_handle().map_err(blas("cublasLtCreate"))?;
+        Ok(Gemm { handle, workspace: DeviceBuffer::alloc(WORKSPACE_BYTES)? })
+    }
+
+    /// Plans `shape` for a partition of `sm_target` SMs (0: let cuBLASLt assume the whole GPU).
+    pub fn plan(&self, shape: GemmShape, sm_target: u32) -> Result<GemmPlan, GpuError> {
+        let bf16 = sys::cudaDataType::CUDA_R_16BF;
+        let desc = lt::create_matmul_desc(sys::cublasComputeType_t::CUBLAS_COMPUTE_32F, sys::cudaDataType::CUDA_R_32F)
+            .map_err(blas("cublasLtMatmulDescCreate"))?;
+        let a = lt::create_matrix_layout(bf16, shape.d_in, shape.d_out, shape.d_in as i64).map_err(blas("layout A"))?;
+        let b =
+            lt::create_matrix_layout(bf16, shape.d_in, shape.tokens, shape.d_in as i64).map_err(blas("layout B"))?;
+        let c =
+            lt::create_matrix_layout(bf16, shape.d_out, shape.tokens, shape.d_out as i64).map_err(blas("layout C"))?;
+        let mut plan = GemmPlan { shape, desc, a, b, c, algo: unsafe { std::mem::zeroed() } };
+        let trans: i32 = 1;
+        let sms = sm_target as i32;
+        let ws = WORKSPACE_BYTES as u64;
+        // SAFETY: attribute buffers are live locals of the documented sizes; all handles were just created.
+        unsafe {
+            lt::set_matmul_desc_attribute(
+                desc,
+                sys::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_TRANSA,
+                &trans as *const i32 as *const c_void,
+                4,
+            )
+            .map_err(blas("set TRANSA"))?;
+            if sm_target > 0 {
+                lt::set_matmul_desc_attribute(
+                    desc,
+                    sys::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_SM_COUNT_TARGET,
+                    &sms as *const i32 as *const c_void,
+                    4,
+                )
+                .map_err(blas("set SM_COUNT_TARGET"))?;
+            }
+            let pref = lt::create_matmul_pref().map_err(blas("cublasLtMatmulPreferenceCreate"))?;
+            lt::set_matmul_pref_attribute(
+                pref,
+                sys::cublasLtMatmulPreferenceAttributes_t::CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                &ws as *const u64 as *const c_void,
+                8,
+            )
+            .map_err(blas("set MAX_WORKSPACE_BYTES"))?;
+            let h = lt::get_matmul_algo_heuristic(self.handle, desc, a, b, c, c, pref);
+            lt::destroy_matmul_pref(pref).map_err(blas("cublasLtMatmulPreferenceDestroy"))?;
+            plan.algo = h.map_err(blas("cublasLtMatmulAlgoGetHeuristic"))?.algo;
+        }
+        Ok(plan)
+    }
+
+    /// Enqueues `y = x W^T` on `stream`; `x`, `w`, `y` must hold the plan's shapes.
+    pub fn run(
+        &self,
+        plan: &GemmPlan,
+        x: CUdeviceptr,
+        w: CUdeviceptr,
+        y: CUdeviceptr,
+        stream: CUstream,
+    ) -> Result<(), GpuError> {
+        let (alpha, beta) = (1.0f32, 0.0f32);
+        // SAFETY: pointers address device buffers of the plan's shapes (callers allocate them from the same
+        // shape); the plan's handles are live; the workspace is ours.
+        unsafe {
+            lt::matmul(
+                self.handle,
+                plan.desc,
+                &alpha as *const f32 as *const c_void,
+                &beta as *const f32 as *const c_void,
+                w as *const c_void,
+                plan.a,
+                x as *const c_void,
+                plan.b,
+                y as *const c_void,
+                plan.c,
+                y as *mut c_void,
+                plan.c,
+                &plan.algo,
+                self.workspace.ptr as *mut c_void,
+                WORKSPACE_BYTES,
+                stream as sys::cudaStream_t,
+            )
+            .map_err(blas("cublasLtMatmul"))
+        }
+    }
+}
+
+impl Drop for GemmPlan {
+    fn drop(&mut self) {
+        // SAFETY: created in `plan`, destroyed once.
+        unsafe {
+            let _ = lt::destroy_matrix_layout(self.a);
+            let _ = lt::destroy_matrix_layout(self.b);
+            let _ = lt::destroy_matrix_layout(self.c);
+            let _ = lt::destroy_matmul_desc(self.desc);
+        }
+    }
+}
+
+impl Drop for Gemm {
+    fn drop(&mut self) {
+        // SAFETY: created in `new`, destroyed once.
+        unsafe {
+            let _ = lt::destroy_handle(self.handle);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flops_and_bytes_of_a_projection() {
+        let s = GemmShape { tokens: 16, d_in: 4096, d_out: 6144 };
+        assert_eq!(s.flops(), 2.0 * 16.0 * 4096.0 * 6144.0);
+        assert_eq!(s.bytes(), 2.0 * (4096.0 * 6144.0 + 16.0 * (4096.0 + 6144.0)));
+    }
+}
