@@ -149,11 +149,19 @@ pub fn report() -> Vec<String> {
         .into_iter()
         .map(|lib| {
             if lib.present() {
+                // SAFETY: the library is present, so these loaders do not panic; it stays loaded for the process.
+                unsafe {
+                    match lib {
+                        Library::Driver => drop(cudarc::driver::sys::culib()),
+                        Library::Nvrtc => drop(cudarc::nvrtc::sys::culib()),
+                        Library::CublasLt => drop(cudarc::cublaslt::sys::culib()),
+                    }
+                }
                 let paths = loaded_paths(&format!("lib{}.so", lib.base_name()));
                 format!(
                     "{}: found {}",
                     lib.base_name(),
-                    if paths.is_empty() { "(not loaded yet)".into() } else { paths.join(", ") }
+                    if paths.is_empty() { "(path not in /proc/self/maps)".into() } else { paths.join(", ") }
                 )
             } else {
                 format!("{}: MISSING (searched {})", lib.base_name(), candidates(lib).join(", "))

@@ -214,12 +214,14 @@ pub fn calibrate(cfg: &CalibrateConfig, log: &mut dyn FnMut(&str)) -> Result<Cal
     let mut bench = Bench { gpu, gemm, model: m, plan: &plan, parts: bound, log };
     let bw = bench.bandwidth()?;
     records::write(&cfg.out, "bandwidth.csv", &records::bandwidth_csv(&bw))?;
+    // records.jsonl is rewritten after each section, so a run cut short keeps what it measured.
     let mut recs = bench.projections()?;
+    records::write_records(&cfg.out, &recs)?;
     recs.extend(bench.elementwise()?);
-    let dec = bench.decode_attention()?;
-    let pre = bench.prefill_attention()?;
-    recs.extend(dec.iter().cloned());
-    recs.extend(pre.iter().cloned());
+    records::write_records(&cfg.out, &recs)?;
+    recs.extend(bench.decode_attention()?);
+    records::write_records(&cfg.out, &recs)?;
+    recs.extend(bench.prefill_attention()?);
     records::write_records(&cfg.out, &recs)?;
 
     let per_sms = per_sms_rows(&plan, &recs, &bw);
