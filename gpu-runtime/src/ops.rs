@@ -325,5 +325,12 @@ mod tests {
             prop_assert!(splits * chunk >= len, "last token uncovered");
             prop_assert!((splits - 1) * chunk < len, "an empty last slice");
         }
+
+        /// A larger partition never gets fewer slices (scratch sized for the whole GPU fits every partition).
+        #[test]
+        fn more_sms_never_fewer_slices(seqs in 1u32..300, kvh in 1u32..16, len in 1u32..200_000, a in 1u32..133, b in 1u32..133) {
+            let (lo, hi) = (a.min(b), a.max(b));
+            prop_assert!(decode_split(seqs, kvh, len, lo).0 <= decode_split(seqs, kvh, len, hi).0);
+        }
     }
 }

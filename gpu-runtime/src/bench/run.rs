@@ -274,12 +274,13 @@ impl Bench<'_> {
         let max_batch = self.plan.decode.iter().map(|c| c.batch).max().unwrap_or(1);
         let qkv = random(whole, max_batch as u64 * ((qh + 2 * kvh) * d) as u64, 43, 1.0)?;
         let out = DeviceBuffer::alloc((max_batch * qh * d * 2) as usize)?;
-        let min_sms = self.parts.iter().map(|b| b.part.sms).min().unwrap_or(1);
+        // More SMs mean more splits: size the scratch for the largest partition.
+        let max_sms = self.parts.iter().map(|b| b.part.sms).max().unwrap_or(1);
         let max_parts = self
             .plan
             .decode
             .iter()
-            .map(|c| c.batch * qh * decode_split(c.batch, kvh, c.context, min_sms).0)
+            .map(|c| c.batch * qh * decode_split(c.batch, kvh, c.context, max_sms).0)
             .max()
             .unwrap_or(1);
         let part_acc = DeviceBuffer::alloc((max_parts * d * 4) as usize)?;
