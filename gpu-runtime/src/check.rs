@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::driver::DeviceBuffer;
 use crate::error::GpuError;
 use crate::gemm::{Gemm, GemmShape};
-use crate::ops::{DecodeScratch, Ops, PagedKv};
+use crate::ops::{DecodeScratch, Ops, PagedKv, PrefillKernel};
 use crate::reference::{self as r, AttnShape, ErrorStats, TOLERANCE};
 
 /// One kernel check.
@@ -244,21 +244,19 @@ pub fn check_attention(ops: &Ops, s: CheckShapes, seed: u64) -> Result<Vec<Check
     let label = format!("contexts {lens:?}, {splits} splits on {} SMs", ops.sms);
     out.push(result("decode_attention", label, &read_bf16(&o, seqs * qh * d)?, &want));
 
-    // prefill attention over cached context: fresh prompt, chunk after context, short tail
-    let q_len: Vec<i32> = vec![37, 64, 5];
-    let before: Vec<i32> = vec![0, 50, 200];
-    let q_start: Vec<i32> = vec![0, 37, 101];
-    let tokens = 106usize;
-    let case = CacheCase::new(s, 3, 208, seed + 5);
+    // prefill attention over cached context: fresh prompt, chunk after context, short tail, long chunk
+    // (several query tiles of either kernel, tiles not aligned with the cached context).
+    let q_len: Vec<i32> = vec![37, 64, 5, 150];
+    let before: Vec<i32> = vec![0, 50, 200, 13];
+    let q_start: Vec<i32> = vec![0, 37, 101, 106];
+    let tokens = 256usize;
+    let case = CacheCase::new(s, 4, 208, seed + 5);
     let (k, v, tables) = case.upload()?;
     let kv = PagedKv { k: k.ptr, v: v.ptr, tables: tables.ptr, max_blocks: case.shape.max_blocks as i32 };
     let q = r::fill_uniform(tokens * width, seed + 6, 1.0);
     let dq = upload_bf16(&q)?;
     let (a, b, c) =
         (DeviceBuffer::from_slice(&q_start)?, DeviceBuffer::from_slice(&q_len)?, DeviceBuffer::from_slice(&before)?);
-    let o = output(tokens * qh * d * 2)?;
-    ops.prefill_attention(o.ptr, dq.ptr, &kv, a.ptr, b.ptr, c.ptr, 3, 64, qh as u32, kvh as u32)?;
-    sync(ops)?;
     let want = r::prefill_attention(
         &r::widen(&q),
         &r::widen(&case.k),
@@ -270,7 +268,12 @@ pub fn check_attention(ops: &Ops, s: CheckShapes, seed: u64) -> Result<Vec<Check
         &case.shape,
         scale,
     );
-    let label = format!("chunks {q_len:?} after {before:?} cached");
-    out.push(result("prefill_attention", label, &read_bf16(&o, tokens * qh * d)?, &want));
+    for kernel in [PrefillKernel::Simt, PrefillKernel::TensorCore] {
+        let o = output(tokens * qh * d * 2)?;
+        ops.prefill_attention(kernel, o.ptr, dq.ptr, &kv, a.ptr, b.ptr, c.ptr, 4, 150, qh as u32, kvh as u32)?;
+        sync(ops)?;
+        let label = format!("chunks {q_len:?} after {before:?} cached");
+        out.push(result(kernel.name(), label, &read_bf16(&o, tokens * qh * d)?, &want));
+    }
     Ok(out)
 }

@@ -21,7 +21,7 @@ pub const SOURCES: [(&str, &str); 3] = [
 ];
 
 /// Every `extern "C"` kernel the runtime launches.
-pub const KERNEL_NAMES: [&str; 14] = [
+pub const KERNEL_NAMES: [&str; 15] = [
     "fill_uniform",
     "rmsnorm",
     "residual_add",
@@ -36,6 +36,7 @@ pub const KERNEL_NAMES: [&str; 14] = [
     "decode_attention",
     "decode_combine",
     "prefill_attention",
+    "prefill_attention_tc",
 ];
 
 /// KV cache block size in tokens (the simulator's paged KV uses the same 16).

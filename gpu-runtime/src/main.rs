@@ -25,6 +25,14 @@ enum Cmd {
     Libs,
     /// Device facts and the green-context split menu.
     Info,
+    /// Compile the kernels for a model and write the PTX (needs NVRTC only, no GPU).
+    Ptx {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Kernel correctness against float64 CPU references.
     Check {
         #[command(flatten)]
@@ -82,6 +90,14 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&gpu.facts)?);
             let menu = duet_gpu::menu::Menu::new(gpu.facts.sm)?;
             println!("splits (decode, prefill) before creation: {:?}", menu.splits());
+        }
+        Cmd::Ptx { model, out } => {
+            let m = model.model()?;
+            let cfg = duet_gpu::kernels::KernelConfig::for_model(&m)?;
+            let inc = duet_gpu::probe::find_include_dir(&duet_gpu::probe::include_candidates(&model.site_packages));
+            let ptx = duet_gpu::kernels::compile(&cfg, inc.as_deref())?;
+            std::fs::write(&out, ptx).with_context(|| format!("writing {}", out.display()))?;
+            println!("{}: {cfg:?} -> {}", m.name, out.display());
         }
         Cmd::Check { model } => {
             let m = model.model()?;

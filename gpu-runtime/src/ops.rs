@@ -19,7 +19,35 @@ pub const STRIDE_THREADS: u32 = 256;
 pub const DECODE_THREADS: u32 = 128;
 /// Tokens a decode-attention block consumes per round (4 warps x 4 tokens).
 pub const DECODE_ROUND: u32 = 16;
-/// Query rows per prefill-attention block.
+/// Which prefill-attention kernel runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrefillKernel {
+    /// `prefill_attention`: CUDA cores (fp32 FMA), 32 query rows per block.
+    Simt,
+    /// `prefill_attention_tc`: tensor cores (`mma.sync` bf16), 64 query rows per block.
+    TensorCore,
+}
+
+impl PrefillKernel {
+    /// The kernel's name in the sources.
+    pub fn name(self) -> &'static str {
+        match self {
+            PrefillKernel::Simt => "prefill_attention",
+            PrefillKernel::TensorCore => "prefill_attention_tc",
+        }
+    }
+
+    /// Query rows one block takes.
+    pub fn rows_per_block(self) -> u32 {
+        match self {
+            PrefillKernel::Simt => PREFILL_ROWS,
+            PrefillKernel::TensorCore => 64,
+        }
+    }
+}
+
+/// Query rows per block of the CUDA-core prefill-attention kernel.
 pub const PREFILL_ROWS: u32 = 32;
 /// Threads per prefill-attention block (4 per query row).
 pub const PREFILL_THREADS: u32 = 128;
@@ -256,10 +284,11 @@ impl Ops {
         self.go("decode_combine", cfg, p)
     }
 
-    /// Causal prefill attention of `seqs` sequences over their cached context.
+    /// Causal prefill attention of `seqs` sequences over their cached context, with `kernel`.
     #[allow(clippy::too_many_arguments)]
     pub fn prefill_attention(
         &self,
+        kernel: PrefillKernel,
         out: CUdeviceptr,
         qkv: CUdeviceptr,
         kv: &PagedKv,
@@ -273,7 +302,7 @@ impl Ops {
     ) -> Result<(), GpuError> {
         let scale = 1.0 / (self.cfg.head_dim as f32).sqrt();
         let cfg = LaunchConfig {
-            grid: (max_q.div_ceil(PREFILL_ROWS).max(1), q_heads, seqs),
+            grid: (max_q.div_ceil(kernel.rows_per_block()).max(1), q_heads, seqs),
             block: (PREFILL_THREADS, 1, 1),
             smem: 0,
         };
@@ -290,7 +319,7 @@ impl Ops {
             .i32(q_heads as i32)
             .i32(kv_heads as i32)
             .f32(scale);
-        self.go("prefill_attention", cfg, p)
+        self.go(kernel.name(), cfg, p)
     }
 }
 

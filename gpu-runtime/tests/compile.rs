@@ -20,11 +20,14 @@ fn kernels_compile_to_ptx_for_every_bundled_model() {
             assert!(ptx.contains(&format!(".entry {name}(")), "{}: no entry {name}", model.name);
         }
         // Register arrays are indexed with constants only: no local-memory stack frame in the attention kernels.
-        for name in ["decode_attention", "prefill_attention"] {
+        for name in ["decode_attention", "prefill_attention", "prefill_attention_tc"] {
             let body = ptx.split(&format!(".entry {name}(")).nth(1).unwrap();
             let body = body.split(".entry ").next().unwrap();
             assert!(!body.contains(".local"), "{}: {name} uses local memory", model.name);
         }
+        // The tensor-core kernel really issues bf16 tensor-core instructions.
+        let tc = ptx.split(".entry prefill_attention_tc(").nth(1).unwrap();
+        assert!(tc.contains("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32"), "{}: no mma", model.name);
         println!("{}: {} bytes of PTX, {} kernels", model.name, ptx.len(), KERNEL_NAMES.len());
     }
 }
@@ -41,4 +44,48 @@ fn a_broken_source_reports_the_compiler_log() {
         Err(e) => assert!(e.to_string().contains("NVRTC could not compile duet_kernels.cu"), "{e}"),
         Ok(_) => println!("NVRTC accepted head size 16 (zero-length arrays allowed); nothing to check"),
     }
+}
+
+/// `ptxas` from `$DUET_PTXAS` or the PATH, if any.
+fn ptxas() -> Option<std::path::PathBuf> {
+    if let Ok(p) = std::env::var("DUET_PTXAS") {
+        return Some(p.into());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join("ptxas")).find(|p| p.is_file())
+}
+
+#[test]
+fn kernels_assemble_for_sm_90_without_spills() {
+    if require_library(Library::Nvrtc).is_err() {
+        println!("SKIP kernels_assemble_for_sm_90_without_spills: NVRTC not found");
+        return;
+    }
+    let Some(ptxas) = ptxas() else {
+        println!("SKIP kernels_assemble_for_sm_90_without_spills: no ptxas (set DUET_PTXAS or put it on PATH)");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("duet-gpu-ptxas-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (model, _) in ModelSpec::bundled() {
+        let ptx = compile(&KernelConfig::for_model(&model).unwrap(), None).unwrap();
+        let (src, bin) = (dir.join("k.ptx"), dir.join("k.cubin"));
+        std::fs::write(&src, ptx).unwrap();
+        let out = std::process::Command::new(&ptxas)
+            .args(["-arch=sm_90", "-v"])
+            .arg(&src)
+            .arg("-o")
+            .arg(&bin)
+            .output()
+            .expect("run ptxas");
+        let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{}: ptxas failed:\n{log}", model.name);
+        let spills: Vec<&str> = log.lines().filter(|l| l.contains("spill stores")).collect();
+        assert_eq!(spills.len(), KERNEL_NAMES.len(), "{}: one report per kernel:\n{log}", model.name);
+        for l in &spills {
+            assert!(l.contains(" 0 bytes spill stores, 0 bytes spill loads"), "{}: {l}", model.name);
+        }
+        println!("{}: {} kernels assembled for sm_90, no spills", model.name, spills.len());
+    }
+    std::fs::remove_dir_all(dir).unwrap();
 }

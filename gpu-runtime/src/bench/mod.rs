@@ -28,7 +28,7 @@ use crate::gemm::Gemm;
 use crate::green::Partitions;
 use crate::kernels::{self, KernelConfig};
 use crate::menu::Menu;
-use crate::ops::Kernels;
+use crate::ops::{Kernels, PrefillKernel};
 use crate::probe;
 
 /// What `duet-gpu calibrate` needs.
@@ -65,6 +65,8 @@ pub struct CalibrationSummary {
     pub decode_attn_saturation_sms: Option<u32>,
     /// Decode attention's best bandwidth on the whole GPU over the measured copy bandwidth there.
     pub decode_attn_fraction_of_copy_bw: f64,
+    /// The prefill-attention kernel measured.
+    pub prefill_kernel: PrefillKernel,
     /// Prefill attention's best throughput on the whole GPU over the best projection throughput there.
     pub prefill_attn_fraction_of_gemm: f64,
     /// Launch and stream-switch overheads.
@@ -177,6 +179,8 @@ pub fn calibrate(cfg: &CalibrateConfig, log: &mut dyn FnMut(&str)) -> Result<Cal
     let m = &cfg.model;
     let checks = setup.checks(m, log)?;
     records::write(&cfg.out, "checks.json", &serde_json::to_string_pretty(&checks).expect("serialisable"))?;
+    let prefill_kernel = choose_prefill_kernel(&checks);
+    log(&format!("prefill attention kernel for the measurements: {}", prefill_kernel.name()));
     let (gpu, parts, kernels, gemm) = (&setup.gpu, &setup.parts, &setup.kernels, &setup.gemm);
     let f = gpu.facts.clone();
     let (include_dir, libraries) = (setup.include_dir.clone(), setup.libraries.clone());
@@ -221,7 +225,7 @@ pub fn calibrate(cfg: &CalibrateConfig, log: &mut dyn FnMut(&str)) -> Result<Cal
     records::write_records(&cfg.out, &recs)?;
     recs.extend(bench.decode_attention()?);
     records::write_records(&cfg.out, &recs)?;
-    recs.extend(bench.prefill_attention()?);
+    recs.extend(bench.prefill_attention(prefill_kernel)?);
     records::write_records(&cfg.out, &recs)?;
 
     let per_sms = per_sms_rows(&plan, &recs, &bw);
@@ -236,6 +240,7 @@ pub fn calibrate(cfg: &CalibrateConfig, log: &mut dyn FnMut(&str)) -> Result<Cal
         checks,
         decode_attn_saturation_sms: sat,
         decode_attn_fraction_of_copy_bw: full.decode_attn_gbps / full.copy_gbps,
+        prefill_kernel,
         prefill_attn_fraction_of_gemm: full.prefill_attn_tflops / full.gemm_tflops,
         per_sms,
         overheads: Some(overheads),
@@ -245,6 +250,13 @@ pub fn calibrate(cfg: &CalibrateConfig, log: &mut dyn FnMut(&str)) -> Result<Cal
     };
     write_summary(&cfg.out, &summary)?;
     Ok(summary)
+}
+
+/// The tensor-core prefill kernel when every one of its checks passed, else the CUDA-core one.
+pub fn choose_prefill_kernel(checks: &[CheckResult]) -> PrefillKernel {
+    let tc = PrefillKernel::TensorCore.name();
+    let mine: Vec<&CheckResult> = checks.iter().filter(|c| c.kernel == tc).collect();
+    if !mine.is_empty() && mine.iter().all(|c| c.passed) { PrefillKernel::TensorCore } else { PrefillKernel::Simt }
 }
 
 /// Best value per SM count of each series.
@@ -285,9 +297,10 @@ fn write_summary(dir: &Path, s: &CalibrationSummary) -> Result<(), GpuError> {
     md.push_str(&table(&s.per_sms));
     md.push_str(&format!(
         "\nDecode attention reaches 90% of its best bandwidth at {} SMs; on the whole GPU it achieves {:.0}% of the \
-         measured copy bandwidth. Prefill attention achieves {:.0}% of the best projection throughput.\n",
+         measured copy bandwidth. Prefill attention ({}) achieves {:.0}% of the best projection throughput.\n",
         s.decode_attn_saturation_sms.map_or("?".into(), |v| v.to_string()),
         100.0 * s.decode_attn_fraction_of_copy_bw,
+        s.prefill_kernel.name(),
         100.0 * s.prefill_attn_fraction_of_gemm
     ));
     records::write(dir, "summary.md", &md)
@@ -300,6 +313,21 @@ mod tests {
     use super::*;
     use crate::bench::plan::DecodeCase;
     use crate::menu::SmInfo;
+
+    #[test]
+    fn the_tensor_core_kernel_is_used_only_when_all_its_checks_passed() {
+        let c = |kernel: &str, passed: bool| CheckResult {
+            kernel: kernel.into(),
+            case: String::new(),
+            error: crate::reference::compare(&[1.0], &[1.0]),
+            passed,
+        };
+        let ok = [c("prefill_attention", true), c("prefill_attention_tc", true), c("prefill_attention_tc", true)];
+        assert_eq!(choose_prefill_kernel(&ok), PrefillKernel::TensorCore);
+        let bad = [c("prefill_attention_tc", true), c("prefill_attention_tc", false)];
+        assert_eq!(choose_prefill_kernel(&bad), PrefillKernel::Simt);
+        assert_eq!(choose_prefill_kernel(&[]), PrefillKernel::Simt, "unchecked means not trusted");
+    }
 
     #[test]
     fn per_sms_rows_take_the_best_of_each_series() {

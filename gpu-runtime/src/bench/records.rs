@@ -51,9 +51,9 @@ pub fn decode(c: &DecodeCase, m: &ModelSpec, sms: u32, t: TimeStats) -> Record {
     r
 }
 
-/// Prefill attention of a case: `chunk` new tokens over `before` cached ones, one sequence.
-pub fn prefill(c: &PrefillCase, m: &ModelSpec, sms: u32, t: TimeStats) -> Record {
-    let name = "prefill_attention".into();
+/// Prefill attention of a case by the kernel `name`: `chunk` new tokens over `before` cached ones, one sequence.
+pub fn prefill(c: &PrefillCase, m: &ModelSpec, name: &str, sms: u32, t: TimeStats) -> Record {
+    let name = name.into();
     let mut r = base(OpClass::AttentionPrefill, name, c.chunk as u64, c.before as u64, m.head_dim, sms, t);
     (r.q_heads, r.kv_heads, r.batch) = (Some(m.num_q_heads), Some(m.num_kv_heads), Some(1));
     r
@@ -150,7 +150,7 @@ mod tests {
             linear(&projections(&m)[2], 512, 64, t),
             elementwise(OpClass::Rmsnorm, 512, 4096, 132, t),
             decode(&DecodeCase { batch: 32, context: 2048 }, &m, 16, t),
-            prefill(&PrefillCase { chunk: 512, before: 2048 }, &m, 116, t),
+            prefill(&PrefillCase { chunk: 512, before: 2048 }, &m, "prefill_attention_tc", 116, t),
         ];
         let dir = std::env::temp_dir().join(format!("duet-gpu-rec-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

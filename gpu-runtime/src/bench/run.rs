@@ -20,7 +20,7 @@ use crate::error::{GpuError, check};
 use crate::gemm::{Gemm, GemmShape};
 use crate::green::{Partition, Partitions};
 use crate::kernels::BLOCK_TOKENS;
-use crate::ops::{DecodeScratch, Kernels, Ops, PagedKv, decode_split};
+use crate::ops::{DecodeScratch, Kernels, Ops, PagedKv, PrefillKernel, decode_split};
 
 /// Bytes the rotating weight copies add up to (at least twice a 50 MB L2).
 pub const ROTATE_BYTES: u64 = 256 << 20;
@@ -311,8 +311,8 @@ impl Bench<'_> {
         Ok(recs)
     }
 
-    /// Prefill attention over the plan's (chunk, before) cases on every SM count.
-    pub fn prefill_attention(&mut self) -> Result<Vec<Record>, GpuError> {
+    /// Prefill attention with `kernel` over the plan's (chunk, before) cases on every SM count.
+    pub fn prefill_attention(&mut self, kernel: PrefillKernel) -> Result<Vec<Record>, GpuError> {
         let m = self.model;
         let (qh, kvh, d) = (m.num_q_heads as u32, m.num_kv_heads as u32, m.head_dim as u32);
         let max_ctx = self.plan.prefill.iter().map(|c| c.chunk + c.before).max().unwrap_or(1);
@@ -337,13 +337,13 @@ impl Bench<'_> {
             );
             for b in &self.parts {
                 let st = time(b.part, self.plan.rounds, |_| {
-                    b.ops.prefill_attention(out.ptr, qkv.ptr, &kv, qs.ptr, ql.ptr, cb.ptr, 1, c.chunk, qh, kvh)
+                    b.ops.prefill_attention(kernel, out.ptr, qkv.ptr, &kv, qs.ptr, ql.ptr, cb.ptr, 1, c.chunk, qh, kvh)
                 })?;
-                recs.push(rec::prefill(&c, m, b.part.sms, st));
+                recs.push(rec::prefill(&c, m, kernel.name(), b.part.sms, st));
             }
             self.gpu.bind()?;
         }
-        self.say(&format!("prefill attention: {} cases x {} SM counts", self.plan.prefill.len(), self.parts.len()));
+        self.say(&format!("{}: {} cases x {} SM counts", kernel.name(), self.plan.prefill.len(), self.parts.len()));
         Ok(recs)
     }
 }

@@ -234,3 +234,178 @@ prefill_attention(bf16* out, const bf16* qkv, const bf16* k_cache, const bf16* v
             out[trow * q_heads * HEAD_DIM + h * HEAD_DIM + sub * PF_DPT + e] = f2bf(l > 0.0f ? acc[e] / l : 0.0f);
     }
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Prefill attention on tensor cores (mma.sync m16n8k16, bf16 in, fp32 accumulate), FlashAttention-2 style: a block
+// of 4 warps takes TC_BM = 64 query rows of one head (16 per warp); K and V tiles of TC_BN = 64 tokens go through
+// shared memory (rows padded by 8 values so fragment loads avoid bank conflicts); S = Q K^T stays in registers,
+// the online softmax works on the accumulator fragments, and P is reused in registers as the A operand of P V.
+// Same arguments, layout and causal rule as prefill_attention. Grid: (ceil(max q_len / 64), q_heads, seqs); 128
+// threads.
+
+#define TC_BM 64
+#define TC_BN 64
+#define TC_PAD 8
+#define TC_LD (HEAD_DIM + TC_PAD)
+
+__device__ __forceinline__ void mma_bf16_16816(float* c, const unsigned* a, const unsigned* b) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+// Two floats as packed bf16 (the lower index in the low half, as the mma operands expect).
+__device__ __forceinline__ unsigned pack_bf16(float lo, float hi) {
+    return (unsigned)f2bf(lo) | ((unsigned)f2bf(hi) << 16);
+}
+
+extern "C" __global__ void __launch_bounds__(128)
+prefill_attention_tc(bf16* out, const bf16* qkv, const bf16* k_cache, const bf16* v_cache, const int* block_table,
+                     int max_blocks, const int* q_start, const int* q_len, const int* ctx_before, int q_heads,
+                     int kv_heads, float scale) {
+    const int seq = blockIdx.z, h = blockIdx.y, kvh = h / GROUP;
+    const int qn = q_len[seq];
+    const int tile0 = blockIdx.x * TC_BM;
+    if (tile0 >= qn) return;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int g = lane >> 2, tq = lane & 3;  // fragment row group and thread-in-group
+    const int before = ctx_before[seq];
+    const int kv_end = before + min(qn, tile0 + TC_BM);
+    const int stride = (q_heads + 2 * kv_heads) * HEAD_DIM;
+    const int* table = block_table + (i64)seq * max_blocks;
+    // This thread's two query rows (fragment rows g and g + 8 of the warp's 16).
+    const int r0 = tile0 + warp * 16 + g, r1 = r0 + 8;
+    const int pos0 = before + r0, pos1 = before + r1;
+
+    // Q fragments for every 16-wide slice of the head: rows r0 / r1, columns 2 tq (+1) and 2 tq + 8 (+1).
+    unsigned qa[HEAD_DIM / 16][4];
+    {
+        const bf16* q0 = qkv + ((i64)q_start[seq] + r0) * stride + h * HEAD_DIM;
+        const bf16* q1 = qkv + ((i64)q_start[seq] + r1) * stride + h * HEAD_DIM;
+#pragma unroll
+        for (int kk = 0; kk < HEAD_DIM / 16; kk++) {
+            const int c = kk * 16 + 2 * tq;
+            qa[kk][0] = r0 < qn ? *reinterpret_cast<const unsigned*>(q0 + c) : 0u;
+            qa[kk][1] = r1 < qn ? *reinterpret_cast<const unsigned*>(q1 + c) : 0u;
+            qa[kk][2] = r0 < qn ? *reinterpret_cast<const unsigned*>(q0 + c + 8) : 0u;
+            qa[kk][3] = r1 < qn ? *reinterpret_cast<const unsigned*>(q1 + c + 8) : 0u;
+        }
+    }
+    float o[HEAD_DIM / 8][4];
+#pragma unroll
+    for (int j = 0; j < HEAD_DIM / 8; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
+    float m0 = NEG_BIG, m1 = NEG_BIG, l0 = 0.0f, l1 = 0.0f;
+
+    __shared__ __align__(16) bf16 ks[TC_BN * TC_LD];
+    __shared__ __align__(16) bf16 vs[TC_BN * TC_LD];
+    const int vec_per_row = HEAD_DIM / 8;
+    for (int n0 = 0; n0 < kv_end; n0 += TC_BN) {
+        __syncthreads();
+        for (int idx = threadIdx.x; idx < TC_BN * vec_per_row; idx += blockDim.x) {
+            const int tok = idx / vec_per_row, c8 = idx % vec_per_row;
+            const int t = n0 + tok;
+            uint4 kv4 = make_uint4(0, 0, 0, 0), vv4 = make_uint4(0, 0, 0, 0);
+            if (t < kv_end) {
+                const i64 base = cache_index(table, t, kv_heads, kvh) + c8 * 8;
+                kv4 = *reinterpret_cast<const uint4*>(k_cache + base);
+                vv4 = *reinterpret_cast<const uint4*>(v_cache + base);
+            }
+            *reinterpret_cast<uint4*>(&ks[tok * TC_LD + c8 * 8]) = kv4;
+            *reinterpret_cast<uint4*>(&vs[tok * TC_LD + c8 * 8]) = vv4;
+        }
+        __syncthreads();
+
+        // S = Q K^T for this warp's 16 rows and the tile's 64 keys: 8 fragments of 16 x 8.
+        float s[TC_BN / 8][4];
+#pragma unroll
+        for (int j = 0; j < TC_BN / 8; j++) {
+            s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+            const bf16* krow = &ks[(j * 8 + g) * TC_LD + 2 * tq];
+#pragma unroll
+            for (int kk = 0; kk < HEAD_DIM / 16; kk++) {
+                unsigned b[2];
+                b[0] = *reinterpret_cast<const unsigned*>(krow + kk * 16);
+                b[1] = *reinterpret_cast<const unsigned*>(krow + kk * 16 + 8);
+                mma_bf16_16816(s[j], qa[kk], b);
+            }
+        }
+        // Scale, mask (causal and past the needed keys), running max per row.
+        float mx0 = m0, mx1 = m1;
+#pragma unroll
+        for (int j = 0; j < TC_BN / 8; j++) {
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int key = n0 + j * 8 + 2 * tq + e;
+                const bool ok = key < kv_end;
+                s[j][e] = (ok && key <= pos0) ? s[j][e] * scale : NEG_BIG;
+                s[j][2 + e] = (ok && key <= pos1) ? s[j][2 + e] * scale : NEG_BIG;
+                mx0 = fmaxf(mx0, s[j][e]);
+                mx1 = fmaxf(mx1, s[j][2 + e]);
+            }
+        }
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        const float c0 = __expf(m0 - mx0), c1 = __expf(m1 - mx1);
+        float sum0 = 0.0f, sum1 = 0.0f;
+#pragma unroll
+        for (int j = 0; j < TC_BN / 8; j++) {
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                s[j][e] = s[j][e] == NEG_BIG ? 0.0f : __expf(s[j][e] - mx0);
+                s[j][2 + e] = s[j][2 + e] == NEG_BIG ? 0.0f : __expf(s[j][2 + e] - mx1);
+                sum0 += s[j][e];
+                sum1 += s[j][2 + e];
+            }
+        }
+        sum0 += __shfl_xor_sync(0xffffffffu, sum0, 1);
+        sum0 += __shfl_xor_sync(0xffffffffu, sum0, 2);
+        sum1 += __shfl_xor_sync(0xffffffffu, sum1, 1);
+        sum1 += __shfl_xor_sync(0xffffffffu, sum1, 2);
+        l0 = l0 * c0 + sum0;
+        l1 = l1 * c1 + sum1;
+        m0 = mx0;
+        m1 = mx1;
+#pragma unroll
+        for (int j = 0; j < HEAD_DIM / 8; j++) {
+            o[j][0] *= c0;
+            o[j][1] *= c0;
+            o[j][2] *= c1;
+            o[j][3] *= c1;
+        }
+        // O += P V: P's accumulator fragments are the A operand (16 keys per step); V columns as B.
+#pragma unroll
+        for (int kk = 0; kk < TC_BN / 16; kk++) {
+            unsigned pa[4];
+            pa[0] = pack_bf16(s[2 * kk][0], s[2 * kk][1]);
+            pa[1] = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
+            pa[2] = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+            pa[3] = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+            const int k0 = kk * 16 + 2 * tq;
+#pragma unroll
+            for (int j = 0; j < HEAD_DIM / 8; j++) {
+                const int col = j * 8 + g;
+                unsigned b[2];
+                b[0] = (unsigned)vs[k0 * TC_LD + col] | ((unsigned)vs[(k0 + 1) * TC_LD + col] << 16);
+                b[1] = (unsigned)vs[(k0 + 8) * TC_LD + col] | ((unsigned)vs[(k0 + 9) * TC_LD + col] << 16);
+                mma_bf16_16816(o[j], pa, b);
+            }
+        }
+    }
+    const float inv0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, inv1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
+#pragma unroll
+    for (int j = 0; j < HEAD_DIM / 8; j++) {
+        const int col = h * HEAD_DIM + j * 8 + 2 * tq;
+        if (r0 < qn) {
+            *reinterpret_cast<unsigned*>(out + ((i64)q_start[seq] + r0) * q_heads * HEAD_DIM + col) =
+                pack_bf16(o[j][0] * inv0, o[j][1] * inv0);
+        }
+        if (r1 < qn) {
+            *reinterpret_cast<unsigned*>(out + ((i64)q_start[seq] + r1) * q_heads * HEAD_DIM + col) =
+                pack_bf16(o[j][2] * inv1, o[j][3] * inv1);
+        }
+    }
+}
