@@ -134,21 +134,26 @@ pub fn sm_resource(dev: CUdevice) -> Result<sys::CUdevResource, GpuError> {
     Ok(res)
 }
 
-/// Device memory owned by this value (freed on drop).
+/// Device memory owned by this value (freed on drop, in the context it was allocated in).
 pub struct DeviceBuffer {
     /// Device address.
     pub ptr: CUdeviceptr,
     /// Size in bytes.
     pub bytes: usize,
+    ctx: CUcontext,
 }
 
 impl DeviceBuffer {
     /// Allocates `bytes` (at least 1) in the current context.
     pub fn alloc(bytes: usize) -> Result<DeviceBuffer, GpuError> {
         let mut ptr = 0;
-        // SAFETY: valid out-pointer.
-        check("cuMemAlloc", unsafe { sys::cuMemAlloc_v2(&mut ptr, bytes.max(1)) })?;
-        Ok(DeviceBuffer { ptr, bytes })
+        let mut ctx = std::ptr::null_mut();
+        // SAFETY: valid out-pointers.
+        unsafe {
+            check("cuCtxGetCurrent", sys::cuCtxGetCurrent(&mut ctx))?;
+            check("cuMemAlloc", sys::cuMemAlloc_v2(&mut ptr, bytes.max(1)))?;
+        }
+        Ok(DeviceBuffer { ptr, bytes, ctx })
     }
 
     /// Allocates and copies `data` in.
@@ -189,9 +194,15 @@ impl DeviceBuffer {
 
 impl Drop for DeviceBuffer {
     fn drop(&mut self) {
-        // SAFETY: allocated by `alloc`, freed once.
+        // SAFETY: allocated by `alloc`, freed once, with its context pushed for the call and popped after (the
+        // caller's current context is left as it was).
         unsafe {
+            let pushed = sys::cuCtxPushCurrent_v2(self.ctx) == sys::CUresult::CUDA_SUCCESS;
             sys::cuMemFree_v2(self.ptr);
+            if pushed {
+                let mut popped = std::ptr::null_mut();
+                sys::cuCtxPopCurrent_v2(&mut popped);
+            }
         }
     }
 }

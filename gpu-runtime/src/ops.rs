@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use cudarc::driver::sys::{CUdeviceptr, CUfunction, CUkernel, CUstream};
+use cudarc::driver::sys::{CUcontext, CUdeviceptr, CUfunction, CUkernel, CUstream};
 
 use crate::driver::{KernelLibrary, LaunchConfig, Params, function_in, launch};
 use crate::error::GpuError;
@@ -105,13 +105,15 @@ impl Kernels {
         for (name, k) in &self.handles {
             funcs.insert(*name, function_in(part.ctx, *k, 0)?);
         }
-        Ok(Ops { funcs, stream: part.stream, sms: part.sms, cfg: self.cfg })
+        Ok(Ops { funcs, ctx: part.ctx, stream: part.stream, sms: part.sms, cfg: self.cfg })
     }
 }
 
 /// Launchers bound to one partition.
 pub struct Ops {
     funcs: HashMap<&'static str, CUfunction>,
+    /// The partition's context (made current before every launch).
+    ctx: CUcontext,
     /// The partition's stream.
     pub stream: CUstream,
     /// The partition's SMs.
@@ -146,6 +148,9 @@ pub struct PagedKv {
 impl Ops {
     fn go(&self, name: &'static str, cfg: LaunchConfig, p: Params) -> Result<(), GpuError> {
         let f = *self.funcs.get(name).ok_or_else(|| GpuError::Invalid(format!("kernel {name} not loaded")))?;
+        // The function, the stream and the current context must agree; setting it is a few tens of ns.
+        // SAFETY: the partition's context outlives its `Ops`.
+        crate::error::check("cuCtxSetCurrent", unsafe { cudarc::driver::sys::cuCtxSetCurrent(self.ctx) })?;
         launch(f, cfg, self.stream, &p)
     }
 

@@ -443,9 +443,12 @@ pub fn contention(
     proj: &Projection,
     rounds: u32,
 ) -> Result<CorunRow, GpuError> {
+    dec.part.bind()?;
     let wd = Weights::new(&dec.ops, proj.d_in, proj.d_out, 61)?;
+    let xd = random(&dec.ops, 32 * proj.d_in, 63, 1.0)?;
+    pre.part.bind()?;
     let wp = Weights::new(&pre.ops, proj.d_in, proj.d_out, 62)?;
-    let (xd, xp) = (random(&dec.ops, 32 * proj.d_in, 63, 1.0)?, random(&pre.ops, 4096 * proj.d_in, 64, 1.0)?);
+    let xp = random(&pre.ops, 4096 * proj.d_in, 64, 1.0)?;
     let yd = DeviceBuffer::alloc((32 * proj.d_out * 2) as usize)?;
     let yp = DeviceBuffer::alloc((4096 * proj.d_out * 2) as usize)?;
     dec.part.synchronize()?;
