@@ -15,12 +15,16 @@ pub struct StepTiming {
     pub hbm_bytes: f64,
     /// Nanoseconds those bytes take at the partition's own bandwidth (<= duration for a roofline model).
     pub memory_ns: f64,
+    /// `Some(ticket)` when the step was only enqueued on a device: `duration` is then an estimate (what policies
+    /// see as the batch's expected end) and the real end is reported later through
+    /// [`crate::realtime::AsyncExecutor::wait`]. `None` for a step whose duration is known (simulated).
+    pub pending: Option<u64>,
 }
 
 impl StepTiming {
     /// A step with no HBM traffic information (contention leaves it alone).
     pub fn opaque(duration: Nanos) -> Self {
-        Self { duration, hbm_bytes: 0.0, memory_ns: 0.0 }
+        Self { duration, hbm_bytes: 0.0, memory_ns: 0.0, pending: None }
     }
 }
 
@@ -63,6 +67,6 @@ impl Executor for SimExecutor {
         launch: Launch,
     ) -> Result<StepTiming, ExecutorError> {
         let c = self.cost.iteration_launched(sms, work, launch);
-        Ok(StepTiming { duration: c.total, hbm_bytes: c.hbm_bytes, memory_ns: c.memory_s * 1e9 })
+        Ok(StepTiming { duration: c.total, hbm_bytes: c.hbm_bytes, memory_ns: c.memory_s * 1e9, pending: None })
     }
 }

@@ -18,6 +18,7 @@ pub mod model;
 pub mod partition;
 pub mod policy;
 pub mod prefix;
+pub mod realtime;
 pub mod report;
 pub mod request;
 pub mod run;

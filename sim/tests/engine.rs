@@ -184,6 +184,7 @@ impl duet_sim::executor::Executor for TrafficExecutor {
             duration: Nanos(10 * MS),
             hbm_bytes: self.demand * HBM * d / 1e9,
             memory_ns: self.mem * d,
+            pending: None,
         })
     }
 }

@@ -3,7 +3,7 @@
 use super::{DecisionRecord, Engine, InFlight, IterationRecord};
 use crate::cost::{Launch, SeqWork};
 use crate::error::SimError;
-use crate::executor::{Executor, StepTiming};
+use crate::executor::{Executor, ExecutorError, StepTiming};
 use crate::policy::{Batch, BatchItem, Lane, Plan};
 use crate::request::{Phase, ReqId};
 use crate::time::Nanos;
@@ -248,6 +248,14 @@ impl Engine {
         let switch = if self.switches_layout(batch.lane, batch.sms) { self.cfg.partition_switch_ns } else { 0 };
         // A zero-length step would let time stand still; every step takes at least 1 ns.
         let timing = executor.execute(self.now, batch.sms, &self.work, Launch::Eager)?;
+        if timing.pending.is_some() && batch.segments > 1 {
+            return Err(ExecutorError(format!(
+                "a batch split into {} layer groups (muxwise) cannot run on an executor that reports ends \
+                 asynchronously",
+                batch.segments
+            ))
+            .into());
+        }
         let solo = timing.duration.max(Nanos(1)).0 + switch;
         let (demand, mem_fraction) = traffic(&timing, solo);
         self.iterations.push(record);
@@ -272,6 +280,7 @@ impl Engine {
             last_update: self.now,
             version: 0,
             dirty: true,
+            pending: timing.pending,
             decision,
             record: self.iterations.len() - 1,
         });

@@ -82,6 +82,7 @@ impl Engine {
             b.mem_fraction = mem_fraction;
             b.last_update = now;
             b.dirty = true;
+            b.pending = timing.pending;
             b.record = self.iterations.len() - 1;
         } else {
             let b = self.batches.remove(bi);

@@ -12,6 +12,7 @@
 
 mod apply;
 mod complete;
+pub(crate) mod pending;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -261,6 +262,8 @@ struct InFlight {
     version: u32,
     /// Whether a completion event must be (re)scheduled.
     dirty: bool,
+    /// The executor's ticket while the current step's end is not known yet (wall-clock mode, [`pending`]).
+    pending: Option<u64>,
     decision: Option<usize>,
     record: usize,
 }
@@ -618,6 +621,11 @@ impl Engine {
                     1.0 / ((1.0 - b.mem_fraction) + b.mem_fraction * stretch)
                 }
             };
+            if b.pending.is_some() {
+                // The end is reported by the executor (`step_finished`); nothing to schedule.
+                b.dirty = false;
+                continue;
+            }
             if rate != b.rate || b.dirty {
                 b.rate = rate;
                 b.version += 1;

@@ -1,0 +1,137 @@
+//! Wall-clock mode: the same engine and policies driving an executor that enqueues steps on a device and reports
+//! their ends later (the CUDA executor), with arrivals released at their trace times on the executor's clock.
+//!
+//! [`run`] repeats: apply every event due by the executor's clock ([`AsyncExecutor::now`]) and consult the policy;
+//! then wait ([`AsyncExecutor::wait`]) until the next event is due or a step ends, and tell the engine when it
+//! ended. Token times are the engine's clock when the end was seen (a real server emits a token only when the host
+//! sees the step finish). Contention is not modelled here: the device's times include it.
+//!
+//! [`FakeExecutor`] stands in for a device: it asks another executor (the cost model) for each step's duration,
+//! ends the step exactly then on a clock that jumps from event to event, so a wall-clock run over it reproduces
+//! the simulated run's plans, iterations and request times exactly (`tests/realtime.rs`).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use duet_traces::Workload;
+
+use crate::cost::{Launch, SeqWork};
+use crate::engine::{Engine, EngineConfig, SimOutput};
+use crate::error::{ConfigError, SimError};
+use crate::executor::{Executor, ExecutorError, StepTiming};
+use crate::policy::Policy;
+use crate::time::Nanos;
+
+/// An executor whose steps end asynchronously, with the clock the run follows.
+pub trait AsyncExecutor: Executor {
+    /// Time since the run started.
+    fn now(&self) -> Nanos;
+
+    /// Blocks until the earliest pending step ends (returns its ticket and end time) or the clock reaches
+    /// `deadline` (returns `None`). With no pending step it waits for the deadline; with neither it fails.
+    fn wait(&mut self, deadline: Option<Nanos>) -> Result<Option<(u64, Nanos)>, ExecutorError>;
+
+    /// This executor as a plain [`Executor`] (for the engine).
+    fn as_executor(&mut self) -> &mut dyn Executor;
+}
+
+/// Runs `workload` to completion in wall-clock mode. `cfg.contention` must be `None`.
+pub fn run(
+    workload: &Workload,
+    policy: &mut dyn Policy,
+    executor: &mut dyn AsyncExecutor,
+    cfg: &EngineConfig,
+) -> Result<SimOutput, SimError> {
+    if cfg.contention.is_some() {
+        return Err(ConfigError::Invalid(
+            "wall-clock runs take contention from the device; the engine must not model it".into(),
+        )
+        .into());
+    }
+    let mut engine = Engine::new(cfg, workload.prefix.as_ref().map(|p| p.block_tokens))?;
+    engine.check_fit(workload.requests.iter())?;
+    for (i, s) in workload.requests.iter().enumerate() {
+        engine.add_arrival(*s, workload.prefix.as_ref().map(|p| p.get(i)));
+    }
+    loop {
+        while engine.next_time().is_some_and(|t| t <= executor.now()) {
+            let now = executor.now();
+            engine.advance_to(now, policy, executor.as_executor())?;
+        }
+        let deadline = engine.next_time();
+        if deadline.is_none() && engine.pending_steps() == 0 {
+            break;
+        }
+        if let Some((ticket, end)) = executor.wait(deadline)? {
+            engine.step_finished(ticket, end)?;
+        }
+    }
+    engine.check_finished(policy)?;
+    Ok(engine.into_output())
+}
+
+/// A stand-in device: each step takes what `inner` says (optionally transformed), ends exactly then, and the
+/// clock jumps to the next thing that happens.
+pub struct FakeExecutor<E: Executor> {
+    inner: E,
+    clock: Nanos,
+    next_ticket: u64,
+    ends: BinaryHeap<Reverse<(Nanos, u64)>>,
+    /// Maps (step index, predicted duration) to the duration the fake device takes.
+    scale: Box<dyn FnMut(u64, Nanos) -> Nanos>,
+    /// Steps started, with their SMs and the work.
+    pub log: Vec<(Nanos, u32, Vec<SeqWork>, Launch)>,
+}
+
+impl<E: Executor> FakeExecutor<E> {
+    /// A fake device taking exactly `inner`'s durations.
+    pub fn new(inner: E) -> Self {
+        Self::with_durations(inner, Box::new(|_, d| d))
+    }
+
+    /// A fake device taking `f(step index, inner's duration)` for each step.
+    pub fn with_durations(inner: E, f: Box<dyn FnMut(u64, Nanos) -> Nanos>) -> Self {
+        Self { inner, clock: Nanos(0), next_ticket: 0, ends: BinaryHeap::new(), scale: f, log: Vec::new() }
+    }
+}
+
+impl<E: Executor> Executor for FakeExecutor<E> {
+    fn execute(&mut self, now: Nanos, sms: u32, work: &[SeqWork], launch: Launch) -> Result<StepTiming, ExecutorError> {
+        let mut t = self.inner.execute(now, sms, work, launch)?;
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        // The engine gives every step at least 1 ns; so does the fake device.
+        let took = (self.scale)(ticket, t.duration).max(Nanos(1));
+        self.ends.push(Reverse((self.clock.max(now) + took, ticket)));
+        self.log.push((now, sms, work.to_vec(), launch));
+        t.pending = Some(ticket);
+        Ok(t)
+    }
+}
+
+impl<E: Executor> AsyncExecutor for FakeExecutor<E> {
+    fn now(&self) -> Nanos {
+        self.clock
+    }
+
+    fn wait(&mut self, deadline: Option<Nanos>) -> Result<Option<(u64, Nanos)>, ExecutorError> {
+        if let Some(&Reverse((end, ticket))) = self.ends.peek()
+            && deadline.is_none_or(|d| end <= d)
+        {
+            self.ends.pop();
+            self.clock = self.clock.max(end);
+            return Ok(Some((ticket, end)));
+        }
+        match deadline {
+            Some(d) => {
+                self.clock = self.clock.max(d);
+                Ok(None)
+            }
+            None => Err(ExecutorError("nothing to wait for: no pending step and no deadline".into())),
+        }
+    }
+
+    fn as_executor(&mut self) -> &mut dyn Executor {
+        self
+    }
+}

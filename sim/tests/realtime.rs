@@ -1,0 +1,106 @@
+//! Wall-clock mode on a fake device and clock: the same policies, unchanged, produce exactly the simulated run's
+//! plans when the device takes the cost model's times; with other times the run still serves everything and the
+//! recorded iterations carry the device's times.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{build_policy, engine_cfg};
+use duet_sim::cost::CostModel;
+use duet_sim::engine::{self, EngineConfig};
+use duet_sim::executor::SimExecutor;
+use duet_sim::policy::PolicyOptions;
+use duet_sim::realtime::{self, FakeExecutor};
+use duet_sim::{GpuSpec, ModelSpec, Nanos};
+use duet_traces::Workload;
+
+fn cost() -> Arc<CostModel> {
+    Arc::new(CostModel::new(
+        ModelSpec::resolve("qwen3-8b").unwrap(),
+        GpuSpec::by_name("h100-sxm").unwrap(),
+        Default::default(),
+    ))
+}
+
+fn workload(n: usize, rate_scale: f64) -> Workload {
+    let w = duet_traces::bundled_default();
+    duet_traces::transform::first_n(duet_traces::transform::scale_rate(w, rate_scale).unwrap(), n).unwrap()
+}
+
+/// On a GPU, contention and partition switches are inside the measured times.
+fn device_cfg() -> EngineConfig {
+    EngineConfig { contention: None, partition_switch_ns: 0, ..engine_cfg(4000) }
+}
+
+#[test]
+fn fake_device_with_model_times_reproduces_the_simulated_plans_exactly() {
+    let w = workload(300, 4.0);
+    let cfg = device_cfg();
+    let split = PolicyOptions { split: Some((100, 32)), ..Default::default() };
+    // A 40 ms TBT target makes DuetServe split (and look ahead) on this load.
+    let duet = PolicyOptions { tbt_target_ms: Some(40.0), ..Default::default() };
+    for (name, opts) in [
+        ("chunked", Default::default()),
+        ("prefill-first", Default::default()),
+        ("duet", duet),
+        ("static-split", split),
+    ] {
+        let sim = engine::run(&w, build_policy(name, &opts).as_mut(), &mut SimExecutor::new(cost()), &cfg).unwrap();
+        let mut dev = FakeExecutor::new(SimExecutor::new(cost()));
+        let wall = realtime::run(&w, build_policy(name, &opts).as_mut(), &mut dev, &cfg).unwrap();
+        assert_eq!(sim.iterations, wall.iterations, "{name}: iterations differ");
+        assert_eq!(sim.decisions, wall.decisions, "{name}: decisions differ");
+        assert_eq!(sim.requests, wall.requests, "{name}: request times differ");
+        assert_eq!(sim.itl_ns, wall.itl_ns, "{name}: inter-token gaps differ");
+        assert_eq!(dev.log.len(), sim.iterations.len(), "{name}: one device step per iteration");
+        assert!(sim.iterations.len() > 100, "{name}: a real schedule ({} iterations)", sim.iterations.len());
+        let split = sim.iterations.iter().filter(|i| i.lane != duet_sim::policy::Lane::Whole).count();
+        let graphs = dev.log.iter().filter(|l| l.3 == duet_sim::cost::Launch::Graph).count();
+        println!("{name}: {} iterations, {split} on partitions, {graphs} look-ahead graph steps", sim.iterations.len());
+        match name {
+            "duet" => assert!(split > 0 && graphs > 0, "duet: partitions and look-ahead exercised"),
+            "static-split" => assert_eq!(split, sim.iterations.len(), "static-split: always partitioned"),
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn other_device_times_are_what_the_iterations_record() {
+    let w = workload(150, 2.0);
+    let cfg = device_cfg();
+    // The device is 10% slower than the model on every step, plus 3 us per step.
+    let slower = |_: u64, d: Nanos| Nanos(d.0 + d.0 / 10 + 3_000);
+    for name in ["chunked", "duet"] {
+        let mut dev = FakeExecutor::with_durations(SimExecutor::new(cost()), Box::new(slower));
+        let out = realtime::run(&w, build_policy(name, &Default::default()).as_mut(), &mut dev, &cfg).unwrap();
+        assert!(out.requests.iter().all(|r| r.tokens_emitted == r.output_tokens), "{name}: every request served");
+        assert!(out.requests.iter().all(|r| r.first_scheduled >= r.arrival), "{name}: nothing runs before it arrives");
+        // Each iteration lasted what the device took for it (predicted x 1.1 + 3 us).
+        let model = SimExecutor::new(cost());
+        for (it, (_, sms, work, launch)) in out.iterations.iter().zip(&dev.log) {
+            let predicted = model.cost_model().iteration_launched(*sms, work, *launch).total;
+            assert_eq!(it.end - it.start, slower(0, predicted), "{name}: {it:?}");
+        }
+        let sim =
+            engine::run(&w, build_policy(name, &Default::default()).as_mut(), &mut SimExecutor::new(cost()), &cfg)
+                .unwrap();
+        assert!(out.stats.end > sim.stats.end, "{name}: a slower device finishes later");
+    }
+}
+
+#[test]
+fn layer_segmented_batches_and_modelled_contention_are_refused() {
+    let w = workload(50, 8.0);
+    let mut dev = FakeExecutor::new(SimExecutor::new(cost()));
+    let e = realtime::run(&w, build_policy("muxwise", &Default::default()).as_mut(), &mut dev, &device_cfg())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("layer groups (muxwise)"), "{e}");
+    let mut dev = FakeExecutor::new(SimExecutor::new(cost()));
+    let e = realtime::run(&w, build_policy("chunked", &Default::default()).as_mut(), &mut dev, &engine_cfg(4000))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("contention from the device"), "{e}");
+}
