@@ -13,6 +13,7 @@ pub mod error;
 pub mod gemm;
 pub mod green;
 pub mod kernels;
+pub mod lookahead;
 pub mod menu;
 pub mod ops;
 pub mod probe;
