@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::{calibrate_cmd, commands, report_cmd, sweep, trace_cmd};
+use crate::{calibrate_cmd, commands, replay_cmd, report_cmd, sweep, trace_cmd, validate_cmd};
 
 /// duet: how should prefill and decode share a GPU? Simulate LLM-serving schedulers on real traces.
 #[derive(Debug, Parser)]
@@ -39,6 +39,41 @@ enum Command {
     /// Fit GPU profiles from measurements and check their accuracy.
     #[command(subcommand)]
     Calibrate(CalibrateCommand),
+    /// Compare the simulator with a device run (`duet-gpu replay`) of the same trace window, model and policy:
+    /// per-step cost-model error and TTFT/ITL/TBT/throughput error.
+    Validate(ValidateArgs),
+    /// Replay a trace window in wall-clock mode (on an H100: `duet-gpu replay`; here only on a fake device with
+    /// --dry-run) and write what `duet validate` reads.
+    Replay(ReplayArgs),
+}
+
+/// Options of `duet replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    pub sim: SimArgs,
+    /// Output folder: summary.json, requests.csv, decisions.csv, iterations.csv, steps.csv.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Run on a fake device whose steps take the cost model's time x --device-scale.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The fake device's speed relative to the cost model (1.1 = 10% slower).
+    #[arg(long, default_value_t = 1.0, value_name = "X")]
+    pub device_scale: f64,
+}
+
+/// Options of `duet validate`: the `duet sim` options the device run used, and where it is.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub sim: SimArgs,
+    /// The device run's output folder (steps.csv, summary.json).
+    #[arg(long, value_name = "DIR")]
+    pub replay: PathBuf,
+    /// Write validation.md, validation.json, steps_validation.csv and a figure here.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 /// `duet calibrate ...`.
@@ -422,5 +457,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Gpus => commands::gpus(),
         Command::RooflineCheck(a) => commands::roofline_check(&a),
         Command::Calibrate(c) => calibrate_cmd::run(c),
+        Command::Validate(a) => validate_cmd::run(&a.sim, &a.replay, a.out.as_deref()),
+        Command::Replay(a) => replay_cmd::run(&a.sim, &a.out, a.dry_run, a.device_scale),
     }
 }

@@ -170,7 +170,7 @@ fn cluster_config(a: &SimArgs) -> Result<ClusterConfig> {
 }
 
 /// The workload of `a`, checked against the model's context.
-fn load_workload(a: &SimArgs, cfg: &SimConfig) -> Result<Workload> {
+pub(crate) fn load_workload(a: &SimArgs, cfg: &SimConfig) -> Result<Workload> {
     workload::build(&a.workload, cfg.model.max_context)
 }
 

@@ -3,9 +3,11 @@
 mod calibrate_cmd;
 mod cli;
 mod commands;
+mod replay_cmd;
 mod report_cmd;
 mod sweep;
 mod trace_cmd;
+mod validate_cmd;
 mod workload;
 
 fn main() -> std::process::ExitCode {

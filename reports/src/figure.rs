@@ -453,12 +453,10 @@ where
         .draw()
         .map_err(err)?;
     let (lo, hi) = (r.start, r.end);
-    let band = vec![
-        (lo, lo * (1.0 - c.band)),
-        (hi, hi * (1.0 - c.band)),
-        (hi, hi * (1.0 + c.band)),
-        (lo, lo * (1.0 + c.band)),
-    ];
+    // The band {(x, y): (1 - b) x <= y <= (1 + b) x} clipped to the square [lo, hi]^2, every vertex inside it
+    // (vertices outside the axis range would be drawn clamped, which skews the band).
+    let (down, up) = (1.0 - c.band, 1.0 + c.band);
+    let band = vec![(lo, lo), (lo / down, lo), (hi, hi * down), (hi, hi), (hi / up, hi), (lo, lo * up)];
     let band_label = format!("±{:.0}% band", c.band * 100.0);
     chart
         .draw_series([Polygon::new(band, RGBColor(0xD8, 0xD8, 0xD8).filled())])

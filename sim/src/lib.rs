@@ -23,6 +23,7 @@ pub mod report;
 pub mod request;
 pub mod run;
 pub mod time;
+pub mod validate;
 
 pub use error::{ConfigError, SimError};
 pub use gpu::GpuSpec;

@@ -17,6 +17,7 @@ use crate::metrics::{self, Metrics, Slo};
 use crate::model::ModelSpec;
 use crate::partition::Granularity;
 use crate::policy::{PolicyConfig, PolicyContext};
+use crate::realtime::{self, AsyncExecutor};
 
 /// Everything that defines a simulation besides the workload.
 #[derive(Debug, Clone)]
@@ -97,8 +98,17 @@ pub struct SimRun {
     pub cluster: Option<ClusterReport>,
 }
 
-/// Runs `workload` under `cfg`.
-pub fn simulate(workload: &Workload, cfg: &SimConfig) -> Result<SimRun, SimError> {
+/// What every run builds from its configuration before the engine starts.
+struct Prepared {
+    model: ModelSpec,
+    kv: KvCapacity,
+    cost: Arc<CostModel>,
+    ctx: PolicyContext,
+    engine_cfg: EngineConfig,
+    policy_name: &'static str,
+}
+
+fn prepare(workload: &Workload, cfg: &SimConfig) -> Result<Prepared, SimError> {
     cfg.slo.validate()?;
     if workload.is_empty() {
         return Err(ConfigError::Invalid("the workload holds no request".into()).into());
@@ -115,14 +125,7 @@ pub fn simulate(workload: &Workload, cfg: &SimConfig) -> Result<SimRun, SimError
     // One GPU's shard of the model: its weights, KV bytes per token and operator shapes.
     let model = cfg.model.shard(tp)?;
     let kv = KvCapacity::compute(&model, &cfg.gpu, &cfg.kv)?;
-    let mut cost_cfg = cfg.cost.clone();
-    if tp > 1 {
-        cost_cfg.tensor_parallel = Some(TensorParallel { degree: tp, all_reduce: RingAllReduce::H100_NVLINK });
-    }
-    let cost = Arc::new(match &cfg.curves {
-        Some(c) => CostModel::with_curves(model.clone(), cfg.gpu.clone(), Arc::clone(c), cost_cfg),
-        None => CostModel::new(model.clone(), cfg.gpu.clone(), cost_cfg),
-    });
+    let cost = cost_model(cfg)?;
     let ctx = PolicyContext { cost: Arc::clone(&cost), total_sms: cfg.num_sms, granularity: cfg.granularity };
     let engine_cfg = EngineConfig {
         kv,
@@ -134,24 +137,19 @@ pub fn simulate(workload: &Workload, cfg: &SimConfig) -> Result<SimRun, SimError
         role: Role::Aggregated,
     };
     let policy_name = cfg.policy.build(&ctx)?.name();
-    let (output, cluster) = if cfg.cluster.is_single() {
-        let mut policy = cfg.policy.build(&ctx)?;
-        let mut executor = SimExecutor::new(Arc::clone(&cost));
-        (engine::run(workload, policy.as_mut(), &mut executor, &engine_cfg)?, None)
-    } else {
-        let mut parts = |_: u32| -> Result<InstanceParts, SimError> {
-            Ok(InstanceParts {
-                engine: engine_cfg,
-                policy: cfg.policy.build(&ctx)?,
-                executor: Box::new(SimExecutor::new(Arc::clone(&cost))),
-            })
-        };
-        let (out, report) = cluster::run(workload, &cfg.cluster, model.kv_bytes_per_token(), &mut parts)?;
-        (out, Some(report))
-    };
+    Ok(Prepared { model, kv, cost, ctx, engine_cfg, policy_name })
+}
+
+fn finish(
+    workload: &Workload,
+    cfg: &SimConfig,
+    p: &Prepared,
+    output: SimOutput,
+    cluster: Option<ClusterReport>,
+) -> SimRun {
     let metrics = metrics::compute(&output, &cfg.slo);
     let meta = RunMeta {
-        policy: policy_name.into(),
+        policy: p.policy_name.into(),
         token_budget: cfg.policy.token_budget(),
         granularity: cfg.granularity,
         profile: cfg.curves_name.clone(),
@@ -160,10 +158,62 @@ pub fn simulate(workload: &Workload, cfg: &SimConfig) -> Result<SimRun, SimError
         num_sms: cfg.num_sms,
         trace: workload.source.clone(),
         trace_notes: workload.notes.clone(),
-        kv_capacity_tokens: kv.total_tokens(),
+        kv_capacity_tokens: p.kv.total_tokens(),
         slo: cfg.slo,
         seed: cfg.seed,
-        tp,
+        tp: cfg.cluster.tp,
     };
-    Ok(SimRun { output, metrics, meta, cluster })
+    SimRun { output, metrics, meta, cluster }
+}
+
+/// Runs `workload` under `cfg`.
+pub fn simulate(workload: &Workload, cfg: &SimConfig) -> Result<SimRun, SimError> {
+    let p = prepare(workload, cfg)?;
+    let (output, cluster) = if cfg.cluster.is_single() {
+        let mut policy = cfg.policy.build(&p.ctx)?;
+        let mut executor = SimExecutor::new(Arc::clone(&p.cost));
+        (engine::run(workload, policy.as_mut(), &mut executor, &p.engine_cfg)?, None)
+    } else {
+        let mut parts = |_: u32| -> Result<InstanceParts, SimError> {
+            Ok(InstanceParts {
+                engine: p.engine_cfg,
+                policy: cfg.policy.build(&p.ctx)?,
+                executor: Box::new(SimExecutor::new(Arc::clone(&p.cost))),
+            })
+        };
+        let (out, report) = cluster::run(workload, &cfg.cluster, p.model.kv_bytes_per_token(), &mut parts)?;
+        (out, Some(report))
+    };
+    Ok(finish(workload, cfg, &p, output, cluster))
+}
+
+/// The cost model a run under `cfg` uses (one GPU's shard of the model, the configured curves): what a device
+/// executor gives policies as its estimates, and what `duet validate` predicts steps with.
+pub fn cost_model(cfg: &SimConfig) -> Result<Arc<CostModel>, SimError> {
+    let tp = cfg.cluster.tp;
+    let model = cfg.model.shard(tp)?;
+    let mut cost_cfg = cfg.cost.clone();
+    if tp > 1 {
+        cost_cfg.tensor_parallel = Some(TensorParallel { degree: tp, all_reduce: RingAllReduce::H100_NVLINK });
+    }
+    Ok(Arc::new(match &cfg.curves {
+        Some(c) => CostModel::with_curves(model, cfg.gpu.clone(), Arc::clone(c), cost_cfg),
+        None => CostModel::new(model, cfg.gpu.clone(), cost_cfg),
+    }))
+}
+
+/// Runs `workload` under `cfg` on a device in wall-clock mode ([`crate::realtime`]): one instance, the same
+/// policy, `executor` runs the steps. `cfg.contention` must be `None` (the device's times include it).
+pub fn run_wall_clock(
+    workload: &Workload,
+    cfg: &SimConfig,
+    executor: &mut dyn AsyncExecutor,
+) -> Result<SimRun, SimError> {
+    if !cfg.cluster.is_single() {
+        return Err(ConfigError::Invalid("wall-clock runs drive one instance on one device".into()).into());
+    }
+    let p = prepare(workload, cfg)?;
+    let mut policy = cfg.policy.build(&p.ctx)?;
+    let output = realtime::run(workload, policy.as_mut(), executor, &p.engine_cfg)?;
+    Ok(finish(workload, cfg, &p, output, None))
 }
