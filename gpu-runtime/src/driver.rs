@@ -401,3 +401,53 @@ pub fn launch(f: CUfunction, cfg: LaunchConfig, stream: CUstream, params: &Param
         )
     })
 }
+
+/// Page-locked host memory (copies from it are truly asynchronous); freed on drop.
+pub struct PinnedBuffer {
+    ptr: *mut c_void,
+    /// Size in bytes.
+    pub bytes: usize,
+}
+
+impl PinnedBuffer {
+    /// Allocates `bytes` (at least 1) of page-locked host memory.
+    pub fn alloc(bytes: usize) -> Result<PinnedBuffer, GpuError> {
+        let mut ptr = std::ptr::null_mut();
+        // SAFETY: valid out-pointer.
+        check("cuMemAllocHost", unsafe { sys::cuMemAllocHost_v2(&mut ptr, bytes.max(1)) })?;
+        Ok(PinnedBuffer { ptr, bytes: bytes.max(1) })
+    }
+
+    /// Copies `parts` (each a slice of 4-byte values) back to back into the buffer, then enqueues one copy of
+    /// each part to its device address on `stream`. The buffer must not be rewritten before the copies ran.
+    pub fn upload_async(&mut self, parts: &[(&[i32], CUdeviceptr)], stream: CUstream) -> Result<(), GpuError> {
+        let total: usize = parts.iter().map(|(p, _)| std::mem::size_of_val(*p)).sum();
+        if total > self.bytes {
+            return Err(GpuError::Invalid(format!("{total} B of metadata for a {} B staging buffer", self.bytes)));
+        }
+        let mut off = 0usize;
+        for (p, dst) in parts {
+            let n = std::mem::size_of_val(*p);
+            // SAFETY: `off + n <= self.bytes` (checked above); the source slice is valid for `n` bytes; the copy is
+            // stream-ordered and the caller keeps the buffer untouched until it ran.
+            unsafe {
+                let src = (self.ptr as *mut u8).add(off);
+                std::ptr::copy_nonoverlapping(p.as_ptr() as *const u8, src, n);
+                if n > 0 {
+                    check("cuMemcpyHtoDAsync", sys::cuMemcpyHtoDAsync_v2(*dst, src as *const c_void, n, stream))?;
+                }
+            }
+            off += n;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PinnedBuffer {
+    fn drop(&mut self) {
+        // SAFETY: allocated by `alloc`, freed once.
+        unsafe {
+            sys::cuMemFreeHost(self.ptr);
+        }
+    }
+}

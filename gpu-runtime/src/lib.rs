@@ -18,5 +18,6 @@ pub mod menu;
 pub mod ops;
 pub mod probe;
 pub mod reference;
+pub mod replay;
 
 pub use error::GpuError;

@@ -1,0 +1,507 @@
+//! The CUDA executor: the simulator's `Executor` (and `AsyncExecutor`) on an H100. Each step the engine plans
+//! runs the model's layers on the partition of the requested SM count (the whole GPU or a green context),
+//! asynchronously; CUDA events time it, and `wait` reports ends on the run's clock. Policies are the
+//! simulator's, unchanged; the engine runs in wall-clock mode (`duet_sim::realtime`).
+//!
+//! Two buffer sets hold activations and metadata, so a prefill batch and a decode batch can run at once on the
+//! two sides of a split. Look-ahead steps (`Launch::Graph`) of a decode batch replay a CUDA graph captured
+//! (on first use) for the partition and the padded batch size; metadata goes in by asynchronous copies from
+//! page-locked memory before each replay. The engine still issues a window's steps one at a time: enqueueing all
+//! `k` steps before the first ends would need the engine to hand the executor the whole window.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use cudarc::driver::sys::{self, CUdeviceptr, CUgraphExec};
+use duet_sim::Nanos;
+use duet_sim::cost::{CostModel, Launch, SeqWork};
+use duet_sim::executor::{Executor, ExecutorError, StepTiming};
+use duet_sim::realtime::AsyncExecutor;
+
+use super::layout::{StepLayout, is_decode};
+use super::model::DeviceModel;
+use crate::bench::Setup;
+use crate::bench::run::find_partition;
+use crate::driver::{DeviceBuffer, Event, PinnedBuffer};
+use crate::error::{GpuError, check};
+use crate::gemm::{GemmPlan, GemmShape};
+use crate::green::Partition;
+use crate::kernels::BLOCK_TOKENS;
+use crate::lookahead::{bucket_for, buckets};
+use crate::ops::{DecodeScratch, Ops, PagedKv, PrefillKernel, decode_split};
+
+/// Sizes and switches of the executor.
+#[derive(Debug, Clone)]
+pub struct ExecutorConfig {
+    /// Most token rows in a step (the policy's token budget plus running decodes).
+    pub max_tokens: u32,
+    /// Most sequences in a step.
+    pub max_seqs: u32,
+    /// Longest context (prompt plus output).
+    pub max_context: u32,
+    /// KV cache blocks (the engine's capacity).
+    pub kv_blocks: u32,
+    /// Replay look-ahead steps from CUDA graphs.
+    pub graphs: bool,
+    /// Prefill-attention kernel.
+    pub prefill_kernel: PrefillKernel,
+    /// Seed of the synthetic weights.
+    pub seed: u64,
+}
+
+/// Counters of a replay.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct ExecStats {
+    /// Steps launched kernel by kernel.
+    pub eager_steps: u64,
+    /// Steps replayed from a graph.
+    pub graph_steps: u64,
+    /// Graphs captured.
+    pub captures: u64,
+}
+
+/// Activations and metadata of one in-flight step.
+struct Buffers {
+    x: DeviceBuffer,
+    xn: DeviceBuffer,
+    qkv: DeviceBuffer,
+    attn: DeviceBuffer,
+    tmp: DeviceBuffer,
+    gu: DeviceBuffer,
+    act: DeviceBuffer,
+    gathered: DeviceBuffer,
+    logits: DeviceBuffer,
+    sampled: DeviceBuffer,
+    ids: DeviceBuffer,
+    positions: DeviceBuffer,
+    slot_of: DeviceBuffer,
+    q_start: DeviceBuffer,
+    q_len: DeviceBuffer,
+    ctx_before: DeviceBuffer,
+    tables: DeviceBuffer,
+    decode_ctx: DeviceBuffer,
+    emit_rows: DeviceBuffer,
+    part_acc: DeviceBuffer,
+    part_ml: DeviceBuffer,
+    staging: PinnedBuffer,
+    busy: bool,
+}
+
+struct InFlight {
+    ticket: u64,
+    set: usize,
+    start: Event,
+    end: Event,
+}
+
+/// The executor.
+pub struct CudaExecutor<'a> {
+    setup: &'a Setup,
+    model: DeviceModel,
+    cost: Arc<CostModel>,
+    cfg: ExecutorConfig,
+    bound: HashMap<u32, (&'a Partition, Ops)>,
+    plans: HashMap<(u64, u64, u64, u32), GemmPlan>,
+    sets: Vec<Buffers>,
+    in_flight: Vec<InFlight>,
+    graphs: HashMap<(u32, u32, usize), CUgraphExec>,
+    buckets: Vec<u32>,
+    table_stride: u32,
+    t0_wall: Instant,
+    next_ticket: u64,
+    /// Counters.
+    pub stats: ExecStats,
+    /// Per step (by ticket): GPU time between the events around it, ns.
+    pub gpu_ns: Vec<u64>,
+}
+
+fn err(e: GpuError) -> ExecutorError {
+    ExecutorError(e.to_string())
+}
+
+impl<'a> CudaExecutor<'a> {
+    /// Loads the model (synthetic weights) and KV cache, allocates two buffer sets; `cost` gives the estimates
+    /// policies see while a step runs.
+    pub fn new(setup: &'a Setup, cost: Arc<CostModel>, cfg: ExecutorConfig) -> Result<CudaExecutor<'a>, GpuError> {
+        setup.gpu.bind()?;
+        let whole = setup.kernels.bind(&setup.parts.whole)?;
+        let (free, _) = setup.gpu.mem_info()?;
+        let spec = cost.model().clone();
+        let model = DeviceModel::new(&spec, cfg.kv_blocks, &whole, free as u64, cfg.seed)?;
+        let table_stride = cfg.max_context.div_ceil(BLOCK_TOKENS) + 1;
+        let sets = (0..2)
+            .map(|_| Self::buffers(&spec, &cfg, table_stride, setup.parts.whole.sms))
+            .collect::<Result<_, _>>()?;
+        setup.gpu.synchronize()?;
+        let mut bound = HashMap::new();
+        bound.insert(setup.parts.whole.sms, (&setup.parts.whole, whole));
+        Ok(CudaExecutor {
+            setup,
+            model,
+            cost,
+            buckets: buckets(cfg.max_seqs.min(256)),
+            cfg,
+            bound,
+            plans: HashMap::new(),
+            sets,
+            in_flight: Vec::new(),
+            graphs: HashMap::new(),
+            table_stride,
+            t0_wall: Instant::now(),
+            next_ticket: 0,
+            stats: ExecStats::default(),
+            gpu_ns: Vec::new(),
+        })
+    }
+
+    fn buffers(m: &duet_sim::model::ModelSpec, c: &ExecutorConfig, stride: u32, sms: u32) -> Result<Buffers, GpuError> {
+        let t = c.max_tokens.max(c.max_seqs) as u64;
+        let s = c.max_seqs as u64;
+        let (h, i) = (m.hidden_size, m.intermediate_size);
+        let (hq, hkv, d) = (m.num_q_heads, m.num_kv_heads, m.head_dim);
+        let bf = |n: u64| DeviceBuffer::alloc((n * 2) as usize);
+        let int = |n: u64| DeviceBuffer::alloc((n * 4) as usize);
+        let max_parts =
+            (1..=c.max_seqs).map(|n| n * decode_split(n, hkv as u32, c.max_context, sms).0).max().unwrap_or(1) as u64;
+        let meta_ints = 3 * t + 5 * s + s * stride as u64 + 16;
+        Ok(Buffers {
+            x: bf(t * h)?,
+            xn: bf(t * h)?,
+            qkv: bf(t * (hq + 2 * hkv) * d)?,
+            attn: bf(t * hq * d)?,
+            tmp: bf(t * h)?,
+            gu: bf(t * 2 * i)?,
+            act: bf(t * i)?,
+            gathered: bf(s * h)?,
+            logits: bf(s * m.vocab_size)?,
+            sampled: int(s)?,
+            ids: int(t)?,
+            positions: int(t)?,
+            slot_of: int(t)?,
+            q_start: int(s)?,
+            q_len: int(s)?,
+            ctx_before: int(s)?,
+            tables: int(s * stride as u64)?,
+            decode_ctx: int(s)?,
+            emit_rows: int(s)?,
+            part_acc: DeviceBuffer::alloc((max_parts * hq * d * 4) as usize)?,
+            part_ml: DeviceBuffer::alloc((max_parts * hq * 2 * 4) as usize)?,
+            staging: PinnedBuffer::alloc((meta_ints * 4) as usize)?,
+            busy: false,
+        })
+    }
+
+    fn ops(&mut self, sms: u32) -> Result<(&'a Partition, usize), GpuError> {
+        if !self.bound.contains_key(&sms) {
+            let part = find_partition(&self.setup.parts, sms)
+                .ok_or_else(|| GpuError::Invalid(format!("no partition of {sms} SMs on this GPU")))?;
+            let ops = self.setup.kernels.bind(part)?;
+            self.bound.insert(sms, (part, ops));
+        }
+        let part = self.bound[&sms].0;
+        let set = self.sets.iter().position(|b| !b.busy).ok_or_else(|| {
+            GpuError::Invalid("more than two steps in flight (the engine runs at most a prefill and a decode)".into())
+        })?;
+        Ok((part, set))
+    }
+
+    fn plan(&mut self, tokens: u64, d_in: u64, d_out: u64, sms: u32) -> Result<(), GpuError> {
+        if !self.plans.contains_key(&(tokens, d_in, d_out, sms)) {
+            let p = self.setup.gemm.plan(GemmShape { tokens, d_in, d_out }, sms)?;
+            self.plans.insert((tokens, d_in, d_out, sms), p);
+        }
+        Ok(())
+    }
+
+    /// Every GEMM plan a step of `t` rows emitting `e` tokens needs on `sms` SMs.
+    fn plans_for(&mut self, t: u64, e: u64, sms: u32) -> Result<(), GpuError> {
+        let m = self.cost.model().clone();
+        let (h, i) = (m.hidden_size, m.intermediate_size);
+        let qkv = (m.num_q_heads + 2 * m.num_kv_heads) * m.head_dim;
+        self.plan(t, h, qkv, sms)?;
+        self.plan(t, m.num_q_heads * m.head_dim, h, sms)?;
+        self.plan(t, h, 2 * i, sms)?;
+        self.plan(t, i, h, sms)?;
+        if e > 0 {
+            self.plan(e, h, m.vocab_size, sms)?;
+        }
+        Ok(())
+    }
+
+    /// `y = x W^T` with the plan for `(tokens, d_in, d_out)` on `sms` SMs.
+    fn gemm(
+        &self,
+        shape: (u64, u64, u64),
+        sms: u32,
+        x: CUdeviceptr,
+        w: CUdeviceptr,
+        y: CUdeviceptr,
+        stream: sys::CUstream,
+    ) -> Result<(), GpuError> {
+        let p = &self.plans[&(shape.0, shape.1, shape.2, sms)];
+        self.setup.gemm.run(p, x, w, y, stream)
+    }
+
+    /// Enqueues one step of `l` on partition `sms` with buffer set `set` (metadata already copied in).
+    fn forward(&self, l: &StepLayout, sms: u32, set: usize, decode_max_len: u32) -> Result<(), GpuError> {
+        let (part, ops) = &self.bound[&sms];
+        let b = &self.sets[set];
+        let m = &self.model.spec;
+        let (h, i, v) = (m.hidden_size, m.intermediate_size, m.vocab_size);
+        let (hq, hkv, d) = (m.num_q_heads, m.num_kv_heads, m.head_dim);
+        let width = (hq + 2 * hkv) * d;
+        let (t, e) = (l.tokens as u64, l.emit_rows.len() as u64);
+        let s = part.stream;
+        part.bind()?;
+        ops.embed(b.x.ptr, self.model.embed.ptr, b.ids.ptr, t as u32, h as u32)?;
+        let stride = self.table_stride;
+        for (li, w) in self.model.layers.iter().enumerate() {
+            ops.rmsnorm(b.xn.ptr, b.x.ptr, w.attn_norm.ptr, t as u32, h as u32, 1e-6)?;
+            self.gemm((t, h, width), sms, b.xn.ptr, w.qkv.ptr, b.qkv.ptr, s)?;
+            ops.rotary(b.qkv.ptr, b.positions.ptr, t as u32, hq as u32, hkv as u32, 1e6)?;
+            let kv = PagedKv {
+                k: self.model.k_cache[li].ptr,
+                v: self.model.v_cache[li].ptr,
+                tables: b.tables.ptr,
+                max_blocks: stride as i32,
+            };
+            ops.kv_append(&kv, b.qkv.ptr, b.slot_of.ptr, t as u32, hq as u32, hkv as u32)?;
+            if l.prefill_seqs() > 0 {
+                let k = self.cfg.prefill_kernel;
+                ops.prefill_attention(
+                    k,
+                    b.attn.ptr,
+                    b.qkv.ptr,
+                    &kv,
+                    b.q_start.ptr,
+                    b.q_len.ptr,
+                    b.ctx_before.ptr,
+                    l.prefill_seqs(),
+                    l.max_q,
+                    hq as u32,
+                    hkv as u32,
+                )?;
+            }
+            if l.decode_seqs() > 0 {
+                let p = l.prefill_tokens as u64;
+                let dkv = PagedKv { tables: b.tables.ptr + (l.prefill_seqs() * stride * 4) as u64, ..kv };
+                let scratch = DecodeScratch { part_acc: b.part_acc.ptr, part_ml: b.part_ml.ptr };
+                ops.decode_attention(
+                    b.attn.ptr + p * hq * d * 2,
+                    b.qkv.ptr + p * width * 2,
+                    &dkv,
+                    b.decode_ctx.ptr,
+                    scratch,
+                    l.decode_seqs(),
+                    decode_max_len,
+                    hq as u32,
+                    hkv as u32,
+                )?;
+            }
+            self.gemm((t, hq * d, h), sms, b.attn.ptr, w.o.ptr, b.tmp.ptr, s)?;
+            ops.residual_add(b.x.ptr, b.tmp.ptr, t * h)?;
+            ops.rmsnorm(b.xn.ptr, b.x.ptr, w.mlp_norm.ptr, t as u32, h as u32, 1e-6)?;
+            self.gemm((t, h, 2 * i), sms, b.xn.ptr, w.gate_up.ptr, b.gu.ptr, s)?;
+            ops.silu_mul(b.act.ptr, b.gu.ptr, t as u32, i as u32)?;
+            self.gemm((t, i, h), sms, b.act.ptr, w.down.ptr, b.tmp.ptr, s)?;
+            ops.residual_add(b.x.ptr, b.tmp.ptr, t * h)?;
+        }
+        if e > 0 {
+            // Gather the emitting rows, final norm, LM head, greedy token.
+            ops.embed(b.gathered.ptr, b.x.ptr, b.emit_rows.ptr, e as u32, h as u32)?;
+            ops.rmsnorm(b.xn.ptr, b.gathered.ptr, self.model.final_norm.ptr, e as u32, h as u32, 1e-6)?;
+            self.gemm((e, h, v), sms, b.xn.ptr, self.model.lm_head.ptr, b.logits.ptr, s)?;
+            ops.argmax_rows(b.sampled.ptr, b.logits.ptr, e as u32, v as u32)?;
+        }
+        Ok(())
+    }
+
+    fn upload(&mut self, l: &StepLayout, set: usize, stream: sys::CUstream) -> Result<(), GpuError> {
+        let vocab = self.model.spec.vocab_size as i32;
+        let ids: Vec<i32> = l.positions.iter().map(|p| p % vocab).collect();
+        let mut tables = l.tables.clone();
+        // Re-stride the block tables to the executor's fixed row length (kernels and graphs take it).
+        if l.max_blocks != self.table_stride {
+            tables = l
+                .tables
+                .chunks(l.max_blocks as usize)
+                .flat_map(|r| {
+                    let mut row = r.to_vec();
+                    row.resize(self.table_stride as usize, r[0]);
+                    row
+                })
+                .collect();
+        }
+        let b = &mut self.sets[set];
+        let parts: [(&[i32], CUdeviceptr); 9] = [
+            (&ids, b.ids.ptr),
+            (&l.positions, b.positions.ptr),
+            (&l.slot_of, b.slot_of.ptr),
+            (&l.q_start, b.q_start.ptr),
+            (&l.q_len, b.q_len.ptr),
+            (&l.ctx_before, b.ctx_before.ptr),
+            (&tables, b.tables.ptr),
+            (&l.decode_ctx, b.decode_ctx.ptr),
+            (&l.emit_rows, b.emit_rows.ptr),
+        ];
+        b.staging.upload_async(&parts, stream)
+    }
+
+    fn check_fits(&self, l: &StepLayout) -> Result<(), GpuError> {
+        let seqs = l.prefill_seqs() + l.decode_seqs();
+        if l.tokens > self.cfg.max_tokens.max(self.cfg.max_seqs)
+            || seqs > self.cfg.max_seqs
+            || l.max_blocks > self.table_stride
+        {
+            return Err(GpuError::Invalid(format!(
+                "step of {} tokens, {seqs} sequences, {} blocks per sequence exceeds the executor's {} tokens, {} \
+                 sequences, {} blocks",
+                l.tokens, l.max_blocks, self.cfg.max_tokens, self.cfg.max_seqs, self.table_stride
+            )));
+        }
+        Ok(())
+    }
+
+    fn launch(&mut self, sms: u32, work: &[SeqWork], launch: Launch) -> Result<u64, GpuError> {
+        let (part, set) = self.ops(sms)?;
+        let graph_rows = (self.cfg.graphs && launch == Launch::Graph && work.iter().all(is_decode))
+            .then(|| bucket_for(&self.buckets, work.len() as u32))
+            .flatten();
+        let (mut l, decode_max_len) = match graph_rows {
+            Some(rows) => {
+                // Pad to the bucket with one-token decodes over one cached token; every row goes through the
+                // LM head, so the captured shapes never change.
+                let mut padded = work.to_vec();
+                padded.resize(rows as usize, SeqWork { new_tokens: 1, cached_tokens: 1, emits_token: true });
+                for w in &mut padded {
+                    w.emits_token = true;
+                }
+                (StepLayout::new(&padded, self.model.kv_blocks)?, self.cfg.max_context)
+            }
+            None => {
+                let l = StepLayout::new(work, self.model.kv_blocks)?;
+                let max = l.max_decode_ctx;
+                (l, max)
+            }
+        };
+        self.check_fits(&l)?;
+        l.max_blocks = l.max_blocks.min(self.table_stride);
+        let stream = part.stream;
+        part.bind()?;
+        self.plans_for(l.tokens as u64, l.emit_rows.len() as u64, sms)?;
+        self.upload(&l, set, stream)?;
+        let (start, end) = (Event::new()?, Event::new()?);
+        start.record(stream)?;
+        match graph_rows {
+            Some(rows) => {
+                let key = (sms, rows, set);
+                if !self.graphs.contains_key(&key) {
+                    let exec = self.capture(&l, sms, set, decode_max_len)?;
+                    self.graphs.insert(key, exec);
+                    self.stats.captures += 1;
+                }
+                // SAFETY: a live graph captured on this partition's stream.
+                check("cuGraphLaunch", unsafe { sys::cuGraphLaunch(self.graphs[&key], stream) })?;
+                self.stats.graph_steps += 1;
+            }
+            None => {
+                self.forward(&l, sms, set, decode_max_len)?;
+                self.stats.eager_steps += 1;
+            }
+        }
+        end.record(stream)?;
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        self.sets[set].busy = true;
+        self.in_flight.push(InFlight { ticket, set, start, end });
+        self.gpu_ns.push(0);
+        Ok(ticket)
+    }
+
+    fn capture(&self, l: &StepLayout, sms: u32, set: usize, decode_max_len: u32) -> Result<CUgraphExec, GpuError> {
+        let stream = self.bound[&sms].0.stream;
+        let mut graph = std::ptr::null_mut();
+        let mut exec = std::ptr::null_mut();
+        // SAFETY: the stream is live; capture ends (and the graph is destroyed) on every path below.
+        unsafe {
+            check(
+                "cuStreamBeginCapture",
+                sys::cuStreamBeginCapture_v2(stream, sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED),
+            )?;
+            let r = self.forward(l, sms, set, decode_max_len);
+            let end = check("cuStreamEndCapture", sys::cuStreamEndCapture(stream, &mut graph));
+            r?;
+            end?;
+            let inst = check("cuGraphInstantiate", sys::cuGraphInstantiateWithFlags(&mut exec, graph, 0));
+            sys::cuGraphDestroy(graph);
+            inst?;
+        }
+        Ok(exec)
+    }
+}
+
+impl Executor for CudaExecutor<'_> {
+    fn execute(
+        &mut self,
+        _now: Nanos,
+        sms: u32,
+        work: &[SeqWork],
+        launch: Launch,
+    ) -> Result<StepTiming, ExecutorError> {
+        let estimate = self.cost.iteration_launched(sms, work, launch);
+        let ticket = self.launch(sms, work, launch).map_err(err)?;
+        Ok(StepTiming { duration: estimate.total, hbm_bytes: 0.0, memory_ns: 0.0, pending: Some(ticket) })
+    }
+}
+
+impl AsyncExecutor for CudaExecutor<'_> {
+    fn now(&self) -> Nanos {
+        Nanos(self.t0_wall.elapsed().as_nanos() as u64)
+    }
+
+    fn wait(&mut self, deadline: Option<Nanos>) -> Result<Option<(u64, Nanos)>, ExecutorError> {
+        if deadline.is_none() && self.in_flight.is_empty() {
+            return Err(ExecutorError("nothing to wait for: no step in flight and no deadline".into()));
+        }
+        loop {
+            for k in 0..self.in_flight.len() {
+                // SAFETY: a live event recorded after the step.
+                let status = unsafe { sys::cuEventQuery(self.in_flight[k].end.0) };
+                if status == sys::CUresult::CUDA_SUCCESS {
+                    // The end on the run clock is when the host sees it (as a server would); the GPU time between
+                    // the step's own events is kept for the per-step comparison.
+                    let end = self.now();
+                    let f = self.in_flight.remove(k);
+                    self.sets[f.set].busy = false;
+                    let ms = f.start.elapsed_ms(&f.end).map_err(err)?;
+                    self.gpu_ns[f.ticket as usize] = (ms * 1e6).round() as u64;
+                    return Ok(Some((f.ticket, end)));
+                }
+                if status != sys::CUresult::CUDA_ERROR_NOT_READY {
+                    return Err(err(GpuError::Driver { call: "cuEventQuery", code: format!("{status:?}") }));
+                }
+            }
+            if deadline.is_some_and(|d| self.now() >= d) {
+                return Ok(None);
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    fn as_executor(&mut self) -> &mut dyn Executor {
+        self
+    }
+}
+
+impl Drop for CudaExecutor<'_> {
+    fn drop(&mut self) {
+        let _ = self.setup.gpu.synchronize();
+        for (_, g) in self.graphs.drain() {
+            // SAFETY: instantiated by `capture`, destroyed once.
+            unsafe {
+                sys::cuGraphExecDestroy(g);
+            }
+        }
+    }
+}
