@@ -125,8 +125,8 @@ mod tests {
         // plus embedding and LM head 151936 x 4096 each and the final norm; 2 bytes each.
         let layer = 2 * 4096 + 6144 * 4096 + 4096 * 4096 + 24576 * 4096 + 12288 * 4096;
         assert_eq!(weight_bytes(&m), 2 * (36 * layer + 2 * 151_936 * 4096 + 4096));
-        // One block: 16 tokens x 8 KV heads x 128 x 2 (K, V) x 2 B x 36 layers = 1,179,648 B.
-        assert_eq!(kv_bytes(&m, 1), 1_179_648);
+        // One block: 16 tokens x 8 KV heads x 128 x 2 (K, V) x 2 B x 36 layers = 2,359,296 B.
+        assert_eq!(kv_bytes(&m, 1), 2_359_296);
         assert_eq!(kv_bytes(&m, 1), 16 * m.kv_bytes_per_token());
     }
 }
