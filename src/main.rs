@@ -8,7 +8,6 @@ mod report_cmd;
 mod sweep;
 mod trace_cmd;
 mod validate_cmd;
-mod workload;
 
 fn main() -> std::process::ExitCode {
     match cli::run() {

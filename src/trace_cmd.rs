@@ -10,7 +10,7 @@ use duet_traces::stats::{self, TokenStats, TraceStats};
 use duet_traces::{TraceData, Workload, canonical, load_path};
 
 use crate::cli::TraceCommand;
-use crate::workload::{build, load_options};
+use duet_args::workload::{build, load_options};
 
 /// Runs a `duet trace` subcommand.
 pub fn run(cmd: TraceCommand) -> Result<()> {

@@ -38,6 +38,21 @@ enum Cmd {
         #[command(flatten)]
         model: ModelArgs,
     },
+    /// Replay a trace window under a policy on the GPU (the `duet sim` options; --granularity green), writing
+    /// summary.json, requests.csv, decisions.csv, iterations.csv, steps.csv and replay.json for `duet validate`.
+    Replay {
+        #[command(flatten)]
+        sim: Box<duet_args::SimArgs>,
+        /// Output folder (created).
+        #[arg(long)]
+        out: PathBuf,
+        /// Run look-ahead steps eagerly instead of from CUDA graphs.
+        #[arg(long)]
+        no_graphs: bool,
+        /// Python site-packages folders to search for CUDA headers (NVIDIA wheels).
+        #[arg(long)]
+        site_packages: Vec<PathBuf>,
+    },
     /// Microbenchmarks on every SM partition; writes measurement records for `duet calibrate fit`.
     Calibrate {
         #[command(flatten)]
@@ -108,6 +123,12 @@ fn run(cli: Cli) -> Result<()> {
                 bail!("{} of {} kernel checks failed: {failed:?}", failed.len(), checks.len());
             }
             println!("all {} kernel checks passed", checks.len());
+        }
+        Cmd::Replay { sim, out, no_graphs, site_packages } => {
+            duet_gpu::probe::require_driver()?;
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let o = duet_gpu::replay::run::ReplayOptions { out, graphs: !no_graphs, include_search: site_packages };
+            duet_gpu::replay::run::replay(&sim, &o, &mut log)?;
         }
         Cmd::Calibrate { model, out, quick, sms } => {
             let m = model.model()?;

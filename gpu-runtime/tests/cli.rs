@@ -27,6 +27,7 @@ fn calibrate_without_a_gpu_fails_with_the_clear_message_and_writes_nothing() {
         vec!["calibrate", "--out", dir.to_str().unwrap(), "--quick", "--sms", "16"],
         vec!["check"],
         vec!["info"],
+        vec!["replay", "--out", dir.to_str().unwrap(), "--policy", "duet", "--granularity", "green"],
     ] {
         let (code, _out, err) = duet_gpu(&args);
         assert_ne!(code, 0, "{args:?}");

@@ -170,6 +170,27 @@ pub fn steps_from_run(iterations: &[IterationRecord], log: &[(Nanos, u32, Vec<Se
         .collect()
 }
 
+/// Share of the decode lane's span (first decode step's start to the last one's end) during which no decode step
+/// ran: the GPU idle time between decode steps that look-ahead is meant to remove. `None` without decode steps.
+pub fn decode_idle_fraction(iterations: &[IterationRecord]) -> Option<f64> {
+    let mut d: Vec<(u64, u64)> =
+        iterations.iter().filter(|i| i.lane == Lane::Decode).map(|i| (i.start.0, i.end.0)).collect();
+    if d.is_empty() {
+        return None;
+    }
+    d.sort_unstable();
+    let (first, mut covered_to, mut busy) = (d[0].0, d[0].0, 0u64);
+    for &(s, e) in &d {
+        let s = s.max(covered_to);
+        if e > s {
+            busy += e - s;
+            covered_to = e;
+        }
+    }
+    let span = covered_to - first;
+    Some(if span == 0 { 0.0 } else { 1.0 - busy as f64 / span as f64 })
+}
+
 /// Absolute percentage errors summarised.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct ErrorStats {
@@ -313,6 +334,25 @@ mod tests {
         for bad in ["512", "a+1", "1+b", "0+5", ""] {
             assert!(parse_work(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn decode_idle_fraction_by_hand() {
+        let it = |lane: Lane, s: u64, e: u64| IterationRecord {
+            lane,
+            sms: 32,
+            start: Nanos(s),
+            end: Nanos(e),
+            num_seqs: 1,
+            prefill_tokens: 0,
+            decode_tokens: 1,
+            instance: 0,
+        };
+        // Decode steps 0-10, 12-20, 30-40 (a prefill step in between does not count): 12 idle of 40.
+        let its =
+            [it(Lane::Decode, 0, 10), it(Lane::Prefill, 5, 35), it(Lane::Decode, 12, 20), it(Lane::Decode, 30, 40)];
+        assert!((decode_idle_fraction(&its).unwrap() - 12.0 / 40.0).abs() < 1e-12);
+        assert_eq!(decode_idle_fraction(&[it(Lane::Whole, 0, 5)]), None);
     }
 
     #[test]

@@ -22,7 +22,8 @@ use duet_sim::{SimConfig, report, simulate};
 
 use super::spec::{Point, SweepSpec};
 use crate::cli::SimArgs;
-use crate::{commands, workload};
+use crate::commands;
+use duet_args::workload;
 
 /// How to run a sweep.
 #[derive(Debug, Clone, Default)]

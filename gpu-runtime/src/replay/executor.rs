@@ -114,6 +114,8 @@ pub struct CudaExecutor<'a> {
     pub stats: ExecStats,
     /// Per step (by ticket): GPU time between the events around it, ns.
     pub gpu_ns: Vec<u64>,
+    /// Per step (by ticket): engine time, SMs, work and launch kind, as the engine gave them.
+    pub log: Vec<(Nanos, u32, Vec<SeqWork>, Launch)>,
 }
 
 fn err(e: GpuError) -> ExecutorError {
@@ -152,6 +154,7 @@ impl<'a> CudaExecutor<'a> {
             next_ticket: 0,
             stats: ExecStats::default(),
             gpu_ns: Vec::new(),
+            log: Vec::new(),
         })
     }
 
@@ -442,15 +445,10 @@ impl<'a> CudaExecutor<'a> {
 }
 
 impl Executor for CudaExecutor<'_> {
-    fn execute(
-        &mut self,
-        _now: Nanos,
-        sms: u32,
-        work: &[SeqWork],
-        launch: Launch,
-    ) -> Result<StepTiming, ExecutorError> {
+    fn execute(&mut self, now: Nanos, sms: u32, work: &[SeqWork], launch: Launch) -> Result<StepTiming, ExecutorError> {
         let estimate = self.cost.iteration_launched(sms, work, launch);
         let ticket = self.launch(sms, work, launch).map_err(err)?;
+        self.log.push((now, sms, work.to_vec(), launch));
         Ok(StepTiming { duration: estimate.total, hbm_bytes: 0.0, memory_ns: 0.0, pending: Some(ticket) })
     }
 }

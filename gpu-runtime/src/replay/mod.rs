@@ -5,3 +5,4 @@
 pub mod executor;
 pub mod layout;
 pub mod model;
+pub mod run;

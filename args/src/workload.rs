@@ -7,7 +7,7 @@ use duet_traces::burstgpt::BurstFilter;
 use duet_traces::generate::{self, LengthDist, Lengths, Synthetic};
 use duet_traces::{LoadOptions, TraceData, Workload, transform};
 
-use crate::cli::WorkloadArgs;
+use crate::sim_args::WorkloadArgs;
 
 /// Load options from the BurstGPT filters.
 pub fn load_options(model: Option<&String>, log: Option<&String>) -> LoadOptions {
