@@ -17,21 +17,7 @@ use super::plan::{DecodeCase, PrefillCase, Projection};
 use crate::error::GpuError;
 
 fn base(op: OpClass, name: String, tokens: u64, d_in: u64, d_out: u64, sms: u32, time_ms: TimeStats) -> Record {
-    Record {
-        op,
-        name,
-        tokens,
-        d_in,
-        d_out,
-        dtype_bytes: 2,
-        sms,
-        corunner: None,
-        workers: None,
-        q_heads: None,
-        kv_heads: None,
-        batch: None,
-        time_ms,
-    }
+    Record { op, time_ms, ..Record::linear(name, tokens, d_in, d_out, sms, time_ms.median) }
 }
 
 /// A projection at `tokens` rows on `sms` SMs.

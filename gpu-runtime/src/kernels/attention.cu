@@ -147,6 +147,26 @@ extern "C" __global__ void decode_combine(bf16* out, const float* part_acc, cons
     out[((i64)seq * q_heads + h) * HEAD_DIM + d] = f2bf(ll > 0.0f ? aa / ll : 0.0f);
 }
 
+// Loads tokens n0 .. n0 + rows of one key/value head into shared-memory tiles (row stride `ld` values), 16 bytes
+// per access; rows at or past kv_end are zero.
+__device__ __forceinline__ void load_kv_tile(bf16* ks, bf16* vs, int ld, int rows, const bf16* k_cache,
+                                             const bf16* v_cache, const int* table, int n0, int kv_end, int kv_heads,
+                                             int kvh) {
+    const int vec_per_row = HEAD_DIM / 8;
+    for (int idx = threadIdx.x; idx < rows * vec_per_row; idx += blockDim.x) {
+        const int tok = idx / vec_per_row, c8 = idx % vec_per_row;
+        const int t = n0 + tok;
+        uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
+        if (t < kv_end) {
+            const i64 base = cache_index(table, t, kv_heads, kvh) + c8 * 8;
+            kv = *reinterpret_cast<const uint4*>(k_cache + base);
+            vv = *reinterpret_cast<const uint4*>(v_cache + base);
+        }
+        *reinterpret_cast<uint4*>(ks + tok * ld + c8 * 8) = kv;
+        *reinterpret_cast<uint4*>(vs + tok * ld + c8 * 8) = vv;
+    }
+}
+
 #define PF_BM 32
 #define PF_BN 32
 #define PF_TPR 4
@@ -186,21 +206,9 @@ prefill_attention(bf16* out, const bf16* qkv, const bf16* k_cache, const bf16* v
 
     __shared__ __align__(16) bf16 ks[PF_BN][HEAD_DIM];
     __shared__ __align__(16) bf16 vs[PF_BN][HEAD_DIM];
-    const int vec_per_row = HEAD_DIM / 8;
     for (int n0 = 0; n0 < kv_end; n0 += PF_BN) {
         __syncthreads();
-        for (int idx = threadIdx.x; idx < PF_BN * vec_per_row; idx += blockDim.x) {
-            const int tok = idx / vec_per_row, c8 = idx % vec_per_row;
-            const int t = n0 + tok;
-            uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
-            if (t < kv_end) {
-                const i64 base = cache_index(table, t, kv_heads, kvh) + c8 * 8;
-                kv = *reinterpret_cast<const uint4*>(k_cache + base);
-                vv = *reinterpret_cast<const uint4*>(v_cache + base);
-            }
-            *reinterpret_cast<uint4*>(&ks[tok][c8 * 8]) = kv;
-            *reinterpret_cast<uint4*>(&vs[tok][c8 * 8]) = vv;
-        }
+        load_kv_tile(&ks[0][0], &vs[0][0], HEAD_DIM, PF_BN, k_cache, v_cache, table, n0, kv_end, kv_heads, kvh);
         __syncthreads();
         float s[PF_BN];
         float mx = m;
@@ -300,21 +308,9 @@ prefill_attention_tc(bf16* out, const bf16* qkv, const bf16* k_cache, const bf16
 
     __shared__ __align__(16) bf16 ks[TC_BN * TC_LD];
     __shared__ __align__(16) bf16 vs[TC_BN * TC_LD];
-    const int vec_per_row = HEAD_DIM / 8;
     for (int n0 = 0; n0 < kv_end; n0 += TC_BN) {
         __syncthreads();
-        for (int idx = threadIdx.x; idx < TC_BN * vec_per_row; idx += blockDim.x) {
-            const int tok = idx / vec_per_row, c8 = idx % vec_per_row;
-            const int t = n0 + tok;
-            uint4 kv4 = make_uint4(0, 0, 0, 0), vv4 = make_uint4(0, 0, 0, 0);
-            if (t < kv_end) {
-                const i64 base = cache_index(table, t, kv_heads, kvh) + c8 * 8;
-                kv4 = *reinterpret_cast<const uint4*>(k_cache + base);
-                vv4 = *reinterpret_cast<const uint4*>(v_cache + base);
-            }
-            *reinterpret_cast<uint4*>(&ks[tok * TC_LD + c8 * 8]) = kv4;
-            *reinterpret_cast<uint4*>(&vs[tok * TC_LD + c8 * 8]) = vv4;
-        }
+        load_kv_tile(ks, vs, TC_LD, TC_BN, k_cache, v_cache, table, n0, kv_end, kv_heads, kvh);
         __syncthreads();
 
         // S = Q K^T for this warp's 16 rows and the tile's 64 keys: 8 fragments of 16 x 8.

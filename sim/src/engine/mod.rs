@@ -527,12 +527,18 @@ impl Engine {
 
     /// Applies every event at the next event time, then consults the policy if anything changed.
     pub(crate) fn advance(&mut self, policy: &mut dyn Policy, executor: &mut dyn Executor) -> Result<(), SimError> {
-        let Some(Reverse((t, _, ev))) = self.events.pop() else { return Ok(()) };
+        let Some(t) = self.next_time() else { return Ok(()) };
         assert!(t >= self.now, "time went backwards: {t:?} < {:?}", self.now);
         self.now = t;
-        let mut changed = self.handle(ev, executor)?;
-        while let Some(Reverse((t2, _, _))) = self.events.peek() {
-            if *t2 != self.now {
+        self.apply_due(policy, executor)
+    }
+
+    /// Applies every event due by `self.now` (in (time, sequence) order), then consults the policy once if
+    /// anything changed.
+    fn apply_due(&mut self, policy: &mut dyn Policy, executor: &mut dyn Executor) -> Result<(), SimError> {
+        let mut changed = false;
+        while let Some(Reverse((t, _, _))) = self.events.peek() {
+            if *t > self.now {
                 break;
             }
             let Reverse((_, _, ev)) = self.events.pop().expect("peeked");

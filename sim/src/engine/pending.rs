@@ -44,17 +44,6 @@ impl Engine {
         executor: &mut dyn Executor,
     ) -> Result<(), SimError> {
         self.now = self.now.max(wall);
-        let mut changed = false;
-        while let Some(Reverse((t, _, _))) = self.events.peek() {
-            if *t > self.now {
-                break;
-            }
-            let Reverse((_, _, ev)) = self.events.pop().expect("peeked");
-            changed |= self.handle(ev, executor)?;
-        }
-        if changed {
-            self.schedule(policy, executor)?;
-        }
-        Ok(())
+        self.apply_due(policy, executor)
     }
 }
