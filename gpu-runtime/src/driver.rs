@@ -421,14 +421,27 @@ impl PinnedBuffer {
     /// Copies `parts` (each a slice of 4-byte values) back to back into the buffer, then enqueues one copy of
     /// each part to its device address on `stream`. The buffer must not be rewritten before the copies ran.
     pub fn upload_async(&mut self, parts: &[(&[i32], CUdeviceptr)], stream: CUstream) -> Result<(), GpuError> {
+        self.upload_async_at(0, parts, stream)
+    }
+
+    /// [`PinnedBuffer::upload_async`] staging at byte `offset` (several uploads in flight use disjoint regions).
+    pub fn upload_async_at(
+        &mut self,
+        offset: usize,
+        parts: &[(&[i32], CUdeviceptr)],
+        stream: CUstream,
+    ) -> Result<(), GpuError> {
         let total: usize = parts.iter().map(|(p, _)| std::mem::size_of_val(*p)).sum();
-        if total > self.bytes {
-            return Err(GpuError::Invalid(format!("{total} B of metadata for a {} B staging buffer", self.bytes)));
+        if offset + total > self.bytes {
+            return Err(GpuError::Invalid(format!(
+                "{total} B of metadata at offset {offset} for a {} B staging buffer",
+                self.bytes
+            )));
         }
-        let mut off = 0usize;
+        let mut off = offset;
         for (p, dst) in parts {
             let n = std::mem::size_of_val(*p);
-            // SAFETY: `off + n <= self.bytes` (checked above); the source slice is valid for `n` bytes; the copy is
+            // SAFETY: `off + n <= self.bytes` (offset + total checked above); the source slice is valid for `n` bytes; the copy is
             // stream-ordered and the caller keeps the buffer untouched until it ran.
             unsafe {
                 let src = (self.ptr as *mut u8).add(off);

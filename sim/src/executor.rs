@@ -33,6 +33,13 @@ pub trait Executor {
     /// Runs one iteration of `work` (one entry per sequence) on a partition of `sms` SMs starting at `now`,
     /// launched as `launch`; returns its timing when it runs alone.
     fn execute(&mut self, now: Nanos, sms: u32, work: &[SeqWork], launch: Launch) -> Result<StepTiming, ExecutorError>;
+
+    /// The next `execute` starts a look-ahead window of `steps` decode steps (the first `Eager`, the rest
+    /// `Graph`), each over the same sequences with one more cached token: a device executor may enqueue all of
+    /// them at once. The default ignores it.
+    fn begin_window(&mut self, steps: u32) {
+        let _ = steps;
+    }
 }
 
 /// An executor failure (the GPU executor's errors; the simulated executor never fails).

@@ -107,6 +107,10 @@ impl<E: Executor> Executor for FakeExecutor<E> {
         t.pending = Some(ticket);
         Ok(t)
     }
+
+    fn begin_window(&mut self, steps: u32) {
+        self.inner.begin_window(steps);
+    }
 }
 
 impl<E: Executor> AsyncExecutor for FakeExecutor<E> {

@@ -6,10 +6,12 @@
 //! Two buffer sets hold activations and metadata, so a prefill batch and a decode batch can run at once on the
 //! two sides of a split. Look-ahead steps (`Launch::Graph`) of a decode batch replay a CUDA graph captured
 //! (on first use) for the partition and the padded batch size; metadata goes in by asynchronous copies from
-//! page-locked memory before each replay. The engine still issues a window's steps one at a time: enqueueing all
-//! `k` steps before the first ends would need the engine to hand the executor the whole window.
+//! page-locked memory before each replay. When the engine announces a window of `k` decode steps
+//! (`begin_window`), all `k` graph replays are enqueued back to back at the first step, with the metadata of every
+//! step staged ahead in its own region of page-locked memory, and no host synchronisation inside the window; the
+//! engine's later `Graph` steps take the tickets already in flight.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -85,8 +87,14 @@ struct Buffers {
     part_acc: DeviceBuffer,
     part_ml: DeviceBuffer,
     staging: PinnedBuffer,
-    busy: bool,
+    /// Bytes of one step's metadata region in `staging`.
+    region: usize,
+    /// Steps in flight using this set.
+    users: u32,
 }
+
+/// Most steps of a look-ahead window enqueued at once (staging regions per buffer set).
+pub const MAX_WINDOW: u32 = 16;
 
 struct InFlight {
     ticket: u64,
@@ -116,6 +124,10 @@ pub struct CudaExecutor<'a> {
     pub gpu_ns: Vec<u64>,
     /// Per step (by ticket): engine time, SMs, work and launch kind, as the engine gave them.
     pub log: Vec<(Nanos, u32, Vec<SeqWork>, Launch)>,
+    /// Steps of the window the engine announced for its next `execute`.
+    window_next: Option<u32>,
+    /// Per partition (SMs): tickets of window steps already enqueued, for the engine's coming `Graph` steps.
+    queued: HashMap<u32, VecDeque<u64>>,
 }
 
 fn err(e: GpuError) -> ExecutorError {
@@ -155,6 +167,8 @@ impl<'a> CudaExecutor<'a> {
             stats: ExecStats::default(),
             gpu_ns: Vec::new(),
             log: Vec::new(),
+            window_next: None,
+            queued: HashMap::new(),
         })
     }
 
@@ -190,8 +204,9 @@ impl<'a> CudaExecutor<'a> {
             emit_rows: int(s)?,
             part_acc: DeviceBuffer::alloc((max_parts * hq * d * 4) as usize)?,
             part_ml: DeviceBuffer::alloc((max_parts * hq * 2 * 4) as usize)?,
-            staging: PinnedBuffer::alloc((meta_ints * 4) as usize)?,
-            busy: false,
+            staging: PinnedBuffer::alloc((meta_ints * 4) as usize * MAX_WINDOW as usize)?,
+            region: (meta_ints * 4) as usize,
+            users: 0,
         })
     }
 
@@ -203,7 +218,7 @@ impl<'a> CudaExecutor<'a> {
             self.bound.insert(sms, (part, ops));
         }
         let part = self.bound[&sms].0;
-        let set = self.sets.iter().position(|b| !b.busy).ok_or_else(|| {
+        let set = self.sets.iter().position(|b| b.users == 0).ok_or_else(|| {
             GpuError::Invalid("more than two steps in flight (the engine runs at most a prefill and a decode)".into())
         })?;
         Ok((part, set))
@@ -320,7 +335,7 @@ impl<'a> CudaExecutor<'a> {
         Ok(())
     }
 
-    fn upload(&mut self, l: &StepLayout, set: usize, stream: sys::CUstream) -> Result<(), GpuError> {
+    fn upload(&mut self, l: &StepLayout, set: usize, region: usize, stream: sys::CUstream) -> Result<(), GpuError> {
         let vocab = self.model.spec.vocab_size as i32;
         let ids: Vec<i32> = l.positions.iter().map(|p| p % vocab).collect();
         let mut tables = l.tables.clone();
@@ -348,7 +363,8 @@ impl<'a> CudaExecutor<'a> {
             (&l.decode_ctx, b.decode_ctx.ptr),
             (&l.emit_rows, b.emit_rows.ptr),
         ];
-        b.staging.upload_async(&parts, stream)
+        let offset = region * b.region;
+        b.staging.upload_async_at(offset, &parts, stream)
     }
 
     fn check_fits(&self, l: &StepLayout) -> Result<(), GpuError> {
@@ -366,60 +382,71 @@ impl<'a> CudaExecutor<'a> {
         Ok(())
     }
 
-    fn launch(&mut self, sms: u32, work: &[SeqWork], launch: Launch) -> Result<u64, GpuError> {
+    /// Enqueues `steps` steps of `work` on partition `sms` (one unless a look-ahead window was announced); the
+    /// `j`-th step runs every sequence over `j` more cached tokens. Returns the steps' tickets in order.
+    fn launch(&mut self, sms: u32, work: &[SeqWork], launch: Launch, steps: u32) -> Result<Vec<u64>, GpuError> {
         let (part, set) = self.ops(sms)?;
-        let graph_rows = (self.cfg.graphs && launch == Launch::Graph && work.iter().all(is_decode))
-            .then(|| bucket_for(&self.buckets, work.len() as u32))
-            .flatten();
-        let (mut l, decode_max_len) = match graph_rows {
-            Some(rows) => {
-                // Pad to the bucket with one-token decodes over one cached token; every row goes through the
-                // LM head, so the captured shapes never change.
-                let mut padded = work.to_vec();
-                padded.resize(rows as usize, SeqWork { new_tokens: 1, cached_tokens: 1, emits_token: true });
-                for w in &mut padded {
-                    w.emits_token = true;
-                }
-                (StepLayout::new(&padded, self.model.kv_blocks)?, self.cfg.max_context)
-            }
-            None => {
-                let l = StepLayout::new(work, self.model.kv_blocks)?;
-                let max = l.max_decode_ctx;
-                (l, max)
-            }
-        };
-        self.check_fits(&l)?;
-        l.max_blocks = l.max_blocks.min(self.table_stride);
+        let all_decode = work.iter().all(is_decode);
+        let bucket = bucket_for(&self.buckets, work.len() as u32);
+        // Graph replays: every step of an announced window, and lone look-ahead steps.
+        let graph_rows =
+            (self.cfg.graphs && all_decode && (steps > 1 || launch == Launch::Graph)).then_some(bucket).flatten();
+        let steps = if graph_rows.is_some() { steps.clamp(1, MAX_WINDOW) } else { 1 };
         let stream = part.stream;
         part.bind()?;
-        self.plans_for(l.tokens as u64, l.emit_rows.len() as u64, sms)?;
-        self.upload(&l, set, stream)?;
-        let (start, end) = (Event::new()?, Event::new()?);
-        start.record(stream)?;
-        match graph_rows {
-            Some(rows) => {
-                let key = (sms, rows, set);
-                if !self.graphs.contains_key(&key) {
-                    let exec = self.capture(&l, sms, set, decode_max_len)?;
-                    self.graphs.insert(key, exec);
-                    self.stats.captures += 1;
+        let mut tickets = Vec::with_capacity(steps as usize);
+        for j in 0..steps {
+            let (mut l, decode_max_len) = match graph_rows {
+                Some(rows) => {
+                    // Pad to the bucket with one-token decodes over one cached token; every row goes through the
+                    // LM head, so the captured shapes never change.
+                    let mut padded: Vec<SeqWork> = work
+                        .iter()
+                        .map(|w| SeqWork { cached_tokens: w.cached_tokens + j, emits_token: true, ..*w })
+                        .collect();
+                    padded.resize(rows as usize, SeqWork { new_tokens: 1, cached_tokens: 1, emits_token: true });
+                    (StepLayout::new(&padded, self.model.kv_blocks)?, self.cfg.max_context)
                 }
-                // SAFETY: a live graph captured on this partition's stream.
-                check("cuGraphLaunch", unsafe { sys::cuGraphLaunch(self.graphs[&key], stream) })?;
-                self.stats.graph_steps += 1;
+                None => {
+                    let l = StepLayout::new(work, self.model.kv_blocks)?;
+                    let max = l.max_decode_ctx;
+                    (l, max)
+                }
+            };
+            self.check_fits(&l)?;
+            l.max_blocks = l.max_blocks.min(self.table_stride);
+            self.plans_for(l.tokens as u64, l.emit_rows.len() as u64, sms)?;
+            // Stream order keeps step j's metadata copy behind step j - 1's kernels; each step stages its
+            // metadata in its own host region, so nothing is overwritten before it is copied.
+            self.upload(&l, set, j as usize, stream)?;
+            let (start, end) = (Event::new()?, Event::new()?);
+            start.record(stream)?;
+            match graph_rows {
+                Some(rows) => {
+                    let key = (sms, rows, set);
+                    if !self.graphs.contains_key(&key) {
+                        let exec = self.capture(&l, sms, set, decode_max_len)?;
+                        self.graphs.insert(key, exec);
+                        self.stats.captures += 1;
+                    }
+                    // SAFETY: a live graph captured on this partition's stream.
+                    check("cuGraphLaunch", unsafe { sys::cuGraphLaunch(self.graphs[&key], stream) })?;
+                    self.stats.graph_steps += 1;
+                }
+                None => {
+                    self.forward(&l, sms, set, decode_max_len)?;
+                    self.stats.eager_steps += 1;
+                }
             }
-            None => {
-                self.forward(&l, sms, set, decode_max_len)?;
-                self.stats.eager_steps += 1;
-            }
+            end.record(stream)?;
+            let ticket = self.next_ticket;
+            self.next_ticket += 1;
+            self.sets[set].users += 1;
+            self.in_flight.push(InFlight { ticket, set, start, end });
+            self.gpu_ns.push(0);
+            tickets.push(ticket);
         }
-        end.record(stream)?;
-        let ticket = self.next_ticket;
-        self.next_ticket += 1;
-        self.sets[set].busy = true;
-        self.in_flight.push(InFlight { ticket, set, start, end });
-        self.gpu_ns.push(0);
-        Ok(ticket)
+        Ok(tickets)
     }
 
     fn capture(&self, l: &StepLayout, sms: u32, set: usize, decode_max_len: u32) -> Result<CUgraphExec, GpuError> {
@@ -447,9 +474,27 @@ impl<'a> CudaExecutor<'a> {
 impl Executor for CudaExecutor<'_> {
     fn execute(&mut self, now: Nanos, sms: u32, work: &[SeqWork], launch: Launch) -> Result<StepTiming, ExecutorError> {
         let estimate = self.cost.iteration_launched(sms, work, launch);
-        let ticket = self.launch(sms, work, launch).map_err(err)?;
+        let queued = match launch {
+            Launch::Graph => self.queued.get_mut(&sms).and_then(VecDeque::pop_front),
+            Launch::Eager => None,
+        };
+        let ticket = match queued {
+            // A later step of a window already in flight on this partition.
+            Some(t) => t,
+            None => {
+                let steps = self.window_next.take().unwrap_or(1);
+                let mut t = self.launch(sms, work, launch, steps).map_err(err)?;
+                let first = t.remove(0);
+                self.queued.insert(sms, t.into());
+                first
+            }
+        };
         self.log.push((now, sms, work.to_vec(), launch));
         Ok(StepTiming { duration: estimate.total, hbm_bytes: 0.0, memory_ns: 0.0, pending: Some(ticket) })
+    }
+
+    fn begin_window(&mut self, steps: u32) {
+        self.window_next = Some(steps);
     }
 }
 
@@ -471,7 +516,7 @@ impl AsyncExecutor for CudaExecutor<'_> {
                     // the step's own events is kept for the per-step comparison.
                     let end = self.now();
                     let f = self.in_flight.remove(k);
-                    self.sets[f.set].busy = false;
+                    self.sets[f.set].users -= 1;
                     let ms = f.start.elapsed_ms(&f.end).map_err(err)?;
                     self.gpu_ns[f.ticket as usize] = (ms * 1e6).round() as u64;
                     return Ok(Some((f.ticket, end)));

@@ -247,6 +247,9 @@ impl Engine {
         self.step_work(&batch.items);
         let switch = if self.switches_layout(batch.lane, batch.sms) { self.cfg.partition_switch_ns } else { 0 };
         // A zero-length step would let time stand still; every step takes at least 1 ns.
+        if batch.lookahead > 1 {
+            executor.begin_window(batch.lookahead);
+        }
         let timing = executor.execute(self.now, batch.sms, &self.work, Launch::Eager)?;
         if timing.pending.is_some() && batch.segments > 1 {
             return Err(ExecutorError(format!(
