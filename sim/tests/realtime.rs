@@ -104,3 +104,54 @@ fn layer_segmented_batches_and_modelled_contention_are_refused() {
         .to_string();
     assert!(e.contains("contention from the device"), "{e}");
 }
+
+/// Records what the engine tells the executor: window announcements and each step's launch kind and SMs.
+struct Recorder {
+    inner: SimExecutor,
+    events: Vec<(Option<u32>, u32, duet_sim::cost::Launch, Vec<duet_sim::cost::SeqWork>)>,
+    announced: Option<u32>,
+}
+
+impl duet_sim::executor::Executor for Recorder {
+    fn execute(
+        &mut self,
+        now: Nanos,
+        sms: u32,
+        work: &[duet_sim::cost::SeqWork],
+        launch: duet_sim::cost::Launch,
+    ) -> Result<duet_sim::executor::StepTiming, duet_sim::executor::ExecutorError> {
+        self.events.push((self.announced.take(), sms, launch, work.to_vec()));
+        self.inner.execute(now, sms, work, launch)
+    }
+
+    fn begin_window(&mut self, steps: u32) {
+        self.announced = Some(steps);
+    }
+}
+
+#[test]
+fn an_announced_window_is_followed_by_its_graph_steps_on_the_same_partition() {
+    // What the CUDA executor relies on to enqueue a whole window at its first step.
+    let w = workload(300, 4.0);
+    let opts = PolicyOptions { tbt_target_ms: Some(40.0), ..Default::default() };
+    let mut rec = Recorder { inner: SimExecutor::new(cost()), events: Vec::new(), announced: None };
+    engine::run(&w, build_policy("duet", &opts).as_mut(), &mut rec, &device_cfg()).unwrap();
+    let mut windows = 0;
+    for (i, (announced, sms, launch, work)) in rec.events.iter().enumerate() {
+        let Some(k) = *announced else { continue };
+        windows += 1;
+        assert_eq!(*launch, duet_sim::cost::Launch::Eager, "a window starts eagerly");
+        assert!(work.iter().all(|x| x.new_tokens == 1 && x.cached_tokens > 0), "a window is decode only");
+        // The next k - 1 steps on this partition are its graph steps, each one token further.
+        let later: Vec<_> = rec.events[i + 1..].iter().filter(|e| e.1 == *sms).take(k as usize - 1).collect();
+        assert_eq!(later.len(), k as usize - 1);
+        for (j, e) in later.iter().enumerate() {
+            assert_eq!((e.0, e.2), (None, duet_sim::cost::Launch::Graph), "step {} of a {k}-step window", j + 1);
+            assert_eq!(e.3.len(), work.len(), "same sequences (finished ones keep their slots)");
+            for (a, b) in e.3.iter().zip(work) {
+                assert!(a.cached_tokens <= b.cached_tokens + j as u32 + 1 && a.cached_tokens >= b.cached_tokens);
+            }
+        }
+    }
+    assert!(windows > 0, "duet announced look-ahead windows");
+}
