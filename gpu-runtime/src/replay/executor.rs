@@ -485,7 +485,9 @@ impl Executor for CudaExecutor<'_> {
                 let steps = self.window_next.take().unwrap_or(1);
                 let mut t = self.launch(sms, work, launch, steps).map_err(err)?;
                 let first = t.remove(0);
-                self.queued.insert(sms, t.into());
+                if !t.is_empty() {
+                    self.queued.insert(sms, t.into());
+                }
                 first
             }
         };
