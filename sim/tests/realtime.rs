@@ -155,3 +155,20 @@ fn an_announced_window_is_followed_by_its_graph_steps_on_the_same_partition() {
     }
     assert!(windows > 0, "duet announced look-ahead windows");
 }
+
+#[test]
+fn split_plans_dispatch_decode_before_prefill() {
+    let w = workload(300, 4.0);
+    let opts = PolicyOptions { tbt_target_ms: Some(40.0), ..Default::default() };
+    let out =
+        engine::run(&w, build_policy("duet", &opts).as_mut(), &mut SimExecutor::new(cost()), &device_cfg()).unwrap();
+    use duet_sim::policy::Lane;
+    let mut pairs = 0;
+    for pair in out.iterations.windows(2) {
+        if pair[0].start == pair[1].start && pair[0].lane != pair[1].lane {
+            pairs += 1;
+            assert!(pair[1].lane != Lane::Decode, "a prefill batch started before the decode batch of its plan");
+        }
+    }
+    assert!(pairs > 0, "duet started split plans");
+}

@@ -163,7 +163,9 @@ impl Engine {
             });
             self.decisions.len() - 1
         });
-        for batch in plan.batches {
+        // Decode first (as DuetServe dispatches it): on a device its kernels are enqueued before the prefill's.
+        let (decode, others): (Vec<Batch>, Vec<Batch>) = plan.batches.into_iter().partition(|b| b.lane == Lane::Decode);
+        for batch in decode.into_iter().chain(others) {
             self.start(batch, decision, executor)?;
         }
         for r in plan.resize {
