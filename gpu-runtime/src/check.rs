@@ -57,11 +57,6 @@ fn result(kernel: &str, case: String, got: &[f64], want: &[f64]) -> CheckResult 
     CheckResult { kernel: kernel.into(), case, passed: error.passes(tol), error }
 }
 
-fn sync(ops: &Ops) -> Result<(), GpuError> {
-    // SAFETY: live stream.
-    crate::error::check("cuStreamSynchronize", unsafe { cudarc::driver::sys::cuStreamSynchronize(ops.stream) })
-}
-
 fn read_bf16(b: &DeviceBuffer, n: usize) -> Result<Vec<f64>, GpuError> {
     Ok(r::widen(&b.download::<u16>(n)?))
 }
@@ -75,7 +70,7 @@ pub fn check_dense(ops: &Ops, gemm: &Gemm, s: CheckShapes, seed: u64) -> Result<
     let n = 10_007usize;
     let b = output(n * 2)?;
     ops.fill_uniform(b.ptr, n as u64, seed, 0.75)?;
-    sync(ops)?;
+    ops.synchronize()?;
     out.push(result(
         "fill_uniform",
         format!("{n} values"),
@@ -88,7 +83,7 @@ pub fn check_dense(ops: &Ops, gemm: &Gemm, s: CheckShapes, seed: u64) -> Result<
     let w = r::fill_uniform(h, seed + 2, 1.0);
     let (dx, dw, y) = (upload_bf16(&x)?, upload_bf16(&w)?, output(t * h * 2)?);
     ops.rmsnorm(y.ptr, dx.ptr, dw.ptr, t as u32, h as u32, 1e-6)?;
-    sync(ops)?;
+    ops.synchronize()?;
     let want = r::rmsnorm(&r::widen(&x), &r::widen(&w), h, 1e-6);
     out.push(result("rmsnorm", format!("{t} x {h}"), &read_bf16(&y, t * h)?, &want));
 
@@ -96,7 +91,7 @@ pub fn check_dense(ops: &Ops, gemm: &Gemm, s: CheckShapes, seed: u64) -> Result<
     let yv = r::fill_uniform(t * h, seed + 3, 1.0);
     let dy = upload_bf16(&yv)?;
     ops.residual_add(dx.ptr, dy.ptr, (t * h) as u64)?;
-    sync(ops)?;
+    ops.synchronize()?;
     let want: Vec<f64> = r::widen(&x).iter().zip(r::widen(&yv)).map(|(a, b)| a + b).collect();
     out.push(result("residual_add", format!("{t} x {h}"), &read_bf16(&dx, t * h)?, &want));
 
@@ -104,7 +99,7 @@ pub fn check_dense(ops: &Ops, gemm: &Gemm, s: CheckShapes, seed: u64) -> Result<
     let gu = r::fill_uniform(t * 2 * inter, seed + 4, 4.0);
     let (dgu, o) = (upload_bf16(&gu)?, output(t * inter * 2)?);
     ops.silu_mul(o.ptr, dgu.ptr, t as u32, inter as u32)?;
-    sync(ops)?;
+    ops.synchronize()?;
     out.push(result(
         "silu_mul",
         format!("{t} x {inter}"),
@@ -120,7 +115,7 @@ pub fn check_dense(ops: &Ops, gemm: &Gemm, s: CheckShapes, seed: u64) -> Result<
     let (dq, dp) = (upload_bf16(&qkv)?, DeviceBuffer::from_slice(&pos)?);
     let theta = 1_000_000.0;
     ops.rotary(dq.ptr, dp.ptr, t as u32, qh as u32, kvh as u32, theta)?;
-    sync(ops)?;
+    ops.synchronize()?;
     let mut want = r::widen(&qkv);
     r::rotary(&mut want, &pos, qh, kvh, d, theta as f64);
     out.push(result("rotary", format!("{t} tokens, {qh}+{kvh} heads"), &read_bf16(&dq, t * width)?, &want));
@@ -133,7 +128,7 @@ pub fn check_dense(ops: &Ops, gemm: &Gemm, s: CheckShapes, seed: u64) -> Result<
         let (dx, dw, y) = (upload_bf16(&xs)?, upload_bf16(&ws)?, output((tok * dout * 2) as usize)?);
         let plan = gemm.plan(shape, ops.sms)?;
         gemm.run(&plan, dx.ptr, dw.ptr, y.ptr, ops.stream)?;
-        sync(ops)?;
+        ops.synchronize()?;
         let want = r::linear(&r::widen(&xs), &r::widen(&ws), tok as usize, din as usize, dout as usize);
         out.push(result("gemm", format!("{tok} x {din} -> {dout}"), &read_bf16(&y, (tok * dout) as usize)?, &want));
     }
@@ -144,13 +139,13 @@ pub fn check_dense(ops: &Ops, gemm: &Gemm, s: CheckShapes, seed: u64) -> Result<
     let ids: Vec<i32> = vec![0, 3000, 17, 17, 1234];
     let (dt, di, e) = (upload_bf16(&table)?, DeviceBuffer::from_slice(&ids)?, output(t * h * 2)?);
     ops.embed(e.ptr, dt.ptr, di.ptr, t as u32, h as u32)?;
-    sync(ops)?;
+    ops.synchronize()?;
     let want: Vec<f64> = ids.iter().flat_map(|&i| r::widen(&table[i as usize * h..(i as usize + 1) * h])).collect();
     out.push(result("embed", format!("{t} ids of {vocab}"), &read_bf16(&e, t * h)?, &want));
     let logits = r::fill_uniform(t * vocab, seed + 9, 1.0);
     let (dl, am) = (upload_bf16(&logits)?, output(t * 4)?);
     ops.argmax_rows(am.ptr, dl.ptr, t as u32, vocab as u32)?;
-    sync(ops)?;
+    ops.synchronize()?;
     let got: Vec<f64> = am.download::<i32>(t)?.iter().map(|&v| v as f64).collect();
     let want: Vec<f64> = r::argmax_rows(&r::widen(&logits), vocab).iter().map(|&v| v as f64).collect();
     out.push(result("argmax_rows", format!("{t} x {vocab}"), &got, &want));
@@ -209,7 +204,7 @@ pub fn check_attention(ops: &Ops, s: CheckShapes, seed: u64) -> Result<Vec<Check
     let (dq, ds) = (upload_bf16(&qkv)?, DeviceBuffer::from_slice(&slots)?);
     let kv = PagedKv { k: kc.ptr, v: vc.ptr, tables: 0, max_blocks: 0 };
     ops.kv_append(&kv, dq.ptr, ds.ptr, tok as u32, qh as u32, kvh as u32)?;
-    sync(ops)?;
+    ops.synchronize()?;
     let (mut wk, mut wv) = (vec![0.0; n], vec![0.0; n]);
     r::kv_append(&mut wk, &mut wv, &r::widen(&qkv), &slots, &case.shape);
     let mut got = read_bf16(&kc, n)?;
@@ -231,7 +226,7 @@ pub fn check_attention(ops: &Ops, s: CheckShapes, seed: u64) -> Result<Vec<Check
     let o = output(seqs * qh * d * 2)?;
     let scratch = DecodeScratch { part_acc: part_acc.ptr, part_ml: part_ml.ptr };
     ops.decode_attention(o.ptr, dq.ptr, &kv, dl.ptr, scratch, seqs as u32, 2100, qh as u32, kvh as u32)?;
-    sync(ops)?;
+    ops.synchronize()?;
     let want = r::decode_attention(
         &r::widen(&q),
         &r::widen(&case.k),
@@ -271,7 +266,7 @@ pub fn check_attention(ops: &Ops, s: CheckShapes, seed: u64) -> Result<Vec<Check
     for kernel in [PrefillKernel::Simt, PrefillKernel::TensorCore] {
         let o = output(tokens * qh * d * 2)?;
         ops.prefill_attention(kernel, o.ptr, dq.ptr, &kv, a.ptr, b.ptr, c.ptr, 4, 150, qh as u32, kvh as u32)?;
-        sync(ops)?;
+        ops.synchronize()?;
         let label = format!("chunks {q_len:?} after {before:?} cached");
         out.push(result(kernel.name(), label, &read_bf16(&o, tokens * qh * d)?, &want));
     }

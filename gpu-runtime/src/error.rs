@@ -47,14 +47,6 @@ pub enum GpuError {
     /// The device cannot do what was asked (compute capability, memory, SM counts).
     #[error("{0}")]
     Unsupported(String),
-    /// A kernel's output differs from the CPU reference beyond tolerance.
-    #[error("kernel {kernel} is wrong: {detail}")]
-    Mismatch {
-        /// The kernel.
-        kernel: String,
-        /// Where and by how much.
-        detail: String,
-    },
     /// Bad arguments (shapes, SM counts, options).
     #[error("invalid argument: {0}")]
     Invalid(String),

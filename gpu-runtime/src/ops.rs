@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use cudarc::driver::sys::{CUcontext, CUdeviceptr, CUfunction, CUkernel, CUstream};
 
-use crate::driver::{KernelLibrary, LaunchConfig, Params, function_in, launch};
+use crate::driver::{DeviceBuffer, KernelLibrary, LaunchConfig, Params, function_in, launch};
 use crate::error::GpuError;
 use crate::green::Partition;
 use crate::kernels::{KERNEL_NAMES, KernelConfig};
@@ -81,7 +81,8 @@ pub fn decode_split(seqs: u32, kv_heads: u32, max_len: u32, sms: u32) -> (u32, u
 
 /// The kernels, loaded once.
 pub struct Kernels {
-    lib: KernelLibrary,
+    /// Keeps the loaded code alive (unloaded on drop).
+    _lib: KernelLibrary,
     handles: HashMap<&'static str, CUkernel>,
     /// The shape constants they were compiled with.
     pub cfg: KernelConfig,
@@ -95,12 +96,11 @@ impl Kernels {
         for name in KERNEL_NAMES {
             handles.insert(name, lib.kernel(name)?);
         }
-        Ok(Kernels { lib, handles, cfg })
+        Ok(Kernels { _lib: lib, handles, cfg })
     }
 
     /// Every kernel resolved in `part`'s context, launching on its stream.
     pub fn bind(&self, part: &Partition) -> Result<Ops, GpuError> {
-        let _ = &self.lib;
         let mut funcs = HashMap::new();
         for (name, k) in &self.handles {
             funcs.insert(*name, function_in(part.ctx, *k, 0)?);
@@ -152,6 +152,19 @@ impl Ops {
         // SAFETY: the partition's context outlives its `Ops`.
         crate::error::check("cuCtxSetCurrent", unsafe { cudarc::driver::sys::cuCtxSetCurrent(self.ctx) })?;
         launch(f, cfg, self.stream, &p)
+    }
+
+    /// A new buffer of `len` bf16 values `scale * uniform(seed, i)` (random, never zero), filled on this stream.
+    pub fn random(&self, len: u64, seed: u64, scale: f32) -> Result<DeviceBuffer, GpuError> {
+        let b = DeviceBuffer::alloc((len * 2) as usize)?;
+        self.fill_uniform(b.ptr, len, seed, scale)?;
+        Ok(b)
+    }
+
+    /// Waits for this partition's stream.
+    pub fn synchronize(&self) -> Result<(), GpuError> {
+        // SAFETY: live stream.
+        crate::error::check("cuStreamSynchronize", unsafe { cudarc::driver::sys::cuStreamSynchronize(self.stream) })
     }
 
     /// `out[i] = scale * uniform(seed, i)`, `n` bf16 values.

@@ -101,13 +101,6 @@ pub fn time(
     summarize(&samples).ok_or_else(|| GpuError::Unsupported(format!("non-positive timings {samples:?}")))
 }
 
-/// `len` bf16 values of random data on the device.
-fn random(ops: &Ops, len: u64, seed: u64, scale: f32) -> Result<DeviceBuffer, GpuError> {
-    let b = DeviceBuffer::alloc((len * 2) as usize)?;
-    ops.fill_uniform(b.ptr, len, seed, scale)?;
-    Ok(b)
-}
-
 /// Rotating copies of one weight matrix.
 struct Weights {
     buf: DeviceBuffer,
@@ -119,7 +112,7 @@ impl Weights {
     fn new(ops: &Ops, d_in: u64, d_out: u64, seed: u64) -> Result<Weights, GpuError> {
         let bytes = d_in * d_out * 2;
         let copies = ROTATE_BYTES.div_ceil(bytes).clamp(1, 16);
-        let buf = random(ops, d_in * d_out * copies, seed, 0.02)?;
+        let buf = ops.random(d_in * d_out * copies, seed, 0.02)?;
         Ok(Weights { buf, copies, bytes })
     }
 
@@ -148,7 +141,7 @@ impl Bench<'_> {
             let tokens: Vec<u64> =
                 if p.name == "lm_head" { self.plan.lm_head_tokens() } else { self.plan.tokens.clone() };
             let tmax = tokens.iter().copied().max().unwrap_or(1).min(max_t);
-            let x = random(whole, tmax * p.d_in, 12, 1.0)?;
+            let x = whole.random(tmax * p.d_in, 12, 1.0)?;
             let y = DeviceBuffer::alloc((tmax * p.d_out * 2) as usize)?;
             self.gpu.synchronize()?;
             for b in &self.parts {
@@ -189,10 +182,10 @@ impl Bench<'_> {
         self.gpu.bind()?;
         let whole = &self.whole().ops;
         let (x, y, w) =
-            (random(whole, tmax * h, 21, 1.0)?, random(whole, tmax * h, 22, 1.0)?, random(whole, h, 23, 1.0)?);
-        let gu = random(whole, tmax * 2 * inter, 24, 2.0)?;
+            (whole.random(tmax * h, 21, 1.0)?, whole.random(tmax * h, 22, 1.0)?, whole.random(h, 23, 1.0)?);
+        let gu = whole.random(tmax * 2 * inter, 24, 2.0)?;
         let act = DeviceBuffer::alloc((tmax * inter * 2) as usize)?;
-        let qkv = random(whole, tmax * qkv_w, 25, 1.0)?;
+        let qkv = whole.random(tmax * qkv_w, 25, 1.0)?;
         let pos: Vec<i32> = (0..tmax as i32).collect();
         let pos = DeviceBuffer::from_slice(&pos)?;
         self.gpu.synchronize()?;
@@ -228,7 +221,7 @@ impl Bench<'_> {
         const COPY: u64 = 512 << 20;
         self.gpu.bind()?;
         let whole = &self.whole().ops;
-        let src = random(whole, READ / 2, 31, 1.0)?;
+        let src = whole.random(READ / 2, 31, 1.0)?;
         let dst = DeviceBuffer::alloc(COPY as usize)?;
         let sink = DeviceBuffer::alloc(4096)?;
         self.gpu.synchronize()?;
@@ -270,9 +263,9 @@ impl Bench<'_> {
         let elems = pool_blocks * bt as u64 * (kvh * d) as u64;
         self.gpu.bind()?;
         let whole = &self.whole().ops;
-        let (k, v) = (random(whole, elems, 41, 1.0)?, random(whole, elems, 42, 1.0)?);
+        let (k, v) = (whole.random(elems, 41, 1.0)?, whole.random(elems, 42, 1.0)?);
         let max_batch = self.plan.decode.iter().map(|c| c.batch).max().unwrap_or(1);
-        let qkv = random(whole, max_batch as u64 * ((qh + 2 * kvh) * d) as u64, 43, 1.0)?;
+        let qkv = whole.random(max_batch as u64 * ((qh + 2 * kvh) * d) as u64, 43, 1.0)?;
         let out = DeviceBuffer::alloc((max_batch * qh * d * 2) as usize)?;
         // More SMs mean more splits: size the scratch for the largest partition.
         let max_sms = self.parts.iter().map(|b| b.part.sms).max().unwrap_or(1);
@@ -321,8 +314,8 @@ impl Bench<'_> {
         let elems = (blocks * BLOCK_TOKENS * kvh * d) as u64;
         self.gpu.bind()?;
         let whole = &self.whole().ops;
-        let (k, v) = (random(whole, elems, 51, 1.0)?, random(whole, elems, 52, 1.0)?);
-        let qkv = random(whole, (max_chunk * (qh + 2 * kvh) * d) as u64, 53, 1.0)?;
+        let (k, v) = (whole.random(elems, 51, 1.0)?, whole.random(elems, 52, 1.0)?);
+        let qkv = whole.random((max_chunk * (qh + 2 * kvh) * d) as u64, 53, 1.0)?;
         let out = DeviceBuffer::alloc((max_chunk * qh * d * 2) as usize)?;
         let table: Vec<i32> = (0..blocks as i32).collect();
         let table = DeviceBuffer::from_slice(&table)?;
@@ -445,10 +438,10 @@ pub fn contention(
 ) -> Result<CorunRow, GpuError> {
     dec.part.bind()?;
     let wd = Weights::new(&dec.ops, proj.d_in, proj.d_out, 61)?;
-    let xd = random(&dec.ops, 32 * proj.d_in, 63, 1.0)?;
+    let xd = dec.ops.random(32 * proj.d_in, 63, 1.0)?;
     pre.part.bind()?;
     let wp = Weights::new(&pre.ops, proj.d_in, proj.d_out, 62)?;
-    let xp = random(&pre.ops, 4096 * proj.d_in, 64, 1.0)?;
+    let xp = pre.ops.random(4096 * proj.d_in, 64, 1.0)?;
     let yd = DeviceBuffer::alloc((32 * proj.d_out * 2) as usize)?;
     let yp = DeviceBuffer::alloc((4096 * proj.d_out * 2) as usize)?;
     dec.part.synchronize()?;

@@ -44,17 +44,15 @@ pub struct DeviceModel {
     pub kv_blocks: u32,
 }
 
-/// Bytes of weights of `m` (bf16), as allocated here (the LM head is allocated even when tied).
+/// Bytes of weights of `m` as allocated here: the model's weights, plus a separate LM head when it is tied.
 pub fn weight_bytes(m: &ModelSpec) -> u64 {
-    let (h, i, v) = (m.hidden_size, m.intermediate_size, m.vocab_size);
-    let qkv = (m.num_q_heads + 2 * m.num_kv_heads) * m.head_dim;
-    let layer = 2 * h + qkv * h + m.num_q_heads * m.head_dim * h + 2 * i * h + i * h;
-    2 * (m.num_layers * layer + 2 * v * h + h)
+    let tied_head = if m.tie_word_embeddings { m.vocab_size * m.hidden_size * m.dtype_bytes } else { 0 };
+    m.weight_bytes() + tied_head
 }
 
 /// Bytes of a KV cache of `blocks` blocks over all layers.
 pub fn kv_bytes(m: &ModelSpec, blocks: u32) -> u64 {
-    2 * m.num_layers * blocks as u64 * BLOCK_TOKENS as u64 * m.num_kv_heads * m.head_dim * 2
+    blocks as u64 * BLOCK_TOKENS as u64 * m.kv_bytes_per_token()
 }
 
 impl DeviceModel {
@@ -79,11 +77,9 @@ impl DeviceModel {
             )));
         }
         let mut next = seed;
-        let mut fill = |n: u64, scale: f32| -> Result<DeviceBuffer, GpuError> {
-            let b = DeviceBuffer::alloc((n * 2) as usize)?;
-            ops.fill_uniform(b.ptr, n, next, scale)?;
+        let mut fill = |n: u64, scale: f32| {
             next += 1;
-            Ok(b)
+            ops.random(n, next - 1, scale)
         };
         let (h, i, v) = (spec.hidden_size, spec.intermediate_size, spec.vocab_size);
         let qkv = (spec.num_q_heads + 2 * spec.num_kv_heads) * spec.head_dim;
