@@ -11,7 +11,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use duet_sim::executor::SimExecutor;
 use duet_sim::realtime::FakeExecutor;
-use duet_sim::run::{cost_model, run_wall_clock};
+use duet_sim::run::{cost_model, device_config, run_wall_clock};
 use duet_sim::validate::{steps_csv, steps_from_run};
 use duet_sim::{Nanos, report};
 
@@ -29,9 +29,7 @@ pub fn run(a: &SimArgs, out: &Path, dry_run: bool, scale: f64) -> Result<()> {
     if !(scale.is_finite() && scale > 0.0) {
         bail!("--device-scale must be a positive number, got {scale}");
     }
-    let mut cfg = config(a)?;
-    cfg.contention = None;
-    cfg.partition_switch_ns = 0;
+    let cfg = device_config(config(a)?);
     let w = load_workload(a, &cfg)?;
     let cost = cost_model(&cfg)?;
     let mut dev = FakeExecutor::with_durations(

@@ -63,19 +63,8 @@ pub fn run(a: &SimArgs, replay: &Path, out: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
-fn kind(s: &validate::StepRecord) -> String {
-    use duet_sim::cost::Launch;
-    use duet_sim::policy::Lane;
-    match (s.lane, s.launch) {
-        (Lane::Decode, Launch::Graph) => "decode-graph".into(),
-        (Lane::Decode, _) => "decode".into(),
-        (Lane::Prefill, _) => "prefill".into(),
-        (Lane::Whole, _) => "whole".into(),
-    }
-}
-
 fn kinds(steps: &[validate::StepRecord]) -> Vec<String> {
-    let mut k: Vec<String> = steps.iter().map(kind).collect();
+    let mut k: Vec<String> = steps.iter().map(|s| validate::step_kind(s).to_string()).collect();
     k.sort();
     k.dedup();
     k
@@ -84,7 +73,7 @@ fn kinds(steps: &[validate::StepRecord]) -> Vec<String> {
 fn steps_csv(steps: &[validate::StepRecord], sc: &StepComparison) -> String {
     let mut s = String::from("step,kind,sms,measured_ms,predicted_ms\n");
     for (i, (st, (m, p))) in steps.iter().zip(&sc.pairs).enumerate() {
-        s.push_str(&format!("{i},{},{},{:.6},{:.6}\n", kind(st), st.sms, m / 1e6, p / 1e6));
+        s.push_str(&format!("{i},{},{},{:.6},{:.6}\n", validate::step_kind(st), st.sms, m / 1e6, p / 1e6));
     }
     s
 }
@@ -92,8 +81,7 @@ fn steps_csv(steps: &[validate::StepRecord], sc: &StepComparison) -> String {
 fn figure(steps: &[validate::StepRecord], sc: &StepComparison) -> Figure {
     let mut groups: Vec<(String, Vec<(f64, f64)>)> = kinds(steps).into_iter().map(|k| (k, Vec::new())).collect();
     for (st, (m, p)) in steps.iter().zip(&sc.pairs) {
-        let k = kind(st);
-        if let Some((_, v)) = groups.iter_mut().find(|(g, _)| *g == k) {
+        if let Some((_, v)) = groups.iter_mut().find(|(g, _)| g == validate::step_kind(st)) {
             v.push((m / 1e6, p / 1e6));
         }
     }

@@ -194,11 +194,7 @@ pub fn decisions_csv(records: &[DecisionRecord]) -> String {
 pub fn iterations_csv(records: &[crate::engine::IterationRecord]) -> String {
     let mut s = String::from("lane,sms,start_ms,end_ms,num_seqs,prefill_tokens,decode_tokens,instance\n");
     for r in records {
-        let lane = match r.lane {
-            crate::policy::Lane::Whole => "whole",
-            crate::policy::Lane::Prefill => "prefill",
-            crate::policy::Lane::Decode => "decode",
-        };
+        let lane = r.lane.as_str();
         let _ = writeln!(
             s,
             "{lane},{},{},{},{},{},{},{}",

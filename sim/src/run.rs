@@ -202,8 +202,16 @@ pub fn cost_model(cfg: &SimConfig) -> Result<Arc<CostModel>, SimError> {
     }))
 }
 
+/// `cfg` for a run on a device: contention between partitions and partition-switch costs are in the device's
+/// times, so the engine models neither.
+pub fn device_config(mut cfg: SimConfig) -> SimConfig {
+    cfg.contention = None;
+    cfg.partition_switch_ns = 0;
+    cfg
+}
+
 /// Runs `workload` under `cfg` on a device in wall-clock mode ([`crate::realtime`]): one instance, the same
-/// policy, `executor` runs the steps. `cfg.contention` must be `None` (the device's times include it).
+/// policy, `executor` runs the steps. `cfg.contention` must be `None` (see [`device_config`]).
 pub fn run_wall_clock(
     workload: &Workload,
     cfg: &SimConfig,

@@ -46,11 +46,11 @@ pub struct StepRecord {
     pub work: Vec<SeqWork>,
 }
 
-fn lane_str(l: Lane) -> &'static str {
-    match l {
-        Lane::Whole => "whole",
-        Lane::Prefill => "prefill",
-        Lane::Decode => "decode",
+/// Kind of a step in the reports: its lane, and `decode-graph` for a look-ahead step replayed from a graph.
+pub fn step_kind(s: &StepRecord) -> &'static str {
+    match (s.lane, s.launch) {
+        (Lane::Decode, Launch::Graph) => "decode-graph",
+        (l, _) => l.as_str(),
     }
 }
 
@@ -97,7 +97,7 @@ pub fn steps_csv(steps: &[StepRecord]) -> String {
         let _ = writeln!(
             s,
             "{i},{},{},{launch},{},{prefill},{decode},{},{},{}",
-            lane_str(st.lane),
+            st.lane.as_str(),
             st.sms,
             st.work.len(),
             st.start_ns,
@@ -239,11 +239,7 @@ pub fn compare_steps(steps: &[StepRecord], cost: &CostModel) -> StepComparison {
     for s in steps {
         let predicted = cost.iteration_launched(s.sms, &s.work, s.launch).total.0 as f64;
         let pair = (s.measured_ns as f64, predicted);
-        let kind = match (s.lane, s.launch) {
-            (Lane::Decode, Launch::Graph) => "decode-graph".to_string(),
-            (l, _) => lane_str(l).to_string(),
-        };
-        kinds.entry(kind).or_default().push(pair);
+        kinds.entry(step_kind(s).to_string()).or_default().push(pair);
         pairs.push(pair);
     }
     StepComparison {

@@ -181,8 +181,7 @@ impl Bench<'_> {
         let tmax = *self.plan.tokens.iter().max().unwrap_or(&1);
         self.gpu.bind()?;
         let whole = &self.whole().ops;
-        let (x, y, w) =
-            (whole.random(tmax * h, 21, 1.0)?, whole.random(tmax * h, 22, 1.0)?, whole.random(h, 23, 1.0)?);
+        let (x, y, w) = (whole.random(tmax * h, 21, 1.0)?, whole.random(tmax * h, 22, 1.0)?, whole.random(h, 23, 1.0)?);
         let gu = whole.random(tmax * 2 * inter, 24, 2.0)?;
         let act = DeviceBuffer::alloc((tmax * inter * 2) as usize)?;
         let qkv = whole.random(tmax * qkv_w, 25, 1.0)?;

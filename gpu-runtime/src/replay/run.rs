@@ -26,10 +26,7 @@ pub struct ReplayOptions {
 
 /// Runs the replay; progress lines go to `log`.
 pub fn replay(a: &SimArgs, o: &ReplayOptions, log: &mut dyn FnMut(&str)) -> Result<()> {
-    let mut cfg = duet_args::config(a)?;
-    // On the device, contention and partition switches are in the measured times.
-    cfg.contention = None;
-    cfg.partition_switch_ns = 0;
+    let cfg = run::device_config(duet_args::config(a)?);
     if cfg.granularity != Granularity::Green {
         bail!("a replay partitions SMs with green contexts: pass --granularity green");
     }

@@ -38,6 +38,17 @@ pub enum Lane {
     Decode,
 }
 
+impl Lane {
+    /// Name in outputs (`iterations.csv`, `steps.csv`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Lane::Whole => "whole",
+            Lane::Prefill => "prefill",
+            Lane::Decode => "decode",
+        }
+    }
+}
+
 /// A batch that is executing, as a policy sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RunningBatch {
