@@ -2,12 +2,12 @@
 //! per decode partition) and the KV slots and metadata of a window of `k` steps, prepared before the first
 //! step so that the `k` graphs run back to back with no host synchronisation inside the window.
 //!
-//! A graph is captured per (decode partition, bucket) at start-up on that partition's stream (a graph keeps
-//! the SM set it was captured with). A batch of `n` sequences replays the smallest bucket `>= n`; the padding
-//! rows point at a scratch slot, so the captured kernels read and write valid memory and the real rows are
-//! unaffected. [`KvSlots`] mirrors the engine's block accounting with physical block numbers: a window reserves
-//! the blocks for all `k` new tokens of every sequence up front (the engine already counted them), and a
-//! sequence's blocks return to the free list when it ends.
+//! A graph is captured per (decode partition, bucket) on that partition's stream (a graph keeps the SM set it was
+//! captured with), at start-up for the keys a run's windows use ([`window_graph_keys`]). A batch of `n`
+//! sequences replays the smallest bucket `>= n`; the padding rows point at a scratch slot, so the captured kernels
+//! read and write valid memory and the real rows are unaffected. [`KvSlots`] mirrors the engine's block accounting
+//! with physical block numbers: a window reserves the blocks for all `k` new tokens of every sequence up front
+//! (the engine already counted them), and a sequence's blocks return to the free list when it ends.
 
 use std::collections::HashMap;
 
@@ -36,9 +36,18 @@ pub fn bucket_for(buckets: &[u32], n: u32) -> Option<u32> {
     buckets.iter().copied().find(|&b| b >= n)
 }
 
-/// Graphs to capture: every decode partition size crossed with every bucket.
-pub fn graph_keys(decode_sms: &[u32], buckets: &[u32]) -> Vec<(u32, u32)> {
-    decode_sms.iter().flat_map(|&s| buckets.iter().map(move |&b| (s, b))).collect()
+/// Graphs a run's look-ahead windows replay: (decode partition SMs, bucket of the window's first step) for every
+/// window of more than one step in `windows` (SMs, sequences, steps), sorted, each once. Windows of batches larger
+/// than every bucket run eagerly and need none.
+pub fn window_graph_keys(windows: &[(u32, u32, u32)], buckets: &[u32]) -> Vec<(u32, u32)> {
+    let mut keys: Vec<(u32, u32)> = windows
+        .iter()
+        .filter(|w| w.2 > 1)
+        .filter_map(|&(sms, seqs, _)| bucket_for(buckets, seqs).map(|b| (sms, b)))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
 }
 
 /// Physical KV blocks of the GPU cache, owned by sequences (engine request ids).
@@ -201,7 +210,10 @@ mod tests {
         );
         assert_eq!(bucket_for(&b, 257), None, "larger batches run eagerly");
         assert_eq!(bucket_for(&b, 0), None);
-        assert_eq!(graph_keys(&[16, 32], &[1, 2]), vec![(16, 1), (16, 2), (32, 1), (32, 2)]);
+        // Windows (SMs, sequences, steps): one-step windows and oversized batches need no graph; 3 and 4
+        // sequences share bucket 4.
+        let w = [(32, 3, 4), (16, 9, 2), (32, 4, 8), (32, 5, 1), (16, 300, 4), (24, 1, 2)];
+        assert_eq!(window_graph_keys(&w, &b), vec![(16, 16), (24, 1), (32, 4)]);
     }
 
     #[test]

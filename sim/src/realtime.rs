@@ -81,6 +81,10 @@ pub struct FakeExecutor<E: Executor> {
     scale: Box<dyn FnMut(u64, Nanos) -> Nanos>,
     /// Steps started, with their SMs and the work.
     pub log: Vec<(Nanos, u32, Vec<SeqWork>, Launch)>,
+    /// Look-ahead windows announced: (SMs, sequences of the window's first step, steps).
+    pub windows: Vec<(u32, u32, u32)>,
+    /// Steps of the window announced for the next `execute`.
+    window_next: Option<u32>,
 }
 
 impl<E: Executor> FakeExecutor<E> {
@@ -91,7 +95,16 @@ impl<E: Executor> FakeExecutor<E> {
 
     /// A fake device taking `f(step index, inner's duration)` for each step.
     pub fn with_durations(inner: E, f: Box<dyn FnMut(u64, Nanos) -> Nanos>) -> Self {
-        Self { inner, clock: Nanos(0), next_ticket: 0, ends: BinaryHeap::new(), scale: f, log: Vec::new() }
+        Self {
+            inner,
+            clock: Nanos(0),
+            next_ticket: 0,
+            ends: BinaryHeap::new(),
+            scale: f,
+            log: Vec::new(),
+            windows: Vec::new(),
+            window_next: None,
+        }
     }
 }
 
@@ -104,11 +117,15 @@ impl<E: Executor> Executor for FakeExecutor<E> {
         let took = (self.scale)(ticket, t.duration).max(Nanos(1));
         self.ends.push(Reverse((self.clock.max(now) + took, ticket)));
         self.log.push((now, sms, work.to_vec(), launch));
+        if let Some(steps) = self.window_next.take() {
+            self.windows.push((sms, work.len() as u32, steps));
+        }
         t.pending = Some(ticket);
         Ok(t)
     }
 
     fn begin_window(&mut self, steps: u32) {
+        self.window_next = Some(steps);
         self.inner.begin_window(steps);
     }
 }

@@ -172,3 +172,27 @@ fn split_plans_dispatch_decode_before_prefill() {
     }
     assert!(pairs > 0, "duet started split plans");
 }
+
+#[test]
+fn the_fake_device_logs_every_look_ahead_window_it_was_announced() {
+    let w = workload(300, 4.0);
+    let duet = PolicyOptions { tbt_target_ms: Some(40.0), ..Default::default() };
+    let mut dev = FakeExecutor::new(SimExecutor::new(cost()));
+    realtime::run(&w, build_policy("duet", &duet).as_mut(), &mut dev, &device_cfg()).unwrap();
+    assert!(!dev.windows.is_empty(), "duet looks ahead on this load");
+    // Each window's first step is an eager step on the window's SMs with its sequences, followed on those SMs by
+    // steps - 1 graph steps; no graph step lies outside a window.
+    let graphs = dev.log.iter().filter(|l| l.3 == duet_sim::cost::Launch::Graph).count() as u32;
+    let announced: u32 = dev.windows.iter().map(|w| w.2 - 1).sum();
+    assert_eq!(graphs, announced);
+    let mut firsts = dev.log.iter().enumerate().filter(|(i, l)| {
+        l.3 == duet_sim::cost::Launch::Eager
+            && dev.log[i + 1..].iter().find(|n| n.1 == l.1).is_some_and(|n| n.3 == duet_sim::cost::Launch::Graph)
+    });
+    for &(sms, seqs, steps) in &dev.windows {
+        assert!(steps > 1);
+        let (_, l) = firsts.next().expect("a first step per window");
+        assert_eq!((l.1, l.2.len() as u32), (sms, seqs));
+    }
+    assert!(firsts.next().is_none());
+}

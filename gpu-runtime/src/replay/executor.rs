@@ -4,9 +4,11 @@
 //! simulator's, unchanged; the engine runs in wall-clock mode (`duet_sim::realtime`).
 //!
 //! Two buffer sets hold activations and metadata, so a prefill batch and a decode batch can run at once on the
-//! two sides of a split. Look-ahead steps (`Launch::Graph`) of a decode batch replay a CUDA graph captured
-//! (on first use) for the partition and the padded batch size; metadata goes in by asynchronous copies from
-//! page-locked memory before each replay. When the engine announces a window of `k` decode steps
+//! two sides of a split. Look-ahead steps (`Launch::Graph`) of a decode batch replay a CUDA graph captured for
+//! the partition and the padded batch size, at start-up for the keys given ([`CudaExecutor::capture_startup`]),
+//! otherwise on first use, before the step's start event (capture time never counts as GPU time); metadata goes in
+//! by asynchronous copies from page-locked memory before each replay. Graph steps take buffer set 0 when it is
+//! free (the set the start-up graphs were captured with), eager steps set 1. When the engine announces a window of `k` decode steps
 //! (`begin_window`), all `k` graph replays are enqueued back to back at the first step, with the metadata of every
 //! step staged ahead in its own region of page-locked memory, and no host synchronisation inside the window; the
 //! engine's later `Graph` steps take the tickets already in flight.
@@ -50,6 +52,8 @@ pub struct ExecutorConfig {
     pub prefill_kernel: PrefillKernel,
     /// Seed of the synthetic weights.
     pub seed: u64,
+    /// Graphs to capture at start-up: (decode partition SMs, bucket).
+    pub startup_graphs: Vec<(u32, u32)>,
 }
 
 /// Counters of a replay.
@@ -59,8 +63,12 @@ pub struct ExecStats {
     pub eager_steps: u64,
     /// Steps replayed from a graph.
     pub graph_steps: u64,
-    /// Graphs captured.
-    pub captures: u64,
+    /// Graphs captured at start-up.
+    pub startup_captures: u64,
+    /// Wall time of the start-up captures, ms.
+    pub startup_capture_ms: f64,
+    /// Graphs captured during the run (keys the start-up list missed, or buffer set 1 when set 0 was busy).
+    pub late_captures: u64,
 }
 
 /// Activations and metadata of one in-flight step.
@@ -210,7 +218,8 @@ impl<'a> CudaExecutor<'a> {
         })
     }
 
-    fn ops(&mut self, sms: u32) -> Result<(&'a Partition, usize), GpuError> {
+    /// Binds partition `sms` and picks a free buffer set: set 0 first for graph steps, set 1 first otherwise.
+    fn ops(&mut self, sms: u32, graph: bool) -> Result<(&'a Partition, usize), GpuError> {
         if !self.bound.contains_key(&sms) {
             let part = find_partition(&self.setup.parts, sms)
                 .ok_or_else(|| GpuError::Invalid(format!("no partition of {sms} SMs on this GPU")))?;
@@ -218,7 +227,8 @@ impl<'a> CudaExecutor<'a> {
             self.bound.insert(sms, (part, ops));
         }
         let part = self.bound[&sms].0;
-        let set = self.sets.iter().position(|b| b.users == 0).ok_or_else(|| {
+        let order = if graph { [0, 1] } else { [1, 0] };
+        let set = order.into_iter().find(|&i| self.sets[i].users == 0).ok_or_else(|| {
             GpuError::Invalid("more than two steps in flight (the engine runs at most a prefill and a decode)".into())
         })?;
         Ok((part, set))
@@ -385,37 +395,36 @@ impl<'a> CudaExecutor<'a> {
     /// Enqueues `steps` steps of `work` on partition `sms` (one unless a look-ahead window was announced); the
     /// `j`-th step runs every sequence over `j` more cached tokens. Returns the steps' tickets in order.
     fn launch(&mut self, sms: u32, work: &[SeqWork], launch: Launch, steps: u32) -> Result<Vec<u64>, GpuError> {
-        let (part, set) = self.ops(sms)?;
         let all_decode = work.iter().all(is_decode);
         let bucket = bucket_for(&self.buckets, work.len() as u32);
         // Graph replays: every step of an announced window, and lone look-ahead steps.
         let graph_rows =
             (self.cfg.graphs && all_decode && (steps > 1 || launch == Launch::Graph)).then_some(bucket).flatten();
+        let (part, set) = self.ops(sms, graph_rows.is_some())?;
         let steps = if graph_rows.is_some() { steps.clamp(1, MAX_WINDOW) } else { 1 };
         let stream = part.stream;
         part.bind()?;
         let mut tickets = Vec::with_capacity(steps as usize);
         for j in 0..steps {
-            let (mut l, decode_max_len) = match graph_rows {
-                Some(rows) => {
-                    // Pad to the bucket with one-token decodes over one cached token; every row goes through the
-                    // LM head, so the captured shapes never change.
-                    let mut padded: Vec<SeqWork> = work
-                        .iter()
-                        .map(|w| SeqWork { cached_tokens: w.cached_tokens + j, emits_token: true, ..*w })
-                        .collect();
-                    padded.resize(rows as usize, SeqWork { new_tokens: 1, cached_tokens: 1, emits_token: true });
-                    (StepLayout::new(&padded, self.model.kv_blocks)?, self.cfg.max_context)
-                }
+            let (l, decode_max_len) = match graph_rows {
+                Some(rows) => (self.graph_layout(work, j, rows, sms)?, self.cfg.max_context),
                 None => {
-                    let l = StepLayout::new(work, self.model.kv_blocks)?;
+                    let mut l = StepLayout::new(work, self.model.kv_blocks)?;
+                    self.check_fits(&l)?;
+                    l.max_blocks = l.max_blocks.min(self.table_stride);
+                    self.plans_for(l.tokens as u64, l.emit_rows.len() as u64, sms)?;
                     let max = l.max_decode_ctx;
                     (l, max)
                 }
             };
-            self.check_fits(&l)?;
-            l.max_blocks = l.max_blocks.min(self.table_stride);
-            self.plans_for(l.tokens as u64, l.emit_rows.len() as u64, sms)?;
+            if let Some(rows) = graph_rows
+                && !self.graphs.contains_key(&(sms, rows, set))
+            {
+                // Captured before the step's start event: capture time is host time, not the step's.
+                let exec = self.capture(&l, sms, set, decode_max_len)?;
+                self.graphs.insert((sms, rows, set), exec);
+                self.stats.late_captures += 1;
+            }
             // Stream order keeps step j's metadata copy behind step j - 1's kernels; each step stages its
             // metadata in its own host region, so nothing is overwritten before it is copied.
             self.upload(&l, set, j as usize, stream)?;
@@ -424,11 +433,6 @@ impl<'a> CudaExecutor<'a> {
             match graph_rows {
                 Some(rows) => {
                     let key = (sms, rows, set);
-                    if !self.graphs.contains_key(&key) {
-                        let exec = self.capture(&l, sms, set, decode_max_len)?;
-                        self.graphs.insert(key, exec);
-                        self.stats.captures += 1;
-                    }
                     // SAFETY: a live graph captured on this partition's stream.
                     check("cuGraphLaunch", unsafe { sys::cuGraphLaunch(self.graphs[&key], stream) })?;
                     self.stats.graph_steps += 1;
@@ -447,6 +451,40 @@ impl<'a> CudaExecutor<'a> {
             tickets.push(ticket);
         }
         Ok(tickets)
+    }
+
+    /// Layout of step `j` of a window of `work` replayed from the graph of `rows` rows: every sequence `j` tokens
+    /// further, padded to the bucket with one-token decodes over one cached token; every row goes through the LM
+    /// head, so the captured shapes never change. Plans its GEMMs on `sms` SMs.
+    fn graph_layout(&mut self, work: &[SeqWork], j: u32, rows: u32, sms: u32) -> Result<StepLayout, GpuError> {
+        let mut padded: Vec<SeqWork> =
+            work.iter().map(|w| SeqWork { cached_tokens: w.cached_tokens + j, emits_token: true, ..*w }).collect();
+        padded.resize(rows as usize, SeqWork { new_tokens: 1, cached_tokens: 1, emits_token: true });
+        let mut l = StepLayout::new(&padded, self.model.kv_blocks)?;
+        self.check_fits(&l)?;
+        l.max_blocks = l.max_blocks.min(self.table_stride);
+        self.plans_for(l.tokens as u64, l.emit_rows.len() as u64, sms)?;
+        Ok(l)
+    }
+
+    /// Captures the graphs of `cfg.startup_graphs` on buffer set 0 before the run starts (cuBLASLt plans
+    /// included), so that windows replay without capturing; returns how many were captured.
+    pub fn capture_startup(&mut self) -> Result<u64, GpuError> {
+        let t0 = Instant::now();
+        for (sms, rows) in self.cfg.startup_graphs.clone() {
+            if !self.cfg.graphs || self.graphs.contains_key(&(sms, rows, 0)) {
+                continue;
+            }
+            let (_, set) = self.ops(sms, true)?;
+            debug_assert_eq!(set, 0, "nothing runs at start-up");
+            let l = self.graph_layout(&[], 0, rows, sms)?;
+            let exec = self.capture(&l, sms, set, self.cfg.max_context)?;
+            self.graphs.insert((sms, rows, set), exec);
+            self.stats.startup_captures += 1;
+        }
+        self.setup.gpu.synchronize()?;
+        self.stats.startup_capture_ms = t0.elapsed().as_secs_f64() * 1e3;
+        Ok(self.stats.startup_captures)
     }
 
     fn capture(&self, l: &StepLayout, sms: u32, set: usize, decode_max_len: u32) -> Result<CUgraphExec, GpuError> {

@@ -4,14 +4,18 @@
 
 use anyhow::{Context, Result, bail};
 use duet_args::SimArgs;
+use duet_sim::executor::SimExecutor;
 use duet_sim::kv::KvCapacity;
 use duet_sim::partition::Granularity;
+use duet_sim::realtime::FakeExecutor;
+use duet_sim::run::SimConfig;
 use duet_sim::validate::{decode_idle_fraction, steps_csv, steps_from_run};
 use duet_sim::{report, run};
 use serde_json::json;
 
 use super::executor::{CudaExecutor, ExecutorConfig};
 use crate::bench::{Setup, choose_prefill_kernel};
+use crate::lookahead::{buckets, window_graph_keys};
 
 /// Options besides the simulation's.
 #[derive(Debug, Clone)]
@@ -22,6 +26,18 @@ pub struct ReplayOptions {
     pub graphs: bool,
     /// Extra folders to look for CUDA headers in.
     pub include_search: Vec<std::path::PathBuf>,
+}
+
+/// Most sequences a replay step holds.
+pub const MAX_SEQS: u32 = 512;
+
+/// The graphs to capture at start-up: (decode partition SMs, bucket) of every look-ahead window of the same run on
+/// the cost model's clock (`duet_sim::realtime::FakeExecutor`; milliseconds of CPU). The GPU run may still open a
+/// window the prediction did not; its graph is captured then and counted in `late_captures`.
+pub fn startup_graphs(w: &duet_traces::Workload, cfg: &SimConfig) -> Result<Vec<(u32, u32)>> {
+    let mut fake = FakeExecutor::new(SimExecutor::new(run::cost_model(cfg)?));
+    run::run_wall_clock(w, cfg, &mut fake)?;
+    Ok(window_graph_keys(&fake.windows, &buckets(MAX_SEQS.min(256))))
 }
 
 /// Runs the replay; progress lines go to `log`.
@@ -52,7 +68,7 @@ pub fn replay(a: &SimArgs, o: &ReplayOptions, log: &mut dyn FnMut(&str)) -> Resu
     let kv = KvCapacity::compute(&model, &cfg.gpu, &cfg.kv)?;
     let ecfg = ExecutorConfig {
         max_tokens: cfg.policy.token_budget().max(256) + 256,
-        max_seqs: 512,
+        max_seqs: MAX_SEQS,
         max_context: model
             .max_context
             .unwrap_or(32_768)
@@ -61,10 +77,13 @@ pub fn replay(a: &SimArgs, o: &ReplayOptions, log: &mut dyn FnMut(&str)) -> Resu
         graphs: o.graphs,
         prefill_kernel: choose_prefill_kernel(&checks),
         seed: cfg.seed,
+        startup_graphs: if o.graphs { startup_graphs(&w, &cfg)? } else { Vec::new() },
     };
     log(&format!("executor: {ecfg:?}"));
     let cost = run::cost_model(&cfg)?;
     let mut exec = CudaExecutor::new(&setup, cost, ecfg)?;
+    let n = exec.capture_startup()?;
+    log(&format!("captured {n} look-ahead graphs at start-up in {:.0} ms", exec.stats.startup_capture_ms));
     log(&format!("replaying {} requests ({}) under {}", w.len(), w.source, a.policy));
     let r = run::run_wall_clock(&w, &cfg, &mut exec)?;
     println!("{}", report::table(&r));
