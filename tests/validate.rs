@@ -63,7 +63,7 @@ fn mismatched_options_and_bad_replays_are_clear_errors() {
     // A corrupted steps.csv names the file and line.
     let steps = std::fs::read_to_string(rp.join("steps.csv")).unwrap();
     let mut lines: Vec<&str> = steps.lines().collect();
-    lines[3] = "2,sideways,132,eager,1,0,1,0,1000,1+5*";
+    lines[3] = "2,sideways,132,eager,1,0,1,0,1000,1,1+5*";
     std::fs::write(rp.join("steps.csv"), lines.join("\n")).unwrap();
     let mut args = vec!["validate", "--replay", rp.to_str().unwrap()];
     args.extend(window());

@@ -40,6 +40,38 @@ pub trait Executor {
     fn begin_window(&mut self, steps: u32) {
         let _ = steps;
     }
+
+    /// Runs layer group `group` (0-based) of `groups` of the step `work` on `sms` SMs: muxwise's layer-segmented
+    /// prefill, whose SM count may change between groups. Returns the timing of the *whole* step running alone
+    /// (the engine gives each group `1 / groups` of it); a device executor runs only that group's layers and
+    /// reports its end through `pending`. The default runs the whole step through `execute` (enough where time
+    /// is modelled).
+    fn execute_group(
+        &mut self,
+        now: Nanos,
+        sms: u32,
+        work: &[SeqWork],
+        group: u32,
+        groups: u32,
+    ) -> Result<StepTiming, ExecutorError> {
+        let _ = (group, groups);
+        self.execute(now, sms, work, Launch::Eager)
+    }
+}
+
+/// A step as a device executor was asked to run it (device logs, `steps.csv`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepCall {
+    /// Engine time of the call.
+    pub now: Nanos,
+    /// SMs.
+    pub sms: u32,
+    /// Every sequence's work.
+    pub work: Vec<SeqWork>,
+    /// Eager launch or a CUDA-graph look-ahead step.
+    pub launch: Launch,
+    /// 1 for a whole step; `n` for one of the `n` layer groups of a segmented step.
+    pub layer_groups: u32,
 }
 
 /// An executor failure (the GPU executor's errors; the simulated executor never fails).

@@ -18,7 +18,7 @@ use duet_traces::Workload;
 use crate::cost::{Launch, SeqWork};
 use crate::engine::{Engine, EngineConfig, SimOutput};
 use crate::error::{ConfigError, SimError};
-use crate::executor::{Executor, ExecutorError, StepTiming};
+use crate::executor::{Executor, ExecutorError, StepCall, StepTiming};
 use crate::policy::Policy;
 use crate::time::Nanos;
 
@@ -80,7 +80,7 @@ pub struct FakeExecutor<E: Executor> {
     /// Maps (step index, predicted duration) to the duration the fake device takes.
     scale: Box<dyn FnMut(u64, Nanos) -> Nanos>,
     /// Steps started, with their SMs and the work.
-    pub log: Vec<(Nanos, u32, Vec<SeqWork>, Launch)>,
+    pub log: Vec<StepCall>,
     /// Look-ahead windows announced: (SMs, sequences of the window's first step, steps).
     pub windows: Vec<(u32, u32, u32)>,
     /// Steps of the window announced for the next `execute`.
@@ -108,20 +108,43 @@ impl<E: Executor> FakeExecutor<E> {
     }
 }
 
-impl<E: Executor> Executor for FakeExecutor<E> {
-    fn execute(&mut self, now: Nanos, sms: u32, work: &[SeqWork], launch: Launch) -> Result<StepTiming, ExecutorError> {
-        let mut t = self.inner.execute(now, sms, work, launch)?;
+impl<E: Executor> FakeExecutor<E> {
+    /// Enqueues a call whose whole step takes `t` (scaled); a layer group takes `1 / groups` of it, rounded up
+    /// as the engine rounds a group's share.
+    fn enqueue(&mut self, mut t: StepTiming, call: StepCall) -> StepTiming {
         let ticket = self.next_ticket;
         self.next_ticket += 1;
         // The engine gives every step at least 1 ns; so does the fake device.
-        let took = (self.scale)(ticket, t.duration).max(Nanos(1));
-        self.ends.push(Reverse((self.clock.max(now) + took, ticket)));
-        self.log.push((now, sms, work.to_vec(), launch));
-        if let Some(steps) = self.window_next.take() {
-            self.windows.push((sms, work.len() as u32, steps));
+        let mut took = (self.scale)(ticket, t.duration).max(Nanos(1));
+        if call.layer_groups > 1 {
+            took = Nanos((took.0 as f64 / f64::from(call.layer_groups)).ceil() as u64);
         }
+        self.ends.push(Reverse((self.clock.max(call.now) + took, ticket)));
+        if let Some(steps) = self.window_next.take() {
+            self.windows.push((call.sms, call.work.len() as u32, steps));
+        }
+        self.log.push(call);
         t.pending = Some(ticket);
-        Ok(t)
+        t
+    }
+}
+
+impl<E: Executor> Executor for FakeExecutor<E> {
+    fn execute(&mut self, now: Nanos, sms: u32, work: &[SeqWork], launch: Launch) -> Result<StepTiming, ExecutorError> {
+        let t = self.inner.execute(now, sms, work, launch)?;
+        Ok(self.enqueue(t, StepCall { now, sms, work: work.to_vec(), launch, layer_groups: 1 }))
+    }
+
+    fn execute_group(
+        &mut self,
+        now: Nanos,
+        sms: u32,
+        work: &[SeqWork],
+        group: u32,
+        groups: u32,
+    ) -> Result<StepTiming, ExecutorError> {
+        let t = self.inner.execute_group(now, sms, work, group, groups)?;
+        Ok(self.enqueue(t, StepCall { now, sms, work: work.to_vec(), launch: Launch::Eager, layer_groups: groups }))
     }
 
     fn begin_window(&mut self, steps: u32) {

@@ -1,10 +1,12 @@
 //! Checking the simulator against a run on a device (`duet validate`).
 //!
 //! A device run (`duet-gpu replay`, or any [`crate::realtime`] run) writes `steps.csv`: one row per executed step
-//! with its lane, SMs, launch kind (eager or CUDA-graph look-ahead step), the exact work of every sequence and the
-//! measured time. Two comparisons follow:
+//! with its lane, SMs, launch kind (eager or CUDA-graph look-ahead step), the number of layer groups it is one of
+//! (1 for a whole step; `n` for a layer group of muxwise's segmented prefill), the exact work of every sequence
+//! and the measured time. Two comparisons follow:
 //!
-//! - **per step**: the cost model's prediction for the same work on the same SMs against the measured time,
+//! - **per step**: the cost model's prediction for the same work on the same SMs (divided by the layer groups,
+//!   as the simulator divides it) against the measured time,
 //!   `error = (predicted - measured) / measured`; median, p90 and max of `|error|` overall and per kind
 //!   (`whole`, `prefill`, `decode`, `decode-graph`), and the mean signed error (bias);
 //! - **per run**: the simulator's `summary.json` for the same trace window, model and policy against the device
@@ -23,11 +25,12 @@ use serde_json::Value;
 use crate::cost::{CostModel, Launch, SeqWork};
 use crate::engine::IterationRecord;
 use crate::error::ConfigError;
+use crate::executor::StepCall;
 use crate::policy::Lane;
-use crate::time::Nanos;
 
 /// Header of `steps.csv`.
-pub const STEPS_HEADER: &str = "step,lane,sms,launch,num_seqs,prefill_tokens,decode_tokens,start_ns,measured_ns,work";
+pub const STEPS_HEADER: &str =
+    "step,lane,sms,launch,num_seqs,prefill_tokens,decode_tokens,start_ns,measured_ns,layer_groups,work";
 
 /// One executed step.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +45,8 @@ pub struct StepRecord {
     pub start_ns: u64,
     /// Measured time, ns.
     pub measured_ns: u64,
+    /// 1 for a whole step; `n` for one of the `n` layer groups of a segmented step.
+    pub layer_groups: u32,
     /// Every sequence's work.
     pub work: Vec<SeqWork>,
 }
@@ -96,12 +101,13 @@ pub fn steps_csv(steps: &[StepRecord]) -> String {
         };
         let _ = writeln!(
             s,
-            "{i},{},{},{launch},{},{prefill},{decode},{},{},{}",
+            "{i},{},{},{launch},{},{prefill},{decode},{},{},{},{}",
             st.lane.as_str(),
             st.sms,
             st.work.len(),
             st.start_ns,
             st.measured_ns,
+            st.layer_groups,
             format_work(&st.work)
         );
     }
@@ -122,9 +128,9 @@ pub fn read_steps(path: &Path) -> Result<Vec<StepRecord>, ConfigError> {
         if line.trim().is_empty() {
             continue;
         }
-        let f: Vec<&str> = line.splitn(10, ',').collect();
-        if f.len() != 10 {
-            return Err(bad(n, format!("expected 10 fields, found {}", f.len())));
+        let f: Vec<&str> = line.splitn(11, ',').collect();
+        if f.len() != 11 {
+            return Err(bad(n, format!("expected 11 fields, found {}", f.len())));
         }
         let lane = match f[1] {
             "whole" => Lane::Whole,
@@ -144,28 +150,33 @@ pub fn read_steps(path: &Path) -> Result<Vec<StepRecord>, ConfigError> {
         if sms == 0 || measured_ns == 0 {
             return Err(bad(n, "sms and measured_ns must be positive".into()));
         }
-        let work = parse_work(f[9]).map_err(|e| bad(n, e))?;
+        let layer_groups = num(9, "layer_groups")? as u32;
+        if layer_groups == 0 {
+            return Err(bad(n, "layer_groups must be positive".into()));
+        }
+        let work = parse_work(f[10]).map_err(|e| bad(n, e))?;
         if work.len() as u64 != num(4, "num_seqs")? {
             return Err(bad(n, "num_seqs does not match the work".into()));
         }
-        out.push(StepRecord { lane, sms, launch, start_ns: num(7, "start_ns")?, measured_ns, work });
+        out.push(StepRecord { lane, sms, launch, start_ns: num(7, "start_ns")?, measured_ns, layer_groups, work });
     }
     Ok(out)
 }
 
-/// Steps of a device run: its iterations (in start order) paired with the work the executor was given for each,
+/// Steps of a device run: its iterations (in start order) paired with the calls the executor was given for each,
 /// measured time = end - start.
-pub fn steps_from_run(iterations: &[IterationRecord], log: &[(Nanos, u32, Vec<SeqWork>, Launch)]) -> Vec<StepRecord> {
+pub fn steps_from_run(iterations: &[IterationRecord], log: &[StepCall]) -> Vec<StepRecord> {
     iterations
         .iter()
         .zip(log)
-        .map(|(it, (_, sms, work, launch))| StepRecord {
+        .map(|(it, c)| StepRecord {
             lane: it.lane,
-            sms: *sms,
-            launch: *launch,
+            sms: c.sms,
+            launch: c.launch,
             start_ns: it.start.0,
             measured_ns: (it.end - it.start).0.max(1),
-            work: work.clone(),
+            layer_groups: c.layer_groups,
+            work: c.work.clone(),
         })
         .collect()
 }
@@ -237,7 +248,7 @@ pub fn compare_steps(steps: &[StepRecord], cost: &CostModel) -> StepComparison {
     let mut kinds: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     let mut pairs = Vec::with_capacity(steps.len());
     for s in steps {
-        let predicted = cost.iteration_launched(s.sms, &s.work, s.launch).total.0 as f64;
+        let predicted = cost.iteration_launched(s.sms, &s.work, s.launch).total.0 as f64 / f64::from(s.layer_groups);
         let pair = (s.measured_ns as f64, predicted);
         kinds.entry(step_kind(s).to_string()).or_default().push(pair);
         pairs.push(pair);
@@ -318,6 +329,41 @@ pub fn table(steps: &StepComparison, metrics: &[MetricComparison]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::Nanos;
+
+    #[test]
+    fn steps_round_trip_and_a_layer_group_is_predicted_as_its_share() {
+        let cost = CostModel::new(
+            crate::ModelSpec::resolve("qwen3-8b").unwrap(),
+            crate::GpuSpec::by_name("h100-sxm").unwrap(),
+            Default::default(),
+        );
+        let work = vec![SeqWork { new_tokens: 2048, cached_tokens: 0, emits_token: true }];
+        let whole = cost.iteration_launched(100, &work, Launch::Eager).total.0;
+        let step = |layer_groups: u32| StepRecord {
+            lane: Lane::Prefill,
+            sms: 100,
+            launch: Launch::Eager,
+            start_ns: 7,
+            measured_ns: whole / 4,
+            layer_groups,
+            work: work.clone(),
+        };
+        let steps = vec![step(1), step(4)];
+        let dir = std::env::temp_dir().join(format!("duet-steps-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("steps.csv");
+        std::fs::write(&path, steps_csv(&steps)).unwrap();
+        assert_eq!(read_steps(&path).unwrap(), steps);
+        // A quarter of the step measured: 300% under the whole step's prediction, exact for one of 4 groups.
+        let c = compare_steps(&steps, &cost);
+        assert!((c.pairs[0].1 - whole as f64).abs() < 1e-9 && (c.pairs[1].1 - whole as f64 / 4.0).abs() < 1e-9);
+        assert!(c.by_kind["prefill"].max_abs_pct > 299.0);
+        std::fs::write(&path, steps_csv(&steps).replace(",4,2048+0*", ",0,2048+0*")).unwrap();
+        let e = read_steps(&path).unwrap_err().to_string();
+        assert!(e.contains("steps.csv:3: layer_groups must be positive"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn work_round_trips_and_bad_text_is_refused() {

@@ -45,6 +45,7 @@ fn fake_device_with_model_times_reproduces_the_simulated_plans_exactly() {
         ("prefill-first", Default::default()),
         ("duet", duet),
         ("static-split", split),
+        ("muxwise", Default::default()),
     ] {
         let sim = engine::run(&w, build_policy(name, &opts).as_mut(), &mut SimExecutor::new(cost()), &cfg).unwrap();
         let mut dev = FakeExecutor::new(SimExecutor::new(cost()));
@@ -56,12 +57,17 @@ fn fake_device_with_model_times_reproduces_the_simulated_plans_exactly() {
         assert_eq!(dev.log.len(), sim.iterations.len(), "{name}: one device step per iteration");
         assert!(sim.iterations.len() > 100, "{name}: a real schedule ({} iterations)", sim.iterations.len());
         let split = sim.iterations.iter().filter(|i| i.lane != duet_sim::policy::Lane::Whole).count();
-        let graphs = dev.log.iter().filter(|l| l.3 == duet_sim::cost::Launch::Graph).count();
-        println!("{name}: {} iterations, {split} on partitions, {graphs} look-ahead graph steps", sim.iterations.len());
+        let graphs = dev.log.iter().filter(|l| l.launch == duet_sim::cost::Launch::Graph).count();
+        let groups = dev.log.iter().filter(|l| l.layer_groups > 1).count();
+        println!(
+            "{name}: {} iterations, {split} on partitions, {graphs} look-ahead graph steps, {groups} layer-group steps",
+            sim.iterations.len()
+        );
         match name {
             "duet" => assert!(split > 0 && graphs > 0, "duet: partitions and look-ahead exercised"),
             "static-split" => assert_eq!(split, sim.iterations.len(), "static-split: always partitioned"),
-            _ => {}
+            "muxwise" => assert!(groups > 0, "muxwise: layer groups exercised"),
+            _ => assert_eq!(groups, 0),
         }
     }
 }
@@ -79,8 +85,8 @@ fn other_device_times_are_what_the_iterations_record() {
         assert!(out.requests.iter().all(|r| r.first_scheduled >= r.arrival), "{name}: nothing runs before it arrives");
         // Each iteration lasted what the device took for it (predicted x 1.1 + 3 us).
         let model = SimExecutor::new(cost());
-        for (it, (_, sms, work, launch)) in out.iterations.iter().zip(&dev.log) {
-            let predicted = model.cost_model().iteration_launched(*sms, work, *launch).total;
+        for (it, c) in out.iterations.iter().zip(&dev.log) {
+            let predicted = model.cost_model().iteration_launched(c.sms, &c.work, c.launch).total;
             assert_eq!(it.end - it.start, slower(0, predicted), "{name}: {it:?}");
         }
         let sim =
@@ -91,13 +97,8 @@ fn other_device_times_are_what_the_iterations_record() {
 }
 
 #[test]
-fn layer_segmented_batches_and_modelled_contention_are_refused() {
+fn modelled_contention_is_refused() {
     let w = workload(50, 8.0);
-    let mut dev = FakeExecutor::new(SimExecutor::new(cost()));
-    let e = realtime::run(&w, build_policy("muxwise", &Default::default()).as_mut(), &mut dev, &device_cfg())
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("layer groups (muxwise)"), "{e}");
     let mut dev = FakeExecutor::new(SimExecutor::new(cost()));
     let e = realtime::run(&w, build_policy("chunked", &Default::default()).as_mut(), &mut dev, &engine_cfg(4000))
         .unwrap_err()
@@ -182,17 +183,20 @@ fn the_fake_device_logs_every_look_ahead_window_it_was_announced() {
     assert!(!dev.windows.is_empty(), "duet looks ahead on this load");
     // Each window's first step is an eager step on the window's SMs with its sequences, followed on those SMs by
     // steps - 1 graph steps; no graph step lies outside a window.
-    let graphs = dev.log.iter().filter(|l| l.3 == duet_sim::cost::Launch::Graph).count() as u32;
+    let graphs = dev.log.iter().filter(|l| l.launch == duet_sim::cost::Launch::Graph).count() as u32;
     let announced: u32 = dev.windows.iter().map(|w| w.2 - 1).sum();
     assert_eq!(graphs, announced);
     let mut firsts = dev.log.iter().enumerate().filter(|(i, l)| {
-        l.3 == duet_sim::cost::Launch::Eager
-            && dev.log[i + 1..].iter().find(|n| n.1 == l.1).is_some_and(|n| n.3 == duet_sim::cost::Launch::Graph)
+        l.launch == duet_sim::cost::Launch::Eager
+            && dev.log[i + 1..]
+                .iter()
+                .find(|n| n.sms == l.sms)
+                .is_some_and(|n| n.launch == duet_sim::cost::Launch::Graph)
     });
     for &(sms, seqs, steps) in &dev.windows {
         assert!(steps > 1);
         let (_, l) = firsts.next().expect("a first step per window");
-        assert_eq!((l.1, l.2.len() as u32), (sms, seqs));
+        assert_eq!((l.sms, l.work.len() as u32), (sms, seqs));
     }
     assert!(firsts.next().is_none());
 }

@@ -14,13 +14,14 @@
 //! engine's later `Graph` steps take the tickets already in flight.
 
 use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
 use cudarc::driver::sys::{self, CUdeviceptr, CUgraphExec};
 use duet_sim::Nanos;
 use duet_sim::cost::{CostModel, Launch, SeqWork};
-use duet_sim::executor::{Executor, ExecutorError, StepTiming};
+use duet_sim::executor::{Executor, ExecutorError, StepCall, StepTiming};
 use duet_sim::realtime::AsyncExecutor;
 
 use super::layout::{StepLayout, is_decode};
@@ -130,12 +131,17 @@ pub struct CudaExecutor<'a> {
     pub stats: ExecStats,
     /// Per step (by ticket): GPU time between the events around it, ns.
     pub gpu_ns: Vec<u64>,
-    /// Per step (by ticket): engine time, SMs, work and launch kind, as the engine gave them.
-    pub log: Vec<(Nanos, u32, Vec<SeqWork>, Launch)>,
+    /// The engine's calls, in call order.
+    pub log: Vec<StepCall>,
+    /// The ticket of each call in `log` (a window's later steps were enqueued, and ticketed, at its first call,
+    /// so tickets need not follow call order).
+    pub log_tickets: Vec<u64>,
     /// Steps of the window the engine announced for its next `execute`.
     window_next: Option<u32>,
     /// Per partition (SMs): tickets of window steps already enqueued, for the engine's coming `Graph` steps.
     queued: HashMap<u32, VecDeque<u64>>,
+    /// Buffer set holding the activations of a segmented step between its layer groups.
+    held: Option<usize>,
 }
 
 fn err(e: GpuError) -> ExecutorError {
@@ -175,8 +181,10 @@ impl<'a> CudaExecutor<'a> {
             stats: ExecStats::default(),
             gpu_ns: Vec::new(),
             log: Vec::new(),
+            log_tickets: Vec::new(),
             window_next: None,
             queued: HashMap::new(),
+            held: None,
         })
     }
 
@@ -218,15 +226,20 @@ impl<'a> CudaExecutor<'a> {
         })
     }
 
-    /// Binds partition `sms` and picks a free buffer set: set 0 first for graph steps, set 1 first otherwise.
-    fn ops(&mut self, sms: u32, graph: bool) -> Result<(&'a Partition, usize), GpuError> {
+    /// The partition of `sms` SMs, its kernels bound on first use.
+    fn partition(&mut self, sms: u32) -> Result<&'a Partition, GpuError> {
         if !self.bound.contains_key(&sms) {
             let part = find_partition(&self.setup.parts, sms)
                 .ok_or_else(|| GpuError::Invalid(format!("no partition of {sms} SMs on this GPU")))?;
             let ops = self.setup.kernels.bind(part)?;
             self.bound.insert(sms, (part, ops));
         }
-        let part = self.bound[&sms].0;
+        Ok(self.bound[&sms].0)
+    }
+
+    /// Binds partition `sms` and picks a free buffer set: set 0 first for graph steps, set 1 first otherwise.
+    fn ops(&mut self, sms: u32, graph: bool) -> Result<(&'a Partition, usize), GpuError> {
+        let part = self.partition(sms)?;
         let order = if graph { [0, 1] } else { [1, 0] };
         let set = order.into_iter().find(|&i| self.sets[i].users == 0).ok_or_else(|| {
             GpuError::Invalid("more than two steps in flight (the engine runs at most a prefill and a decode)".into())
@@ -271,8 +284,16 @@ impl<'a> CudaExecutor<'a> {
         self.setup.gemm.run(p, x, w, y, stream)
     }
 
-    /// Enqueues one step of `l` on partition `sms` with buffer set `set` (metadata already copied in).
-    fn forward(&self, l: &StepLayout, sms: u32, set: usize, decode_max_len: u32) -> Result<(), GpuError> {
+    /// Enqueues layers `layers` of one step of `l` on partition `sms` with buffer set `set` (metadata already
+    /// copied in): the embedding when they start at layer 0, the LM head when they end at the last layer.
+    fn forward(
+        &self,
+        l: &StepLayout,
+        sms: u32,
+        set: usize,
+        decode_max_len: u32,
+        layers: Range<usize>,
+    ) -> Result<(), GpuError> {
         let (part, ops) = &self.bound[&sms];
         let b = &self.sets[set];
         let m = &self.model.spec;
@@ -282,9 +303,12 @@ impl<'a> CudaExecutor<'a> {
         let (t, e) = (l.tokens as u64, l.emit_rows.len() as u64);
         let s = part.stream;
         part.bind()?;
-        ops.embed(b.x.ptr, self.model.embed.ptr, b.ids.ptr, t as u32, h as u32)?;
+        if layers.start == 0 {
+            ops.embed(b.x.ptr, self.model.embed.ptr, b.ids.ptr, t as u32, h as u32)?;
+        }
         let stride = self.table_stride;
-        for (li, w) in self.model.layers.iter().enumerate() {
+        let last = layers.end == self.model.layers.len();
+        for (li, w) in self.model.layers.iter().enumerate().take(layers.end).skip(layers.start) {
             ops.rmsnorm(b.xn.ptr, b.x.ptr, w.attn_norm.ptr, t as u32, h as u32, 1e-6)?;
             self.gemm((t, h, width), sms, b.xn.ptr, w.qkv.ptr, b.qkv.ptr, s)?;
             ops.rotary(b.qkv.ptr, b.positions.ptr, t as u32, hq as u32, hkv as u32, 1e6)?;
@@ -335,7 +359,7 @@ impl<'a> CudaExecutor<'a> {
             self.gemm((t, i, h), sms, b.act.ptr, w.down.ptr, b.tmp.ptr, s)?;
             ops.residual_add(b.x.ptr, b.tmp.ptr, t * h)?;
         }
-        if e > 0 {
+        if e > 0 && last {
             // Gather the emitting rows, final norm, LM head, greedy token.
             ops.embed(b.gathered.ptr, b.x.ptr, b.emit_rows.ptr, e as u32, h as u32)?;
             ops.rmsnorm(b.xn.ptr, b.gathered.ptr, self.model.final_norm.ptr, e as u32, h as u32, 1e-6)?;
@@ -393,14 +417,35 @@ impl<'a> CudaExecutor<'a> {
     }
 
     /// Enqueues `steps` steps of `work` on partition `sms` (one unless a look-ahead window was announced); the
-    /// `j`-th step runs every sequence over `j` more cached tokens. Returns the steps' tickets in order.
-    fn launch(&mut self, sms: u32, work: &[SeqWork], launch: Launch, steps: u32) -> Result<Vec<u64>, GpuError> {
+    /// `j`-th step runs every sequence over `j` more cached tokens. `group = (g, n)` runs only layer group `g` of
+    /// `n` (eagerly; `(0, 1)` is the whole step): the groups of a step share a buffer set, held from the first
+    /// group's launch to the last one's. Returns the steps' tickets in order.
+    fn launch(
+        &mut self,
+        sms: u32,
+        work: &[SeqWork],
+        launch: Launch,
+        steps: u32,
+        group: (u32, u32),
+    ) -> Result<Vec<u64>, GpuError> {
         let all_decode = work.iter().all(is_decode);
         let bucket = bucket_for(&self.buckets, work.len() as u32);
         // Graph replays: every step of an announced window, and lone look-ahead steps.
-        let graph_rows =
-            (self.cfg.graphs && all_decode && (steps > 1 || launch == Launch::Graph)).then_some(bucket).flatten();
-        let (part, set) = self.ops(sms, graph_rows.is_some())?;
+        let graph_rows = (self.cfg.graphs && all_decode && group.1 == 1 && (steps > 1 || launch == Launch::Graph))
+            .then_some(bucket)
+            .flatten();
+        let (part, set) = match (group.0, self.held) {
+            (0, None) => self.ops(sms, graph_rows.is_some())?,
+            (g, Some(set)) if g > 0 => (self.partition(sms)?, set),
+            _ => {
+                return Err(GpuError::Invalid(format!(
+                    "layer group {} of {} out of order (one segmented step at a time, groups in order)",
+                    group.0, group.1
+                )));
+            }
+        };
+        let n_layers = self.model.layers.len() as u32;
+        let layers = (group.0 * n_layers / group.1) as usize..((group.0 + 1) * n_layers / group.1) as usize;
         let steps = if graph_rows.is_some() { steps.clamp(1, MAX_WINDOW) } else { 1 };
         let stream = part.stream;
         part.bind()?;
@@ -438,7 +483,7 @@ impl<'a> CudaExecutor<'a> {
                     self.stats.graph_steps += 1;
                 }
                 None => {
-                    self.forward(&l, sms, set, decode_max_len)?;
+                    self.forward(&l, sms, set, decode_max_len, layers.clone())?;
                     self.stats.eager_steps += 1;
                 }
             }
@@ -449,6 +494,15 @@ impl<'a> CudaExecutor<'a> {
             self.in_flight.push(InFlight { ticket, set, start, end });
             self.gpu_ns.push(0);
             tickets.push(ticket);
+        }
+        if group.1 > 1 && group.0 == 0 {
+            // Hold the set: the activations stay there between this step's groups.
+            self.sets[set].users += 1;
+            self.held = Some(set);
+        }
+        if group.1 > 1 && group.0 + 1 == group.1 {
+            self.sets[set].users -= 1;
+            self.held = None;
         }
         Ok(tickets)
     }
@@ -497,7 +551,7 @@ impl<'a> CudaExecutor<'a> {
                 "cuStreamBeginCapture",
                 sys::cuStreamBeginCapture_v2(stream, sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED),
             )?;
-            let r = self.forward(l, sms, set, decode_max_len);
+            let r = self.forward(l, sms, set, decode_max_len, 0..self.model.layers.len());
             let end = check("cuStreamEndCapture", sys::cuStreamEndCapture(stream, &mut graph));
             r?;
             end?;
@@ -521,7 +575,7 @@ impl Executor for CudaExecutor<'_> {
             Some(t) => t,
             None => {
                 let steps = self.window_next.take().unwrap_or(1);
-                let mut t = self.launch(sms, work, launch, steps).map_err(err)?;
+                let mut t = self.launch(sms, work, launch, steps, (0, 1)).map_err(err)?;
                 let first = t.remove(0);
                 if !t.is_empty() {
                     self.queued.insert(sms, t.into());
@@ -529,7 +583,24 @@ impl Executor for CudaExecutor<'_> {
                 first
             }
         };
-        self.log.push((now, sms, work.to_vec(), launch));
+        self.log.push(StepCall { now, sms, work: work.to_vec(), launch, layer_groups: 1 });
+        self.log_tickets.push(ticket);
+        Ok(StepTiming { duration: estimate.total, hbm_bytes: 0.0, memory_ns: 0.0, pending: Some(ticket) })
+    }
+
+    fn execute_group(
+        &mut self,
+        now: Nanos,
+        sms: u32,
+        work: &[SeqWork],
+        group: u32,
+        groups: u32,
+    ) -> Result<StepTiming, ExecutorError> {
+        // The whole step's estimate; the engine gives this group its share.
+        let estimate = self.cost.iteration_launched(sms, work, Launch::Eager);
+        let ticket = self.launch(sms, work, Launch::Eager, 1, (group, groups)).map_err(err)?[0];
+        self.log.push(StepCall { now, sms, work: work.to_vec(), launch: Launch::Eager, layer_groups: groups });
+        self.log_tickets.push(ticket);
         Ok(StepTiming { duration: estimate.total, hbm_bytes: 0.0, memory_ns: 0.0, pending: Some(ticket) })
     }
 

@@ -89,7 +89,9 @@ pub fn replay(a: &SimArgs, o: &ReplayOptions, log: &mut dyn FnMut(&str)) -> Resu
     println!("{}", report::table(&r));
     report::write_dir(&r, &o.out).with_context(|| format!("writing {}", o.out.display()))?;
     let mut steps = steps_from_run(&r.output.iterations, &exec.log);
-    for (s, &g) in steps.iter_mut().zip(&exec.gpu_ns) {
+    // Each step's GPU time between its own events, found by the ticket of its call.
+    for (s, &t) in steps.iter_mut().zip(&exec.log_tickets) {
+        let g = exec.gpu_ns[t as usize];
         if g > 0 {
             s.measured_ns = g;
         }

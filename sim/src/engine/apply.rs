@@ -3,7 +3,7 @@
 use super::{DecisionRecord, Engine, InFlight, IterationRecord};
 use crate::cost::{Launch, SeqWork};
 use crate::error::SimError;
-use crate::executor::{Executor, ExecutorError, StepTiming};
+use crate::executor::{Executor, StepTiming};
 use crate::policy::{Batch, BatchItem, Lane, Plan};
 use crate::request::{Phase, ReqId};
 use crate::time::Nanos;
@@ -252,15 +252,11 @@ impl Engine {
         if batch.lookahead > 1 {
             executor.begin_window(batch.lookahead);
         }
-        let timing = executor.execute(self.now, batch.sms, &self.work, Launch::Eager)?;
-        if timing.pending.is_some() && batch.segments > 1 {
-            return Err(ExecutorError(format!(
-                "a batch split into {} layer groups (muxwise) cannot run on an executor that reports ends \
-                 asynchronously",
-                batch.segments
-            ))
-            .into());
-        }
+        let timing = if batch.segments > 1 {
+            executor.execute_group(self.now, batch.sms, &self.work, 0, batch.segments)?
+        } else {
+            executor.execute(self.now, batch.sms, &self.work, Launch::Eager)?
+        };
         let solo = timing.duration.max(Nanos(1)).0 + switch;
         let (demand, mem_fraction) = traffic(&timing, solo);
         self.iterations.push(record);
@@ -286,6 +282,7 @@ impl Engine {
             version: 0,
             dirty: true,
             pending: timing.pending,
+            device_ends: timing.pending.is_some(),
             decision,
             record: self.iterations.len() - 1,
         });

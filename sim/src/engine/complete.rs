@@ -117,7 +117,8 @@ impl Engine {
     }
 
     /// A layer group of a segmented batch finished: apply a pending resize (growth only into free SMs) and run
-    /// the next group, which takes `1 / segments` of the step's predicted time on the (new) SM count.
+    /// the next group, which takes `1 / segments` of the step's predicted time on the (new) SM count. On a device
+    /// (wall-clock mode) every group is its own call, whose end the executor reports.
     fn next_segment(&mut self, bi: usize, executor: &mut dyn Executor) -> Result<(), SimError> {
         let now = self.now;
         let others: u32 = self.batches.iter().enumerate().filter(|&(i, _)| i != bi).map(|(_, b)| b.sms).sum();
@@ -131,13 +132,17 @@ impl Engine {
             b.sms = new;
             resized = true;
         }
-        let (lane, sms, segments) = (b.lane, b.sms, b.segments);
+        let (lane, sms, segments, segment) = (b.lane, b.sms, b.segments, b.segment);
         let num_seqs = b.items.len() as u32;
-        if resized {
+        if resized || b.device_ends {
             // The remaining layer groups run at the new SM count's speed.
             let items = std::mem::take(&mut b.items);
             self.step_work(&items);
-            let timing = executor.execute(now, sms, &self.work, Launch::Eager)?;
+            let timing = if self.batches[bi].device_ends {
+                executor.execute_group(now, sms, &self.work, segment, segments)?
+            } else {
+                executor.execute(now, sms, &self.work, Launch::Eager)?
+            };
             let solo = timing.duration.max(Nanos(1)).0;
             let (demand, mem_fraction) = traffic(&timing, solo);
             let b = &mut self.batches[bi];
@@ -145,6 +150,7 @@ impl Engine {
             b.segment_solo = solo as f64 / f64::from(segments);
             b.demand = demand;
             b.mem_fraction = mem_fraction;
+            b.pending = timing.pending;
         }
         self.iterations.push(IterationRecord {
             lane,

@@ -264,6 +264,9 @@ struct InFlight {
     dirty: bool,
     /// The executor's ticket while the current step's end is not known yet (wall-clock mode, [`pending`]).
     pending: Option<u64>,
+    /// The executor reports this batch's step ends (wall-clock mode): each layer group of a segmented batch is
+    /// then its own device call.
+    device_ends: bool,
     decision: Option<usize>,
     record: usize,
 }
