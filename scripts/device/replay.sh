@@ -9,9 +9,14 @@
 #
 # Replays of the bundled Azure conversation excerpt, Qwen3-8B, green-context partitions:
 #   busy but stable: 60 s window at 8 req/s under chunked, static-split (100:32) and duet;
-#   near overload:   30 s window at 16 req/s under chunked and duet;
-# 4 minutes of arrivals plus start-up and drain, under 6 minutes. Each run folder holds summary.json,
-# requests.csv, decisions.csv, iterations.csv, steps.csv, replay.json and log.txt.
+#   look-ahead off:  30 s window at 8 req/s under duet with --max-lookahead 1 (GPU idle between decode steps);
+#   near overload:   30 s window at 16 req/s under chunked and duet.
+# duet runs with a 40 ms TBT target: at 8 req/s with the default 100 ms its mixed batches always meet the target,
+# it never splits and the run would equal chunked (checked with `duet replay --dry-run`: 0 decode-partition steps
+# at 100 ms; 224 decode-partition steps, 98 of them look-ahead graph steps, at 40 ms).
+# 4.5 minutes of arrivals plus six start-ups (kernel compile, checks, weights, start-up graphs) and drains: about
+# 6-7 minutes. Each run folder holds summary.json, requests.csv, decisions.csv, iterations.csv, steps.csv,
+# replay.json and log.txt.
 set -uo pipefail
 OUT=${1:?usage: scripts/device/replay.sh OUTDIR}
 mkdir -p "$OUT"
@@ -36,8 +41,9 @@ run() {
 }
 run stable-chunked      --window 60s --rate 8 --policy chunked
 run stable-static-split --window 60s --rate 8 --policy static-split --split 100:32
-run stable-duet         --window 60s --rate 8 --policy duet
+run stable-duet         --window 60s --rate 8 --policy duet --tbt-target-ms 40
+run stable-duet-no-lookahead --window 30s --rate 8 --policy duet --tbt-target-ms 40 --max-lookahead 1
 run overload-chunked    --window 30s --rate 16 --policy chunked
-run overload-duet       --window 30s --rate 16 --policy duet
+run overload-duet       --window 30s --rate 16 --policy duet --tbt-target-ms 40
 echo "== done after ${SECONDS}s, status $status"
 exit $status
