@@ -24,7 +24,7 @@ use duet_sim::cost::{CostModel, Launch, SeqWork};
 use duet_sim::executor::{Executor, ExecutorError, StepCall, StepTiming};
 use duet_sim::realtime::AsyncExecutor;
 
-use super::layout::{StepLayout, is_decode};
+use super::layout::{StepLayout, is_decode, layer_group};
 use super::model::DeviceModel;
 use crate::bench::Setup;
 use crate::bench::run::find_partition;
@@ -444,8 +444,7 @@ impl<'a> CudaExecutor<'a> {
                 )));
             }
         };
-        let n_layers = self.model.layers.len() as u32;
-        let layers = (group.0 * n_layers / group.1) as usize..((group.0 + 1) * n_layers / group.1) as usize;
+        let layers = layer_group(group.0, group.1, self.model.layers.len() as u32);
         let steps = if graph_rows.is_some() { steps.clamp(1, MAX_WINDOW) } else { 1 };
         let stream = part.stream;
         part.bind()?;

@@ -108,6 +108,13 @@ impl StepLayout {
     }
 }
 
+/// Layers of group `group` (0-based) of `groups` equal layer groups of a `layers`-layer model: the groups are
+/// consecutive, disjoint and cover every layer (sizes differ by at most one).
+pub fn layer_group(group: u32, groups: u32, layers: u32) -> std::ops::Range<usize> {
+    let at = |g: u32| (u64::from(g) * u64::from(layers) / u64::from(groups.max(1))) as usize;
+    at(group)..at(group + 1)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
@@ -153,6 +160,27 @@ mod tests {
             prop_assert!(l.slot_of.iter().all(|&s| (s as u32) < l.blocks_used * BLOCK_TOKENS));
             prop_assert_eq!(l.emit_rows.len(), work.iter().filter(|x| x.emits_token).count());
             prop_assert_eq!(l.tables.len() as u32, (l.prefill_seqs() + l.decode_seqs()) * l.max_blocks);
+        }
+    }
+
+    #[test]
+    fn layer_groups_cover_every_layer_once() {
+        assert_eq!(layer_group(0, 1, 36), 0..36);
+        assert_eq!(
+            (0..5).map(|g| layer_group(g, 5, 36)).collect::<Vec<_>>(),
+            vec![0..7, 7..14, 14..21, 21..28, 28..36]
+        );
+        for layers in 1..=40u32 {
+            for groups in 1..=layers {
+                let mut next = 0;
+                for g in 0..groups {
+                    let r = layer_group(g, groups, layers);
+                    assert_eq!(r.start, next, "{layers} layers, {groups} groups");
+                    assert!(!r.is_empty() && r.len() <= (layers / groups + 1) as usize);
+                    next = r.end;
+                }
+                assert_eq!(next, layers as usize);
+            }
         }
     }
 }
