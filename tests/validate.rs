@@ -75,3 +75,28 @@ fn mismatched_options_and_bad_replays_are_clear_errors() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("duet-gpu replay"), "{}", stderr(&o));
 }
+
+#[test]
+fn muxwise_layer_groups_replay_and_validate_as_their_share() {
+    let (rp, val) = (tmp("replay-muxwise"), tmp("val-muxwise"));
+    let opts = ["--num-requests", "100", "--policy", "muxwise", "--granularity", "green"];
+    let mut args = vec!["replay", "--dry-run", "--device-scale", "1.1", "--out", rp.to_str().unwrap()];
+    args.extend(opts);
+    let o = duet(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let steps = std::fs::read_to_string(rp.join("steps.csv")).unwrap();
+    let groups = steps.lines().skip(1).filter(|l| l.split(',').nth(9).is_some_and(|g| g != "1")).count();
+    assert!(groups > 100, "muxwise prefill runs in layer groups ({groups} group steps)");
+    let mut args = vec!["validate", "--replay", rp.to_str().unwrap(), "--out", val.to_str().unwrap()];
+    args.extend(opts);
+    let o = duet(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(val.join("validation.json")).unwrap()).unwrap();
+    // Each group is predicted as its share of the step: 1 / 1.1 - 1 on every step, groups included.
+    let all = &v["steps"]["overall"];
+    for k in ["median_abs_pct", "max_abs_pct"] {
+        let e = all[k].as_f64().unwrap();
+        assert!((e - 9.0909).abs() < 0.01, "{k} = {e}");
+    }
+}
