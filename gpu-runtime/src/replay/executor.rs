@@ -37,6 +37,8 @@ use crate::kernels::BLOCK_TOKENS;
 use crate::lookahead::{bucket_for, buckets};
 use crate::ops::{DecodeScratch, Ops, PagedKv, PrefillKernel, decode_split};
 
+mod graphs;
+
 /// Sizes and switches of the executor.
 #[derive(Debug, Clone)]
 pub struct ExecutorConfig {
@@ -506,61 +508,6 @@ impl<'a> CudaExecutor<'a> {
         }
         Ok(tickets)
     }
-
-    /// Layout of step `j` of a window of `work` replayed from the graph of `rows` rows: every sequence `j` tokens
-    /// further, padded to the bucket with one-token decodes over one cached token; every row goes through the LM
-    /// head, so the captured shapes never change. Plans its GEMMs on `sms` SMs.
-    fn graph_layout(&mut self, work: &[SeqWork], j: u32, rows: u32, sms: u32) -> Result<StepLayout, GpuError> {
-        let mut padded: Vec<SeqWork> =
-            work.iter().map(|w| SeqWork { cached_tokens: w.cached_tokens + j, emits_token: true, ..*w }).collect();
-        padded.resize(rows as usize, SeqWork { new_tokens: 1, cached_tokens: 1, emits_token: true });
-        let mut l = StepLayout::new(&padded, self.model.kv_blocks)?;
-        self.check_fits(&l)?;
-        l.max_blocks = l.max_blocks.min(self.table_stride);
-        self.plans_for(l.tokens as u64, l.emit_rows.len() as u64, sms)?;
-        Ok(l)
-    }
-
-    /// Captures the graphs of `cfg.startup_graphs` on buffer set 0 before the run starts (cuBLASLt plans
-    /// included), so that windows replay without capturing; returns how many were captured.
-    pub fn capture_startup(&mut self) -> Result<u64, GpuError> {
-        let t0 = Instant::now();
-        for (sms, rows) in self.cfg.startup_graphs.clone() {
-            if !self.cfg.graphs || self.graphs.contains_key(&(sms, rows, 0)) {
-                continue;
-            }
-            let (_, set) = self.ops(sms, true)?;
-            debug_assert_eq!(set, 0, "nothing runs at start-up");
-            let l = self.graph_layout(&[], 0, rows, sms)?;
-            let exec = self.capture(&l, sms, set, self.cfg.max_context)?;
-            self.graphs.insert((sms, rows, set), exec);
-            self.stats.startup_captures += 1;
-        }
-        self.setup.gpu.synchronize()?;
-        self.stats.startup_capture_ms = t0.elapsed().as_secs_f64() * 1e3;
-        Ok(self.stats.startup_captures)
-    }
-
-    fn capture(&self, l: &StepLayout, sms: u32, set: usize, decode_max_len: u32) -> Result<CUgraphExec, GpuError> {
-        let stream = self.bound[&sms].0.stream;
-        let mut graph = std::ptr::null_mut();
-        let mut exec = std::ptr::null_mut();
-        // SAFETY: the stream is live; capture ends (and the graph is destroyed) on every path below.
-        unsafe {
-            check(
-                "cuStreamBeginCapture",
-                sys::cuStreamBeginCapture_v2(stream, sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED),
-            )?;
-            let r = self.forward(l, sms, set, decode_max_len, 0..self.model.layers.len());
-            let end = check("cuStreamEndCapture", sys::cuStreamEndCapture(stream, &mut graph));
-            r?;
-            end?;
-            let inst = check("cuGraphInstantiate", sys::cuGraphInstantiateWithFlags(&mut exec, graph, 0));
-            sys::cuGraphDestroy(graph);
-            inst?;
-        }
-        Ok(exec)
-    }
 }
 
 impl Executor for CudaExecutor<'_> {
@@ -645,17 +592,5 @@ impl AsyncExecutor for CudaExecutor<'_> {
 
     fn as_executor(&mut self) -> &mut dyn Executor {
         self
-    }
-}
-
-impl Drop for CudaExecutor<'_> {
-    fn drop(&mut self) {
-        let _ = self.setup.gpu.synchronize();
-        for (_, g) in self.graphs.drain() {
-            // SAFETY: instantiated by `capture`, destroyed once.
-            unsafe {
-                sys::cuGraphExecDestroy(g);
-            }
-        }
     }
 }
