@@ -28,6 +28,15 @@ pub fn buckets(max: u32) -> Vec<u32> {
     out
 }
 
+/// Largest batch replayed from a graph; larger decode batches run eagerly.
+pub const MAX_GRAPH_ROWS: u32 = 256;
+
+/// The buckets of an executor whose steps hold at most `max_seqs` sequences: [`buckets`] up to
+/// `min(max_seqs, MAX_GRAPH_ROWS)`.
+pub fn graph_buckets(max_seqs: u32) -> Vec<u32> {
+    buckets(max_seqs.min(MAX_GRAPH_ROWS))
+}
+
 /// The bucket a batch of `n` sequences replays, or `None` when `n` exceeds every bucket (run eagerly).
 pub fn bucket_for(buckets: &[u32], n: u32) -> Option<u32> {
     if n == 0 {

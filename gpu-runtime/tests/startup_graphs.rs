@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use duet_args::SimArgs;
-use duet_gpu::lookahead::{bucket_for, buckets};
+use duet_gpu::lookahead::{bucket_for, graph_buckets};
 use duet_gpu::replay::run::{MAX_SEQS, startup_graphs};
 use duet_sim::executor::SimExecutor;
 use duet_sim::partition::Granularity;
@@ -38,12 +38,12 @@ fn startup_keys_cover_every_window_of_the_predicted_run() {
         "--num-requests",
         "300",
     ]);
-    let keys = startup_graphs(&w, &cfg).unwrap();
+    let keys = startup_graphs(&w, &cfg, run::cost_model(&cfg).unwrap()).unwrap();
     let mut fake = FakeExecutor::new(SimExecutor::new(run::cost_model(&cfg).unwrap()));
     run::run_wall_clock(&w, &cfg, &mut fake).unwrap();
     let windows: Vec<_> = fake.windows.iter().filter(|w| w.2 > 1).collect();
     assert!(!windows.is_empty(), "the run looks ahead");
-    let b = buckets(MAX_SEQS.min(256));
+    let b = graph_buckets(MAX_SEQS);
     for &&(sms, seqs, _) in &windows {
         let bucket = bucket_for(&b, seqs).unwrap();
         assert!(keys.contains(&(sms, bucket)), "window on {sms} SMs with {seqs} sequences has no start-up graph");
@@ -60,6 +60,6 @@ fn policies_without_look_ahead_capture_nothing() {
     for policy in [&["--policy", "chunked"][..], &["--policy", "static-split", "--split", "100:32"]] {
         let args: Vec<&str> = policy.iter().copied().chain(["--rate-scale", "4", "--num-requests", "100"]).collect();
         let (w, cfg) = setup(&args);
-        assert_eq!(startup_graphs(&w, &cfg).unwrap(), Vec::new(), "{policy:?}");
+        assert_eq!(startup_graphs(&w, &cfg, run::cost_model(&cfg).unwrap()).unwrap(), Vec::new(), "{policy:?}");
     }
 }

@@ -34,7 +34,7 @@ use crate::error::{GpuError, check};
 use crate::gemm::{GemmPlan, GemmShape};
 use crate::green::Partition;
 use crate::kernels::BLOCK_TOKENS;
-use crate::lookahead::{bucket_for, buckets};
+use crate::lookahead::{bucket_for, graph_buckets};
 use crate::ops::{DecodeScratch, Ops, PagedKv, PrefillKernel, decode_split};
 
 mod graphs;
@@ -171,7 +171,7 @@ impl<'a> CudaExecutor<'a> {
             setup,
             model,
             cost,
-            buckets: buckets(cfg.max_seqs.min(256)),
+            buckets: graph_buckets(cfg.max_seqs),
             cfg,
             bound,
             plans: HashMap::new(),

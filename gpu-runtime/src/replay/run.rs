@@ -4,6 +4,9 @@
 
 use anyhow::{Context, Result, bail};
 use duet_args::SimArgs;
+use std::sync::Arc;
+
+use duet_sim::cost::CostModel;
 use duet_sim::executor::SimExecutor;
 use duet_sim::kv::KvCapacity;
 use duet_sim::partition::Granularity;
@@ -15,7 +18,7 @@ use serde_json::json;
 
 use super::executor::{CudaExecutor, ExecutorConfig};
 use crate::bench::{Setup, choose_prefill_kernel};
-use crate::lookahead::{buckets, window_graph_keys};
+use crate::lookahead::{graph_buckets, window_graph_keys};
 
 /// Options besides the simulation's.
 #[derive(Debug, Clone)]
@@ -34,10 +37,10 @@ pub const MAX_SEQS: u32 = 512;
 /// The graphs to capture at start-up: (decode partition SMs, bucket) of every look-ahead window of the same run on
 /// the cost model's clock (`duet_sim::realtime::FakeExecutor`; milliseconds of CPU). The GPU run may still open a
 /// window the prediction did not; its graph is captured then and counted in `late_captures`.
-pub fn startup_graphs(w: &duet_traces::Workload, cfg: &SimConfig) -> Result<Vec<(u32, u32)>> {
-    let mut fake = FakeExecutor::new(SimExecutor::new(run::cost_model(cfg)?));
+pub fn startup_graphs(w: &duet_traces::Workload, cfg: &SimConfig, cost: Arc<CostModel>) -> Result<Vec<(u32, u32)>> {
+    let mut fake = FakeExecutor::new(SimExecutor::new(cost));
     run::run_wall_clock(w, cfg, &mut fake)?;
-    Ok(window_graph_keys(&fake.windows, &buckets(MAX_SEQS.min(256))))
+    Ok(window_graph_keys(&fake.windows, &graph_buckets(MAX_SEQS)))
 }
 
 /// Runs the replay; progress lines go to `log`.
@@ -66,6 +69,7 @@ pub fn replay(a: &SimArgs, o: &ReplayOptions, log: &mut dyn FnMut(&str)) -> Resu
         bail!("kernel checks failed ({failed:?}); a replay on wrong kernels measures nothing");
     }
     let kv = KvCapacity::compute(&model, &cfg.gpu, &cfg.kv)?;
+    let cost = run::cost_model(&cfg)?;
     let ecfg = ExecutorConfig {
         max_tokens: cfg.policy.token_budget().max(256) + 256,
         max_seqs: MAX_SEQS,
@@ -77,10 +81,9 @@ pub fn replay(a: &SimArgs, o: &ReplayOptions, log: &mut dyn FnMut(&str)) -> Resu
         graphs: o.graphs,
         prefill_kernel: choose_prefill_kernel(&checks),
         seed: cfg.seed,
-        startup_graphs: if o.graphs { startup_graphs(&w, &cfg)? } else { Vec::new() },
+        startup_graphs: if o.graphs { startup_graphs(&w, &cfg, Arc::clone(&cost))? } else { Vec::new() },
     };
     log(&format!("executor: {ecfg:?}"));
-    let cost = run::cost_model(&cfg)?;
     let mut exec = CudaExecutor::new(&setup, cost, ecfg)?;
     let n = exec.capture_startup()?;
     log(&format!("captured {n} look-ahead graphs at start-up in {:.0} ms", exec.stats.startup_capture_ms));

@@ -132,13 +132,13 @@ impl Engine {
             b.sms = new;
             resized = true;
         }
-        let (lane, sms, segments, segment) = (b.lane, b.sms, b.segments, b.segment);
+        let (lane, sms, segments, segment, device_ends) = (b.lane, b.sms, b.segments, b.segment, b.device_ends);
         let num_seqs = b.items.len() as u32;
-        if resized || b.device_ends {
+        if resized || device_ends {
             // The remaining layer groups run at the new SM count's speed.
             let items = std::mem::take(&mut b.items);
             self.step_work(&items);
-            let timing = if self.batches[bi].device_ends {
+            let timing = if device_ends {
                 executor.execute_group(now, sms, &self.work, segment, segments)?
             } else {
                 executor.execute(now, sms, &self.work, Launch::Eager)?

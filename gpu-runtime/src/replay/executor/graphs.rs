@@ -35,8 +35,11 @@ impl CudaExecutor<'_> {
     /// included), so that windows replay without capturing; returns how many were captured.
     pub fn capture_startup(&mut self) -> Result<u64, GpuError> {
         let t0 = Instant::now();
+        if !self.cfg.graphs {
+            return Ok(0);
+        }
         for (sms, rows) in self.cfg.startup_graphs.clone() {
-            if !self.cfg.graphs || self.graphs.contains_key(&(sms, rows, 0)) {
+            if self.graphs.contains_key(&(sms, rows, 0)) {
                 continue;
             }
             let (_, set) = self.ops(sms, true)?;
