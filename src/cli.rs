@@ -249,7 +249,10 @@ pub struct RooflineArgs {
 
 /// Parses the command line and runs the command.
 pub fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let typed = matches.subcommand_matches("validate").map(duet_args::record::typed_ids).unwrap_or_default();
     match cli.command {
         Command::Sim(a) => commands::sim(&a.sim, a.out.as_deref()),
         Command::Sweep(a) if a.list => sweep::list(&a.config, a.out, a.shard.as_deref()),
@@ -274,7 +277,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Gpus => commands::gpus(),
         Command::RooflineCheck(a) => commands::roofline_check(&a),
         Command::Calibrate(c) => calibrate_cmd::run(c),
-        Command::Validate(a) => validate_cmd::run(&a.sim, &a.replay, a.out.as_deref()),
+        Command::Validate(a) => validate_cmd::run(&a.sim, &typed, &a.replay, a.out.as_deref()),
         Command::Replay(a) => replay_cmd::run(&a.sim, &a.out, a.dry_run, a.device_scale),
     }
 }

@@ -3,7 +3,7 @@
 //! The same trace window, model and policy as `duet sim`, run through the engine's wall-clock mode
 //! (`duet_sim::realtime`) on a fake device whose steps take the cost model's time x `--device-scale`. It writes
 //! what `duet-gpu replay` writes on an H100 (`summary.json`, `requests.csv`, `decisions.csv`, `iterations.csv`,
-//! `steps.csv`), so the replay-to-`duet validate` pipeline can be exercised anywhere. Contention and partition
+//! `steps.csv`, and `replay.json` with the recorded options), so the replay-to-`duet validate` pipeline can be exercised anywhere. Contention and partition
 //! switches are left to the device (on the fake one: none).
 
 use std::path::Path;
@@ -29,7 +29,9 @@ pub fn run(a: &SimArgs, out: &Path, dry_run: bool, scale: f64) -> Result<()> {
     if !(scale.is_finite() && scale > 0.0) {
         bail!("--device-scale must be a positive number, got {scale}");
     }
-    let cfg = device_config(config(a)?);
+    let full = config(a)?;
+    let kv = duet_sim::kv::KvCapacity::compute(&full.model, &full.gpu, &full.kv)?;
+    let cfg = device_config(full.clone());
     let w = load_workload(a, &cfg)?;
     let cost = cost_model(&cfg)?;
     let mut dev = FakeExecutor::with_durations(
@@ -41,6 +43,10 @@ pub fn run(a: &SimArgs, out: &Path, dry_run: bool, scale: f64) -> Result<()> {
     report::write_dir(&run, out).with_context(|| format!("writing results to {}", out.display()))?;
     let steps = steps_from_run(&run.output.iterations, &dev.log);
     std::fs::write(out.join("steps.csv"), steps_csv(&steps)).context("writing steps.csv")?;
+    let mut meta = duet_args::record::record(a, &full, &kv);
+    meta["device"] = serde_json::json!({ "name": "fake (cost model)", "scale": scale });
+    meta["steps"] = steps.len().into();
+    std::fs::write(out.join("replay.json"), serde_json::to_string_pretty(&meta)?).context("writing replay.json")?;
     println!(
         "dry-run replay of {} requests, {} steps (device = model x {scale}) -> {}",
         w.len(),

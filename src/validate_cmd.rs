@@ -1,7 +1,8 @@
 //! `duet validate`: the simulator against a device run of the same trace window, model and policy.
 //!
-//! Reads the device run's `steps.csv` and `summary.json` (written by `duet-gpu replay`), runs the simulator with
-//! the same options (and the profile given, e.g. the measured one), and reports per-step errors of the cost model
+//! Reads the device run's `steps.csv`, `summary.json` and `replay.json` (written by `duet-gpu replay`), runs the
+//! simulator with the options recorded in `replay.json` (options typed here override them, e.g. `--profile` of a
+//! measured profile; see `duet_args::record`), and reports per-step errors of the cost model
 //! for the exact batches that ran, and the run-level TTFT/ITL/TBT/throughput errors
 //! (`duet_sim::validate` documents the measures). With `--out`: `validation.md`, `validation.json`,
 //! `steps_validation.csv` and a predicted-vs-measured figure.
@@ -18,8 +19,39 @@ use serde_json::{Value, json};
 use crate::cli::SimArgs;
 use crate::commands::{config, load_workload};
 
+/// The options to re-simulate `replay` with: those recorded in its `replay.json` with the ones typed on the
+/// command line (`explicit`, their ids) laid over them, the recorded settings, and the options typed over them. A
+/// replay without recorded options (written before they were recorded) takes the typed options alone.
+pub fn options(typed: &SimArgs, explicit: &[String], replay: &Path) -> Result<(SimArgs, Value, Vec<String>)> {
+    let path = replay.join("replay.json");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((typed.clone(), Value::Null, Vec::new())),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    match duet_args::record::recorded(&text, &path)? {
+        Some((rec, settings)) => {
+            let (merged, changed) = duet_args::record::merge(&rec, typed, explicit)?;
+            Ok((merged, settings, changed))
+        }
+        None => {
+            eprintln!("note: {} records no options; re-simulating with the options typed here", path.display());
+            Ok((typed.clone(), Value::Null, Vec::new()))
+        }
+    }
+}
+
 /// Runs the validation; prints the report and writes files under `out` when given.
-pub fn run(a: &SimArgs, replay: &Path, out: Option<&Path>) -> Result<()> {
+pub fn run(typed: &SimArgs, explicit: &[String], replay: &Path, out: Option<&Path>) -> Result<()> {
+    let (a, recorded, changed) = options(typed, explicit, replay)?;
+    if !recorded.is_null() {
+        println!(
+            "re-simulating with the options recorded in {}{}",
+            replay.join("replay.json").display(),
+            if changed.is_empty() { String::new() } else { format!(", with {} as typed here", changed.join(", ")) }
+        );
+    }
+    let a = &a;
     let steps = read_steps(&replay.join("steps.csv"))?;
     let summary_path = replay.join("summary.json");
     let text = std::fs::read_to_string(&summary_path).with_context(|| format!("reading {}", summary_path.display()))?;
@@ -27,6 +59,8 @@ pub fn run(a: &SimArgs, replay: &Path, out: Option<&Path>) -> Result<()> {
         serde_json::from_str(&text).with_context(|| format!("{} is not JSON", summary_path.display()))?;
     let cfg = config(a)?;
     let w = load_workload(a, &cfg)?;
+    let kv = duet_sim::kv::KvCapacity::compute(&cfg.model, &cfg.gpu, &cfg.kv)?;
+    duet_args::record::check_same(&recorded, &duet_args::record::settings(&cfg, &kv), &changed)?;
     let run = simulate(&w, &cfg)?;
     for (key, ours) in [("model", run.meta.model.as_str()), ("policy", run.meta.policy.as_str())] {
         if let Some(theirs) = measured.get(key).and_then(Value::as_str)

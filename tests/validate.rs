@@ -24,11 +24,16 @@ fn a_device_ten_percent_slower_shows_as_minus_nine_percent_per_step() {
     for f in ["summary.json", "requests.csv", "iterations.csv", "decisions.csv", "steps.csv"] {
         assert!(rp.join(f).is_file(), "{f} missing");
     }
-    let mut args = vec!["validate", "--replay", rp.to_str().unwrap(), "--out", val.to_str().unwrap()];
-    args.extend(window());
-    let o = duet(&args);
+    // No options typed: the replay's recorded options (replay.json) are what is re-simulated.
+    let recorded: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(rp.join("replay.json")).unwrap()).unwrap();
+    assert_eq!(recorded["sim_args"]["policy"], "duet");
+    assert_eq!(recorded["settings"]["gpu"], "h100-sxm");
+    assert!(recorded["settings"]["kv_blocks"].as_u64().unwrap() > 0);
+    let o = duet(&["validate", "--replay", rp.to_str().unwrap(), "--out", val.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("| all |"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("re-simulating with the options recorded in"), "{}", stdout(&o));
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(val.join("validation.json")).unwrap()).unwrap();
     // predicted / measured - 1 = 1 / 1.1 - 1 = -9.0909% on every step (ns rounding aside).
@@ -60,6 +65,16 @@ fn mismatched_options_and_bad_replays_are_clear_errors() {
     let o = duet(&["validate", "--replay", rp.to_str().unwrap(), "--num-requests", "300", "--policy", "chunked"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("the device run used policy \"duet\""), "{}", stderr(&o));
+    // A recording whose settings the options no longer give (an edited KV size) is refused.
+    let path = rp.join("replay.json");
+    let good = std::fs::read_to_string(&path).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&good).unwrap();
+    v["settings"]["kv_blocks"] = 7.into();
+    std::fs::write(&path, v.to_string()).unwrap();
+    let o = duet(&["validate", "--replay", rp.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("recorded 7"), "{}", stderr(&o));
+    std::fs::write(&path, good).unwrap();
     // A corrupted steps.csv names the file and line.
     let steps = std::fs::read_to_string(rp.join("steps.csv")).unwrap();
     let mut lines: Vec<&str> = steps.lines().collect();

@@ -28,7 +28,7 @@ fn parse_split(s: &str) -> Result<(u32, u32)> {
 /// Builds the simulation configuration the arguments describe.
 pub fn config(a: &SimArgs) -> Result<SimConfig> {
     let model = ModelSpec::resolve(&a.model)?;
-    let mut gpu = GpuSpec::by_name(&a.gpu)?;
+    let mut gpu = GpuSpec::by_name(a.gpu_name())?;
     if let Some(s) = a.bw_saturation_sms {
         if s == 0 || s > gpu.num_sms {
             bail!("--bw-saturation-sms must be between 1 and {}, got {s}", gpu.num_sms);

@@ -4,10 +4,11 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use serde::{Deserialize, Serialize};
 
 /// Where requests come from and how they are transformed. Transforms apply in this order: rate change, time
 /// window, length filters, length caps, length shuffle, first N; then the model's context limit is checked.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
 pub struct WorkloadArgs {
     /// Trace file; format detected from extension and header: Azure 2023/2024 CSV, BurstGPT CSV,
     /// Vidur/Splitwise CSV, length-only CSV (e.g. ShareGPT stats), Mooncake JSONL, duet canonical CSV/JSONL.
@@ -75,16 +76,17 @@ pub struct WorkloadArgs {
 }
 
 /// Model, GPU, policy and SLO options shared by `sim` and `bench`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
 pub struct SimArgs {
     #[command(flatten)]
     pub workload: WorkloadArgs,
     /// Model: a bundled name (see `duet models`), a path to a Hugging Face config.json, or a folder with one.
     #[arg(long, default_value = "qwen3-8b")]
     pub model: String,
-    /// GPU: h100-sxm, h200 or a100-80gb (see `duet gpus`).
-    #[arg(long, default_value = "h100-sxm")]
-    pub gpu: String,
+    /// GPU: h100-sxm, h200 or a100-80gb (see `duet gpus`) [default: h100-sxm; `duet-gpu replay` and
+    /// `calibrate`: the device's].
+    #[arg(long)]
+    pub gpu: Option<String>,
     /// GPU profile for the cost model: a bundled name (h100-sxm, h200, a100-80gb), a path to a profile JSON, or
     /// `datasheet` for the analytic curves of --gpu. Default: the bundled profile of --gpu.
     #[arg(long, value_name = "PROFILE")]
@@ -187,4 +189,14 @@ pub struct SimArgs {
     /// TPOT SLO in milliseconds ((E2EL - TTFT) / (output tokens - 1)).
     #[arg(long, value_name = "MS")]
     pub slo_tpot_ms: Option<f64>,
+}
+
+impl SimArgs {
+    /// The GPU when none is given.
+    pub const DEFAULT_GPU: &'static str = "h100-sxm";
+
+    /// `--gpu`, or [`SimArgs::DEFAULT_GPU`].
+    pub fn gpu_name(&self) -> &str {
+        self.gpu.as_deref().unwrap_or(Self::DEFAULT_GPU)
+    }
 }

@@ -42,8 +42,10 @@ pub struct DeviceFacts {
     pub total_mem: usize,
     /// L2 cache in bytes.
     pub l2_bytes: usize,
-    /// SM facts from the SM resource (`cuDeviceGetDevResource`).
+    /// SM facts the runtime plans with ([`SmInfo::for_device`] of `sm_reported`).
     pub sm: SmInfo,
+    /// SM facts as the SM resource (`cuDeviceGetDevResource`) reported them.
+    pub sm_reported: SmInfo,
     /// Driver version as `cuDriverGetVersion` reports it (e.g. 13000).
     pub driver_version: i32,
 }
@@ -85,13 +87,25 @@ impl Gpu {
         let res = sm_resource(dev)?;
         // SAFETY: an SM resource's union holds the `sm` member.
         let sm = unsafe { res.__bindgen_anon_1.sm };
-        let sm =
+        let sm_reported =
             SmInfo { total: sm.smCount, min_partition: sm.minSmPartitionSize, alignment: sm.smCoscheduledAlignment };
+        let sm = SmInfo::for_device(sm_reported, cc);
         Ok(Gpu {
             dev,
             primary,
-            facts: DeviceFacts { name, compute_capability: cc, total_mem, l2_bytes, sm, driver_version },
+            facts: DeviceFacts { name, compute_capability: cc, total_mem, l2_bytes, sm, sm_reported, driver_version },
         })
+    }
+
+    /// The device's identity: the driver's facts and `nvidia-smi`'s clocks (when it answers).
+    pub fn identity(&self) -> crate::identity::DeviceIdentity {
+        crate::identity::DeviceIdentity {
+            name: self.facts.name.clone(),
+            sms: self.facts.sm.total,
+            memory_bytes: self.facts.total_mem as u64,
+            compute_capability: self.facts.compute_capability,
+            smi: crate::identity::query_smi(self.dev.max(0) as u32),
+        }
     }
 
     /// Makes the primary context current on this thread.
@@ -265,23 +279,59 @@ pub struct KernelLibrary {
 }
 
 impl KernelLibrary {
-    /// Loads PTX text (context-independent loading).
-    pub fn load(ptx: &str) -> Result<KernelLibrary, GpuError> {
-        let text = CString::new(ptx).map_err(|_| GpuError::Invalid("PTX contains a NUL byte".into()))?;
+    /// Loads compiled kernels (context-independent loading). A cubin loads as it is; PTX goes through the
+    /// driver's JIT. On failure the error carries the driver's error and info logs.
+    pub fn load(image: &crate::kernels::Image) -> Result<KernelLibrary, GpuError> {
+        use crate::kernels::Image;
+        let mut data: Vec<u8> = match image {
+            Image::Cubin(b) => b.clone(),
+            Image::Ptx(t) => {
+                if t.contains('\0') {
+                    return Err(GpuError::Invalid("PTX contains a NUL byte".into()));
+                }
+                t.as_bytes().to_vec()
+            }
+        };
+        data.push(0);
+        const LOG: usize = 16 * 1024;
+        let (mut err_log, mut info_log) = (vec![0u8; LOG], vec![0u8; LOG]);
+        let mut opts = [
+            sys::CUjit_option::CU_JIT_ERROR_LOG_BUFFER,
+            sys::CUjit_option::CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES,
+            sys::CUjit_option::CU_JIT_INFO_LOG_BUFFER,
+            sys::CUjit_option::CU_JIT_INFO_LOG_BUFFER_SIZE_BYTES,
+        ];
+        let mut values: [*mut c_void; 4] = [
+            err_log.as_mut_ptr() as *mut c_void,
+            LOG as *mut c_void,
+            info_log.as_mut_ptr() as *mut c_void,
+            LOG as *mut c_void,
+        ];
         let mut lib = std::ptr::null_mut();
-        // SAFETY: `text` is NUL-terminated PTX; no options are passed.
-        check("cuLibraryLoadData", unsafe {
+        // SAFETY: `data` is a cubin or NUL-terminated PTX; the log buffers outlive the call and their sizes are
+        // passed by value, as the JIT options require.
+        let status = unsafe {
             sys::cuLibraryLoadData(
                 &mut lib,
-                text.as_ptr() as *const c_void,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                0,
+                data.as_ptr() as *const c_void,
+                opts.as_mut_ptr(),
+                values.as_mut_ptr(),
+                opts.len() as u32,
                 std::ptr::null_mut(),
                 std::ptr::null_mut(),
                 0,
             )
-        })?;
+        };
+        if status != sys::CUresult::CUDA_SUCCESS {
+            let text = |b: &[u8]| {
+                String::from_utf8_lossy(&b[..b.iter().position(|&c| c == 0).unwrap_or(b.len())]).into_owned()
+            };
+            return Err(GpuError::Load {
+                kind: image.kind(),
+                code: format!("{status:?}"),
+                log: format!("error log: {:?}; info log: {:?}", text(&err_log), text(&info_log)),
+            });
+        }
         Ok(KernelLibrary { lib })
     }
 

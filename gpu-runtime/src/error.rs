@@ -44,6 +44,28 @@ pub enum GpuError {
         /// The compiler log.
         log: String,
     },
+    /// The driver could not load the compiled kernels.
+    #[error("cuLibraryLoadData ({kind}) failed: {code}; {log}")]
+    Load {
+        /// What was loaded (`cubin sm_90`, `PTX compute_90`).
+        kind: &'static str,
+        /// The driver's status.
+        code: String,
+        /// The driver's error and info logs.
+        log: String,
+    },
+    /// A kernel check could not run: the kernel, its shape and the partition, and the error.
+    #[error("check of {kernel} ({case}) on {partition}: {source}")]
+    Check {
+        /// The kernel.
+        kernel: String,
+        /// Its shape.
+        case: String,
+        /// Where it ran (`whole GPU (132 SMs)`, `green group of 8 SMs`).
+        partition: String,
+        /// What failed.
+        source: Box<GpuError>,
+    },
     /// The device cannot do what was asked (compute capability, memory, SM counts).
     #[error("{0}")]
     Unsupported(String),

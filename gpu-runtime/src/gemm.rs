@@ -5,7 +5,8 @@
 //! `d_in x d_out` column-major matrix and transposed, B = x as `d_in x t`, C = y as `d_out x t`. A [`GemmPlan`]
 //! (descriptors and the heuristic's algorithm) is made once per shape and SM target and reused, so timing loops
 //! launch only `cublasLtMatmul`. The SM-count target (`CUBLASLT_MATMUL_DESC_SM_COUNT_TARGET`) tells the
-//! heuristic how many SMs the partition has.
+//! heuristic how many SMs the partition has. Each stream gets its own workspace ([`Workspaces`]): streams that run
+//! at once (a replay's two partitions, the contention benchmark) must not share one.
 
 use std::ffi::c_void;
 
@@ -24,10 +25,46 @@ fn blas(call: &'static str) -> impl FnOnce(lt::CublasError) -> GpuError {
     move |e| GpuError::Blas { call, code: format!("{:?}", e.0) }
 }
 
-/// A cuBLASLt handle and its workspace.
+/// A cuBLASLt handle and one workspace per stream it has run on.
 pub struct Gemm {
     handle: sys::cublasLtHandle_t,
-    workspace: DeviceBuffer,
+    workspaces: std::sync::Mutex<Workspaces<DeviceBuffer>>,
+}
+
+/// One workspace per stream, made on the stream's first use and kept.
+#[derive(Debug)]
+pub struct Workspaces<B> {
+    by_stream: Vec<(usize, B)>,
+}
+
+impl<B> Default for Workspaces<B> {
+    fn default() -> Self {
+        Workspaces { by_stream: Vec::new() }
+    }
+}
+
+impl<B> Workspaces<B> {
+    /// The workspace of `stream`, made with `make` on its first use.
+    pub fn for_stream<E>(&mut self, stream: usize, make: impl FnOnce() -> Result<B, E>) -> Result<&B, E> {
+        let i = match self.by_stream.iter().position(|(s, _)| *s == stream) {
+            Some(i) => i,
+            None => {
+                self.by_stream.push((stream, make()?));
+                self.by_stream.len() - 1
+            }
+        };
+        Ok(&self.by_stream[i].1)
+    }
+
+    /// Workspaces made so far.
+    pub fn len(&self) -> usize {
+        self.by_stream.len()
+    }
+
+    /// Whether none was made yet.
+    pub fn is_empty(&self) -> bool {
+        self.by_stream.is_empty()
+    }
 }
 
 /// Shape of one projection.
@@ -65,11 +102,22 @@ pub struct GemmPlan {
 }
 
 impl Gemm {
-    /// A handle and workspace (the current context must be the one the workspace is used from).
+    /// A handle; workspaces are allocated per stream on first use (in the primary context's address space,
+    /// which every green context of the device shares).
     pub fn new() -> Result<Gemm, GpuError> {
         probe::require_library(Library::CublasLt)?;
         let handle = lt::create_handle().map_err(blas("cublasLtCreate"))?;
-        Ok(Gemm { handle, workspace: DeviceBuffer::alloc(WORKSPACE_BYTES)? })
+        Ok(Gemm { handle, workspaces: std::sync::Mutex::new(Workspaces::default()) })
+    }
+
+    /// Allocates `stream`'s workspace now if it has none (before a graph capture on it, say).
+    pub fn prepare(&self, stream: CUstream) -> Result<(), GpuError> {
+        self.workspace(stream).map(|_| ())
+    }
+
+    fn workspace(&self, stream: CUstream) -> Result<CUdeviceptr, GpuError> {
+        let mut w = self.workspaces.lock().map_err(|_| GpuError::Invalid("cuBLASLt workspace lock poisoned".into()))?;
+        Ok(w.for_stream(stream as usize, || DeviceBuffer::alloc(WORKSPACE_BYTES))?.ptr)
     }
 
     /// Plans `shape` for a partition of `sm_target` SMs (0: let cuBLASLt assume the whole GPU).
@@ -129,8 +177,9 @@ impl Gemm {
         stream: CUstream,
     ) -> Result<(), GpuError> {
         let (alpha, beta) = (1.0f32, 0.0f32);
+        let workspace = self.workspace(stream)?;
         // SAFETY: pointers address device buffers of the plan's shapes (callers allocate them from the same
-        // shape); the plan's handles are live; the workspace is ours.
+        // shape); the plan's handles are live; the workspace is this stream's alone.
         unsafe {
             lt::matmul(
                 self.handle,
@@ -146,7 +195,7 @@ impl Gemm {
                 y as *mut c_void,
                 plan.c,
                 &plan.algo,
-                self.workspace.ptr as *mut c_void,
+                workspace as *mut c_void,
                 WORKSPACE_BYTES,
                 stream as sys::cudaStream_t,
             )
@@ -179,6 +228,25 @@ impl Drop for Gemm {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_stream_gets_its_own_workspace_and_keeps_it() {
+        let mut w: Workspaces<u32> = Workspaces::default();
+        let mut made = 0;
+        let mut make = || -> Result<u32, ()> {
+            made += 1;
+            Ok(made)
+        };
+        let a = *w.for_stream(0x10, &mut make).unwrap();
+        let b = *w.for_stream(0x20, &mut make).unwrap();
+        let a2 = *w.for_stream(0x10, &mut make).unwrap();
+        assert_ne!(a, b, "two streams running at once never share a workspace");
+        assert_eq!(a, a2, "a stream keeps its workspace");
+        assert_eq!(w.len(), 2);
+        let e: Result<&u32, &str> = w.for_stream(0x30, || Err("out of memory"));
+        assert_eq!(e.unwrap_err(), "out of memory");
+        assert_eq!(w.len(), 2, "a failed allocation records nothing");
+    }
 
     #[test]
     fn flops_and_bytes_of_a_projection() {

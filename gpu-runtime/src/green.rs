@@ -140,7 +140,7 @@ impl GreenPair {
 }
 
 /// Every partition the runtime will use: the whole GPU and one green pair per menu entry, with the menu's SM
-/// counts replaced by what the driver gave.
+/// counts replaced by what the driver gave. Splits the driver refused are left out of the menu and listed.
 pub struct Partitions {
     /// The whole GPU.
     pub whole: Partition,
@@ -148,20 +148,65 @@ pub struct Partitions {
     pub menu: Menu,
     /// One pair per `menu.groups` entry, same order.
     pub pairs: Vec<GreenPair>,
+    /// Group sizes the driver refused, with its error.
+    pub skipped: Vec<SkippedSplit>,
+}
+
+/// A group size whose green contexts could not be created.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SkippedSplit {
+    /// SMs asked for.
+    pub requested: u32,
+    /// Why.
+    pub error: String,
+}
+
+/// Creates one pair per menu entry with `create` (which returns the pair and the group and remainder SM counts
+/// the driver gave); an entry whose creation fails, or whose counts do not add up, is skipped and listed instead
+/// of failing the rest. An error only when no entry is left.
+pub fn create_pairs<P>(
+    menu: Menu,
+    mut create: impl FnMut(u32) -> Result<(P, u32, u32), GpuError>,
+) -> Result<(Menu, Vec<P>, Vec<SkippedSplit>), GpuError> {
+    let mut menu = menu;
+    let mut pairs = Vec::with_capacity(menu.groups.len());
+    let (mut skipped, mut refused) = (Vec::new(), Vec::new());
+    for i in 0..menu.groups.len() {
+        let requested = menu.groups[i].requested;
+        let made = create(requested).and_then(|(p, g, r)| menu.clone().with_actual(i, g, r).map(|m| (p, m)));
+        match made {
+            Ok((p, m)) => {
+                menu = m;
+                pairs.push(p);
+            }
+            Err(e) => {
+                skipped.push(SkippedSplit { requested, error: e.to_string() });
+                refused.push(i);
+            }
+        }
+    }
+    let menu = menu.without(&refused);
+    if menu.groups.is_empty() {
+        return Err(GpuError::Unsupported(format!(
+            "the driver refused every green-context split: {}",
+            skipped.iter().map(|s| format!("{} SMs: {}", s.requested, s.error)).collect::<Vec<_>>().join("; ")
+        )));
+    }
+    Ok((menu, pairs, skipped))
 }
 
 impl Partitions {
-    /// Creates the whole-GPU partition and every pair of `menu`.
+    /// Creates the whole-GPU partition and every pair of `menu` the driver accepts (see [`create_pairs`]).
     pub fn create(gpu: &Gpu, menu: Menu) -> Result<Partitions, GpuError> {
         let whole = Partition::whole(gpu)?;
-        let mut menu = menu;
-        let mut pairs = Vec::with_capacity(menu.groups.len());
-        for i in 0..menu.groups.len() {
-            let pair = GreenPair::create(gpu, menu.groups[i].requested)?;
-            menu = menu.with_actual(i, pair.group.sms, pair.remainder.sms)?;
-            pairs.push(pair);
-        }
-        Ok(Partitions { whole, menu, pairs })
+        let (menu, pairs, skipped) = create_pairs(menu, |n| {
+            let pair = GreenPair::create(gpu, n);
+            gpu.bind()?;
+            let pair = pair?;
+            let (g, r) = (pair.group.sms, pair.remainder.sms);
+            Ok((pair, g, r))
+        })?;
+        Ok(Partitions { whole, menu, pairs, skipped })
     }
 
     /// (decode, prefill) partitions for `decode_sms` decode SMs, or an error when the menu has no such split.
@@ -170,5 +215,44 @@ impl Partitions {
             GpuError::Invalid(format!("no green split gives decode {decode_sms} SMs; menu: {:?}", self.menu.splits()))
         })?;
         Ok(self.pairs[c.index].sides(c.decode_on))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::menu::SmInfo;
+
+    #[test]
+    fn a_refused_split_is_skipped_and_reported_not_fatal() {
+        let menu = Menu::new(SmInfo::H100_SXM).unwrap();
+        let (menu, pairs, skipped) = create_pairs(menu, |requested| {
+            let n = SmInfo::H100_SXM.group_for(requested).unwrap();
+            if n == 24 {
+                Err(GpuError::Driver {
+                    call: "cuGreenCtxCreate",
+                    code: "CUDA_ERROR_INVALID_RESOURCE_CONFIGURATION".into(),
+                })
+            } else if n == 64 {
+                Ok((n, 64, 70)) // counts that do not add up to 132
+            } else {
+                Ok((n, n, 132 - n))
+            }
+        })
+        .unwrap();
+        assert_eq!(pairs.len(), 14);
+        assert_eq!(menu.groups.len(), 14);
+        let refused: Vec<u32> = skipped.iter().map(|s| SmInfo::H100_SXM.group_for(s.requested).unwrap()).collect();
+        assert_eq!(refused, vec![24, 64]);
+        assert!(skipped[0].error.contains("cuGreenCtxCreate"), "{skipped:?}");
+        assert!(menu.lookup(24).is_none() && menu.lookup(108).is_none());
+        // Pairs and menu entries stay in step.
+        for (p, g) in pairs.iter().zip(&menu.groups) {
+            assert_eq!(*p, g.group_sms);
+        }
+        let none = create_pairs(Menu::new(SmInfo::H100_SXM).unwrap(), |_| -> Result<(u32, u32, u32), GpuError> {
+            Err(GpuError::Unsupported("no".into()))
+        });
+        assert!(none.unwrap_err().to_string().contains("refused every green-context split"));
     }
 }

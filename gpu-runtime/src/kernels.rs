@@ -4,7 +4,9 @@
 //! compiles them with or without an include folder; [`compile`] still passes the folder it found so that a
 //! header-using variant would work, and the device script prints it. Shapes that kernels unroll over are
 //! compile-time constants taken from the model ([`KernelConfig`]): head size, query heads per key/value head and
-//! the KV block size. The PTX targets `compute_90` (Hopper); the driver turns it into machine code at load.
+//! the KV block size. [`compile`] gives an `sm_90` cubin (Hopper machine code, loaded without the driver's JIT, so a
+//! compiler newer than the driver cannot hand it PTX it does not understand); [`compile_ptx`] gives `compute_90`
+//! PTX for `duet-gpu ptx` and the register/spill checks with ptxas.
 
 use std::path::Path;
 
@@ -108,26 +110,109 @@ pub fn program_source() -> String {
     out
 }
 
-/// Compiles the kernels for `cfg` to PTX for compute capability 9.0.
-pub fn compile(cfg: &KernelConfig, include_dir: Option<&Path>) -> Result<String, GpuError> {
+/// Compiled kernels, ready for the driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Image {
+    /// Machine code for `sm_90` (an ELF file).
+    Cubin(Vec<u8>),
+    /// PTX text for `compute_90` (the driver compiles it at load).
+    Ptx(String),
+}
+
+impl Image {
+    /// `cubin sm_90` or `PTX compute_90`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Image::Cubin(_) => "cubin sm_90",
+            Image::Ptx(_) => "PTX compute_90",
+        }
+    }
+
+    /// Size in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            Image::Cubin(b) => b.len(),
+            Image::Ptx(t) => t.len(),
+        }
+    }
+
+    /// Whether the image is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// NVRTC options for `cfg` and the target `arch` (`sm_90` or `compute_90`), with the include folder.
+pub fn options(cfg: &KernelConfig, arch: &str, include_dir: Option<&Path>) -> Vec<String> {
+    let mut o = cfg.defines();
+    o.push("--std=c++17".into());
+    o.push(format!("--gpu-architecture={arch}"));
+    if let Some(d) = include_dir {
+        o.push(format!("--include-path={}", d.display()));
+    }
+    o
+}
+
+/// Compiles the program with NVRTC for `arch`; returns the PTX (for `compute_*`) or the cubin (for `sm_*`). A
+/// failure carries the compiler's log.
+fn nvrtc(cfg: &KernelConfig, arch: &str, include_dir: Option<&Path>) -> Result<Image, GpuError> {
+    use cudarc::nvrtc::result as nv;
+    use cudarc::nvrtc::sys as ns;
     probe::require_library(Library::Nvrtc)?;
-    let mut options = cfg.defines();
-    options.push("--std=c++17".into());
-    let opts = cudarc::nvrtc::CompileOptions {
-        arch: Some("compute_90"),
-        include_paths: include_dir.map(|d| vec![d.display().to_string()]).unwrap_or_default(),
-        options,
-        name: Some("duet_kernels.cu".into()),
-        ..Default::default()
-    };
-    let ptx = cudarc::nvrtc::compile_ptx_with_opts(program_source(), opts).map_err(|e| GpuError::Compile {
-        source_name: "duet_kernels.cu",
-        log: match e {
-            cudarc::nvrtc::CompileError::CompileError { log, .. } => log.to_string_lossy().into_owned(),
-            other => format!("{other:?}"),
-        },
-    })?;
-    Ok(ptx.to_src())
+    let fail = |log: String| GpuError::Compile { source_name: "duet_kernels.cu", log };
+    let src = std::ffi::CString::new(program_source()).map_err(|_| fail("the source holds a NUL byte".into()))?;
+    let name = c"duet_kernels.cu";
+    let prog = nv::create_program(&src, Some(name)).map_err(|e| fail(format!("nvrtcCreateProgram: {e:?}")))?;
+    // SAFETY: `prog` was just created and is destroyed once below; `src` and `name` outlive it.
+    unsafe {
+        let compiled = nv::compile_program(prog, &options(cfg, arch, include_dir));
+        let log = nv::get_program_log(prog)
+            .map(|l| std::ffi::CStr::from_ptr(l.as_ptr()).to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let image = match compiled {
+            Err(e) => Err(fail(format!("{e:?} ({arch}): {log}"))),
+            Ok(()) if arch.starts_with("sm_") => {
+                let mut size = 0usize;
+                let r = ns::nvrtcGetCUBINSize(prog, &mut size);
+                if r != ns::nvrtcResult::NVRTC_SUCCESS {
+                    Err(fail(format!("nvrtcGetCUBINSize: {r:?}")))
+                } else {
+                    let mut bin = vec![0u8; size];
+                    match ns::nvrtcGetCUBIN(prog, bin.as_mut_ptr() as *mut std::ffi::c_char) {
+                        ns::nvrtcResult::NVRTC_SUCCESS => Ok(Image::Cubin(bin)),
+                        r => Err(fail(format!("nvrtcGetCUBIN: {r:?}"))),
+                    }
+                }
+            }
+            Ok(()) => nv::get_ptx(prog)
+                .map(|p| Image::Ptx(std::ffi::CStr::from_ptr(p.as_ptr()).to_string_lossy().into_owned()))
+                .map_err(|e| fail(format!("nvrtcGetPTX: {e:?}"))),
+        };
+        let _ = nv::destroy_program(prog);
+        image
+    }
+}
+
+/// Compiles the kernels for `cfg` to an `sm_90` cubin.
+pub fn compile(cfg: &KernelConfig, include_dir: Option<&Path>) -> Result<Image, GpuError> {
+    nvrtc(cfg, "sm_90", include_dir)
+}
+
+/// Compiles the kernels for `cfg` to PTX for compute capability 9.0.
+pub fn compile_ptx(cfg: &KernelConfig, include_dir: Option<&Path>) -> Result<String, GpuError> {
+    match nvrtc(cfg, "compute_90", include_dir)? {
+        Image::Ptx(p) => Ok(p),
+        Image::Cubin(_) => unreachable!("compute_90 gives PTX"),
+    }
+}
+
+/// NVRTC's version (major, minor), when the library loads.
+pub fn nvrtc_version() -> Option<(i32, i32)> {
+    probe::require_library(Library::Nvrtc).ok()?;
+    let (mut major, mut minor) = (0, 0);
+    // SAFETY: valid out-pointers; the library is present.
+    let r = unsafe { cudarc::nvrtc::sys::nvrtcVersion(&mut major, &mut minor) };
+    (r == cudarc::nvrtc::sys::nvrtcResult::NVRTC_SUCCESS).then_some((major, minor))
 }
 
 #[cfg(test)]
@@ -148,6 +233,34 @@ mod tests {
         odd.head_dim = 128;
         odd.num_kv_heads = 5;
         assert!(KernelConfig::for_model(&odd).unwrap_err().to_string().contains("not a multiple"));
+    }
+
+    #[test]
+    fn options_set_the_constants_the_target_and_the_include_folder() {
+        let c = KernelConfig::for_model(&ModelSpec::resolve("qwen3-8b").unwrap()).unwrap();
+        let o = options(&c, "sm_90", Some(Path::new("/opt/inc")));
+        for want in ["-DHEAD_DIM=128", "-DGROUP=4", "--gpu-architecture=sm_90", "--include-path=/opt/inc"] {
+            assert!(o.iter().any(|x| x == want), "{want} missing from {o:?}");
+        }
+        assert!(!options(&c, "compute_90", None).iter().any(|x| x.starts_with("--include-path")));
+    }
+
+    #[test]
+    fn cubin_for_sm_90_when_nvrtc_is_here() {
+        if probe::require_library(Library::Nvrtc).is_err() {
+            println!("SKIPPED: no NVRTC on this machine (CI unpacks the nvidia-cuda-nvrtc wheel)");
+            return;
+        }
+        let c = KernelConfig::for_model(&ModelSpec::resolve("qwen3-8b").unwrap()).unwrap();
+        let img = compile(&c, None).unwrap();
+        match &img {
+            Image::Cubin(b) => assert_eq!(&b[..4], b"\x7fELF", "a cubin is an ELF file"),
+            Image::Ptx(_) => panic!("sm_90 must give a cubin"),
+        }
+        assert_eq!(img.kind(), "cubin sm_90");
+        assert!(compile_ptx(&c, None).unwrap().contains(".target sm_90"));
+        let (major, _) = nvrtc_version().unwrap();
+        assert!(major >= 12, "NVRTC {major}");
     }
 
     #[test]

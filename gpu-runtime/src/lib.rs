@@ -1,4 +1,4 @@
-//! duet's GPU runtime for an NVIDIA H100 (`duet-gpu`): green-context SM partitions, model-shaped bf16 kernels with
+//! duet's GPU runtime for an NVIDIA H100 or H200 (`duet-gpu`): green-context SM partitions, model-shaped bf16 kernels with
 //! synthetic weights, correctness checks against float64 CPU references, and the calibration microbenchmarks
 //! whose records `duet calibrate fit` turns into a profile.
 //!
@@ -12,6 +12,7 @@ pub mod driver;
 pub mod error;
 pub mod gemm;
 pub mod green;
+pub mod identity;
 pub mod kernels;
 pub mod lookahead;
 pub mod menu;

@@ -52,6 +52,9 @@ enum Cmd {
         /// Python site-packages folders to search for CUDA headers (NVIDIA wheels).
         #[arg(long)]
         site_packages: Vec<PathBuf>,
+        /// Replay even when kernel checks failed (replay.json lists them).
+        #[arg(long)]
+        allow_failed_checks: bool,
     },
     /// Microbenchmarks on every SM partition; writes measurement records for `duet calibrate fit`.
     Calibrate {
@@ -110,7 +113,7 @@ fn run(cli: Cli) -> Result<()> {
             let m = model.model()?;
             let cfg = duet_gpu::kernels::KernelConfig::for_model(&m)?;
             let inc = duet_gpu::probe::find_include_dir(&duet_gpu::probe::include_candidates(&model.site_packages));
-            let ptx = duet_gpu::kernels::compile(&cfg, inc.as_deref())?;
+            let ptx = duet_gpu::kernels::compile_ptx(&cfg, inc.as_deref())?;
             std::fs::write(&out, ptx).with_context(|| format!("writing {}", out.display()))?;
             println!("{}: {cfg:?} -> {}", m.name, out.display());
         }
@@ -124,10 +127,14 @@ fn run(cli: Cli) -> Result<()> {
             }
             println!("all {} kernel checks passed", checks.len());
         }
-        Cmd::Replay { sim, out, no_graphs, site_packages } => {
+        Cmd::Replay { sim, out, no_graphs, site_packages, allow_failed_checks } => {
             duet_gpu::probe::require_driver()?;
-            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-            let o = duet_gpu::replay::run::ReplayOptions { out, graphs: !no_graphs, include_search: site_packages };
+            let o = duet_gpu::replay::run::ReplayOptions {
+                out,
+                graphs: !no_graphs,
+                include_search: site_packages,
+                allow_failed_checks,
+            };
             duet_gpu::replay::run::replay(&sim, &o, &mut log)?;
         }
         Cmd::Calibrate { model, out, quick, sms } => {

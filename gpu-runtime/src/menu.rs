@@ -29,6 +29,18 @@ impl SmInfo {
     /// An H100 SXM as CUDA 13 reports it on compute capability 9.0.
     pub const H100_SXM: SmInfo = SmInfo { total: 132, min_partition: 8, alignment: 8 };
 
+    /// The SM facts to plan with on a device of compute capability `cc` that reported `reported`: on 9.x
+    /// (Hopper) groups are multiples of 8 SMs of at least 8, whatever alignment the driver reports (a smaller one
+    /// would offer splits that `cuDevSmResourceSplitByCount` rounds or refuses); elsewhere what was reported,
+    /// with an alignment of at least 1.
+    pub fn for_device(reported: SmInfo, cc: (i32, i32)) -> SmInfo {
+        if cc.0 == 9 {
+            SmInfo { total: reported.total, min_partition: reported.min_partition.max(8), alignment: 8 }
+        } else {
+            SmInfo { alignment: reported.alignment.max(1), ..reported }
+        }
+    }
+
     /// The group size the driver gives for a request of `requested` SMs: at least the minimum, rounded up to the
     /// alignment. `None` when that leaves no SM for the remainder.
     pub fn group_for(&self, requested: u32) -> Option<u32> {
@@ -138,6 +150,16 @@ impl Menu {
         Ok(self)
     }
 
+    /// The menu without the group sizes at `indices` (splits the driver refused).
+    pub fn without(mut self, indices: &[usize]) -> Menu {
+        let mut i = 0;
+        self.groups.retain(|_| {
+            i += 1;
+            !indices.contains(&(i - 1))
+        });
+        self
+    }
+
     /// The group pair and side for `decode_sms` decode SMs with the rest for prefill, or `None` when no group
     /// gives exactly that split.
     pub fn lookup(&self, decode_sms: u32) -> Option<Choice> {
@@ -216,6 +238,25 @@ mod tests {
         assert!(m.clone().with_actual(0, 8, 130).is_err());
         assert!(m.clone().with_actual(0, 0, 132).is_err());
         assert_eq!(m.with_actual(0, 8, 120).unwrap().groups[0].remainder_sms, 120);
+    }
+
+    #[test]
+    fn hopper_groups_are_multiples_of_eight_whatever_the_driver_reports() {
+        let odd = SmInfo { total: 132, min_partition: 2, alignment: 2 };
+        assert_eq!(SmInfo::for_device(odd, (9, 0)), SmInfo::H100_SXM);
+        assert_eq!(SmInfo::for_device(SmInfo::H100_SXM, (9, 0)), SmInfo::H100_SXM);
+        let ampere = SmInfo { total: 108, min_partition: 2, alignment: 0 };
+        assert_eq!(SmInfo::for_device(ampere, (8, 0)), SmInfo { total: 108, min_partition: 2, alignment: 1 });
+        let menu = Menu::new(SmInfo::for_device(odd, (9, 0))).unwrap();
+        assert!(menu.groups.iter().all(|g| g.group_sms % 8 == 0));
+    }
+
+    #[test]
+    fn refused_splits_leave_the_menu_without_them() {
+        let menu = Menu::new(SmInfo::H100_SXM).unwrap().without(&[0, 3]);
+        assert_eq!(menu.groups.len(), 14);
+        assert!(menu.lookup(8).is_none() && menu.lookup(124).is_none() && menu.lookup(32).is_none());
+        assert_eq!(menu.lookup(16).unwrap().prefill_sms, 116);
     }
 
     proptest! {

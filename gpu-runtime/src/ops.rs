@@ -79,6 +79,13 @@ pub fn decode_split(seqs: u32, kv_heads: u32, max_len: u32, sms: u32) -> (u32, u
     (max_len.div_ceil(chunk), chunk)
 }
 
+/// Tokens per slice of one sequence's context of `len` tokens when decode attention runs with `splits` slices:
+/// `len / splits` rounded up to [`DECODE_ROUND`], at least 64 (the kernel computes the same from each sequence's
+/// own length). Slices past the context are empty; every token falls in exactly one slice.
+pub fn decode_chunk(len: u32, splits: u32) -> u32 {
+    (len.div_ceil(splits.max(1)).div_ceil(DECODE_ROUND) * DECODE_ROUND).max(64)
+}
+
 /// The kernels, loaded once.
 pub struct Kernels {
     /// Keeps the loaded code alive (unloaded on drop).
@@ -89,9 +96,9 @@ pub struct Kernels {
 }
 
 impl Kernels {
-    /// Loads compiled PTX and looks every kernel up.
-    pub fn load(ptx: &str, cfg: KernelConfig) -> Result<Kernels, GpuError> {
-        let lib = KernelLibrary::load(ptx)?;
+    /// Loads the compiled kernels and looks every kernel up.
+    pub fn load(image: &crate::kernels::Image, cfg: KernelConfig) -> Result<Kernels, GpuError> {
+        let lib = KernelLibrary::load(image)?;
         let mut handles = HashMap::new();
         for name in KERNEL_NAMES {
             handles.insert(name, lib.kernel(name)?);
@@ -279,7 +286,8 @@ impl Ops {
         q_heads: u32,
         kv_heads: u32,
     ) -> Result<(), GpuError> {
-        let (splits, chunk) = decode_split(seqs, kv_heads, max_len, self.sms);
+        // Slices per sequence from the longest context the launch may see; each sequence sizes them from its own.
+        let (splits, _) = decode_split(seqs, kv_heads, max_len, self.sms);
         let scale = 1.0 / (self.cfg.head_dim as f32).sqrt();
         let cfg = LaunchConfig { grid: (seqs, kv_heads, splits), block: (DECODE_THREADS, 1, 1), smem: 0 };
         let p = Params::new()
@@ -293,7 +301,6 @@ impl Ops {
             .ptr(ctx_len)
             .i32(q_heads as i32)
             .i32(kv_heads as i32)
-            .i32(chunk as i32)
             .f32(scale);
         self.go("decode_attention", cfg, p)?;
         let cfg = LaunchConfig { grid: (seqs, q_heads, 1), block: (self.cfg.head_dim, 1, 1), smem: 0 };
@@ -371,6 +378,18 @@ mod tests {
             prop_assert!(splits >= 1 && chunk % DECODE_ROUND == 0);
             prop_assert!(splits * chunk >= len, "last token uncovered");
             prop_assert!((splits - 1) * chunk < len, "an empty last slice");
+        }
+
+        /// Sized from its own length, a context is covered exactly once by the launch's slices, and a short
+        /// context in a launch sized for a long one gets short slices (never more than 64 tokens past a fair share).
+        #[test]
+        fn per_sequence_slices_cover_each_context_once(len in 1u32..200_000, max in 1u32..200_000, seqs in 1u32..300, sms in 1u32..133) {
+            let len = len.min(max);
+            let (splits, _) = decode_split(seqs, 8, max, sms);
+            let c = decode_chunk(len, splits);
+            prop_assert!(c % DECODE_ROUND == 0 && c >= 64);
+            prop_assert!(splits * c >= len, "last token uncovered");
+            prop_assert!(c <= len.div_ceil(splits).max(64) + DECODE_ROUND);
         }
 
         /// A larger partition never gets fewer slices (scratch sized for the whole GPU fits every partition).

@@ -143,6 +143,25 @@ pub fn loaded_paths(needle: &str) -> Vec<String> {
     out
 }
 
+/// The loaded version of `lib` (present), as `major.minor[.patch]`: the CUDA version the driver supports, NVRTC's,
+/// cuBLASLt's.
+pub fn version(lib: Library) -> Option<String> {
+    match lib {
+        Library::Driver => {
+            let mut v = 0;
+            // SAFETY: the library is present (callers check); valid out-pointer.
+            let r = unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut v) };
+            (r == cudarc::driver::sys::CUresult::CUDA_SUCCESS).then(|| format!("CUDA {}.{}", v / 1000, v % 1000 / 10))
+        }
+        Library::Nvrtc => crate::kernels::nvrtc_version().map(|(a, b)| format!("{a}.{b}")),
+        Library::CublasLt => {
+            // SAFETY: the library is present (callers check); no arguments.
+            let v = unsafe { cudarc::cublaslt::sys::cublasLtGetVersion() };
+            Some(format!("{}.{}.{}", v / 10_000, v % 10_000 / 100, v % 100))
+        }
+    }
+}
+
 /// One line per library: found (with the loaded path where the process has it mapped) or missing.
 pub fn report() -> Vec<String> {
     [Library::Driver, Library::Nvrtc, Library::CublasLt]
@@ -159,9 +178,10 @@ pub fn report() -> Vec<String> {
                 }
                 let paths = loaded_paths(&format!("lib{}.so", lib.base_name()));
                 format!(
-                    "{}: found {}",
+                    "{}: found {}, version {}",
                     lib.base_name(),
-                    if paths.is_empty() { "(path not in /proc/self/maps)".into() } else { paths.join(", ") }
+                    if paths.is_empty() { "(path not in /proc/self/maps)".into() } else { paths.join(", ") },
+                    version(lib).unwrap_or_else(|| "unknown".into())
                 )
             } else {
                 format!("{}: MISSING (searched {})", lib.base_name(), candidates(lib).join(", "))

@@ -2,7 +2,7 @@
 //! needed; the test skips with a printed reason when libnvrtc is not on the library path; `.ci/run` installs it
 //! from NVIDIA's `nvidia-cuda-nvrtc` wheel).
 
-use duet_gpu::kernels::{KERNEL_NAMES, KernelConfig, compile};
+use duet_gpu::kernels::{KERNEL_NAMES, KernelConfig, compile_ptx as compile};
 use duet_gpu::probe::{Library, require_library};
 use duet_sim::model::ModelSpec;
 

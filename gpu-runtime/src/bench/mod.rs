@@ -21,7 +21,7 @@ use self::plan::{BenchOptions, BenchPlan};
 use self::records::CorunRow;
 use self::run::{Bench, Overheads, bind_all};
 use self::summary::{SmRow, saturation_sms, table};
-use crate::check::{CheckResult, CheckShapes, check_attention, check_dense};
+use crate::check::{CheckResult, CheckShapes, Checker, check_attention, check_dense};
 use crate::driver::{DeviceFacts, Gpu};
 use crate::error::GpuError;
 use crate::gemm::Gemm;
@@ -99,16 +99,27 @@ pub struct Setup {
 impl Setup {
     /// Opens device 0, creates every green-context split the device offers, compiles the kernels for `model`.
     pub fn open(model: &ModelSpec, include_search: &[PathBuf], log: &mut dyn FnMut(&str)) -> Result<Setup, GpuError> {
-        let gpu = Gpu::open(0)?;
+        Setup::open_on(Gpu::open(0)?, model, include_search, log)
+    }
+
+    /// [`Setup::open`] on a device already opened (to read its identity first).
+    pub fn open_on(
+        gpu: Gpu,
+        model: &ModelSpec,
+        include_search: &[PathBuf],
+        log: &mut dyn FnMut(&str),
+    ) -> Result<Setup, GpuError> {
         let f = gpu.facts.clone();
         log(&format!(
-            "device: {} (compute {}.{}), {} SMs, min partition {}, alignment {}, {:.1} GiB, L2 {} MiB, driver API {}",
+            "device: {} (compute {}.{}), {} SMs, min partition {}, alignment {} (reported {}), {:.1} GiB, L2 {} MiB, \
+             driver API {}",
             f.name,
             f.compute_capability.0,
             f.compute_capability.1,
             f.sm.total,
             f.sm.min_partition,
             f.sm.alignment,
+            f.sm_reported.alignment,
             f.total_mem as f64 / (1u64 << 30) as f64,
             f.l2_bytes >> 20,
             f.driver_version
@@ -121,6 +132,9 @@ impl Setup {
         }
         let parts = Partitions::create(&gpu, Menu::new(f.sm)?)?;
         log(&format!("green-context splits (decode, prefill): {:?}", parts.menu.splits()));
+        for s in &parts.skipped {
+            log(&format!("green-context split of {} SMs skipped: {}", s.requested, s.error));
+        }
         let include_dir = probe::find_include_dir(&probe::include_candidates(include_search));
         log(&format!(
             "CUDA include folder: {}",
@@ -128,19 +142,31 @@ impl Setup {
         ));
         let kcfg = KernelConfig::for_model(model)?;
         let t = Instant::now();
-        let ptx = kernels::compile(&kcfg, include_dir.as_deref())?;
+        let image = kernels::compile(&kcfg, include_dir.as_deref())?;
         gpu.bind()?;
-        let kernels = Kernels::load(&ptx, kcfg)?;
-        log(&format!("kernels compiled and loaded in {:.1} s ({} bytes of PTX)", t.elapsed().as_secs_f64(), ptx.len()));
+        let kernels = Kernels::load(&image, kcfg)?;
+        log(&format!(
+            "kernels compiled ({}) and loaded in {:.1} s ({} bytes)",
+            image.kind(),
+            t.elapsed().as_secs_f64(),
+            image.len()
+        ));
         let gemm = Gemm::new()?;
         let libraries = probe::report();
         for l in &libraries {
             log(l);
         }
+        let (free, total) = gpu.mem_info()?;
+        log(&format!(
+            "device memory after contexts, kernels and cuBLASLt: {:.2} GiB free of {:.2} GiB",
+            free as f64 / (1u64 << 30) as f64,
+            total as f64 / (1u64 << 30) as f64
+        ));
         Ok(Setup { gemm, kernels, parts, include_dir, libraries, gpu })
     }
 
-    /// Every kernel check: all kernels on the whole GPU, attention also on the smallest partition.
+    /// Every kernel check: all kernels on the whole GPU, attention also on the smallest partition; each result is
+    /// printed as it completes.
     pub fn checks(&self, model: &ModelSpec, log: &mut dyn FnMut(&str)) -> Result<Vec<CheckResult>, GpuError> {
         let shapes = CheckShapes {
             hidden: model.hidden_size as u32,
@@ -148,26 +174,21 @@ impl Setup {
             q_heads: model.num_q_heads as u32,
             kv_heads: model.num_kv_heads as u32,
             head_dim: model.head_dim as u32,
+            max_context: model.max_context.unwrap_or(32_768),
         };
         let whole = self.kernels.bind(&self.parts.whole)?;
         self.parts.whole.bind()?;
-        let mut checks = check_dense(&whole, &self.gemm, shapes, 1)?;
-        checks.extend(check_attention(&whole, shapes, 2)?);
+        let mut c = Checker::new(format!("whole GPU ({} SMs)", self.parts.whole.sms), log);
+        check_dense(&mut c, &whole, &self.gemm, shapes, 1)?;
+        check_attention(&mut c, &whole, shapes, 2)?;
+        let mut checks = std::mem::take(&mut c.out);
+        drop(c);
         let small = &self.parts.pairs[0].group;
         let ops = self.kernels.bind(small)?;
-        checks.extend(check_attention(&ops, shapes, 3)?);
+        let mut c = Checker::new(format!("green group of {} SMs", small.sms), log);
+        check_attention(&mut c, &ops, shapes, 3)?;
+        checks.append(&mut c.out);
         self.gpu.bind()?;
-        for c in &checks {
-            log(&format!(
-                "check {:<18} {:<52} max abs err {:.3e}, rel {:.2e}, non-finite {} -> {}",
-                c.kernel,
-                c.case,
-                c.error.max_abs,
-                c.error.rel_to_max,
-                c.error.non_finite,
-                if c.passed { "ok" } else { "FAILED" }
-            ));
-        }
         Ok(checks)
     }
 }
@@ -319,6 +340,7 @@ mod tests {
         let c = |kernel: &str, passed: bool| CheckResult {
             kernel: kernel.into(),
             case: String::new(),
+            partition: String::new(),
             error: crate::reference::compare(&[1.0], &[1.0]),
             passed,
         };

@@ -5,6 +5,8 @@
 #define ELEMS (HEAD_DIM / 32)
 #define DEC_WARPS 4
 #define TOK_UNROLL 4
+#define DEC_ROUND 16
+#define DEC_MIN_CHUNK 64
 
 __device__ __forceinline__ i64 cache_index(const int* table, int t, int kv_heads, int kvh) {
     int slot = table[t / BLOCK_TOKENS] * BLOCK_TOKENS + t % BLOCK_TOKENS;
@@ -28,16 +30,21 @@ __device__ __forceinline__ void load_elems(const bf16* p, float* out) {
 // Decode attention, split-K (flash-decoding): one block per (sequence, key/value head, split); the block reads the
 // split's slice of the context once for all GROUP query heads that share the key/value head. Four warps take tokens
 // in turns of TOK_UNROLL (loads issued before use); each lane holds ELEMS dimensions. Writes the unnormalised
-// partial output and (max, sum) per split; decode_combine merges the splits.
+// partial output and (max, sum) per split; decode_combine merges the splits. Each sequence's slices are sized from
+// its own context (decode_chunk in ops.rs computes the same): a step replayed from a CUDA graph captured with
+// slices for the longest context the model takes still splits a short context into short slices. Slices past the
+// context are empty (max -inf, sum 0) and drop out in the combine.
 // qkv rows: [seqs, (q_heads + 2 kv_heads) * HEAD_DIM] (one new token per sequence, already in the cache).
 // part_acc: [seqs, q_heads, splits, HEAD_DIM]; part_ml: [seqs, q_heads, splits, 2].
 extern "C" __global__ void __launch_bounds__(DEC_WARPS * 32)
 decode_attention(float* part_acc, float* part_ml, const bf16* qkv, const bf16* k_cache, const bf16* v_cache,
-                 const int* block_table, int max_blocks, const int* ctx_len, int q_heads, int kv_heads, int chunk,
+                 const int* block_table, int max_blocks, const int* ctx_len, int q_heads, int kv_heads,
                  float scale) {
     const int seq = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z, splits = gridDim.z;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int len = ctx_len[seq];
+    const int per_split = (len + splits - 1) / splits;
+    const int chunk = max(DEC_MIN_CHUNK, (per_split + DEC_ROUND - 1) / DEC_ROUND * DEC_ROUND);
     const int start = split * chunk;
     const int end = min(len, start + chunk);
     const bf16* qrow = qkv + (i64)seq * (q_heads + 2 * kv_heads) * HEAD_DIM;

@@ -73,6 +73,10 @@ pub struct ExecStats {
     pub startup_capture_ms: f64,
     /// Graphs captured during the run (keys the start-up list missed, or buffer set 1 when set 0 was busy).
     pub late_captures: u64,
+    /// Captures that failed; those steps ran eagerly (and are logged as eager steps).
+    pub capture_failures: u64,
+    /// Eager warm-up passes run before a partition's first capture.
+    pub warmups: u64,
 }
 
 /// Activations and metadata of one in-flight step.
@@ -145,6 +149,61 @@ pub struct CudaExecutor<'a> {
     queued: HashMap<u32, VecDeque<u64>>,
     /// Buffer set holding the activations of a segmented step between its layer groups.
     held: Option<usize>,
+    /// (partition SMs, buffer set) pairs that ran a warm-up pass before their first capture.
+    warmed: std::collections::HashSet<(u32, usize)>,
+    /// Graph keys (partition SMs, rows) whose capture failed: their steps run eagerly.
+    failed_graphs: std::collections::HashSet<(u32, u32)>,
+    /// Per ticket: whether the step was replayed from a graph.
+    pub ticket_graph: Vec<bool>,
+    /// Per ticket: the partition's SMs.
+    ticket_sms: Vec<u32>,
+    /// Completed steps are appended here as they end (`steps.partial.csv`), so a run cut short keeps them.
+    progress: Option<std::fs::File>,
+}
+
+/// Header of `steps.partial.csv`: one row per step as it completes (ticket order is launch order).
+pub const PROGRESS_HEADER: &str = "ticket,sms,graph,end_ms,gpu_ms\n";
+
+/// Bytes of one buffer set's device arrays for `m` under `c` (the table row length `stride`, a partition of up to
+/// `sms` SMs), in the order [`CudaExecutor`] allocates them.
+pub fn buffer_sizes(m: &duet_sim::model::ModelSpec, c: &ExecutorConfig, stride: u32, sms: u32) -> Vec<usize> {
+    let t = c.max_tokens.max(c.max_seqs) as u64;
+    let s = c.max_seqs as u64;
+    let (h, i) = (m.hidden_size, m.intermediate_size);
+    let (hq, hkv, d) = (m.num_q_heads, m.num_kv_heads, m.head_dim);
+    let max_parts =
+        (1..=c.max_seqs).map(|n| n * decode_split(n, hkv as u32, c.max_context, sms).0).max().unwrap_or(1) as u64;
+    let bf = |n: u64| (n * 2) as usize;
+    let int = |n: u64| (n * 4) as usize;
+    vec![
+        bf(t * h),
+        bf(t * h),
+        bf(t * (hq + 2 * hkv) * d),
+        bf(t * hq * d),
+        bf(t * h),
+        bf(t * 2 * i),
+        bf(t * i),
+        bf(s * h),
+        bf(s * m.vocab_size),
+        int(s),
+        int(t),
+        int(t),
+        int(t),
+        int(s),
+        int(s),
+        int(s),
+        int(s * stride as u64),
+        int(s),
+        int(s),
+        (max_parts * hq * d * 4) as usize,
+        (max_parts * hq * 2 * 4) as usize,
+    ]
+}
+
+/// Device bytes of the executor's two buffer sets for `m` under `c` on a GPU of `sms` SMs.
+pub fn buffer_bytes(m: &duet_sim::model::ModelSpec, c: &ExecutorConfig, sms: u32) -> u64 {
+    let stride = c.max_context.div_ceil(BLOCK_TOKENS) + 1;
+    2 * buffer_sizes(m, c, stride, sms).iter().map(|&b| b as u64).sum::<u64>()
 }
 
 fn err(e: GpuError) -> ExecutorError {
@@ -188,45 +247,62 @@ impl<'a> CudaExecutor<'a> {
             window_next: None,
             queued: HashMap::new(),
             held: None,
+            warmed: Default::default(),
+            failed_graphs: Default::default(),
+            ticket_graph: Vec::new(),
+            ticket_sms: Vec::new(),
+            progress: None,
         })
     }
 
     fn buffers(m: &duet_sim::model::ModelSpec, c: &ExecutorConfig, stride: u32, sms: u32) -> Result<Buffers, GpuError> {
+        let sizes = buffer_sizes(m, c, stride, sms);
+        let mut next = sizes.iter();
+        let mut a = || DeviceBuffer::alloc(*next.next().expect("one size per buffer"));
         let t = c.max_tokens.max(c.max_seqs) as u64;
         let s = c.max_seqs as u64;
-        let (h, i) = (m.hidden_size, m.intermediate_size);
-        let (hq, hkv, d) = (m.num_q_heads, m.num_kv_heads, m.head_dim);
-        let bf = |n: u64| DeviceBuffer::alloc((n * 2) as usize);
-        let int = |n: u64| DeviceBuffer::alloc((n * 4) as usize);
-        let max_parts =
-            (1..=c.max_seqs).map(|n| n * decode_split(n, hkv as u32, c.max_context, sms).0).max().unwrap_or(1) as u64;
         let meta_ints = 3 * t + 5 * s + s * stride as u64 + 16;
         Ok(Buffers {
-            x: bf(t * h)?,
-            xn: bf(t * h)?,
-            qkv: bf(t * (hq + 2 * hkv) * d)?,
-            attn: bf(t * hq * d)?,
-            tmp: bf(t * h)?,
-            gu: bf(t * 2 * i)?,
-            act: bf(t * i)?,
-            gathered: bf(s * h)?,
-            logits: bf(s * m.vocab_size)?,
-            sampled: int(s)?,
-            ids: int(t)?,
-            positions: int(t)?,
-            slot_of: int(t)?,
-            q_start: int(s)?,
-            q_len: int(s)?,
-            ctx_before: int(s)?,
-            tables: int(s * stride as u64)?,
-            decode_ctx: int(s)?,
-            emit_rows: int(s)?,
-            part_acc: DeviceBuffer::alloc((max_parts * hq * d * 4) as usize)?,
-            part_ml: DeviceBuffer::alloc((max_parts * hq * 2 * 4) as usize)?,
+            x: a()?,
+            xn: a()?,
+            qkv: a()?,
+            attn: a()?,
+            tmp: a()?,
+            gu: a()?,
+            act: a()?,
+            gathered: a()?,
+            logits: a()?,
+            sampled: a()?,
+            ids: a()?,
+            positions: a()?,
+            slot_of: a()?,
+            q_start: a()?,
+            q_len: a()?,
+            ctx_before: a()?,
+            tables: a()?,
+            decode_ctx: a()?,
+            emit_rows: a()?,
+            part_acc: a()?,
+            part_ml: a()?,
             staging: PinnedBuffer::alloc((meta_ints * 4) as usize * MAX_WINDOW as usize)?,
             region: (meta_ints * 4) as usize,
             users: 0,
         })
+    }
+
+    /// Appends each completed step to `path` (`steps.partial.csv`, [`PROGRESS_HEADER`]) as it ends.
+    pub fn log_progress_to(&mut self, path: &std::path::Path) -> Result<(), GpuError> {
+        use std::io::Write;
+        let io = |source| GpuError::Io { path: path.to_path_buf(), source };
+        let mut f = std::fs::File::create(path).map_err(io)?;
+        f.write_all(PROGRESS_HEADER.as_bytes()).map_err(io)?;
+        self.progress = Some(f);
+        Ok(())
+    }
+
+    /// Restarts the run's clock (after the start-up captures, so that they are not in the first step's time).
+    pub fn start_clock(&mut self) {
+        self.t0_wall = Instant::now();
     }
 
     /// The partition of `sms` SMs, its kernels bound on first use.
@@ -434,9 +510,10 @@ impl<'a> CudaExecutor<'a> {
         let all_decode = work.iter().all(is_decode);
         let bucket = bucket_for(&self.buckets, work.len() as u32);
         // Graph replays: every step of an announced window, and lone look-ahead steps.
-        let graph_rows = (self.cfg.graphs && all_decode && group.1 == 1 && (steps > 1 || launch == Launch::Graph))
+        let mut graph_rows = (self.cfg.graphs && all_decode && group.1 == 1 && (steps > 1 || launch == Launch::Graph))
             .then_some(bucket)
-            .flatten();
+            .flatten()
+            .filter(|&rows| !self.failed_graphs.contains(&(sms, rows)));
         let (part, set) = match (group.0, self.held) {
             (0, None) => self.ops(sms, graph_rows.is_some())?,
             (g, Some(set)) if g > 0 => (self.partition(sms)?, set),
@@ -448,6 +525,24 @@ impl<'a> CudaExecutor<'a> {
             }
         };
         let layers = layer_group(group.0, group.1, self.model.layers.len() as u32);
+        if let Some(rows) = graph_rows
+            && !self.graphs.contains_key(&(sms, rows, set))
+        {
+            // Captured before the step's start event: capture time is host time, not the step's. A capture that
+            // fails leaves this key to eager steps from now on.
+            let l = self.graph_layout(work, 0, rows, sms)?;
+            match self.capture(&l, sms, set, self.cfg.max_context) {
+                Ok(exec) => {
+                    self.graphs.insert((sms, rows, set), exec);
+                    self.stats.late_captures += 1;
+                }
+                Err(_) => {
+                    self.stats.capture_failures += 1;
+                    self.failed_graphs.insert((sms, rows));
+                    graph_rows = None;
+                }
+            }
+        }
         let steps = if graph_rows.is_some() { steps.clamp(1, MAX_WINDOW) } else { 1 };
         let stream = part.stream;
         part.bind()?;
@@ -464,14 +559,6 @@ impl<'a> CudaExecutor<'a> {
                     (l, max)
                 }
             };
-            if let Some(rows) = graph_rows
-                && !self.graphs.contains_key(&(sms, rows, set))
-            {
-                // Captured before the step's start event: capture time is host time, not the step's.
-                let exec = self.capture(&l, sms, set, decode_max_len)?;
-                self.graphs.insert((sms, rows, set), exec);
-                self.stats.late_captures += 1;
-            }
             // Stream order keeps step j's metadata copy behind step j - 1's kernels; each step stages its
             // metadata in its own host region, so nothing is overwritten before it is copied.
             self.upload(&l, set, j as usize, stream)?;
@@ -495,6 +582,8 @@ impl<'a> CudaExecutor<'a> {
             self.sets[set].users += 1;
             self.in_flight.push(InFlight { ticket, set, start, end });
             self.gpu_ns.push(0);
+            self.ticket_graph.push(graph_rows.is_some());
+            self.ticket_sms.push(sms);
             tickets.push(ticket);
         }
         if group.1 > 1 && group.0 == 0 {
@@ -530,7 +619,9 @@ impl Executor for CudaExecutor<'_> {
                 first
             }
         };
-        self.log.push(StepCall { now, sms, work: work.to_vec(), launch, layer_groups: 1 });
+        // A look-ahead step whose graph could not be captured ran eagerly: logged as what ran.
+        let ran = if self.ticket_graph[ticket as usize] { Launch::Graph } else { Launch::Eager };
+        self.log.push(StepCall { now, sms, work: work.to_vec(), launch: ran, layer_groups: 1 });
         self.log_tickets.push(ticket);
         Ok(StepTiming { duration: estimate.total, hbm_bytes: 0.0, memory_ns: 0.0, pending: Some(ticket) })
     }
@@ -577,6 +668,20 @@ impl AsyncExecutor for CudaExecutor<'_> {
                     self.sets[f.set].users -= 1;
                     let ms = f.start.elapsed_ms(&f.end).map_err(err)?;
                     self.gpu_ns[f.ticket as usize] = (ms * 1e6).round() as u64;
+                    if let Some(p) = self.progress.as_mut() {
+                        use std::io::Write;
+                        let sms = self.ticket_sms[f.ticket as usize];
+                        let line = format!(
+                            "{},{sms},{},{:.6},{ms:.6}\n",
+                            f.ticket,
+                            u8::from(self.ticket_graph[f.ticket as usize]),
+                            end.0 as f64 / 1e6
+                        );
+                        // Unbuffered: a run killed at its deadline keeps every step that ended before.
+                        if p.write_all(line.as_bytes()).is_err() {
+                            self.progress = None;
+                        }
+                    }
                     return Ok(Some((f.ticket, end)));
                 }
                 if status != sys::CUresult::CUDA_ERROR_NOT_READY {

@@ -46,6 +46,9 @@ pub struct StepLayout {
     pub blocks_used: u32,
 }
 
+/// Blocks the device cache holds past the engine's capacity: one, shared by the padding rows of graph steps.
+pub const SPARE_BLOCKS: u32 = 1;
+
 /// Whether `w` runs through decode attention (one new token over cached context).
 pub fn is_decode(w: &SeqWork) -> bool {
     w.new_tokens == 1 && w.cached_tokens > 0
@@ -97,6 +100,32 @@ impl StepLayout {
         Ok(l)
     }
 
+    /// The layout of decode-only `work` padded to `rows` sequences for a CUDA graph: the real sequences as in
+    /// [`StepLayout::new`], then one-token decodes over one cached token that all use block `cache_blocks`, the
+    /// spare block past the engine's capacity ([`SPARE_BLOCKS`]), so padding never takes a block a real
+    /// sequence needs. Every row emits a token (the captured shapes never change).
+    pub fn padded(work: &[SeqWork], rows: u32, cache_blocks: u32) -> Result<StepLayout, GpuError> {
+        let real: Vec<SeqWork> = work.iter().map(|w| SeqWork { emits_token: true, ..*w }).collect();
+        if let Some(w) = real.iter().find(|w| !is_decode(w)) {
+            return Err(GpuError::Invalid(format!("a graph step runs decodes only, not {w:?}")));
+        }
+        if real.len() > rows as usize {
+            return Err(GpuError::Invalid(format!("{} sequences do not fit a graph of {rows} rows", real.len())));
+        }
+        let mut l = StepLayout::new(&real, cache_blocks)?;
+        let pad = rows - real.len() as u32;
+        for _ in 0..pad {
+            l.tables.extend(std::iter::repeat_n(cache_blocks as i32, l.max_blocks as usize));
+            l.decode_ctx.push(2);
+            l.max_decode_ctx = l.max_decode_ctx.max(2);
+            l.positions.push(1);
+            l.slot_of.push((cache_blocks * BLOCK_TOKENS + 1) as i32);
+            l.emit_rows.push(l.tokens as i32);
+            l.tokens += 1;
+        }
+        Ok(l)
+    }
+
     /// Prefill sequences.
     pub fn prefill_seqs(&self) -> u32 {
         self.q_len.len() as u32
@@ -113,6 +142,36 @@ impl StepLayout {
 pub fn layer_group(group: u32, groups: u32, layers: u32) -> std::ops::Range<usize> {
     let at = |g: u32| (u64::from(g) * u64::from(layers) / u64::from(groups.max(1))) as usize;
     at(group)..at(group + 1)
+}
+
+#[cfg(test)]
+mod padding_tests {
+    use super::*;
+
+    #[test]
+    fn graph_padding_uses_only_the_spare_block() {
+        // Two decodes that fill a 4-block cache exactly, padded to a graph of 8 rows.
+        let work = [
+            SeqWork { new_tokens: 1, cached_tokens: 31, emits_token: true },
+            SeqWork { new_tokens: 1, cached_tokens: 20, emits_token: false },
+        ];
+        let l = StepLayout::padded(&work, 8, 4).unwrap();
+        assert_eq!((l.tokens, l.decode_seqs(), l.emit_rows.len()), (8, 8, 8));
+        assert_eq!(l.blocks_used, 4, "padding adds no block to the real ones");
+        let mb = l.max_blocks as usize;
+        let real: Vec<i32> = l.tables[..2 * mb].to_vec();
+        assert!(real.iter().all(|&b| b < 4), "{real:?}");
+        assert!(l.tables[2 * mb..].iter().all(|&b| b == 4), "padding rows read the spare block only");
+        assert!(l.slot_of[2..].iter().all(|&s| s as u32 / BLOCK_TOKENS == 4), "and write only there");
+        assert_eq!(l.emit_rows, (0..8).collect::<Vec<i32>>());
+        // Without the spare block the same padding would have needed 6 more blocks than the cache has.
+        let mut naive = work.to_vec();
+        naive.resize(8, SeqWork { new_tokens: 1, cached_tokens: 1, emits_token: true });
+        assert!(StepLayout::new(&naive, 4).is_err());
+        assert!(StepLayout::padded(&work, 1, 4).is_err());
+        let prefill = [SeqWork { new_tokens: 5, cached_tokens: 0, emits_token: true }];
+        assert!(StepLayout::padded(&prefill, 4, 4).is_err());
+    }
 }
 
 #[cfg(test)]

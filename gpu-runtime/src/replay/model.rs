@@ -7,6 +7,7 @@ use crate::driver::DeviceBuffer;
 use crate::error::GpuError;
 use crate::kernels::BLOCK_TOKENS;
 use crate::ops::Ops;
+use crate::replay::layout::SPARE_BLOCKS;
 
 /// One decoder layer's weights (`[d_out, d_in]` row-major, as `y = x W^T` takes them).
 pub struct LayerWeights {
@@ -55,6 +56,26 @@ pub fn kv_bytes(m: &ModelSpec, blocks: u32) -> u64 {
     blocks as u64 * BLOCK_TOKENS as u64 * m.kv_bytes_per_token()
 }
 
+/// Working space kept free besides weights, KV cache and the executor's buffers: cuBLASLt workspaces, CUDA graphs,
+/// the kernel checks' and the driver's allocations (bytes).
+pub const WORKING_SPACE: u64 = 2 << 30;
+
+/// The KV blocks a replay can hold on a device with `free` bytes free (after contexts, kernels and cuBLASLt were
+/// created): `(free - weights - buffers - WORKING_SPACE) / bytes per block - SPARE_BLOCKS`, and 0 when that is
+/// negative.
+pub fn kv_blocks_that_fit(spec: &ModelSpec, free: u64, buffers: u64) -> u32 {
+    let per_block = kv_bytes(spec, 1).max(1);
+    let left = free.saturating_sub(weight_bytes(spec) + buffers + WORKING_SPACE);
+    ((left / per_block).saturating_sub(SPARE_BLOCKS as u64)).min(u32::MAX as u64) as u32
+}
+
+/// The KV blocks of a replay: the configured ones when they fit in what the device has free, else as many as fit
+/// (then the run is simulated with that many, so that both sides hold the same cache). Returns the blocks and
+/// whether they were reduced.
+pub fn replay_kv_blocks(configured: u32, fits: u32) -> (u32, bool) {
+    if configured <= fits { (configured, false) } else { (fits, true) }
+}
+
 impl DeviceModel {
     /// Allocates and fills the weights (seeded) and a KV cache of `kv_blocks` blocks; a clear error when the
     /// device lacks the memory (`free_bytes` as `cuMemGetInfo` reports it).
@@ -65,7 +86,7 @@ impl DeviceModel {
         free_bytes: u64,
         seed: u64,
     ) -> Result<DeviceModel, GpuError> {
-        let need = weight_bytes(spec) + kv_bytes(spec, kv_blocks);
+        let need = weight_bytes(spec) + kv_bytes(spec, kv_blocks + SPARE_BLOCKS);
         if need + (2 << 30) > free_bytes {
             return Err(GpuError::Unsupported(format!(
                 "too little GPU memory for {}: weights {:.1} GiB + KV cache of {kv_blocks} blocks {:.1} GiB + 2 GiB \
@@ -99,7 +120,7 @@ impl DeviceModel {
         let embed = fill(v * h, 1.0)?;
         let final_norm = fill(h, 1.0)?;
         let lm_head = fill(v * h, w(h))?;
-        let per_layer = kv_bytes(spec, kv_blocks) / (2 * spec.num_layers);
+        let per_layer = kv_bytes(spec, kv_blocks + SPARE_BLOCKS) / (2 * spec.num_layers);
         let mut k_cache = Vec::new();
         let mut v_cache = Vec::new();
         for _ in 0..spec.num_layers {
@@ -113,6 +134,21 @@ impl DeviceModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kv_cache_is_sized_from_free_memory() {
+        let m = ModelSpec::resolve("qwen3-8b").unwrap();
+        let gib = 1u64 << 30;
+        let per = kv_bytes(&m, 1);
+        let free = weight_bytes(&m) + 3 * gib + WORKING_SPACE + 1000 * per + 5;
+        assert_eq!(kv_blocks_that_fit(&m, free, 3 * gib), 1000 - SPARE_BLOCKS);
+        assert_eq!(kv_blocks_that_fit(&m, gib, 0), 0, "less free than the weights: nothing fits");
+        assert_eq!(replay_kv_blocks(900, 999), (900, false));
+        assert_eq!(replay_kv_blocks(5000, 999), (999, true));
+        // An H200 (141 GB) holds more Qwen3-8B KV blocks than an H100 (80 GB) with the same free fraction.
+        let (h100, h200) = (79 * gib, 139 * gib);
+        assert!(kv_blocks_that_fit(&m, h200, gib) > kv_blocks_that_fit(&m, h100, gib) + 20_000);
+    }
 
     #[test]
     fn memory_of_qwen3_8b_by_hand() {

@@ -12,8 +12,8 @@ use crate::replay::layout::StepLayout;
 
 impl CudaExecutor<'_> {
     /// Layout of step `j` of a window of `work` replayed from the graph of `rows` rows: every sequence `j` tokens
-    /// further, padded to the bucket with one-token decodes over one cached token; every row goes through the LM
-    /// head, so the captured shapes never change. Plans its GEMMs on `sms` SMs.
+    /// further, padded to the bucket with one-token decodes on the spare KV block ([`StepLayout::padded`]); every
+    /// row goes through the LM head, so the captured shapes never change. Plans its GEMMs on `sms` SMs.
     pub(super) fn graph_layout(
         &mut self,
         work: &[SeqWork],
@@ -21,10 +21,9 @@ impl CudaExecutor<'_> {
         rows: u32,
         sms: u32,
     ) -> Result<StepLayout, GpuError> {
-        let mut padded: Vec<SeqWork> =
+        let ahead: Vec<SeqWork> =
             work.iter().map(|w| SeqWork { cached_tokens: w.cached_tokens + j, emits_token: true, ..*w }).collect();
-        padded.resize(rows as usize, SeqWork { new_tokens: 1, cached_tokens: 1, emits_token: true });
-        let mut l = StepLayout::new(&padded, self.model.kv_blocks)?;
+        let mut l = StepLayout::padded(&ahead, rows, self.model.kv_blocks)?;
         self.check_fits(&l)?;
         l.max_blocks = l.max_blocks.min(self.table_stride);
         self.plans_for(l.tokens as u64, l.emit_rows.len() as u64, sms)?;
@@ -32,7 +31,8 @@ impl CudaExecutor<'_> {
     }
 
     /// Captures the graphs of `cfg.startup_graphs` on buffer set 0 before the run starts (cuBLASLt plans
-    /// included), so that windows replay without capturing; returns how many were captured.
+    /// included), so that windows replay without capturing; returns how many were captured. A capture that fails
+    /// is counted (`capture_failures`) and its windows run eagerly; it does not stop the replay.
     pub fn capture_startup(&mut self) -> Result<u64, GpuError> {
         let t0 = Instant::now();
         if !self.cfg.graphs {
@@ -45,23 +45,42 @@ impl CudaExecutor<'_> {
             let (_, set) = self.ops(sms, true)?;
             debug_assert_eq!(set, 0, "nothing runs at start-up");
             let l = self.graph_layout(&[], 0, rows, sms)?;
-            let exec = self.capture(&l, sms, set, self.cfg.max_context)?;
-            self.graphs.insert((sms, rows, set), exec);
-            self.stats.startup_captures += 1;
+            match self.capture(&l, sms, set, self.cfg.max_context) {
+                Ok(exec) => {
+                    self.graphs.insert((sms, rows, set), exec);
+                    self.stats.startup_captures += 1;
+                }
+                Err(_) => {
+                    self.stats.capture_failures += 1;
+                    self.failed_graphs.insert((sms, rows));
+                }
+            }
         }
         self.setup.gpu.synchronize()?;
         self.stats.startup_capture_ms = t0.elapsed().as_secs_f64() * 1e3;
         Ok(self.stats.startup_captures)
     }
 
+    /// Captures one graph step of layout `l` on partition `sms` with buffer set `set`. The first capture of a
+    /// (partition, set) pair is preceded by the same step run eagerly and waited for (warm-up: lazily loaded
+    /// code, cuBLASLt's workspace for the stream and its first-call set-up happen outside the capture).
     pub(super) fn capture(
-        &self,
+        &mut self,
         l: &StepLayout,
         sms: u32,
         set: usize,
         decode_max_len: u32,
     ) -> Result<CUgraphExec, GpuError> {
-        let stream = self.bound[&sms].0.stream;
+        let part = self.bound[&sms].0;
+        let stream = part.stream;
+        if !self.warmed.contains(&(sms, set)) {
+            self.upload(l, set, 0, stream)?;
+            self.forward(l, sms, set, decode_max_len, 0..self.model.layers.len())?;
+            part.synchronize()?;
+            self.warmed.insert((sms, set));
+            self.stats.warmups += 1;
+        }
+        self.setup.gemm.prepare(stream)?;
         let mut graph = std::ptr::null_mut();
         let mut exec = std::ptr::null_mut();
         // SAFETY: the stream is live; capture ends (and the graph is destroyed) on every path below.
