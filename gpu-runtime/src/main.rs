@@ -69,6 +69,10 @@ enum Cmd {
         /// Only these SM counts (comma-separated, each a partition of the GPU); the whole GPU is always added.
         #[arg(long, value_delimiter = ',')]
         sms: Option<Vec<u32>>,
+        /// The GPU this is (h100-sxm, h200, a100-80gb); default: detected from the device, and refused when it
+        /// contradicts the device.
+        #[arg(long)]
+        gpu: Option<String>,
     },
 }
 
@@ -106,6 +110,14 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Info => {
             let gpu = duet_gpu::driver::Gpu::open(0)?;
             println!("{}", serde_json::to_string_pretty(&gpu.facts)?);
+            let id = gpu.identity();
+            println!("nvidia-smi: {:?}", id.smi);
+            match duet_gpu::identity::resolve_gpu(&id, None) {
+                Ok(g) => println!("simulated as: {g} (bundled profile calibration/profiles/{g}.json)"),
+                Err(e) => println!("simulated as: none ({e})"),
+            }
+            let (free, total) = gpu.mem_info()?;
+            println!("memory: {:.2} GiB free of {:.2} GiB", free as f64 / 1073741824.0, total as f64 / 1073741824.0);
             let menu = duet_gpu::menu::Menu::new(gpu.facts.sm)?;
             println!("splits (decode, prefill) before creation: {:?}", menu.splits());
         }
@@ -137,7 +149,7 @@ fn run(cli: Cli) -> Result<()> {
             };
             duet_gpu::replay::run::replay(&sim, &o, &mut log)?;
         }
-        Cmd::Calibrate { model, out, quick, sms } => {
+        Cmd::Calibrate { model, out, quick, sms, gpu } => {
             let m = model.model()?;
             // Fail on a missing driver before creating anything.
             duet_gpu::probe::require_driver()?;
@@ -147,6 +159,7 @@ fn run(cli: Cli) -> Result<()> {
                 out: out.clone(),
                 options: BenchOptions { quick, sms },
                 include_search: model.site_packages.clone(),
+                gpu,
             };
             let s = calibrate(&cfg, &mut log)?;
             println!("{}", std::fs::read_to_string(out.join("summary.md"))?);

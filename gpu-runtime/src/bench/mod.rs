@@ -42,6 +42,8 @@ pub struct CalibrateConfig {
     pub options: BenchOptions,
     /// Extra folders to look for CUDA headers in (Python site-packages).
     pub include_search: Vec<PathBuf>,
+    /// `--gpu`, if given: must name the GPU the device is ([`crate::identity::resolve_gpu`]).
+    pub gpu: Option<String>,
 }
 
 /// Everything `summary.json` holds.
@@ -49,6 +51,12 @@ pub struct CalibrateConfig {
 pub struct CalibrationSummary {
     /// Device facts.
     pub device: DeviceFacts,
+    /// The device's identity (driver facts and `nvidia-smi` clocks).
+    pub identity: crate::identity::DeviceIdentity,
+    /// The bundled GPU the device is (`duet calibrate fit --gpu` takes it).
+    pub gpu: String,
+    /// Green-context splits the driver refused.
+    pub skipped_splits: Vec<crate::green::SkippedSplit>,
     /// Model measured.
     pub model: String,
     /// Green-context splits offered (decode SMs, prefill SMs), actual counts.
@@ -196,7 +204,19 @@ impl Setup {
 /// Runs the calibration; progress lines go to `log`.
 pub fn calibrate(cfg: &CalibrateConfig, log: &mut dyn FnMut(&str)) -> Result<CalibrationSummary, GpuError> {
     let start = Instant::now();
-    let setup = Setup::open(&cfg.model, &cfg.include_search, log)?;
+    let gpu = Gpu::open(0)?;
+    let identity = gpu.identity();
+    let gpu_name = crate::identity::resolve_gpu(&identity, cfg.gpu.as_deref())?;
+    log(&format!("device {} is {gpu_name}; clocks {:?}", identity.name, identity.smi));
+    records::write(
+        &cfg.out,
+        "device.json",
+        &serde_json::to_string_pretty(
+            &serde_json::json!({ "gpu": gpu_name, "identity": identity, "facts": gpu.facts }),
+        )
+        .expect("serialisable"),
+    )?;
+    let setup = Setup::open_on(gpu, &cfg.model, &cfg.include_search, log)?;
     let m = &cfg.model;
     let checks = setup.checks(m, log)?;
     records::write(&cfg.out, "checks.json", &serde_json::to_string_pretty(&checks).expect("serialisable"))?;
@@ -236,17 +256,19 @@ pub fn calibrate(cfg: &CalibrateConfig, log: &mut dyn FnMut(&str)) -> Result<Cal
     }
     records::write(&cfg.out, "corun.csv", &records::corun_csv(&contention))?;
 
-    let mut bench = Bench { gpu, gemm, model: m, plan: &plan, parts: bound, log };
+    // Every record is appended to records.jsonl as it is measured, so a run cut short keeps what it measured.
+    let sink = records::Appender::create(&cfg.out, "records.jsonl")?;
+    let mut bench = Bench { gpu, gemm, model: m, plan: &plan, parts: bound, log, sink: &sink };
     let bw = bench.bandwidth()?;
     records::write(&cfg.out, "bandwidth.csv", &records::bandwidth_csv(&bw))?;
-    // records.jsonl is rewritten after each section, so a run cut short keeps what it measured.
     let mut recs = bench.projections()?;
-    records::write_records(&cfg.out, &recs)?;
     recs.extend(bench.elementwise()?);
-    records::write_records(&cfg.out, &recs)?;
     recs.extend(bench.decode_attention()?);
-    records::write_records(&cfg.out, &recs)?;
     recs.extend(bench.prefill_attention(prefill_kernel)?);
+    if let Some(e) = sink.error() {
+        return Err(GpuError::Invalid(format!("records.jsonl could not be appended to: {e}")));
+    }
+    // Rewritten whole at the end (same records, same order).
     records::write_records(&cfg.out, &recs)?;
 
     let per_sms = per_sms_rows(&plan, &recs, &bw);
@@ -254,6 +276,9 @@ pub fn calibrate(cfg: &CalibrateConfig, log: &mut dyn FnMut(&str)) -> Result<Cal
     let full = per_sms.last().cloned().unwrap_or_default();
     let summary = CalibrationSummary {
         device: f,
+        identity,
+        gpu: gpu_name,
+        skipped_splits: parts.skipped.clone(),
         model: m.name.clone(),
         splits: parts.menu.splits(),
         include_dir: include_dir.map(|d| d.display().to_string()),

@@ -116,6 +116,47 @@ pub fn write(dir: &Path, name: &str, text: &str) -> Result<(), GpuError> {
     std::fs::write(&path, text).map_err(|source| GpuError::Io { path, source })
 }
 
+/// Appends each record to a JSONL file the moment it is measured (unbuffered), so that a run killed at its
+/// deadline keeps every record before the kill; at most the line being written is lost, and readers skip no
+/// complete line. Write errors are remembered, not fatal to the measurement: [`Appender::error`] reports the first.
+pub struct Appender {
+    file: std::cell::RefCell<Option<std::fs::File>>,
+    path: std::path::PathBuf,
+    error: std::cell::RefCell<Option<String>>,
+}
+
+impl Appender {
+    /// Creates (truncates) `dir/name`.
+    pub fn create(dir: &Path, name: &str) -> Result<Appender, GpuError> {
+        let path = dir.join(name);
+        let f = std::fs::File::create(&path).map_err(|source| GpuError::Io { path: path.clone(), source })?;
+        Ok(Appender { file: std::cell::RefCell::new(Some(f)), path, error: Default::default() })
+    }
+
+    /// An appender that writes nothing.
+    pub fn none() -> Appender {
+        Appender { file: Default::default(), path: Default::default(), error: Default::default() }
+    }
+
+    /// Appends `r` as one JSON line and returns it.
+    pub fn keep(&self, r: Record) -> Record {
+        use std::io::Write;
+        let mut f = self.file.borrow_mut();
+        if let Some(file) = f.as_mut()
+            && let Err(e) = file.write_all(to_jsonl(std::slice::from_ref(&r)).as_bytes())
+        {
+            *self.error.borrow_mut() = Some(format!("{}: {e}", self.path.display()));
+            *f = None;
+        }
+        r
+    }
+
+    /// The first write error, if any.
+    pub fn error(&self) -> Option<String> {
+        self.error.borrow().clone()
+    }
+}
+
 /// Writes `records.jsonl`.
 pub fn write_records(dir: &Path, records: &[Record]) -> Result<(), GpuError> {
     write(dir, "records.jsonl", &to_jsonl(records))
@@ -127,6 +168,26 @@ mod tests {
 
     use super::*;
     use crate::bench::plan::projections;
+
+    #[test]
+    fn records_appended_one_by_one_read_back_after_each() {
+        let m = ModelSpec::resolve("qwen3-8b").unwrap();
+        let dir = std::env::temp_dir().join(format!("duet-gpu-append-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let a = Appender::create(&dir, "records.jsonl").unwrap();
+        let p = projections(&m)[0];
+        for (i, t) in [1u64, 16, 256].into_iter().enumerate() {
+            let r = a.keep(linear(&p, t, 132, TimeStats::median_only(0.1 * (i + 1) as f64)));
+            assert_eq!(r.d_in, p.d_in, "keep hands the record back");
+            // What a run killed now would leave: every record so far, readable.
+            let back = read_any(&dir.join("records.jsonl"), 132).unwrap();
+            assert_eq!(back.len(), i + 1);
+            assert_eq!(back[i].time_ms.median, 0.1 * (i + 1) as f64);
+        }
+        assert!(a.error().is_none());
+        Appender::none().keep(linear(&p, 1, 132, TimeStats::median_only(1.0)));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn records_and_corun_files_read_back_with_the_calibration_readers() {

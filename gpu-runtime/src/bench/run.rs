@@ -47,6 +47,8 @@ pub struct Bench<'a> {
     pub parts: Vec<Bound<'a>>,
     /// Progress lines go here.
     pub log: &'a mut dyn FnMut(&str),
+    /// Every record is appended here as it is measured.
+    pub sink: &'a rec::Appender,
 }
 
 /// The partition of `sms` SMs among the whole GPU, the groups and the remainders.
@@ -150,7 +152,7 @@ impl Bench<'_> {
                     let stats = time(b.part, self.plan.rounds, |i| {
                         self.gemm.run(&plan, x.ptr, w.ptr(i), y.ptr, b.part.stream)
                     })?;
-                    out.push(rec::linear(&p, t, b.part.sms, stats));
+                    out.push(self.sink.keep(rec::linear(&p, t, b.part.sms, stats)));
                 }
             }
             let best = out
@@ -194,15 +196,15 @@ impl Bench<'_> {
                 let (o, s, tt) = (&b.ops, b.part.sms, t as u32);
                 let r = self.plan.rounds;
                 let st = time(b.part, r, |_| o.rmsnorm(y.ptr, x.ptr, w.ptr, tt, h as u32, 1e-6))?;
-                out.push(rec::elementwise(OpClass::Rmsnorm, t, h, s, st));
+                out.push(self.sink.keep(rec::elementwise(OpClass::Rmsnorm, t, h, s, st)));
                 let st = time(b.part, r, |_| o.residual_add(y.ptr, x.ptr, t * h))?;
-                out.push(rec::elementwise(OpClass::Add, t, h, s, st));
+                out.push(self.sink.keep(rec::elementwise(OpClass::Add, t, h, s, st)));
                 let st = time(b.part, r, |_| o.silu_mul(act.ptr, gu.ptr, tt, inter as u32))?;
-                out.push(rec::elementwise(OpClass::SiluMul, t, inter, s, st));
+                out.push(self.sink.keep(rec::elementwise(OpClass::SiluMul, t, inter, s, st)));
                 let st = time(b.part, r, |_| {
                     o.rotary(qkv.ptr, pos.ptr, tt, m.num_q_heads as u32, m.num_kv_heads as u32, 1e6)
                 })?;
-                out.push(rec::elementwise(OpClass::Rotary, t, heads * m.head_dim, s, st));
+                out.push(self.sink.keep(rec::elementwise(OpClass::Rotary, t, heads * m.head_dim, s, st)));
             }
         }
         self.gpu.bind()?;
@@ -295,7 +297,7 @@ impl Bench<'_> {
                     };
                     b.ops.decode_attention(out.ptr, qkv.ptr, &kv, lens.ptr, scratch, c.batch, c.context, qh, kvh)
                 })?;
-                recs.push(rec::decode(&c, m, b.part.sms, st));
+                recs.push(self.sink.keep(rec::decode(&c, m, b.part.sms, st)));
             }
             self.gpu.bind()?;
         }
@@ -331,7 +333,7 @@ impl Bench<'_> {
                 let st = time(b.part, self.plan.rounds, |_| {
                     b.ops.prefill_attention(kernel, out.ptr, qkv.ptr, &kv, qs.ptr, ql.ptr, cb.ptr, 1, c.chunk, qh, kvh)
                 })?;
-                recs.push(rec::prefill(&c, m, kernel.name(), b.part.sms, st));
+                recs.push(self.sink.keep(rec::prefill(&c, m, kernel.name(), b.part.sms, st)));
             }
             self.gpu.bind()?;
         }
