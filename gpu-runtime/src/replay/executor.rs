@@ -29,15 +29,19 @@ use super::layout::{StepLayout, is_decode, layer_group};
 use super::model::DeviceModel;
 use crate::bench::Setup;
 use crate::bench::run::find_partition;
-use crate::driver::{DeviceBuffer, Event, PinnedBuffer};
+use crate::driver::Event;
 use crate::error::{GpuError, check};
 use crate::gemm::{GemmPlan, GemmShape};
 use crate::green::Partition;
 use crate::kernels::BLOCK_TOKENS;
 use crate::lookahead::{bucket_for, graph_buckets};
-use crate::ops::{DecodeScratch, Ops, PagedKv, PrefillKernel, decode_split};
+use crate::ops::{DecodeScratch, Ops, PagedKv, PrefillKernel};
 
+mod buffers;
 mod graphs;
+
+use buffers::Buffers;
+pub use buffers::{buffer_bytes, buffer_sizes};
 
 /// Sizes and switches of the executor.
 #[derive(Debug, Clone)]
@@ -77,36 +81,6 @@ pub struct ExecStats {
     pub capture_failures: u64,
     /// Eager warm-up passes run before a partition's first capture.
     pub warmups: u64,
-}
-
-/// Activations and metadata of one in-flight step.
-struct Buffers {
-    x: DeviceBuffer,
-    xn: DeviceBuffer,
-    qkv: DeviceBuffer,
-    attn: DeviceBuffer,
-    tmp: DeviceBuffer,
-    gu: DeviceBuffer,
-    act: DeviceBuffer,
-    gathered: DeviceBuffer,
-    logits: DeviceBuffer,
-    sampled: DeviceBuffer,
-    ids: DeviceBuffer,
-    positions: DeviceBuffer,
-    slot_of: DeviceBuffer,
-    q_start: DeviceBuffer,
-    q_len: DeviceBuffer,
-    ctx_before: DeviceBuffer,
-    tables: DeviceBuffer,
-    decode_ctx: DeviceBuffer,
-    emit_rows: DeviceBuffer,
-    part_acc: DeviceBuffer,
-    part_ml: DeviceBuffer,
-    staging: PinnedBuffer,
-    /// Bytes of one step's metadata region in `staging`.
-    region: usize,
-    /// Steps in flight using this set.
-    users: u32,
 }
 
 /// Most steps of a look-ahead window enqueued at once (staging regions per buffer set).
@@ -164,46 +138,10 @@ pub struct CudaExecutor<'a> {
 /// Header of `steps.partial.csv`: one row per step as it completes (ticket order is launch order).
 pub const PROGRESS_HEADER: &str = "ticket,sms,graph,end_ms,gpu_ms\n";
 
-/// Bytes of one buffer set's device arrays for `m` under `c` (the table row length `stride`, a partition of up to
-/// `sms` SMs), in the order [`CudaExecutor`] allocates them.
-pub fn buffer_sizes(m: &duet_sim::model::ModelSpec, c: &ExecutorConfig, stride: u32, sms: u32) -> Vec<usize> {
-    let t = c.max_tokens.max(c.max_seqs) as u64;
-    let s = c.max_seqs as u64;
-    let (h, i) = (m.hidden_size, m.intermediate_size);
-    let (hq, hkv, d) = (m.num_q_heads, m.num_kv_heads, m.head_dim);
-    let max_parts =
-        (1..=c.max_seqs).map(|n| n * decode_split(n, hkv as u32, c.max_context, sms).0).max().unwrap_or(1) as u64;
-    let bf = |n: u64| (n * 2) as usize;
-    let int = |n: u64| (n * 4) as usize;
-    vec![
-        bf(t * h),
-        bf(t * h),
-        bf(t * (hq + 2 * hkv) * d),
-        bf(t * hq * d),
-        bf(t * h),
-        bf(t * 2 * i),
-        bf(t * i),
-        bf(s * h),
-        bf(s * m.vocab_size),
-        int(s),
-        int(t),
-        int(t),
-        int(t),
-        int(s),
-        int(s),
-        int(s),
-        int(s * stride as u64),
-        int(s),
-        int(s),
-        (max_parts * hq * d * 4) as usize,
-        (max_parts * hq * 2 * 4) as usize,
-    ]
-}
-
-/// Device bytes of the executor's two buffer sets for `m` under `c` on a GPU of `sms` SMs.
-pub fn buffer_bytes(m: &duet_sim::model::ModelSpec, c: &ExecutorConfig, sms: u32) -> u64 {
-    let stride = c.max_context.div_ceil(BLOCK_TOKENS) + 1;
-    2 * buffer_sizes(m, c, stride, sms).iter().map(|&b| b as u64).sum::<u64>()
+/// One row of `steps.partial.csv` ([`PROGRESS_HEADER`]): a step's ticket, partition, whether it was replayed from
+/// a graph, its end on the run's clock and its GPU time, both in ms.
+pub fn progress_line(ticket: u64, sms: u32, graph: bool, end: Nanos, gpu_ms: f64) -> String {
+    format!("{ticket},{sms},{},{:.6},{gpu_ms:.6}\n", u8::from(graph), end.0 as f64 / 1e6)
 }
 
 fn err(e: GpuError) -> ExecutorError {
@@ -252,41 +190,6 @@ impl<'a> CudaExecutor<'a> {
             ticket_graph: Vec::new(),
             ticket_sms: Vec::new(),
             progress: None,
-        })
-    }
-
-    fn buffers(m: &duet_sim::model::ModelSpec, c: &ExecutorConfig, stride: u32, sms: u32) -> Result<Buffers, GpuError> {
-        let sizes = buffer_sizes(m, c, stride, sms);
-        let mut next = sizes.iter();
-        let mut a = || DeviceBuffer::alloc(*next.next().expect("one size per buffer"));
-        let t = c.max_tokens.max(c.max_seqs) as u64;
-        let s = c.max_seqs as u64;
-        let meta_ints = 3 * t + 5 * s + s * stride as u64 + 16;
-        Ok(Buffers {
-            x: a()?,
-            xn: a()?,
-            qkv: a()?,
-            attn: a()?,
-            tmp: a()?,
-            gu: a()?,
-            act: a()?,
-            gathered: a()?,
-            logits: a()?,
-            sampled: a()?,
-            ids: a()?,
-            positions: a()?,
-            slot_of: a()?,
-            q_start: a()?,
-            q_len: a()?,
-            ctx_before: a()?,
-            tables: a()?,
-            decode_ctx: a()?,
-            emit_rows: a()?,
-            part_acc: a()?,
-            part_ml: a()?,
-            staging: PinnedBuffer::alloc((meta_ints * 4) as usize * MAX_WINDOW as usize)?,
-            region: (meta_ints * 4) as usize,
-            users: 0,
         })
     }
 
@@ -671,12 +574,7 @@ impl AsyncExecutor for CudaExecutor<'_> {
                     if let Some(p) = self.progress.as_mut() {
                         use std::io::Write;
                         let sms = self.ticket_sms[f.ticket as usize];
-                        let line = format!(
-                            "{},{sms},{},{:.6},{ms:.6}\n",
-                            f.ticket,
-                            u8::from(self.ticket_graph[f.ticket as usize]),
-                            end.0 as f64 / 1e6
-                        );
+                        let line = progress_line(f.ticket, sms, self.ticket_graph[f.ticket as usize], end, ms);
                         // Unbuffered: a run killed at its deadline keeps every step that ended before.
                         if p.write_all(line.as_bytes()).is_err() {
                             self.progress = None;
@@ -697,5 +595,17 @@ impl AsyncExecutor for CudaExecutor<'_> {
 
     fn as_executor(&mut self) -> &mut dyn Executor {
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_rows_match_their_header() {
+        let row = progress_line(7, 32, true, Nanos(12_345_678), 0.25);
+        assert_eq!(row, "7,32,1,12.345678,0.250000\n");
+        assert_eq!(row.split(',').count(), PROGRESS_HEADER.split(',').count());
     }
 }
