@@ -1,22 +1,22 @@
-//! Argument definitions (clap derive) and dispatch.
+//! Argument definitions (clap derive); `main.rs` parses them and dispatches to the command modules.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 pub use duet_args::{SimArgs, WorkloadArgs};
 
-use crate::{calibrate_cmd, commands, replay_cmd, report_cmd, sweep, trace_cmd, validate_cmd};
-
 /// duet: how should prefill and decode share a GPU? Simulate LLM-serving schedulers on real traces.
 #[derive(Debug, Parser)]
 #[command(name = "duet", version, about, long_about = None)]
-struct Cli {
+pub struct Cli {
+    /// The subcommand given.
     #[command(subcommand)]
-    command: Command,
+    pub command: Command,
 }
 
+/// The subcommands, one per `*_cmd` module or `commands` function (dispatched in `main.rs`).
 #[derive(Debug, Subcommand)]
-enum Command {
+pub enum Command {
     /// Simulate a trace under a scheduling policy and report TTFT/TPOT/ITL/TBT/E2EL, throughput and goodput.
     Sim(SimCommand),
     /// Run a sweep file (policies x rates x traces x models x ... x seeds) in parallel, resumably; write
@@ -245,39 +245,4 @@ pub struct RooflineArgs {
     /// Print every row, not only the summary.
     #[arg(long)]
     pub rows: bool,
-}
-
-/// Parses the command line and runs the command.
-pub fn run() -> anyhow::Result<()> {
-    use clap::{CommandFactory, FromArgMatches};
-    let matches = Cli::command().get_matches();
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    let typed = matches.subcommand_matches("validate").map(duet_args::record::typed_ids).unwrap_or_default();
-    match cli.command {
-        Command::Sim(a) => commands::sim(&a.sim, a.out.as_deref()),
-        Command::Sweep(a) if a.list => sweep::list(&a.config, a.out, a.shard.as_deref()),
-        Command::Sweep(a) => sweep::sweep(&a.config, a.out, a.shard.as_deref(), a.jobs),
-        Command::Capacity(a) => sweep::capacity(&a.config, a.out, a.jobs),
-        Command::Report(a) => {
-            let files = report_cmd::run(&report_cmd::ReportOptions {
-                results: a.results,
-                out: a.out,
-                rate: a.rate,
-                timeline_seconds: a.timeline_seconds,
-                calibration: a.calibration,
-            })?;
-            for f in files {
-                println!("wrote {}", f.display());
-            }
-            Ok(())
-        }
-        Command::Bench(a) => commands::bench(&a.sim, a.runs),
-        Command::Trace(t) => trace_cmd::run(t),
-        Command::Models => commands::models(),
-        Command::Gpus => commands::gpus(),
-        Command::RooflineCheck(a) => commands::roofline_check(&a),
-        Command::Calibrate(c) => calibrate_cmd::run(c),
-        Command::Validate(a) => validate_cmd::run(&a.sim, &typed, &a.replay, a.out.as_deref()),
-        Command::Replay(a) => replay_cmd::run(&a.sim, &a.out, a.dry_run, a.device_scale),
-    }
 }

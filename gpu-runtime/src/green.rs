@@ -209,6 +209,14 @@ impl Partitions {
         Ok(Partitions { whole, menu, pairs, skipped })
     }
 
+    /// The partition of `sms` SMs among the whole GPU, the groups and the remainders.
+    pub fn find(&self, sms: u32) -> Option<&Partition> {
+        if self.whole.sms == sms {
+            return Some(&self.whole);
+        }
+        self.pairs.iter().flat_map(|p| [&p.group, &p.remainder]).find(|p| p.sms == sms)
+    }
+
     /// (decode, prefill) partitions for `decode_sms` decode SMs, or an error when the menu has no such split.
     pub fn split(&self, decode_sms: u32) -> Result<(&Partition, &Partition), GpuError> {
         let c = self.menu.lookup(decode_sms).ok_or_else(|| {

@@ -8,6 +8,7 @@
 
 pub mod bench;
 pub mod check;
+pub mod device;
 pub mod driver;
 pub mod error;
 pub mod gemm;

@@ -9,7 +9,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use duet_gpu::bench::plan::BenchOptions;
-use duet_gpu::bench::{CalibrateConfig, Setup, calibrate};
+use duet_gpu::bench::{CalibrateConfig, calibrate};
+use duet_gpu::device::Setup;
 use duet_sim::model::ModelSpec;
 
 #[derive(Parser)]

@@ -51,20 +51,12 @@ pub struct Bench<'a> {
     pub sink: &'a rec::Appender,
 }
 
-/// The partition of `sms` SMs among the whole GPU, the groups and the remainders.
-pub fn find_partition(parts: &Partitions, sms: u32) -> Option<&Partition> {
-    if parts.whole.sms == sms {
-        return Some(&parts.whole);
-    }
-    parts.pairs.iter().flat_map(|p| [&p.group, &p.remainder]).find(|p| p.sms == sms)
-}
-
 /// Binds the kernels on every SM count of `plan`.
 pub fn bind_all<'a>(parts: &'a Partitions, kernels: &Kernels, plan: &BenchPlan) -> Result<Vec<Bound<'a>>, GpuError> {
     plan.sm_counts
         .iter()
         .map(|&s| {
-            let part = find_partition(parts, s).ok_or_else(|| GpuError::Invalid(format!("no partition of {s} SMs")))?;
+            let part = parts.find(s).ok_or_else(|| GpuError::Invalid(format!("no partition of {s} SMs")))?;
             Ok(Bound { part, ops: kernels.bind(part)? })
         })
         .collect()

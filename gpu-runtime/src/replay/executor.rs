@@ -27,8 +27,7 @@ use duet_sim::realtime::AsyncExecutor;
 
 use super::layout::{StepLayout, is_decode, layer_group};
 use super::model::DeviceModel;
-use crate::bench::Setup;
-use crate::bench::run::find_partition;
+use crate::device::Setup;
 use crate::driver::Event;
 use crate::error::{GpuError, check};
 use crate::gemm::{GemmPlan, GemmShape};
@@ -211,7 +210,7 @@ impl<'a> CudaExecutor<'a> {
     /// The partition of `sms` SMs, its kernels bound on first use.
     fn partition(&mut self, sms: u32) -> Result<&'a Partition, GpuError> {
         if !self.bound.contains_key(&sms) {
-            let part = find_partition(&self.setup.parts, sms)
+            let part = self.setup.parts.find(sms)
                 .ok_or_else(|| GpuError::Invalid(format!("no partition of {sms} SMs on this GPU")))?;
             let ops = self.setup.kernels.bind(part)?;
             self.bound.insert(sms, (part, ops));

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 
 use super::executor::{CudaExecutor, ExecutorConfig, buffer_bytes};
 use super::model::{kv_blocks_that_fit, replay_kv_blocks};
-use crate::bench::{Setup, choose_prefill_kernel};
+use crate::device::{Setup, choose_prefill_kernel};
 use crate::driver::Gpu;
 use crate::identity::resolve_gpu;
 use crate::lookahead::{graph_buckets, window_graph_keys};
