@@ -144,7 +144,13 @@ pub fn roofline_check(a: &RooflineArgs) -> Result<()> {
     println!("{:<16} {:>6} {:>16} {:>13}", "op", "rows", "median abs err%", "p90 abs err%");
     for op in LINEAR_OPS.iter().map(|o| Some(*o)).chain([None]) {
         let s = error_stats(&rows, op);
-        println!("{:<16} {:>6} {:>16.1} {:>13.1}", op.unwrap_or("all linear"), s.count, s.median_pct, s.p90_pct);
+        println!(
+            "{:<16} {:>6} {:>16.1} {:>13.1}",
+            op.unwrap_or("all linear"),
+            s.count,
+            s.median_abs_pct,
+            s.p90_abs_pct
+        );
     }
     Ok(())
 }

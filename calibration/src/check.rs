@@ -24,24 +24,19 @@ pub struct Prediction {
 }
 
 impl Prediction {
+    /// `100 x (predicted - measured) / measured` ([`duet_sim::compare::pct_error`]).
+    pub fn pct(&self) -> f64 {
+        duet_sim::compare::pct_error(self.measured_ms, self.predicted_ms)
+    }
+
     /// `|predicted - measured| / measured x 100`.
     pub fn abs_pct(&self) -> f64 {
-        (self.predicted_ms - self.measured_ms).abs() / self.measured_ms * 100.0
+        self.pct().abs()
     }
 }
 
-/// Error statistics of a set of predictions.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct ClassStats {
-    /// Number of predictions.
-    pub count: usize,
-    /// Median absolute % error.
-    pub median_abs_pct: f64,
-    /// 90th percentile absolute % error.
-    pub p90_abs_pct: f64,
-    /// Largest absolute % error.
-    pub max_abs_pct: f64,
-}
+/// Error statistics of a set of predictions: duet's one comparison summary ([`duet_sim::compare::ErrorStats`]).
+pub type ClassStats = duet_sim::compare::ErrorStats;
 
 /// The accuracy report (`duet calibrate check --json` prints it).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -98,33 +93,15 @@ pub fn predict(profile: &Profile, records: &[Record]) -> Vec<Prediction> {
         .collect()
 }
 
-fn stats(mut errs: Vec<f64>) -> ClassStats {
-    errs.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        if errs.is_empty() {
-            return 0.0;
-        }
-        let k = p / 100.0 * (errs.len() - 1) as f64;
-        let (lo, hi) = (k.floor() as usize, k.ceil() as usize);
-        errs[lo] + (errs[hi] - errs[lo]) * (k - lo as f64)
-    };
-    ClassStats {
-        count: errs.len(),
-        median_abs_pct: pct(50.0),
-        p90_abs_pct: pct(90.0),
-        max_abs_pct: errs.last().copied().unwrap_or(0.0),
-    }
-}
-
 /// Statistics per class and overall.
 pub fn report(preds: &[Prediction]) -> Report {
     let mut by: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for p in preds {
-        by.entry(p.op.as_str().to_string()).or_default().push(p.abs_pct());
+        by.entry(p.op.as_str().to_string()).or_default().push(p.pct());
     }
     Report {
-        overall: stats(preds.iter().map(Prediction::abs_pct).collect()),
-        by_class: by.into_iter().map(|(k, v)| (k, stats(v))).collect(),
+        overall: ClassStats::of(&preds.iter().map(Prediction::pct).collect::<Vec<_>>()),
+        by_class: by.into_iter().map(|(k, v)| (k, ClassStats::of(&v))).collect(),
     }
 }
 

@@ -1,4 +1,5 @@
-//! Errors of the simulator: bad configuration (user input) and engine failures (policy bugs, stalls).
+//! Errors of the simulator: bad configuration (user input), executor failures and engine failures (policy bugs,
+//! stalls). This module imports nothing from the crate, so every other module can use it.
 
 /// A configuration the simulator cannot run: the message says what and why.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +36,7 @@ pub enum SimError {
     },
     /// The executor failed.
     #[error(transparent)]
-    Executor(#[from] crate::executor::ExecutorError),
+    Executor(#[from] ExecutorError),
     /// Work remains but the policy schedules nothing and no event is pending.
     #[error(
         "simulation stalled at t={at_ns} ns: {waiting} waiting and {running} running requests, but policy {policy} planned nothing"
@@ -51,3 +52,8 @@ pub enum SimError {
         running: usize,
     },
 }
+
+/// An executor failure (the GPU executor's errors; the simulated executor never fails).
+#[derive(Debug, thiserror::Error)]
+#[error("executor failed: {0}")]
+pub struct ExecutorError(pub String);

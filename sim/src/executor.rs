@@ -74,10 +74,7 @@ pub struct StepCall {
     pub layer_groups: u32,
 }
 
-/// An executor failure (the GPU executor's errors; the simulated executor never fails).
-#[derive(Debug, thiserror::Error)]
-#[error("executor failed: {0}")]
-pub struct ExecutorError(pub String);
+pub use crate::error::ExecutorError;
 
 /// Virtual-time executor: a batch takes exactly what the roofline cost model predicts.
 #[derive(Debug)]

@@ -7,6 +7,7 @@
 //! timings; [`metrics`] turns them into the numbers [`report`] writes.
 
 pub mod cluster;
+pub mod compare;
 pub mod cost;
 pub mod engine;
 pub mod error;
@@ -22,6 +23,7 @@ pub mod realtime;
 pub mod report;
 pub mod request;
 pub mod run;
+pub mod stats;
 pub mod time;
 pub mod validate;
 

@@ -202,34 +202,11 @@ pub fn decode_idle_fraction(iterations: &[IterationRecord]) -> Option<f64> {
     Some(if span == 0 { 0.0 } else { 1.0 - busy as f64 / span as f64 })
 }
 
-/// Absolute percentage errors summarised.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct ErrorStats {
-    /// Steps.
-    pub count: usize,
-    /// Median `|error|` (%).
-    pub median_abs_pct: f64,
-    /// 90th percentile `|error|` (%).
-    pub p90_abs_pct: f64,
-    /// Largest `|error|` (%).
-    pub max_abs_pct: f64,
-    /// Mean signed error (%): positive when the model predicts too long.
-    pub mean_signed_pct: f64,
-}
+pub use crate::compare::ErrorStats;
 
-/// Summary of `(measured, predicted)` pairs.
+/// Summary of `(measured, predicted)` pairs ([`ErrorStats::of_pairs`]).
 pub fn error_stats(pairs: &[(f64, f64)]) -> ErrorStats {
-    let signed: Vec<f64> = pairs.iter().map(|(m, p)| 100.0 * (p - m) / m).collect();
-    let mut abs: Vec<f64> = signed.iter().map(|e| e.abs()).collect();
-    abs.sort_by(f64::total_cmp);
-    let q = |f: f64| if abs.is_empty() { 0.0 } else { abs[((abs.len() - 1) as f64 * f).round() as usize] };
-    ErrorStats {
-        count: pairs.len(),
-        median_abs_pct: q(0.5),
-        p90_abs_pct: q(0.9),
-        max_abs_pct: abs.last().copied().unwrap_or(0.0),
-        mean_signed_pct: if signed.is_empty() { 0.0 } else { signed.iter().sum::<f64>() / signed.len() as f64 },
-    }
+    ErrorStats::of_pairs(pairs)
 }
 
 /// Per-step comparison.
@@ -404,8 +381,8 @@ mod tests {
         assert_eq!(e.count, 4);
         assert!((e.max_abs_pct - 20.0).abs() < 1e-9);
         assert!((e.mean_signed_pct - (10.0 - 20.0 + 0.0 + 5.0) / 4.0).abs() < 1e-9);
-        // Sorted |errors| 0, 5, 10, 20: index round(3 x 0.5) = 2 -> 10; round(3 x 0.9) = 3 -> 20.
-        assert!((e.median_abs_pct - 10.0).abs() < 1e-9 && (e.p90_abs_pct - 20.0).abs() < 1e-9);
+        // Sorted |errors| 0, 5, 10, 20, numpy's linear rule: median 7.5; p90 at rank 2.7: 10 + 0.7 x 10 = 17.
+        assert!((e.median_abs_pct - 7.5).abs() < 1e-9 && (e.p90_abs_pct - 17.0).abs() < 1e-9, "{e:?}");
     }
 
     #[test]

@@ -26,10 +26,10 @@ fn print_stats(rows: &[OpComparison]) {
             "{:<16} n={:<5} median |err| {:5.1}%  p90 |err| {:5.1}%",
             op.unwrap_or("all"),
             s.count,
-            s.median_pct,
-            s.p90_pct
+            s.median_abs_pct,
+            s.p90_abs_pct
         );
-        assert!(s.median_pct.is_finite() && s.p90_pct >= s.median_pct);
+        assert!(s.median_abs_pct.is_finite() && s.p90_abs_pct >= s.median_abs_pct);
     }
 }
 

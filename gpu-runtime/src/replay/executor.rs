@@ -210,7 +210,10 @@ impl<'a> CudaExecutor<'a> {
     /// The partition of `sms` SMs, its kernels bound on first use.
     fn partition(&mut self, sms: u32) -> Result<&'a Partition, GpuError> {
         if !self.bound.contains_key(&sms) {
-            let part = self.setup.parts.find(sms)
+            let part = self
+                .setup
+                .parts
+                .find(sms)
                 .ok_or_else(|| GpuError::Invalid(format!("no partition of {sms} SMs on this GPU")))?;
             let ops = self.setup.kernels.bind(part)?;
             self.bound.insert(sms, (part, ops));

@@ -12,7 +12,6 @@ use std::path::Path;
 use crate::cost::{CostConfig, CostModel};
 use crate::error::ConfigError;
 use crate::gpu::GpuSpec;
-use crate::metrics::stats::percentile;
 use crate::model::ModelSpec;
 
 /// A Vidur profiling CSV read whole: header columns by name, then the data lines.
@@ -63,29 +62,22 @@ pub struct OpComparison {
 }
 
 impl OpComparison {
-    /// `|predicted - measured| / measured x 100`.
+    /// `|predicted - measured| / measured x 100` ([`crate::compare::pct_error`], absolute).
     pub fn abs_pct_error(&self) -> f64 {
-        (self.predicted_ms - self.measured_ms).abs() / self.measured_ms * 100.0
+        crate::compare::pct_error(self.measured_ms, self.predicted_ms).abs()
     }
 }
 
-/// Error statistics over a set of comparisons.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ErrorStats {
-    /// Number of comparisons.
-    pub count: usize,
-    /// Median absolute % error.
-    pub median_pct: f64,
-    /// 90th percentile absolute % error.
-    pub p90_pct: f64,
-}
+pub use crate::compare::ErrorStats;
 
-/// Median and p90 absolute % error of `rows` (all of them, or one operator's with `op`).
+/// Error statistics ([`ErrorStats`]) of `rows` (all of them, or one operator's with `op`).
 pub fn error_stats(rows: &[OpComparison], op: Option<&str>) -> ErrorStats {
-    let mut errs: Vec<f64> =
-        rows.iter().filter(|r| op.is_none_or(|o| r.op == o)).map(OpComparison::abs_pct_error).collect();
-    errs.sort_by(f64::total_cmp);
-    ErrorStats { count: errs.len(), median_pct: percentile(&errs, 50.0), p90_pct: percentile(&errs, 90.0) }
+    let errs: Vec<f64> = rows
+        .iter()
+        .filter(|r| op.is_none_or(|o| r.op == o))
+        .map(|r| crate::compare::pct_error(r.measured_ms, r.predicted_ms))
+        .collect();
+    ErrorStats::of(&errs)
 }
 
 /// Reads a Vidur `*.mlp.csv` and compares every TP = `tp` row's linear operators with the roofline on all SMs

@@ -18,7 +18,7 @@
 //!
 //! Statistics are mean, median, population std, p90 and p99 with numpy's linear interpolation ([`stats`]).
 
-pub mod stats;
+pub use crate::stats;
 
 use serde::Serialize;
 
