@@ -1,7 +1,7 @@
 //! Plan validation and starting batches.
 
 use super::{DecisionRecord, Engine, InFlight, IterationRecord};
-use crate::cost::{Launch, SeqWork};
+use crate::cost::Launch;
 use crate::error::SimError;
 use crate::executor::{Executor, StepTiming};
 use crate::policy::{Batch, BatchItem, Lane, Plan};
@@ -180,19 +180,7 @@ impl Engine {
     pub(super) fn step_work(&mut self, items: &[BatchItem]) {
         self.work.clear();
         for item in items {
-            let r = &self.requests[item.req().index()];
-            self.work.push(match *item {
-                BatchItem::Prefill { tokens, .. } => SeqWork {
-                    new_tokens: tokens,
-                    cached_tokens: r.kv_tokens,
-                    emits_token: r.kv_tokens + tokens == r.prefill_target,
-                },
-                // A finished request keeps its look-ahead slot until the window ends (the captured graph still
-                // computes it), at its last context length.
-                BatchItem::Decode { .. } => {
-                    SeqWork { new_tokens: 1, cached_tokens: r.kv_tokens, emits_token: r.phase != Phase::Finished }
-                }
-            });
+            self.work.push(item.work(&self.requests[item.req().index()], 0));
         }
     }
 

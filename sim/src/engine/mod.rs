@@ -671,7 +671,7 @@ impl Engine {
                 now: self.now,
                 waiting: &self.waiting,
                 running: &self.running,
-                requests: &self.requests,
+                requests: crate::policy::Requests::new(&self.requests),
                 kv: self.cfg.kv,
                 free_blocks: self.free_blocks(),
                 total_sms: self.cfg.num_sms,

@@ -50,7 +50,7 @@ impl<'v, 'a> Draft<'v, 'a> {
             .items
             .iter()
             .filter(|(it, _)| {
-                self.view.req(it.req()).phase == Phase::Queued || self.view.req(it.req()).phase == Phase::Preempted
+                self.view.req(it.req()).phase() == Phase::Queued || self.view.req(it.req()).phase() == Phase::Preempted
             })
             .count();
         self.view.running.len() - self.preempt.len() + admitted
@@ -61,7 +61,7 @@ impl<'v, 'a> Draft<'v, 'a> {
         (0..self.view.running.len())
             .filter(|&p| {
                 let r = self.view.req(self.view.running[p]);
-                !self.preempted[p] && !r.in_flight && r.phase == phase
+                !self.preempted[p] && !r.in_flight() && r.phase() == phase
             })
             .collect()
     }
@@ -69,8 +69,8 @@ impl<'v, 'a> Draft<'v, 'a> {
     /// Most tokens (up to `want`) the running request at `pos` can add without more blocks than are free.
     pub fn tokens_that_fit(&self, pos: usize, want: u32) -> u32 {
         let r = self.view.req(self.view.running[pos]);
-        let room = (u64::from(r.blocks) + u64::from(self.free)) * u64::from(self.view.kv.block_size);
-        let fit = room.saturating_sub(u64::from(r.kv_tokens));
+        let room = (u64::from(r.blocks()) + u64::from(self.free)) * u64::from(self.view.kv.block_size);
+        let fit = room.saturating_sub(u64::from(r.kv_tokens()));
         want.min(fit.min(u64::from(u32::MAX)) as u32)
     }
 
@@ -95,7 +95,7 @@ impl<'v, 'a> Draft<'v, 'a> {
                 }
             }
         }
-        let item = match self.view.req(id).phase {
+        let item = match self.view.req(id).phase() {
             Phase::Decoding => BatchItem::Decode { req: id },
             _ => BatchItem::Prefill { req: id, tokens },
         };
@@ -167,7 +167,7 @@ impl<'v, 'a> Draft<'v, 'a> {
     fn newest_victim_after(&self, pos: usize) -> Option<usize> {
         (pos + 1..self.view.running.len())
             .rev()
-            .find(|&p| !self.preempted[p] && !self.view.req(self.view.running[p]).in_flight)
+            .find(|&p| !self.preempted[p] && !self.view.req(self.view.running[p]).in_flight())
     }
 
     fn preempt_pos(&mut self, pos: usize) {

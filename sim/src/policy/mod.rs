@@ -10,127 +10,20 @@ mod draft;
 mod duet;
 mod prefill_first;
 mod split;
+mod view;
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 pub use chunked::{Chunked, ChunkedConfig};
 pub use duet::{Duet, DuetConfig};
 pub use prefill_first::{PrefillFirst, PrefillFirstConfig};
 pub use split::{MuxWise, MuxWiseConfig, StaticSplit, StaticSplitConfig};
+pub use view::{Lane, ReqView, Requests, RunningBatch, View};
 
 use crate::cost::{CostModel, SeqWork};
 use crate::error::ConfigError;
-use crate::kv::KvCapacity;
 use crate::partition::Granularity;
-use crate::prefix::PrefixCache;
 use crate::request::{ReqId, Request};
-use crate::time::Nanos;
-
-/// What a batch runs on: the whole GPU, or one side of a prefill/decode split.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Lane {
-    /// All SMs (aggregated serving).
-    Whole,
-    /// The prefill partition.
-    Prefill,
-    /// The decode partition.
-    Decode,
-}
-
-impl Lane {
-    /// Name in outputs (`iterations.csv`, `steps.csv`).
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Lane::Whole => "whole",
-            Lane::Prefill => "prefill",
-            Lane::Decode => "decode",
-        }
-    }
-}
-
-/// A batch that is executing, as a policy sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RunningBatch {
-    /// Its lane.
-    pub lane: Lane,
-    /// SMs it holds.
-    pub sms: u32,
-    /// When it started.
-    pub started: Nanos,
-    /// When its current step (or layer group) would end if nothing changed (contention can move it).
-    pub expected_end: Nanos,
-    /// Layer groups left after the current one (0 for unsegmented batches).
-    pub segments_left: u32,
-    /// A resize waiting for the next layer-group boundary.
-    pub pending_sms: Option<u32>,
-}
-
-/// Everything a policy may look at, read-only.
-#[derive(Debug, Clone, Copy)]
-pub struct View<'a> {
-    /// Current simulated (or wall-clock) time.
-    pub now: Nanos,
-    /// Arrived requests not holding KV, in queue order (preempted requests go to the front).
-    pub waiting: &'a VecDeque<ReqId>,
-    /// Admitted requests in admission order (oldest first).
-    pub running: &'a [ReqId],
-    /// All requests of the workload, indexed by id.
-    pub requests: &'a [Request],
-    /// KV-cache geometry.
-    pub kv: KvCapacity,
-    /// KV blocks free now.
-    pub free_blocks: u32,
-    /// SMs of the GPU.
-    pub total_sms: u32,
-    /// Batches executing now.
-    pub busy: &'a [RunningBatch],
-    /// The instance's prefix cache, if any (admission costs of queued requests).
-    pub prefix: Option<&'a PrefixCache>,
-}
-
-impl View<'_> {
-    /// The request with id `id`.
-    pub fn req(&self, id: ReqId) -> &Request {
-        &self.requests[id.index()]
-    }
-
-    /// Blocks request `id` must add to hold `new_tokens` more tokens.
-    pub fn extra_blocks(&self, id: ReqId, new_tokens: u32) -> u32 {
-        let r = self.req(id);
-        self.kv.blocks_for(r.kv_tokens + new_tokens).saturating_sub(r.blocks)
-    }
-
-    /// Blocks that admitting queued request `id` with a first chunk of `tokens` takes from `free_blocks`: its
-    /// new blocks plus the unreferenced prefix-cache blocks it would pin (an upper bound when several queued
-    /// requests share them).
-    pub fn admit_blocks(&self, id: ReqId, tokens: u32) -> u32 {
-        self.extra_blocks(id, tokens) + self.prefix.map_or(0, |c| c.pin_cost(id))
-    }
-
-    /// SMs not held by a running batch.
-    pub fn free_sms(&self) -> u32 {
-        self.total_sms - self.busy.iter().map(|b| b.sms).sum::<u32>()
-    }
-
-    /// The running batch on `lane`, if any.
-    pub fn on_lane(&self, lane: Lane) -> Option<&RunningBatch> {
-        self.busy.iter().find(|b| b.lane == lane)
-    }
-
-    /// The cost-model work of `item` at step `step` of a look-ahead window (0 for a single step).
-    pub fn seq_work(&self, item: &BatchItem, step: u32) -> SeqWork {
-        let r = self.req(item.req());
-        match *item {
-            BatchItem::Prefill { tokens, .. } => SeqWork {
-                new_tokens: tokens,
-                cached_tokens: r.kv_tokens,
-                emits_token: r.kv_tokens + tokens == r.prefill_target,
-            },
-            BatchItem::Decode { .. } => SeqWork { new_tokens: 1, cached_tokens: r.kv_tokens + step, emits_token: true },
-        }
-    }
-}
 
 /// One request's share of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +44,26 @@ pub enum BatchItem {
 }
 
 impl BatchItem {
+    /// The cost-model work of this item of request `r` at step `step` of a look-ahead window (0 for a single step,
+    /// or for the engine's current step): a prefill chunk over the cached tokens, emitting a token when it
+    /// completes the prefill; a decode over the cached tokens plus `step`, emitting a token unless the request
+    /// already finished (it keeps its look-ahead slot, at its last context length, until the window ends: the
+    /// captured graph still computes it). The one definition the engine and the policies' view share.
+    pub fn work(&self, r: &Request, step: u32) -> SeqWork {
+        match *self {
+            BatchItem::Prefill { tokens, .. } => SeqWork {
+                new_tokens: tokens,
+                cached_tokens: r.kv_tokens,
+                emits_token: r.kv_tokens + tokens == r.prefill_target,
+            },
+            BatchItem::Decode { .. } => SeqWork {
+                new_tokens: 1,
+                cached_tokens: r.kv_tokens + step,
+                emits_token: r.phase != crate::request::Phase::Finished,
+            },
+        }
+    }
+
     /// The request this item schedules.
     pub fn req(&self) -> ReqId {
         match *self {
