@@ -136,7 +136,7 @@ fn prepare(workload: &Workload, cfg: &SimConfig) -> Result<Prepared, SimError> {
         prefix_cache: cfg.prefix_cache,
         role: Role::Aggregated,
     };
-    let policy_name = cfg.policy.build(&ctx)?.name();
+    let policy_name = cfg.policy.name();
     Ok(Prepared { model, kv, cost, ctx, engine_cfg, policy_name })
 }
 

@@ -16,7 +16,7 @@ fn config(model: &str, cluster: ClusterConfig) -> SimConfig {
         model: ModelSpec::resolve(model).unwrap(),
         num_sms: gpu.num_sms,
         gpu,
-        policy: PolicyConfig::Chunked(ChunkedConfig::default()),
+        policy: PolicyConfig::new(ChunkedConfig::default()),
         granularity: Granularity::Tpc,
         contention: None,
         partition_switch_ns: 20_000,

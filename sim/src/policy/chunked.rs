@@ -29,6 +29,15 @@ impl Default for ChunkedConfig {
     }
 }
 
+/// `chunked` in the policy registry.
+pub const ENTRY: super::Entry = super::Entry {
+    name: "chunked",
+    settings: |o| {
+        let d = ChunkedConfig::default();
+        Ok(std::sync::Arc::new(ChunkedConfig { token_budget: o.budget(d.token_budget), ..d }))
+    },
+};
+
 /// The chunked-prefill policy.
 #[derive(Debug, Clone)]
 pub struct Chunked {

@@ -53,6 +53,21 @@ impl Default for DuetConfig {
     }
 }
 
+/// `duet` in the policy registry.
+pub const ENTRY: super::Entry = super::Entry {
+    name: "duet",
+    settings: |o| {
+        let d = DuetConfig::default();
+        Ok(std::sync::Arc::new(DuetConfig {
+            token_budget: o.budget(d.token_budget),
+            tbt_target_ns: o.tbt_ns(d.tbt_target_ns),
+            max_lookahead: o.max_lookahead.unwrap_or(d.max_lookahead),
+            guard: o.guard.unwrap_or(d.guard),
+            ..d
+        }))
+    },
+};
+
 /// The DuetServe policy.
 #[derive(Debug)]
 pub struct Duet {

@@ -9,6 +9,7 @@ mod chunked;
 mod draft;
 mod duet;
 mod prefill_first;
+mod registry;
 mod split;
 mod view;
 
@@ -17,11 +18,11 @@ use std::sync::Arc;
 pub use chunked::{Chunked, ChunkedConfig};
 pub use duet::{Duet, DuetConfig};
 pub use prefill_first::{PrefillFirst, PrefillFirstConfig};
+pub use registry::{Entry, PolicyConfig, PolicyOptions, REGISTRY, Settings};
 pub use split::{MuxWise, MuxWiseConfig, StaticSplit, StaticSplitConfig};
 pub use view::{Lane, ReqView, Requests, RunningBatch, View};
 
 use crate::cost::{CostModel, SeqWork};
-use crate::error::ConfigError;
 use crate::partition::Granularity;
 use crate::request::{ReqId, Request};
 
@@ -192,126 +193,4 @@ pub struct PolicyContext {
     pub total_sms: u32,
     /// Partition granularity.
     pub granularity: Granularity,
-}
-
-/// Policies selectable by name, with their settings.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PolicyConfig {
-    /// `chunked`: vLLM v1 / Sarathi-Serve.
-    Chunked(ChunkedConfig),
-    /// `prefill-first`: SGLang default / vLLM v0.
-    PrefillFirst(PrefillFirstConfig),
-    /// `duet`: DuetServe.
-    Duet(DuetConfig),
-    /// `static-split`: fixed prefill/decode partitions (semi-PD-like).
-    StaticSplit(StaticSplitConfig),
-    /// `muxwise`: persistent split sized per decode step.
-    MuxWise(MuxWiseConfig),
-}
-
-/// Options shared by the policies, as given on the command line.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PolicyOptions {
-    /// Token budget per batch.
-    pub token_budget: Option<u32>,
-    /// TBT target, ms.
-    pub tbt_target_ms: Option<f64>,
-    /// Largest look-ahead depth.
-    pub max_lookahead: Option<u32>,
-    /// Static split as (prefill SMs, decode SMs).
-    pub split: Option<(u32, u32)>,
-    /// Decode-step guard of duet and muxwise (predicted step x (1 + guard) must meet the target).
-    pub guard: Option<f64>,
-}
-
-impl PolicyConfig {
-    /// Names accepted by [`PolicyConfig::by_name`].
-    pub const NAMES: [&'static str; 5] = ["chunked", "prefill-first", "duet", "static-split", "muxwise"];
-
-    /// The policy called `name` with default settings overridden by `o`.
-    pub fn by_name(name: &str, o: &PolicyOptions) -> Result<PolicyConfig, ConfigError> {
-        if o.token_budget == Some(0) {
-            return Err(ConfigError::Invalid("token budget must be >= 1".into()));
-        }
-        if let Some(t) = o.tbt_target_ms
-            && !(t.is_finite() && t > 0.0)
-        {
-            return Err(ConfigError::Invalid(format!("TBT target must be a positive number of ms, got {t}")));
-        }
-        if o.max_lookahead == Some(0) {
-            return Err(ConfigError::Invalid("max look-ahead must be >= 1".into()));
-        }
-        let tbt_ns = |d: u64| o.tbt_target_ms.map_or(d, |t| (t * 1e6).round() as u64);
-        let budget = |d: u32| o.token_budget.unwrap_or(d);
-        let cfg = match name {
-            "chunked" => {
-                let d = ChunkedConfig::default();
-                PolicyConfig::Chunked(ChunkedConfig { token_budget: budget(d.token_budget), ..d })
-            }
-            "prefill-first" => {
-                let d = PrefillFirstConfig::default();
-                PolicyConfig::PrefillFirst(PrefillFirstConfig { token_budget: budget(d.token_budget), ..d })
-            }
-            "duet" => {
-                let d = DuetConfig::default();
-                PolicyConfig::Duet(DuetConfig {
-                    token_budget: budget(d.token_budget),
-                    tbt_target_ns: tbt_ns(d.tbt_target_ns),
-                    max_lookahead: o.max_lookahead.unwrap_or(d.max_lookahead),
-                    guard: o.guard.unwrap_or(d.guard),
-                    ..d
-                })
-            }
-            "static-split" => {
-                let (prefill_sms, decode_sms) = o.split.ok_or_else(|| {
-                    ConfigError::Invalid("static-split needs --split PREFILL_SMS:DECODE_SMS (e.g. 100:32)".into())
-                })?;
-                let d = StaticSplitConfig::default();
-                PolicyConfig::StaticSplit(StaticSplitConfig {
-                    token_budget: budget(d.token_budget),
-                    prefill_sms,
-                    decode_sms,
-                    lookahead: o.max_lookahead.unwrap_or(d.lookahead),
-                    ..d
-                })
-            }
-            "muxwise" => {
-                let d = MuxWiseConfig::default();
-                PolicyConfig::MuxWise(MuxWiseConfig {
-                    token_budget: budget(d.token_budget),
-                    tbt_target_ns: tbt_ns(d.tbt_target_ns),
-                    ..d
-                })
-            }
-            _ => {
-                return Err(ConfigError::Invalid(format!(
-                    "unknown policy {name:?}; known policies: {}",
-                    Self::NAMES.join(", ")
-                )));
-            }
-        };
-        Ok(cfg)
-    }
-
-    /// The token budget of this configuration.
-    pub fn token_budget(&self) -> u32 {
-        match self {
-            PolicyConfig::Chunked(c) => c.token_budget,
-            PolicyConfig::PrefillFirst(c) => c.token_budget,
-            PolicyConfig::Duet(c) => c.token_budget,
-            PolicyConfig::StaticSplit(c) => c.token_budget,
-            PolicyConfig::MuxWise(c) => c.token_budget,
-        }
-    }
-
-    /// Builds the policy, checking its settings against the GPU.
-    pub fn build(&self, ctx: &PolicyContext) -> Result<Box<dyn Policy>, ConfigError> {
-        Ok(match self {
-            PolicyConfig::Chunked(c) => Box::new(Chunked::new(c.clone())),
-            PolicyConfig::PrefillFirst(c) => Box::new(PrefillFirst::new(c.clone())),
-            PolicyConfig::Duet(c) => Box::new(Duet::new(c.clone(), ctx.clone())?),
-            PolicyConfig::StaticSplit(c) => Box::new(StaticSplit::new(c.clone(), ctx)?),
-            PolicyConfig::MuxWise(c) => Box::new(MuxWise::new(c.clone(), ctx.clone())?),
-        })
-    }
 }

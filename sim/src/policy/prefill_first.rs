@@ -28,6 +28,15 @@ impl Default for PrefillFirstConfig {
     }
 }
 
+/// `prefill-first` in the policy registry.
+pub const ENTRY: super::Entry = super::Entry {
+    name: "prefill-first",
+    settings: |o| {
+        let d = PrefillFirstConfig::default();
+        Ok(std::sync::Arc::new(PrefillFirstConfig { token_budget: o.budget(d.token_budget), ..d }))
+    },
+};
+
 /// The prefill-first policy.
 #[derive(Debug, Clone)]
 pub struct PrefillFirst {

@@ -37,6 +37,24 @@ impl Default for StaticSplitConfig {
     }
 }
 
+/// `static-split` in the policy registry.
+pub const STATIC_SPLIT_ENTRY: super::Entry = super::Entry {
+    name: "static-split",
+    settings: |o| {
+        let (prefill_sms, decode_sms) = o.split.ok_or_else(|| {
+            ConfigError::Invalid("static-split needs --split PREFILL_SMS:DECODE_SMS (e.g. 100:32)".into())
+        })?;
+        let d = StaticSplitConfig::default();
+        Ok(std::sync::Arc::new(StaticSplitConfig {
+            token_budget: o.budget(d.token_budget),
+            prefill_sms,
+            decode_sms,
+            lookahead: o.max_lookahead.unwrap_or(d.lookahead),
+            ..d
+        }))
+    },
+};
+
 /// Builds the decode batch (`decode`: SMs and look-ahead) and the prefill batch (`prefill`: SMs and layer
 /// groups) of one plan from one draft, so KV accounting covers both.
 fn split_plan(
@@ -128,6 +146,19 @@ impl Default for MuxWiseConfig {
         Self { token_budget: 2048, max_num_seqs: 256, tbt_target_ns: 100_000_000, guard: 0.3, layers_per_segment: 1 }
     }
 }
+
+/// `muxwise` in the policy registry.
+pub const MUXWISE_ENTRY: super::Entry = super::Entry {
+    name: "muxwise",
+    settings: |o| {
+        let d = MuxWiseConfig::default();
+        Ok(std::sync::Arc::new(MuxWiseConfig {
+            token_budget: o.budget(d.token_budget),
+            tbt_target_ns: o.tbt_ns(d.tbt_target_ns),
+            ..d
+        }))
+    },
+};
 
 /// Persistent split sized per decode step, with layer-granular prefill.
 #[derive(Debug)]

@@ -1,0 +1,207 @@
+//! Policies by name: the [`REGISTRY`] of every selectable policy, each an [`Entry`] (its name and how its
+//! [`Settings`] come from the command-line [`PolicyOptions`]), and [`PolicyConfig`], the settings a run holds.
+//!
+//! Adding a policy is one file (the policy, its settings type implementing [`Settings`], and its `ENTRY`) plus
+//! one line in [`REGISTRY`].
+
+use std::sync::Arc;
+
+use super::{Chunked, Duet, MuxWise, Policy, PolicyContext, PrefillFirst, StaticSplit};
+use super::{ChunkedConfig, DuetConfig, MuxWiseConfig, PrefillFirstConfig, StaticSplitConfig};
+use crate::error::ConfigError;
+
+/// Options shared by the policies, as given on the command line.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PolicyOptions {
+    /// Token budget per batch.
+    pub token_budget: Option<u32>,
+    /// TBT target, ms.
+    pub tbt_target_ms: Option<f64>,
+    /// Largest look-ahead depth.
+    pub max_lookahead: Option<u32>,
+    /// Static split as (prefill SMs, decode SMs).
+    pub split: Option<(u32, u32)>,
+    /// Decode-step guard of duet and muxwise (predicted step x (1 + guard) must meet the target).
+    pub guard: Option<f64>,
+}
+
+impl PolicyOptions {
+    /// The token budget, or `default`.
+    pub fn budget(&self, default: u32) -> u32 {
+        self.token_budget.unwrap_or(default)
+    }
+
+    /// The TBT target in ns, or `default_ns`.
+    pub fn tbt_ns(&self, default_ns: u64) -> u64 {
+        self.tbt_target_ms.map_or(default_ns, |t| (t * 1e6).round() as u64)
+    }
+}
+
+/// A policy's settings: its name, its token budget, and the policy they build.
+pub trait Settings: std::fmt::Debug + Send + Sync {
+    /// The policy's name (as on the command line and in reports).
+    fn name(&self) -> &'static str;
+    /// Tokens per batch (its meaning is the policy's).
+    fn token_budget(&self) -> u32;
+    /// Builds the policy, checking the settings against the GPU.
+    fn build(&self, ctx: &PolicyContext) -> Result<Box<dyn Policy>, ConfigError>;
+}
+
+/// One selectable policy.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
+    /// Its name.
+    pub name: &'static str,
+    /// Its settings from the options (defaults where an option is not given).
+    pub settings: fn(&PolicyOptions) -> Result<Arc<dyn Settings>, ConfigError>,
+}
+
+/// Every policy, in the order `duet --help` lists them.
+pub const REGISTRY: &[Entry] = &[
+    super::chunked::ENTRY,
+    super::prefill_first::ENTRY,
+    super::duet::ENTRY,
+    super::split::STATIC_SPLIT_ENTRY,
+    super::split::MUXWISE_ENTRY,
+];
+
+/// A run's policy settings (Debug prints the settings themselves, e.g. `DuetConfig { .. }`).
+#[derive(Clone)]
+pub struct PolicyConfig(Arc<dyn Settings>);
+
+impl std::fmt::Debug for PolicyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl PartialEq for PolicyConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name() && format!("{:?}", self.0) == format!("{:?}", other.0)
+    }
+}
+
+impl PolicyConfig {
+    /// Settings given directly.
+    pub fn new(s: impl Settings + 'static) -> PolicyConfig {
+        PolicyConfig(Arc::new(s))
+    }
+
+    /// Names of every registered policy.
+    pub fn names() -> Vec<&'static str> {
+        REGISTRY.iter().map(|e| e.name).collect()
+    }
+
+    /// The policy called `name` with default settings overridden by `o`.
+    pub fn by_name(name: &str, o: &PolicyOptions) -> Result<PolicyConfig, ConfigError> {
+        if o.token_budget == Some(0) {
+            return Err(ConfigError::Invalid("token budget must be >= 1".into()));
+        }
+        if let Some(t) = o.tbt_target_ms
+            && !(t.is_finite() && t > 0.0)
+        {
+            return Err(ConfigError::Invalid(format!("TBT target must be a positive number of ms, got {t}")));
+        }
+        if o.max_lookahead == Some(0) {
+            return Err(ConfigError::Invalid("max look-ahead must be >= 1".into()));
+        }
+        let entry = REGISTRY.iter().find(|e| e.name == name).ok_or_else(|| {
+            ConfigError::Invalid(format!("unknown policy {name:?}; known policies: {}", Self::names().join(", ")))
+        })?;
+        Ok(PolicyConfig((entry.settings)(o)?))
+    }
+
+    /// The policy's name.
+    pub fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    /// The token budget of this configuration.
+    pub fn token_budget(&self) -> u32 {
+        self.0.token_budget()
+    }
+
+    /// Builds the policy, checking its settings against the GPU.
+    pub fn build(&self, ctx: &PolicyContext) -> Result<Box<dyn Policy>, ConfigError> {
+        self.0.build(ctx)
+    }
+}
+
+impl Settings for ChunkedConfig {
+    fn name(&self) -> &'static str {
+        "chunked"
+    }
+    fn token_budget(&self) -> u32 {
+        self.token_budget
+    }
+    fn build(&self, _: &PolicyContext) -> Result<Box<dyn Policy>, ConfigError> {
+        Ok(Box::new(Chunked::new(self.clone())))
+    }
+}
+
+impl Settings for PrefillFirstConfig {
+    fn name(&self) -> &'static str {
+        "prefill-first"
+    }
+    fn token_budget(&self) -> u32 {
+        self.token_budget
+    }
+    fn build(&self, _: &PolicyContext) -> Result<Box<dyn Policy>, ConfigError> {
+        Ok(Box::new(PrefillFirst::new(self.clone())))
+    }
+}
+
+impl Settings for DuetConfig {
+    fn name(&self) -> &'static str {
+        "duet"
+    }
+    fn token_budget(&self) -> u32 {
+        self.token_budget
+    }
+    fn build(&self, ctx: &PolicyContext) -> Result<Box<dyn Policy>, ConfigError> {
+        Ok(Box::new(Duet::new(self.clone(), ctx.clone())?))
+    }
+}
+
+impl Settings for StaticSplitConfig {
+    fn name(&self) -> &'static str {
+        "static-split"
+    }
+    fn token_budget(&self) -> u32 {
+        self.token_budget
+    }
+    fn build(&self, ctx: &PolicyContext) -> Result<Box<dyn Policy>, ConfigError> {
+        Ok(Box::new(StaticSplit::new(self.clone(), ctx)?))
+    }
+}
+
+impl Settings for MuxWiseConfig {
+    fn name(&self) -> &'static str {
+        "muxwise"
+    }
+    fn token_budget(&self) -> u32 {
+        self.token_budget
+    }
+    fn build(&self, ctx: &PolicyContext) -> Result<Box<dyn Policy>, ConfigError> {
+        Ok(Box::new(MuxWise::new(self.clone(), ctx.clone())?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_registered_policy_builds_by_its_name_and_unknown_names_list_them() {
+        let o = PolicyOptions { split: Some((100, 32)), ..PolicyOptions::default() };
+        for e in REGISTRY {
+            let c = PolicyConfig::by_name(e.name, &o).unwrap();
+            assert_eq!(c.name(), e.name);
+        }
+        let e = PolicyConfig::by_name("fifo", &o).unwrap_err().to_string();
+        assert!(e.contains("chunked, prefill-first, duet, static-split, muxwise"), "{e}");
+        let c = PolicyConfig::by_name("duet", &PolicyOptions { tbt_target_ms: Some(40.0), ..o.clone() }).unwrap();
+        assert_eq!(c, PolicyConfig::new(DuetConfig { tbt_target_ns: 40_000_000, ..DuetConfig::default() }));
+        assert_ne!(c, PolicyConfig::new(DuetConfig::default()));
+    }
+}
