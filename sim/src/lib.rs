@@ -19,6 +19,7 @@ pub mod model;
 pub mod partition;
 pub mod policy;
 pub mod prefix;
+pub mod queue;
 pub mod realtime;
 pub mod report;
 pub mod request;

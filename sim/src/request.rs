@@ -6,6 +6,9 @@
 //! request with `o` output tokens holds at most `input + o - 1` tokens of KV. Preemption (vLLM's recompute
 //! mode) frees all blocks and sets `kv_tokens = 0`; the request re-prefills its prompt and the tokens it had
 //! generated, and its stream resumes with the next token.
+//!
+//! Every phase change is a method here ([`Request::admit`], [`Request::emit_token`], [`Request::preempt`],
+//! [`Request::await_transfer`]); the engine calls them and keeps the KV and queue bookkeeping.
 
 use duet_traces::RequestSpec;
 
@@ -38,6 +41,15 @@ pub enum Phase {
     /// Disaggregated decode instance: KV blocks reserved, the prompt's KV still on its way from the prefill
     /// instance; not schedulable until it arrives.
     Transferring,
+}
+
+/// What [`Request::emit_token`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Emitted {
+    /// The gap since the previous token (`None` for the first token).
+    pub gap: Option<Nanos>,
+    /// Whether that was the last output token.
+    pub finished: bool,
 }
 
 /// Engine-side state of one request.
@@ -121,6 +133,49 @@ impl Request {
     /// KV blocks only this request holds (a preemption frees them; shared prefix blocks stay cached).
     pub fn private_blocks(&self) -> u32 {
         self.blocks - self.shared_blocks
+    }
+
+    /// Admitted from the queue: its prefill (or recompute) starts.
+    pub fn admit(&mut self) {
+        debug_assert!(matches!(self.phase, Phase::Queued | Phase::Preempted), "{:?}", self.phase);
+        self.phase = Phase::Prefilling;
+    }
+
+    /// A token is produced at `now`: the first one sets `first_token`, later ones are a gap since the previous
+    /// (the largest kept in `max_tbt`). The request decodes from now on, or is finished when this was its last
+    /// output token.
+    pub fn emit_token(&mut self, now: Nanos) -> Emitted {
+        let gap = match self.last_token {
+            Some(last) => {
+                let gap = now - last;
+                self.max_tbt = self.max_tbt.max(gap);
+                Some(gap)
+            }
+            None => {
+                self.first_token = Some(now);
+                None
+            }
+        };
+        self.last_token = Some(now);
+        self.generated += 1;
+        self.phase = if self.generated == self.spec.output_tokens { Phase::Finished } else { Phase::Decoding };
+        Emitted { gap, finished: self.phase == Phase::Finished }
+    }
+
+    /// Recompute preemption (vLLM's recompute mode): its KV is gone (the caller released it); it will re-prefill
+    /// its prompt and the tokens it generated.
+    pub fn preempt(&mut self) {
+        self.kv_tokens = 0;
+        self.prefill_target = self.spec.input_tokens + self.generated;
+        self.phase = Phase::Preempted;
+        self.preemptions += 1;
+    }
+
+    /// Disaggregated decode side: `blocks` reserved for its prompt's `kv_tokens` tokens, which are on their way.
+    pub fn await_transfer(&mut self, blocks: u32, kv_tokens: u32) {
+        self.blocks = blocks;
+        self.kv_tokens = kv_tokens;
+        self.phase = Phase::Transferring;
     }
 
     /// Most KV tokens this request can ever hold: `input + output - 1`.

@@ -18,8 +18,8 @@
 mod link;
 mod router;
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use crate::queue::EventQueue;
+use std::collections::VecDeque;
 
 use duet_traces::{RequestSpec, Workload};
 
@@ -254,11 +254,9 @@ pub fn run(
         Layout::Replicas(r) => ((0..r).collect(), Vec::new()),
         Layout::Disaggregated { prefill, decode } => ((0..prefill).collect(), (prefill..prefill + decode).collect()),
     };
-    let mut events: BinaryHeap<Reverse<(Nanos, u64, ClusterEvent)>> = BinaryHeap::new();
-    let mut seq = 0u64;
+    let mut events: EventQueue<ClusterEvent> = EventQueue::new();
     for s in &workload.requests {
-        events.push(Reverse((Nanos(s.arrival_ns), seq, ClusterEvent::Arrival(s.id))));
-        seq += 1;
+        events.push(Nanos(s.arrival_ns), ClusterEvent::Arrival(s.id));
     }
     let mut turns = [0u64; 2];
     let mut waiting: Vec<VecDeque<Waiting>> = vec![VecDeque::new(); n as usize];
@@ -277,7 +275,7 @@ pub fn run(
             .collect()
     };
     loop {
-        let tc = events.peek().map(|Reverse((t, _, _))| *t);
+        let tc = events.next_time();
         let ti = inst.iter().filter_map(|x| x.engine.next_time()).min();
         let t = match (tc, ti) {
             (None, None) => break,
@@ -285,11 +283,7 @@ pub fn run(
             (a, b) => a.or(b).expect("one is set"),
         };
         if tc == Some(t) {
-            while let Some(Reverse((te, _, ev))) = events.peek().copied() {
-                if te != t {
-                    break;
-                }
-                events.pop();
+            while let Some((_, ev)) = events.pop_due(t) {
                 match ev {
                     ClusterEvent::Arrival(g) => {
                         let spec = workload.requests[g as usize];
@@ -358,8 +352,7 @@ pub fn run(
                     bytes,
                 });
                 transfer_ids.push((id, w.local));
-                events.push(Reverse((arrived, seq, ClusterEvent::TransferDone(transfers.len() - 1))));
-                seq += 1;
+                events.push(arrived, ClusterEvent::TransferDone(transfers.len() - 1));
             }
         }
     }

@@ -197,23 +197,14 @@ impl Engine {
     }
 
     fn start(&mut self, batch: Batch, decision: Option<usize>, executor: &mut dyn Executor) -> Result<(), SimError> {
-        let mut record = IterationRecord {
-            lane: batch.lane,
-            sms: batch.sms,
-            start: self.now,
-            end: self.now,
-            num_seqs: batch.items.len() as u32,
-            prefill_tokens: 0,
-            decode_tokens: 0,
-            instance: 0,
-        };
+        let mut record = IterationRecord::starting(batch.lane, batch.sms, self.now, batch.items.len() as u32, 0);
         for item in &batch.items {
             let id = item.req();
             if matches!(self.requests[id.index()].phase, Phase::Queued | Phase::Preempted) {
                 let pos = self.waiting.iter().position(|&w| w == id).expect("queued requests are in the waiting queue");
                 self.waiting.remove(pos);
                 self.running.push(id);
-                self.requests[id.index()].phase = Phase::Prefilling;
+                self.requests[id.index()].admit();
                 if let Some(c) = &mut self.prefix {
                     c.on_admit(id, &self.requests[id.index()]);
                 }
@@ -281,11 +272,7 @@ impl Engine {
     /// Recompute preemption: free all KV, go back to the front of the queue.
     fn preempt(&mut self, id: ReqId) {
         self.release_kv(id);
-        let r = &mut self.requests[id.index()];
-        r.kv_tokens = 0;
-        r.prefill_target = r.spec.input_tokens + r.generated;
-        r.phase = Phase::Preempted;
-        r.preemptions += 1;
+        self.requests[id.index()].preempt();
         self.preemptions += 1;
         self.running.retain(|&x| x != id);
         self.enqueue(id, true);

@@ -36,19 +36,11 @@ impl Engine {
             if !emits {
                 continue;
             }
-            match r.last_token {
-                Some(last) => {
-                    let gap = now - last;
-                    self.itl_ns.push(gap.0);
-                    r.max_tbt = r.max_tbt.max(gap);
-                }
-                None => r.first_token = Some(now),
+            let e = r.emit_token(now);
+            if let Some(gap) = e.gap {
+                self.itl_ns.push(gap.0);
             }
-            r.last_token = Some(now);
-            r.generated += 1;
-            r.phase = Phase::Decoding;
-            if r.generated == r.spec.output_tokens {
-                r.phase = Phase::Finished;
+            if e.finished {
                 self.finished += 1;
                 if self.cfg.role == Role::Prefill {
                     self.handoffs.push(item.req());
@@ -65,16 +57,7 @@ impl Engine {
             let solo = timing.duration.max(Nanos(1)).0;
             let (demand, mem_fraction) = traffic(&timing, solo);
             let decode_tokens = items.len() as u32;
-            self.iterations.push(IterationRecord {
-                lane,
-                sms,
-                start: now,
-                end: now,
-                num_seqs: decode_tokens,
-                prefill_tokens: 0,
-                decode_tokens,
-                instance: 0,
-            });
+            self.iterations.push(IterationRecord::starting(lane, sms, now, decode_tokens, decode_tokens));
             let b = &mut self.batches[bi];
             b.items = items;
             b.remaining = solo as f64;
@@ -152,16 +135,7 @@ impl Engine {
             b.mem_fraction = mem_fraction;
             b.pending = timing.pending;
         }
-        self.iterations.push(IterationRecord {
-            lane,
-            sms,
-            start: now,
-            end: now,
-            num_seqs,
-            prefill_tokens: 0,
-            decode_tokens: 0,
-            instance: 0,
-        });
+        self.iterations.push(IterationRecord::starting(lane, sms, now, num_seqs, 0));
         let b = &mut self.batches[bi];
         b.remaining = b.segment_solo;
         b.last_update = now;

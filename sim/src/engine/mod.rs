@@ -14,8 +14,7 @@ mod apply;
 mod complete;
 pub(crate) mod pending;
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 
 use duet_traces::{RequestSpec, Workload};
 
@@ -26,6 +25,7 @@ use crate::kv::{BlockPool, KvCapacity};
 use crate::partition::Granularity;
 use crate::policy::{BatchItem, Decision, Lane, Policy, RunningBatch, View};
 use crate::prefix::{Enqueued, PrefixCache, PrefixStats};
+use crate::queue::EventQueue;
 use crate::request::{Phase, ReqId, Request};
 use crate::time::Nanos;
 
@@ -159,6 +159,14 @@ pub struct IterationRecord {
     pub decode_tokens: u32,
     /// Instance that ran it (0 on a single GPU).
     pub instance: u32,
+}
+
+impl IterationRecord {
+    /// A step of `num_seqs` sequences starting at `at` (its end is set when it ends), on instance 0 (the
+    /// cluster driver sets the instance).
+    pub fn starting(lane: Lane, sms: u32, at: Nanos, num_seqs: u32, decode_tokens: u32) -> IterationRecord {
+        IterationRecord { lane, sms, start: at, end: at, num_seqs, prefill_tokens: 0, decode_tokens, instance: 0 }
+    }
 }
 
 /// Per-request results.
@@ -299,8 +307,7 @@ pub fn run(
 pub(crate) struct Engine {
     cfg: EngineConfig,
     now: Nanos,
-    seq: u64,
-    events: BinaryHeap<Reverse<(Nanos, u64, Event)>>,
+    events: EventQueue<Event>,
     requests: Vec<Request>,
     waiting: VecDeque<ReqId>,
     running: Vec<ReqId>,
@@ -346,8 +353,7 @@ impl Engine {
         Ok(Engine {
             cfg: *cfg,
             now: Nanos::ZERO,
-            seq: 0,
-            events: BinaryHeap::new(),
+            events: EventQueue::new(),
             requests: Vec::new(),
             waiting: VecDeque::new(),
             running: Vec::new(),
@@ -423,10 +429,7 @@ impl Engine {
         let blocks = kv.blocks_for(spec.input_tokens);
         let ok = self.alloc(blocks);
         debug_assert!(ok, "room was checked");
-        let r = &mut self.requests[id.index()];
-        r.blocks = blocks;
-        r.kv_tokens = spec.input_tokens;
-        r.phase = Phase::Transferring;
+        self.requests[id.index()].await_transfer(blocks, spec.input_tokens);
         Some(id)
     }
 
@@ -525,7 +528,7 @@ impl Engine {
 
     /// Time of the next event, if any.
     pub(crate) fn next_time(&self) -> Option<Nanos> {
-        self.events.peek().map(|Reverse((t, _, _))| *t)
+        self.events.next_time()
     }
 
     /// Applies every event at the next event time, then consults the policy if anything changed.
@@ -540,11 +543,7 @@ impl Engine {
     /// anything changed.
     fn apply_due(&mut self, policy: &mut dyn Policy, executor: &mut dyn Executor) -> Result<(), SimError> {
         let mut changed = false;
-        while let Some(Reverse((t, _, _))) = self.events.peek() {
-            if *t > self.now {
-                break;
-            }
-            let Reverse((_, _, ev)) = self.events.pop().expect("peeked");
+        while let Some((_, ev)) = self.events.pop_due(self.now) {
             changed |= self.handle(ev, executor)?;
         }
         if changed {
@@ -567,8 +566,7 @@ impl Engine {
     }
 
     fn push_event(&mut self, at: Nanos, ev: Event) {
-        self.events.push(Reverse((at, self.seq, ev)));
-        self.seq += 1;
+        self.events.push(at, ev);
     }
 
     /// Applies one event; returns whether the policy should be consulted (stale completion events are not).
@@ -581,14 +579,10 @@ impl Engine {
             Event::KvArrived(id) => {
                 let now = self.now;
                 let r = &mut self.requests[id.index()];
-                debug_assert_eq!(r.phase, Phase::Transferring);
-                r.phase = Phase::Decoding;
-                r.generated = 1;
+                debug_assert_eq!((r.phase, r.generated), (Phase::Transferring, 0));
                 r.first_scheduled = Some(now);
-                r.first_token = Some(now);
-                r.last_token = Some(now);
-                if r.generated == r.spec.output_tokens {
-                    r.phase = Phase::Finished;
+                // The prefill instance produced the first token; it is this request's first here.
+                if r.emit_token(now).finished {
                     self.finished += 1;
                     self.release_kv(id);
                 } else {
@@ -640,9 +634,7 @@ impl Engine {
                 b.version += 1;
                 b.dirty = false;
                 let at = now + Nanos((b.remaining / rate).ceil() as u64);
-                let ev = Event::StepDone { batch: b.id, version: b.version };
-                self.events.push(Reverse((at, self.seq, ev)));
-                self.seq += 1;
+                self.events.push(at, Event::StepDone { batch: b.id, version: b.version });
             }
         }
     }

@@ -2,8 +2,6 @@
 //! executor's estimate as their expected end (what policies see) and schedules their completion only when
 //! [`Engine::step_finished`] says when they ended. Driven by [`crate::realtime::run`].
 
-use std::cmp::Reverse;
-
 use super::{Engine, Event};
 use crate::error::SimError;
 use crate::executor::{Executor, ExecutorError};
@@ -28,9 +26,7 @@ impl Engine {
         b.dirty = false;
         let at = at.max(self.now);
         b.last_update = at;
-        let ev = Event::StepDone { batch: b.id, version: b.version };
-        self.events.push(Reverse((at, self.seq, ev)));
-        self.seq += 1;
+        self.events.push(at, Event::StepDone { batch: b.id, version: b.version });
         Ok(())
     }
 
