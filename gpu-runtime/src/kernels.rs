@@ -206,15 +206,6 @@ pub fn compile_ptx(cfg: &KernelConfig, include_dir: Option<&Path>) -> Result<Str
     }
 }
 
-/// NVRTC's version (major, minor), when the library loads.
-pub fn nvrtc_version() -> Option<(i32, i32)> {
-    probe::require_library(Library::Nvrtc).ok()?;
-    let (mut major, mut minor) = (0, 0);
-    // SAFETY: valid out-pointers; the library is present.
-    let r = unsafe { cudarc::nvrtc::sys::nvrtcVersion(&mut major, &mut minor) };
-    (r == cudarc::nvrtc::sys::nvrtcResult::NVRTC_SUCCESS).then_some((major, minor))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,7 +250,7 @@ mod tests {
         }
         assert_eq!(img.kind(), "cubin sm_90");
         assert!(compile_ptx(&c, None).unwrap().contains(".target sm_90"));
-        let (major, _) = nvrtc_version().unwrap();
+        let (major, _) = probe::nvrtc_version().unwrap();
         assert!(major >= 12, "NVRTC {major}");
     }
 

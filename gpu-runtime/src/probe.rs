@@ -153,13 +153,22 @@ pub fn version(lib: Library) -> Option<String> {
             let r = unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut v) };
             (r == cudarc::driver::sys::CUresult::CUDA_SUCCESS).then(|| format!("CUDA {}.{}", v / 1000, v % 1000 / 10))
         }
-        Library::Nvrtc => crate::kernels::nvrtc_version().map(|(a, b)| format!("{a}.{b}")),
+        Library::Nvrtc => nvrtc_version().map(|(a, b)| format!("{a}.{b}")),
         Library::CublasLt => {
             // SAFETY: the library is present (callers check); no arguments.
             let v = unsafe { cudarc::cublaslt::sys::cublasLtGetVersion() };
             Some(format!("{}.{}.{}", v / 10_000, v % 10_000 / 100, v % 100))
         }
     }
+}
+
+/// NVRTC's version (major, minor), when the library loads.
+pub fn nvrtc_version() -> Option<(i32, i32)> {
+    require_library(Library::Nvrtc).ok()?;
+    let (mut major, mut minor) = (0, 0);
+    // SAFETY: valid out-pointers; the library is present.
+    let r = unsafe { cudarc::nvrtc::sys::nvrtcVersion(&mut major, &mut minor) };
+    (r == cudarc::nvrtc::sys::nvrtcResult::NVRTC_SUCCESS).then_some((major, minor))
 }
 
 /// One line per library: found (with the loaded path where the process has it mapped) or missing.

@@ -95,10 +95,8 @@ impl Engine {
                 match (*item, r.phase) {
                     (BatchItem::Decode { .. }, Phase::Decoding) => {}
                     (BatchItem::Prefill { tokens, .. }, Phase::Queued | Phase::Preempted | Phase::Prefilling) => {
-                        if let Some(c) = &self.prefix
-                            && r.phase != Phase::Prefilling
-                        {
-                            need += u64::from(c.pin_cost_once(id, &mut pinned));
+                        if r.phase != Phase::Prefilling {
+                            need += u64::from(self.kv.pin_cost_once(id, &mut pinned));
                         }
                         if tokens == 0 || tokens > r.remaining_prefill() {
                             return Err(format!(
@@ -146,11 +144,9 @@ impl Engine {
             self.preempt(id);
         }
         // Admissions pin their cached prefixes before any allocation can evict them.
-        if let Some(c) = &mut self.prefix {
-            for item in plan.batches.iter().flat_map(|b| &b.items) {
-                if matches!(self.requests[item.req().index()].phase, Phase::Queued | Phase::Preempted) {
-                    c.pin(item.req());
-                }
+        for item in plan.batches.iter().flat_map(|b| &b.items) {
+            if matches!(self.requests[item.req().index()].phase, Phase::Queued | Phase::Preempted) {
+                self.kv.pin(item.req());
             }
         }
         let decision = plan.decision.map(|decision| {
@@ -205,9 +201,7 @@ impl Engine {
                 self.waiting.remove(pos);
                 self.running.push(id);
                 self.requests[id.index()].admit();
-                if let Some(c) = &mut self.prefix {
-                    c.on_admit(id, &self.requests[id.index()]);
-                }
+                self.kv.on_admit(id, &self.requests[id.index()]);
             }
             let r = &self.requests[id.index()];
             let extra = self

@@ -25,7 +25,7 @@ impl Engine {
                 continue; // a look-ahead slot of a request that finished earlier in the window
             }
             r.kv_tokens += item.tokens();
-            if matches!(item, BatchItem::Prefill { .. }) && self.prefix.is_some() {
+            if matches!(item, BatchItem::Prefill { .. }) {
                 self.prefix_progress(item.req());
             }
             let r = &mut self.requests[item.req().index()];

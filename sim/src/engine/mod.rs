@@ -12,7 +12,9 @@
 
 mod apply;
 mod complete;
+mod kv_store;
 pub(crate) mod pending;
+mod records;
 
 use std::collections::VecDeque;
 
@@ -21,13 +23,15 @@ use duet_traces::{RequestSpec, Workload};
 use crate::cost::SeqWork;
 use crate::error::{ConfigError, SimError};
 use crate::executor::Executor;
-use crate::kv::{BlockPool, KvCapacity};
+use crate::kv::KvCapacity;
 use crate::partition::Granularity;
-use crate::policy::{BatchItem, Decision, Lane, Policy, RunningBatch, View};
-use crate::prefix::{Enqueued, PrefixCache, PrefixStats};
+use crate::policy::{BatchItem, Lane, Policy, RunningBatch, View};
+use crate::prefix::PrefixCache;
 use crate::queue::EventQueue;
 use crate::request::{Phase, ReqId, Request};
 use crate::time::Nanos;
+use kv_store::KvStore;
+pub use records::{DecisionRecord, EngineStats, IterationRecord, RequestRecord, SimOutput};
 
 /// How co-running partitions slow each other down (SM partitions share HBM and L2).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -140,109 +144,6 @@ enum Event {
     Wake,
 }
 
-/// One executed step of a batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IterationRecord {
-    /// Lane it ran on.
-    pub lane: Lane,
-    /// SMs it ran on.
-    pub sms: u32,
-    /// Start time.
-    pub start: Nanos,
-    /// End time.
-    pub end: Nanos,
-    /// Sequences in the step.
-    pub num_seqs: u32,
-    /// Prefill tokens in the step.
-    pub prefill_tokens: u32,
-    /// Decode tokens (one per decoding sequence, finished look-ahead slots included).
-    pub decode_tokens: u32,
-    /// Instance that ran it (0 on a single GPU).
-    pub instance: u32,
-}
-
-impl IterationRecord {
-    /// A step of `num_seqs` sequences starting at `at` (its end is set when it ends), on instance 0 (the
-    /// cluster driver sets the instance).
-    pub fn starting(lane: Lane, sms: u32, at: Nanos, num_seqs: u32, decode_tokens: u32) -> IterationRecord {
-        IterationRecord { lane, sms, start: at, end: at, num_seqs, prefill_tokens: 0, decode_tokens, instance: 0 }
-    }
-}
-
-/// Per-request results.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RequestRecord {
-    /// Request id.
-    pub id: u32,
-    /// Arrival time.
-    pub arrival: Nanos,
-    /// Prompt tokens.
-    pub input_tokens: u32,
-    /// Output tokens requested.
-    pub output_tokens: u32,
-    /// Output tokens produced (equals `output_tokens` for a finished request).
-    pub tokens_emitted: u32,
-    /// First time the request was in a batch.
-    pub first_scheduled: Nanos,
-    /// Time of the first output token.
-    pub first_token: Nanos,
-    /// Time of the last output token.
-    pub finish: Nanos,
-    /// Largest gap between consecutive output tokens (0 with one output token).
-    pub max_tbt: Nanos,
-    /// Times it was preempted.
-    pub preemptions: u32,
-}
-
-/// A policy decision with what actually happened.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct DecisionRecord {
-    /// When it was made.
-    pub at: Nanos,
-    /// What the policy decided and predicted.
-    pub decision: Decision,
-    /// Simulated duration of the whole-GPU batch it started, ns.
-    pub whole_ns: Option<u64>,
-    /// Simulated duration of the prefill batch it started, ns.
-    pub prefill_ns: Option<u64>,
-    /// Simulated duration of the decode window it started (all steps), ns.
-    pub decode_window_ns: Option<u64>,
-}
-
-/// Engine-wide counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct EngineStats {
-    /// Total preemptions.
-    pub preemptions: u64,
-    /// Most KV blocks in use at once.
-    pub peak_kv_blocks: u32,
-    /// KV blocks in the cache.
-    pub total_kv_blocks: u32,
-    /// Time of the last event.
-    pub end: Nanos,
-    /// Most SMs in use at once.
-    pub peak_sms: u32,
-    /// Prefix-cache counters (all zero without a cache).
-    pub prefix: PrefixStats,
-    /// Whether a prefix cache was active.
-    pub prefix_cache: bool,
-}
-
-/// Everything a run produced.
-#[derive(Debug, Clone)]
-pub struct SimOutput {
-    /// One record per request, in id order.
-    pub requests: Vec<RequestRecord>,
-    /// Every inter-token gap of every request, in ns, sorted ascending (pooled: the ITL population).
-    pub itl_ns: Vec<u64>,
-    /// Every executed step, in start order.
-    pub iterations: Vec<IterationRecord>,
-    /// Policy decisions that carried a [`Decision`].
-    pub decisions: Vec<DecisionRecord>,
-    /// Counters.
-    pub stats: EngineStats,
-}
-
 /// A batch in execution.
 struct InFlight {
     id: u64,
@@ -311,7 +212,8 @@ pub(crate) struct Engine {
     requests: Vec<Request>,
     waiting: VecDeque<ReqId>,
     running: Vec<ReqId>,
-    pool: BlockPool,
+    /// KV blocks and the prefix cache (when enabled and the workload has hashes).
+    kv: KvStore,
     batches: Vec<InFlight>,
     next_batch: u64,
     /// SMs of the last batch started on each lane (Whole, Prefill, Decode), for the switch cost.
@@ -327,8 +229,6 @@ pub(crate) struct Engine {
     /// Per request: the stamp of the last plan that named it (duplicate detection in `validate`).
     plan_stamp: Vec<u64>,
     stamp: u64,
-    /// Prefix cache (when enabled and the workload has hashes).
-    prefix: Option<PrefixCache>,
     /// Prefill role: finished requests whose KV waits for the cluster to move it.
     handoffs: Vec<ReqId>,
 }
@@ -357,7 +257,7 @@ impl Engine {
             requests: Vec::new(),
             waiting: VecDeque::new(),
             running: Vec::new(),
-            pool: BlockPool::new(cfg.kv.total_blocks),
+            kv: KvStore::new(cfg.kv.total_blocks, prefix),
             batches: Vec::new(),
             next_batch: 0,
             last_sms: [None; 3],
@@ -371,7 +271,6 @@ impl Engine {
             work: Vec::new(),
             plan_stamp: Vec::new(),
             stamp: 0,
-            prefix,
             handoffs: Vec::new(),
         })
     }
@@ -402,9 +301,7 @@ impl Engine {
         spec.id = id.0;
         self.requests.push(Request::new(spec));
         self.plan_stamp.push(0);
-        if let (Some(c), Some(h)) = (&mut self.prefix, hashes) {
-            c.add_request(id, h);
-        }
+        self.kv.add_request(id, hashes);
         id
     }
 
@@ -456,45 +353,25 @@ impl Engine {
 
     /// KV blocks a request may take now: free blocks plus evictable prefix-cache blocks.
     pub(crate) fn free_blocks(&self) -> u32 {
-        self.pool.free() + self.prefix.as_ref().map_or(0, PrefixCache::evictable_blocks)
+        self.kv.free_blocks()
     }
 
-    /// Takes `n` blocks (evicting unused prefix-cache entries if needed; queued requests whose cached prefix
-    /// was evicted get their cached tokens recomputed).
+    /// Takes `n` blocks ([`KvStore::alloc`]).
     fn alloc(&mut self, n: u32) -> bool {
-        match &mut self.prefix {
-            Some(c) => {
-                let ok = c.allocate(&mut self.pool, n);
-                for q in c.take_stale() {
-                    c.refresh(q, &mut self.requests[q.index()]);
-                }
-                ok
-            }
-            None => self.pool.allocate(n),
-        }
+        self.kv.alloc(n, &mut self.requests)
     }
 
-    /// Gives back all KV of request `id` (shared prefix blocks stay in the cache).
+    /// Gives back all KV of request `id` (shared prefix blocks stay in the cache); requests that waited for a
+    /// block it was computing resume.
     fn release_kv(&mut self, id: ReqId) {
-        let r = &mut self.requests[id.index()];
-        match &mut self.prefix {
-            Some(c) => {
-                let woken = c.release(id, r, &mut self.pool);
-                self.wake(woken);
-            }
-            None => {
-                self.pool.release(r.blocks);
-                r.blocks = 0;
-            }
-        }
+        let woken = self.kv.release(id, &mut self.requests);
+        self.wake(woken);
     }
 
     /// Request `id` joins the waiting queue (at the front after a preemption), unless the prefix cache makes it
     /// wait for a block another request is computing.
     fn enqueue(&mut self, id: ReqId, front: bool) {
-        if let Some(c) = &mut self.prefix
-            && c.enqueue(id, &mut self.requests[id.index()]) == Enqueued::Waiting
-        {
+        if !self.kv.enqueue(id, &mut self.requests[id.index()]) {
             return;
         }
         if front {
@@ -507,17 +384,15 @@ impl Engine {
     /// After request `id` computed prefill tokens: blocks it finished join the prefix cache, and requests that
     /// waited for them join the queue (in arrival order).
     fn prefix_progress(&mut self, id: ReqId) {
-        let Some(c) = &mut self.prefix else { return };
-        let released = c.on_progress(id, &mut self.requests[id.index()]);
+        let released = self.kv.progress(id, &mut self.requests[id.index()]);
         self.wake(released);
     }
 
     /// Requests that waited for a prefix block extend their match and join the queue in arrival order (or
     /// wait for the next pending block).
     fn wake(&mut self, ids: Vec<ReqId>) {
-        let Some(c) = &mut self.prefix else { return };
         for w in ids {
-            if c.resume(w, &mut self.requests[w.index()]) == Enqueued::Ready {
+            if self.kv.resume(w, &mut self.requests[w.index()]) {
                 let key = |r: &Request| (r.arrival(), r.spec.id);
                 let mine = key(&self.requests[w.index()]);
                 let pos = self.waiting.iter().position(|&x| key(&self.requests[x.index()]) > mine);
@@ -668,7 +543,7 @@ impl Engine {
                 free_blocks: self.free_blocks(),
                 total_sms: self.cfg.num_sms,
                 busy: &busy,
-                prefix: self.prefix.as_ref(),
+                prefix: self.kv.cache(),
             };
             let plan = policy.plan(&view);
             if plan.is_empty() {
@@ -710,12 +585,12 @@ impl Engine {
             decisions: self.decisions,
             stats: EngineStats {
                 preemptions: self.preemptions,
-                peak_kv_blocks: self.pool.peak(),
-                total_kv_blocks: self.pool.total(),
+                peak_kv_blocks: self.kv.peak(),
+                total_kv_blocks: self.kv.total(),
                 end: self.now,
                 peak_sms: self.peak_sms,
-                prefix: self.prefix.as_ref().map(PrefixCache::stats).unwrap_or_default(),
-                prefix_cache: self.prefix.is_some(),
+                prefix: self.kv.prefix_stats(),
+                prefix_cache: self.kv.cache().is_some(),
             },
         }
     }

@@ -1,0 +1,110 @@
+//! What a run records: every executed step ([`IterationRecord`]), every request's times ([`RequestRecord`]), every
+//! policy decision with what happened ([`DecisionRecord`]), engine-wide counters ([`EngineStats`]) and all of it
+//! together ([`SimOutput`]); `crate::metrics` and `crate::report` turn them into numbers and files.
+
+use crate::policy::{Decision, Lane};
+use crate::prefix::PrefixStats;
+use crate::time::Nanos;
+
+/// One executed step of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IterationRecord {
+    /// Lane it ran on.
+    pub lane: Lane,
+    /// SMs it ran on.
+    pub sms: u32,
+    /// Start time.
+    pub start: Nanos,
+    /// End time.
+    pub end: Nanos,
+    /// Sequences in the step.
+    pub num_seqs: u32,
+    /// Prefill tokens in the step.
+    pub prefill_tokens: u32,
+    /// Decode tokens (one per decoding sequence, finished look-ahead slots included).
+    pub decode_tokens: u32,
+    /// Instance that ran it (0 on a single GPU).
+    pub instance: u32,
+}
+
+impl IterationRecord {
+    /// A step of `num_seqs` sequences starting at `at` (its end is set when it ends), on instance 0 (the
+    /// cluster driver sets the instance).
+    pub fn starting(lane: Lane, sms: u32, at: Nanos, num_seqs: u32, decode_tokens: u32) -> IterationRecord {
+        IterationRecord { lane, sms, start: at, end: at, num_seqs, prefill_tokens: 0, decode_tokens, instance: 0 }
+    }
+}
+
+/// Per-request results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestRecord {
+    /// Request id.
+    pub id: u32,
+    /// Arrival time.
+    pub arrival: Nanos,
+    /// Prompt tokens.
+    pub input_tokens: u32,
+    /// Output tokens requested.
+    pub output_tokens: u32,
+    /// Output tokens produced (equals `output_tokens` for a finished request).
+    pub tokens_emitted: u32,
+    /// First time the request was in a batch.
+    pub first_scheduled: Nanos,
+    /// Time of the first output token.
+    pub first_token: Nanos,
+    /// Time of the last output token.
+    pub finish: Nanos,
+    /// Largest gap between consecutive output tokens (0 with one output token).
+    pub max_tbt: Nanos,
+    /// Times it was preempted.
+    pub preemptions: u32,
+}
+
+/// A policy decision with what actually happened.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DecisionRecord {
+    /// When it was made.
+    pub at: Nanos,
+    /// What the policy decided and predicted.
+    pub decision: Decision,
+    /// Simulated duration of the whole-GPU batch it started, ns.
+    pub whole_ns: Option<u64>,
+    /// Simulated duration of the prefill batch it started, ns.
+    pub prefill_ns: Option<u64>,
+    /// Simulated duration of the decode window it started (all steps), ns.
+    pub decode_window_ns: Option<u64>,
+}
+
+/// Engine-wide counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EngineStats {
+    /// Total preemptions.
+    pub preemptions: u64,
+    /// Most KV blocks in use at once.
+    pub peak_kv_blocks: u32,
+    /// KV blocks in the cache.
+    pub total_kv_blocks: u32,
+    /// Time of the last event.
+    pub end: Nanos,
+    /// Most SMs in use at once.
+    pub peak_sms: u32,
+    /// Prefix-cache counters (all zero without a cache).
+    pub prefix: PrefixStats,
+    /// Whether a prefix cache was active.
+    pub prefix_cache: bool,
+}
+
+/// Everything a run produced.
+#[derive(Debug, Clone)]
+pub struct SimOutput {
+    /// One record per request, in id order.
+    pub requests: Vec<RequestRecord>,
+    /// Every inter-token gap of every request, in ns, sorted ascending (pooled: the ITL population).
+    pub itl_ns: Vec<u64>,
+    /// Every executed step, in start order.
+    pub iterations: Vec<IterationRecord>,
+    /// Policy decisions that carried a [`Decision`].
+    pub decisions: Vec<DecisionRecord>,
+    /// Counters.
+    pub stats: EngineStats,
+}
