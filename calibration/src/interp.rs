@@ -23,6 +23,40 @@ pub fn strictly_increasing(xs: &[f64]) -> bool {
     xs.windows(2).all(|p| p[0] < p[1])
 }
 
+/// Position of `x` among strictly increasing `xs`: `(i, t)` with the value `ys[i] + (ys[i+1] - ys[i]) t`,
+/// clamped at the ends (`t` in [0, 1]).
+pub(crate) fn locate(xs: &[f64], x: f64) -> (usize, f64) {
+    let last = xs.len() - 1;
+    if last == 0 || x <= xs[0] {
+        return (0, 0.0);
+    }
+    if x >= xs[last] {
+        return (last - 1, 1.0);
+    }
+    let i = xs.partition_point(|&v| v <= x) - 1;
+    (i, (x - xs[i]) / (xs[i + 1] - xs[i]))
+}
+
+pub(crate) fn at(ys: &[f64], (i, t): (usize, f64)) -> f64 {
+    if ys.len() == 1 { ys[0] } else { ys[i] + (ys[i + 1] - ys[i]) * t }
+}
+
+/// Per-row interpolation without allocating (the cost model calls it millions of times).
+pub(crate) fn row_value(rows: &[u32], num_sms: u32, table: &[f64], sms: u32) -> f64 {
+    let s = f64::from(sms.clamp(1, num_sms));
+    let first = f64::from(rows[0]);
+    if s < first {
+        return table[0] * s / first;
+    }
+    let last = rows.len() - 1;
+    if last == 0 || s >= f64::from(rows[last]) {
+        return table[last];
+    }
+    let i = rows.partition_point(|&v| f64::from(v) <= s) - 1;
+    let t = (s - f64::from(rows[i])) / f64::from(rows[i + 1] - rows[i]);
+    table[i] + (table[i + 1] - table[i]) * t
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

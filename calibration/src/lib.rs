@@ -3,11 +3,13 @@
 //! ([`check`]).
 
 pub mod check;
+pub mod curves;
 pub mod error;
 pub mod fit;
 pub mod interp;
 pub mod profile;
 pub mod record;
 
+pub use curves::ProfileCurves;
 pub use error::CalibrationError;
-pub use profile::{Profile, ProfileCurves};
+pub use profile::Profile;

@@ -1,5 +1,5 @@
 //! The GPU profile: a versioned JSON description of what a GPU achieves on each SM count, which the cost model
-//! reads through [`ProfileCurves`].
+//! reads through `ProfileCurves` (`curves.rs`, which also holds `Profile::curves`).
 //!
 //! Fields (schema version 1):
 //! - `schema_version`: 1. A profile with a larger version is refused.
@@ -35,12 +35,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use duet_sim::GpuSpec;
-use duet_sim::cost::ops::Work;
-use duet_sim::cost::{DeviceCurves, Elementwise};
+use duet_sim::cost::Elementwise;
 use serde::{Deserialize, Serialize};
 
 use crate::error::CalibrationError;
-use crate::interp::strictly_increasing;
+use crate::interp::{row_value, strictly_increasing};
 
 /// The schema version this duet writes and reads.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -443,166 +442,5 @@ impl Profile {
         }
         p.provenance.source = format!("{}; bandwidth rescaled to saturate at {sat} SMs", p.provenance.source);
         p
-    }
-
-    /// The curves the cost model uses, with every per-row table resolved for each SM count in advance (the cost
-    /// model queries them millions of times per run).
-    pub fn curves(&self) -> ProfileCurves {
-        let n = self.gpu.num_sms as usize;
-        let rows = |t: &[f64]| (0..=n).map(|s| self.row_value(t, s.max(1) as u32)).collect::<Vec<f64>>();
-        let eff_by_sm = (0..=n)
-            .map(|s| {
-                let s = (s.max(1) as u32).clamp(self.sm_counts[0], self.gpu.num_sms);
-                // Interpolate the delivered throughput (efficiency x SMs), not the efficiency, so that a table
-                // that is monotone in SMs stays monotone between its rows.
-                (0..self.gemm.m_grid.len())
-                    .map(|j| {
-                        let col: Vec<f64> = self
-                            .gemm
-                            .efficiency
-                            .iter()
-                            .zip(&self.sm_counts)
-                            .map(|(r, &n)| r[j] * f64::from(n))
-                            .collect();
-                        row_value(&self.sm_counts, self.gpu.num_sms, &col, s) / f64::from(s)
-                    })
-                    .collect()
-            })
-            .collect();
-        let elementwise = ELEMENTWISE_OPS.iter().map(|op| rows(&self.elementwise[*op].bandwidth)).collect();
-        ProfileCurves {
-            log_m: self.gemm.m_grid.iter().map(|v| v.log2()).collect(),
-            gemm_bw: rows(&self.gemm.bandwidth),
-            attn_flops: rows(&self.attention.prefill_flops),
-            decode_bw: rows(&self.attention.decode_bandwidth),
-            elementwise,
-            elementwise_floor_s: ELEMENTWISE_OPS.iter().map(|op| self.elementwise[*op].floor_ns * 1e-9).collect(),
-            eff_by_sm,
-            p: self.clone(),
-        }
-    }
-}
-
-/// Position of `x` among strictly increasing `xs`: `(i, t)` with the value `ys[i] + (ys[i+1] - ys[i]) t`,
-/// clamped at the ends (`t` in [0, 1]).
-fn locate(xs: &[f64], x: f64) -> (usize, f64) {
-    let last = xs.len() - 1;
-    if last == 0 || x <= xs[0] {
-        return (0, 0.0);
-    }
-    if x >= xs[last] {
-        return (last - 1, 1.0);
-    }
-    let i = xs.partition_point(|&v| v <= x) - 1;
-    (i, (x - xs[i]) / (xs[i + 1] - xs[i]))
-}
-
-fn at(ys: &[f64], (i, t): (usize, f64)) -> f64 {
-    if ys.len() == 1 { ys[0] } else { ys[i] + (ys[i + 1] - ys[i]) * t }
-}
-
-/// Per-row interpolation without allocating (the cost model calls it millions of times).
-fn row_value(rows: &[u32], num_sms: u32, table: &[f64], sms: u32) -> f64 {
-    let s = f64::from(sms.clamp(1, num_sms));
-    let first = f64::from(rows[0]);
-    if s < first {
-        return table[0] * s / first;
-    }
-    let last = rows.len() - 1;
-    if last == 0 || s >= f64::from(rows[last]) {
-        return table[last];
-    }
-    let i = rows.partition_point(|&v| f64::from(v) <= s) - 1;
-    let t = (s - f64::from(rows[i])) / f64::from(rows[i + 1] - rows[i]);
-    table[i] + (table[i + 1] - table[i]) * t
-}
-
-/// [`DeviceCurves`] backed by a [`Profile`].
-#[derive(Debug, Clone)]
-pub struct ProfileCurves {
-    p: Profile,
-    /// log2 of the token grid.
-    log_m: Vec<f64>,
-    /// Per SM count (index = SMs): resolved table values.
-    gemm_bw: Vec<f64>,
-    attn_flops: Vec<f64>,
-    decode_bw: Vec<f64>,
-    /// Per elementwise operator (in `ELEMENTWISE_OPS` order), per SM count.
-    elementwise: Vec<Vec<f64>>,
-    /// Per elementwise operator, fixed time in seconds.
-    elementwise_floor_s: Vec<f64>,
-    /// Per SM count, the efficiency at each token-grid point.
-    eff_by_sm: Vec<Vec<f64>>,
-}
-
-impl ProfileCurves {
-    /// GEMM efficiency at `sms` and `m` tokens: log2-linear in tokens, linear in SMs between rows.
-    pub fn gemm_efficiency(&self, sms: u32, m: u64) -> f64 {
-        let pos = locate(&self.log_m, (m.max(1) as f64).log2());
-        at(&self.eff_by_sm[self.idx(sms)], pos)
-    }
-
-    fn idx(&self, sms: u32) -> usize {
-        sms.clamp(1, self.p.gpu.num_sms) as usize
-    }
-
-    /// Wave quantisation; with `split_k`, GEMMs with fewer tiles than SMs are assumed split along K (split-K /
-    /// stream-K kernels), which fills the SMs.
-    fn wave(&self, sms: u32, m: u64, n: u64) -> f64 {
-        let tiles = m.div_ceil(self.p.gemm.tile_m).max(1) * n.div_ceil(self.p.gemm.tile_n).max(1);
-        let s = u64::from(sms.max(1));
-        if self.p.gemm.split_k && tiles < s {
-            return 1.0;
-        }
-        tiles as f64 / (tiles.div_ceil(s) * s) as f64
-    }
-}
-
-impl DeviceCurves for ProfileCurves {
-    fn gemm_flops(&self, sms: u32, m: u64, n: u64) -> f64 {
-        let sms = sms.clamp(1, self.p.gpu.num_sms);
-        self.p.gpu.peak_flops * self.gemm_efficiency(sms, m) * f64::from(sms) / f64::from(self.p.gpu.num_sms)
-            * self.wave(sms, m, n)
-    }
-
-    fn attention_flops(&self, sms: u32) -> f64 {
-        self.attn_flops[self.idx(sms)]
-    }
-
-    fn bandwidth(&self, sms: u32) -> f64 {
-        self.gemm_bw[self.idx(sms)]
-    }
-
-    fn gemm_time(&self, sms: u32, m: u64, n: u64, w: Work) -> f64 {
-        // Rows are processed in whole tiles: compute work is padded up to a multiple of `tile_m` rows.
-        let pad_to = |v: u64, t: u64| if v > 0 { (v.div_ceil(t.max(1)) * t.max(1)) as f64 / v as f64 } else { 1.0 };
-        let pad = pad_to(m, self.p.gemm.pad_m.unwrap_or(1)) * pad_to(n, self.p.gemm.pad_n.unwrap_or(1));
-        let (tc, tm) = (w.flops * pad / self.gemm_flops(sms, m, n), w.bytes / self.bandwidth(sms));
-        let t = match self.p.gemm.blend {
-            Some(b) => {
-                // hi x (1 + (lo / hi)^b)^(1/b): scaled by the larger term so the powers stay in range.
-                let (hi, lo) = if tc >= tm { (tc, tm) } else { (tm, tc) };
-                if hi > 0.0 { hi * (1.0 + (lo / hi).powf(b)).powf(1.0 / b) } else { 0.0 }
-            }
-            None => tc.max(tm),
-        };
-        t + self.p.gemm.floor_ns * 1e-9
-    }
-
-    fn elementwise_time(&self, sms: u32, op: Elementwise, w: Work) -> f64 {
-        let k = match op {
-            Elementwise::RmsNorm => 0,
-            Elementwise::SiluMul => 1,
-            Elementwise::Rotary => 2,
-            Elementwise::Embedding => 3,
-            Elementwise::Add => 4,
-        };
-        debug_assert_eq!(ELEMENTWISE_OPS[k], elementwise_name(op));
-        w.bytes / self.elementwise[k][self.idx(sms)] + self.elementwise_floor_s[k]
-    }
-
-    fn attention_time(&self, sms: u32, w: Work, decode: bool) -> f64 {
-        let bw = if decode { self.decode_bw[self.idx(sms)] } else { self.bandwidth(sms) };
-        (w.flops / self.attention_flops(sms)).max(w.bytes / bw)
     }
 }

@@ -38,9 +38,11 @@ use crate::ops::{DecodeScratch, Ops, PagedKv, PrefillKernel};
 
 mod buffers;
 mod graphs;
+mod progress;
 
 use buffers::Buffers;
 pub use buffers::{buffer_bytes, buffer_sizes};
+pub use progress::{PROGRESS_HEADER, progress_line};
 
 /// Sizes and switches of the executor.
 #[derive(Debug, Clone)]
@@ -132,15 +134,6 @@ pub struct CudaExecutor<'a> {
     ticket_sms: Vec<u32>,
     /// Completed steps are appended here as they end (`steps.partial.csv`), so a run cut short keeps them.
     progress: Option<std::fs::File>,
-}
-
-/// Header of `steps.partial.csv`: one row per step as it completes (ticket order is launch order).
-pub const PROGRESS_HEADER: &str = "ticket,sms,graph,end_ms,gpu_ms\n";
-
-/// One row of `steps.partial.csv` ([`PROGRESS_HEADER`]): a step's ticket, partition, whether it was replayed from
-/// a graph, its end on the run's clock and its GPU time, both in ms.
-pub fn progress_line(ticket: u64, sms: u32, graph: bool, end: Nanos, gpu_ms: f64) -> String {
-    format!("{ticket},{sms},{},{:.6},{gpu_ms:.6}\n", u8::from(graph), end.0 as f64 / 1e6)
 }
 
 fn err(e: GpuError) -> ExecutorError {
@@ -597,17 +590,5 @@ impl AsyncExecutor for CudaExecutor<'_> {
 
     fn as_executor(&mut self) -> &mut dyn Executor {
         self
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn progress_rows_match_their_header() {
-        let row = progress_line(7, 32, true, Nanos(12_345_678), 0.25);
-        assert_eq!(row, "7,32,1,12.345678,0.250000\n");
-        assert_eq!(row.split(',').count(), PROGRESS_HEADER.split(',').count());
     }
 }
