@@ -17,9 +17,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/steps.sh" calibrate
 # shellcheck source=scripts/device/cuda-env.sh
 . "$HERE/cuda-env.sh"
-step facts 20 bash "$HERE/facts.sh"
-step libs 15 "$BIN" libs
-step info 30 "$BIN" info || { echo "== the driver step failed: stopping (exit 3)"; exit 3; }
+first_steps
 # shellcheck disable=SC2086
 step calibrate 450 "$BIN" calibrate --out "$WORK/calibrate" --model "$MODEL" "${SITE_ARGS[@]}" $EXTRA
 echo "== done after $((SECONDS - T0))s, results in $OUT/calibrate.tar.gz"

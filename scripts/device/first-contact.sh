@@ -34,13 +34,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 MODEL=(--model qwen3-8b)
 REPLAY=(--granularity green "${MODEL[@]}" --window 20s --rate 8 "${SITE_ARGS[@]}")
 
-step facts 20 bash "$HERE/facts.sh"
-step libs 15 "$BIN" libs
-if ! step info 30 "$BIN" info; then
-  echo "== the driver step failed: stopping here (exit 3) after $((SECONDS - T0))s"
-  grep -m1 '^error:' "$WORK/info.log"
-  exit 3
-fi
+first_steps
 step check 60 "$BIN" check "${MODEL[@]}" "${SITE_ARGS[@]}"
 step replay-static 120 "$BIN" replay --out "$WORK/replay-static" "${REPLAY[@]}" \
   --policy static-split --split 100:32 --max-lookahead 4

@@ -21,9 +21,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/steps.sh" replay
 # shellcheck source=scripts/device/cuda-env.sh
 . "$HERE/cuda-env.sh"
-step facts 20 bash "$HERE/facts.sh"
-step libs 15 "$BIN" libs
-step info 30 "$BIN" info || { echo "== the driver step failed: stopping (exit 3)"; exit 3; }
+first_steps
 R=(--granularity green --model qwen3-8b "${SITE_ARGS[@]}")
 step stable-duet 100 "$BIN" replay --out "$WORK/stable-duet" "${R[@]}" --window 30s --rate 8 --policy duet --tbt-target-ms 40
 step stable-chunked 90 "$BIN" replay --out "$WORK/stable-chunked" "${R[@]}" --window 30s --rate 8 --policy chunked

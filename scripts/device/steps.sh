@@ -51,3 +51,15 @@ step() {
   pack
   return $rc
 }
+
+# first_steps: device facts, the CUDA libraries and the driver step (`duet-gpu info`); a failed driver step stops
+# the script with exit 3. Needs BIN (cuda-env.sh).
+first_steps() {
+  step facts 20 bash "$(dirname "${BASH_SOURCE[0]}")/facts.sh"
+  step libs 15 "$BIN" libs
+  if ! step info 30 "$BIN" info; then
+    echo "== the driver step failed: stopping here (exit 3) after $((SECONDS - T0))s"
+    grep -m1 '^error:' "$WORK/info.log"
+    exit 3
+  fi
+}
