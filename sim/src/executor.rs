@@ -28,35 +28,40 @@ impl StepTiming {
     }
 }
 
-/// Runs batches. `execute` returns the batch's timing; the engine schedules its completion.
+/// One step the engine hands an executor, as a value: what runs (every sequence's work), where (SMs), how it is
+/// launched, whether it opens a look-ahead window, and which layer group of a segmented step it is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Step<'a> {
+    /// Engine time of the call.
+    pub now: Nanos,
+    /// SMs of the partition.
+    pub sms: u32,
+    /// One entry per sequence.
+    pub work: &'a [SeqWork],
+    /// Eager launch, or a step replayed from a CUDA graph (the later steps of a look-ahead window).
+    pub launch: Launch,
+    /// Decode steps of the look-ahead window this (eager) step opens, itself included; 1: none. The rest follow
+    /// as `Graph` steps over the same sequences with one more cached token each, so a device executor may
+    /// enqueue the whole window now.
+    pub window: u32,
+    /// `(g, n)`: layer group `g` (0-based) of the `n` groups of a segmented step (muxwise's prefill, whose SMs may
+    /// change between groups); `(0, 1)`: the whole step. The timing returned is the whole step's running alone
+    /// (the engine gives a group `1 / n` of it); a device executor runs only that group's layers.
+    pub group: (u32, u32),
+}
+
+impl<'a> Step<'a> {
+    /// A whole step, opening no window.
+    pub fn new(now: Nanos, sms: u32, work: &'a [SeqWork], launch: Launch) -> Step<'a> {
+        Step { now, sms, work, launch, window: 1, group: (0, 1) }
+    }
+}
+
+/// Runs steps. `execute` returns the step's timing; the engine schedules its completion (or, for a step only
+/// enqueued on a device, waits for the end the device reports).
 pub trait Executor {
-    /// Runs one iteration of `work` (one entry per sequence) on a partition of `sms` SMs starting at `now`,
-    /// launched as `launch`; returns its timing when it runs alone.
-    fn execute(&mut self, now: Nanos, sms: u32, work: &[SeqWork], launch: Launch) -> Result<StepTiming, ExecutorError>;
-
-    /// The next `execute` starts a look-ahead window of `steps` decode steps (the first `Eager`, the rest
-    /// `Graph`), each over the same sequences with one more cached token: a device executor may enqueue all of
-    /// them at once. The default ignores it.
-    fn begin_window(&mut self, steps: u32) {
-        let _ = steps;
-    }
-
-    /// Runs layer group `group` (0-based) of `groups` of the step `work` on `sms` SMs: muxwise's layer-segmented
-    /// prefill, whose SM count may change between groups. Returns the timing of the *whole* step running alone
-    /// (the engine gives each group `1 / groups` of it); a device executor runs only that group's layers and
-    /// reports its end through `pending`. The default runs the whole step through `execute` (enough where time
-    /// is modelled).
-    fn execute_group(
-        &mut self,
-        now: Nanos,
-        sms: u32,
-        work: &[SeqWork],
-        group: u32,
-        groups: u32,
-    ) -> Result<StepTiming, ExecutorError> {
-        let _ = (group, groups);
-        self.execute(now, sms, work, Launch::Eager)
-    }
+    /// Runs `step`; returns its timing when it runs alone.
+    fn execute(&mut self, step: &Step<'_>) -> Result<StepTiming, ExecutorError>;
 }
 
 /// A step as a device executor was asked to run it (device logs, `steps.csv`).
@@ -95,14 +100,8 @@ impl SimExecutor {
 }
 
 impl Executor for SimExecutor {
-    fn execute(
-        &mut self,
-        _now: Nanos,
-        sms: u32,
-        work: &[SeqWork],
-        launch: Launch,
-    ) -> Result<StepTiming, ExecutorError> {
-        let c = self.cost.iteration_launched(sms, work, launch);
+    fn execute(&mut self, step: &Step<'_>) -> Result<StepTiming, ExecutorError> {
+        let c = self.cost.iteration_launched(step.sms, step.work, step.launch);
         Ok(StepTiming { duration: c.total, hbm_bytes: c.hbm_bytes, memory_ns: c.memory_s * 1e9, pending: None })
     }
 }

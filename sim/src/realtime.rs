@@ -15,10 +15,9 @@ use std::collections::BinaryHeap;
 
 use duet_traces::Workload;
 
-use crate::cost::{Launch, SeqWork};
 use crate::engine::{Engine, EngineConfig, SimOutput};
 use crate::error::{ConfigError, SimError};
-use crate::executor::{Executor, ExecutorError, StepCall, StepTiming};
+use crate::executor::{Executor, ExecutorError, Step, StepCall, StepTiming};
 use crate::policy::Policy;
 use crate::time::Nanos;
 
@@ -83,8 +82,6 @@ pub struct FakeExecutor<E: Executor> {
     pub log: Vec<StepCall>,
     /// Look-ahead windows announced: (SMs, sequences of the window's first step, steps).
     pub windows: Vec<(u32, u32, u32)>,
-    /// Steps of the window announced for the next `execute`.
-    window_next: Option<u32>,
 }
 
 impl<E: Executor> FakeExecutor<E> {
@@ -103,7 +100,6 @@ impl<E: Executor> FakeExecutor<E> {
             scale: f,
             log: Vec::new(),
             windows: Vec::new(),
-            window_next: None,
         }
     }
 }
@@ -120,9 +116,6 @@ impl<E: Executor> FakeExecutor<E> {
             took = Nanos((took.0 as f64 / f64::from(call.layer_groups)).ceil() as u64);
         }
         self.ends.push(Reverse((self.clock.max(call.now) + took, ticket)));
-        if let Some(steps) = self.window_next.take() {
-            self.windows.push((call.sms, call.work.len() as u32, steps));
-        }
         self.log.push(call);
         t.pending = Some(ticket);
         t
@@ -130,26 +123,19 @@ impl<E: Executor> FakeExecutor<E> {
 }
 
 impl<E: Executor> Executor for FakeExecutor<E> {
-    fn execute(&mut self, now: Nanos, sms: u32, work: &[SeqWork], launch: Launch) -> Result<StepTiming, ExecutorError> {
-        let t = self.inner.execute(now, sms, work, launch)?;
-        Ok(self.enqueue(t, StepCall { now, sms, work: work.to_vec(), launch, layer_groups: 1 }))
-    }
-
-    fn execute_group(
-        &mut self,
-        now: Nanos,
-        sms: u32,
-        work: &[SeqWork],
-        group: u32,
-        groups: u32,
-    ) -> Result<StepTiming, ExecutorError> {
-        let t = self.inner.execute_group(now, sms, work, group, groups)?;
-        Ok(self.enqueue(t, StepCall { now, sms, work: work.to_vec(), launch: Launch::Eager, layer_groups: groups }))
-    }
-
-    fn begin_window(&mut self, steps: u32) {
-        self.window_next = Some(steps);
-        self.inner.begin_window(steps);
+    fn execute(&mut self, step: &Step<'_>) -> Result<StepTiming, ExecutorError> {
+        let t = self.inner.execute(step)?;
+        if step.window > 1 {
+            self.windows.push((step.sms, step.work.len() as u32, step.window));
+        }
+        let call = StepCall {
+            now: step.now,
+            sms: step.sms,
+            work: step.work.to_vec(),
+            launch: step.launch,
+            layer_groups: step.group.1,
+        };
+        Ok(self.enqueue(t, call))
     }
 }
 

@@ -174,10 +174,7 @@ struct TrafficExecutor {
 impl duet_sim::executor::Executor for TrafficExecutor {
     fn execute(
         &mut self,
-        _: Nanos,
-        _: u32,
-        _: &[duet_sim::cost::SeqWork],
-        _: duet_sim::cost::Launch,
+        _: &duet_sim::executor::Step<'_>,
     ) -> Result<duet_sim::executor::StepTiming, duet_sim::executor::ExecutorError> {
         let d = 10.0 * MS as f64;
         Ok(duet_sim::executor::StepTiming {

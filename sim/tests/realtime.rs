@@ -116,17 +116,12 @@ struct Recorder {
 impl duet_sim::executor::Executor for Recorder {
     fn execute(
         &mut self,
-        now: Nanos,
-        sms: u32,
-        work: &[duet_sim::cost::SeqWork],
-        launch: duet_sim::cost::Launch,
+        step: &duet_sim::executor::Step<'_>,
     ) -> Result<duet_sim::executor::StepTiming, duet_sim::executor::ExecutorError> {
-        self.events.push((self.announced.take(), sms, launch, work.to_vec()));
-        self.inner.execute(now, sms, work, launch)
-    }
-
-    fn begin_window(&mut self, steps: u32) {
-        self.announced = Some(steps);
+        // A step opening a window announces it (what the CUDA executor enqueues at once).
+        self.announced = (step.window > 1).then_some(step.window);
+        self.events.push((self.announced.take(), step.sms, step.launch, step.work.to_vec()));
+        self.inner.execute(step)
     }
 }
 

@@ -9,10 +9,10 @@
 //! otherwise on first use, before the step's start event (capture time never counts as GPU time); metadata goes
 //! in by asynchronous copies from page-locked memory before each replay. Graph steps take buffer set 0 when it is
 //! free (the set the start-up graphs were captured with), eager steps set 1. When the engine announces a window
-//! of `k` decode steps (`begin_window`), all `k` graph replays are enqueued back to back at the first step, with
+//! of `k` decode steps (a step with `window = k`), all `k` graph replays are enqueued back to back at the first step, with
 //! the metadata of every step staged ahead in its own region of page-locked memory, and no host synchronisation
 //! inside the window; the engine's later `Graph` steps take the tickets already in flight. A layer group of a
-//! segmented step (`execute_group`, muxwise) runs only its layers, on the buffer set its step holds throughout.
+//! segmented step (a step with `group = (g, n)`, muxwise) runs only its layers, on the buffer set its step holds throughout.
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
@@ -22,7 +22,7 @@ use std::time::Instant;
 use cudarc::driver::sys::{self, CUdeviceptr, CUgraphExec};
 use duet_sim::Nanos;
 use duet_sim::cost::{CostModel, Launch, SeqWork};
-use duet_sim::executor::{Executor, ExecutorError, StepCall, StepTiming};
+use duet_sim::executor::{Executor, ExecutorError, Step, StepCall, StepTiming};
 use duet_sim::realtime::AsyncExecutor;
 
 use super::layout::{StepLayout, is_decode, layer_group};
@@ -118,8 +118,6 @@ pub struct CudaExecutor<'a> {
     /// The ticket of each call in `log` (a window's later steps were enqueued, and ticketed, at its first call,
     /// so tickets need not follow call order).
     pub log_tickets: Vec<u64>,
-    /// Steps of the window the engine announced for its next `execute`.
-    window_next: Option<u32>,
     /// Per partition (SMs): tickets of window steps already enqueued, for the engine's coming `Graph` steps.
     queued: HashMap<u32, VecDeque<u64>>,
     /// Buffer set holding the activations of a segmented step between its layer groups.
@@ -174,7 +172,6 @@ impl<'a> CudaExecutor<'a> {
             gpu_ns: Vec::new(),
             log: Vec::new(),
             log_tickets: Vec::new(),
-            window_next: None,
             queued: HashMap::new(),
             held: None,
             warmed: Default::default(),
@@ -498,8 +495,11 @@ impl<'a> CudaExecutor<'a> {
 }
 
 impl Executor for CudaExecutor<'_> {
-    fn execute(&mut self, now: Nanos, sms: u32, work: &[SeqWork], launch: Launch) -> Result<StepTiming, ExecutorError> {
+    fn execute(&mut self, step: &Step<'_>) -> Result<StepTiming, ExecutorError> {
+        let (now, sms, work, launch) = (step.now, step.sms, step.work, step.launch);
+        // The whole step's estimate (what policies see while it runs; the engine gives a layer group its share).
         let estimate = self.cost.iteration_launched(sms, work, launch);
+        let (group, groups) = step.group;
         let queued = match launch {
             Launch::Graph => self.queued.get_mut(&sms).and_then(VecDeque::pop_front),
             Launch::Eager => None,
@@ -507,9 +507,9 @@ impl Executor for CudaExecutor<'_> {
         let ticket = match queued {
             // A later step of a window already in flight on this partition.
             Some(t) => t,
+            None if groups > 1 => self.launch(sms, work, Launch::Eager, 1, (group, groups)).map_err(err)?[0],
             None => {
-                let steps = self.window_next.take().unwrap_or(1);
-                let mut t = self.launch(sms, work, launch, steps, (0, 1)).map_err(err)?;
+                let mut t = self.launch(sms, work, launch, step.window.max(1), (0, 1)).map_err(err)?;
                 let first = t.remove(0);
                 if !t.is_empty() {
                     self.queued.insert(sms, t.into());
@@ -519,29 +519,9 @@ impl Executor for CudaExecutor<'_> {
         };
         // A look-ahead step whose graph could not be captured ran eagerly: logged as what ran.
         let ran = if self.ticket_graph[ticket as usize] { Launch::Graph } else { Launch::Eager };
-        self.log.push(StepCall { now, sms, work: work.to_vec(), launch: ran, layer_groups: 1 });
+        self.log.push(StepCall { now, sms, work: work.to_vec(), launch: ran, layer_groups: groups });
         self.log_tickets.push(ticket);
         Ok(StepTiming { duration: estimate.total, hbm_bytes: 0.0, memory_ns: 0.0, pending: Some(ticket) })
-    }
-
-    fn execute_group(
-        &mut self,
-        now: Nanos,
-        sms: u32,
-        work: &[SeqWork],
-        group: u32,
-        groups: u32,
-    ) -> Result<StepTiming, ExecutorError> {
-        // The whole step's estimate; the engine gives this group its share.
-        let estimate = self.cost.iteration_launched(sms, work, Launch::Eager);
-        let ticket = self.launch(sms, work, Launch::Eager, 1, (group, groups)).map_err(err)?[0];
-        self.log.push(StepCall { now, sms, work: work.to_vec(), launch: Launch::Eager, layer_groups: groups });
-        self.log_tickets.push(ticket);
-        Ok(StepTiming { duration: estimate.total, hbm_bytes: 0.0, memory_ns: 0.0, pending: Some(ticket) })
-    }
-
-    fn begin_window(&mut self, steps: u32) {
-        self.window_next = Some(steps);
     }
 }
 

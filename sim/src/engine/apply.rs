@@ -3,7 +3,7 @@
 use super::{DecisionRecord, Engine, InFlight, IterationRecord};
 use crate::cost::Launch;
 use crate::error::SimError;
-use crate::executor::{Executor, StepTiming};
+use crate::executor::{Executor, Step, StepTiming};
 use crate::policy::{Batch, BatchItem, Lane, Plan};
 use crate::request::{Phase, ReqId};
 use crate::time::Nanos;
@@ -222,14 +222,12 @@ impl Engine {
         self.step_work(&batch.items);
         let switch = if self.switches_layout(batch.lane, batch.sms) { self.cfg.partition_switch_ns } else { 0 };
         // A zero-length step would let time stand still; every step takes at least 1 ns.
-        if batch.lookahead > 1 {
-            executor.begin_window(batch.lookahead);
-        }
-        let timing = if batch.segments > 1 {
-            executor.execute_group(self.now, batch.sms, &self.work, 0, batch.segments)?
-        } else {
-            executor.execute(self.now, batch.sms, &self.work, Launch::Eager)?
+        let step = Step {
+            window: batch.lookahead,
+            group: (0, batch.segments),
+            ..Step::new(self.now, batch.sms, &self.work, Launch::Eager)
         };
+        let timing = executor.execute(&step)?;
         let solo = timing.duration.max(Nanos(1)).0 + switch;
         let (demand, mem_fraction) = traffic(&timing, solo);
         self.iterations.push(record);

@@ -4,7 +4,7 @@ use super::apply::traffic;
 use super::{Engine, IterationRecord, Role};
 use crate::cost::Launch;
 use crate::error::SimError;
-use crate::executor::Executor;
+use crate::executor::{Executor, Step};
 use crate::policy::{BatchItem, Lane};
 use crate::request::Phase;
 use crate::time::Nanos;
@@ -53,7 +53,7 @@ impl Engine {
             // Next look-ahead step: replayed from a CUDA graph, same SMs, same slots.
             let (lane, sms) = (b.lane, b.sms);
             self.step_work(&items);
-            let timing = executor.execute(now, sms, &self.work, Launch::Graph)?;
+            let timing = executor.execute(&Step::new(now, sms, &self.work, Launch::Graph))?;
             let solo = timing.duration.max(Nanos(1)).0;
             let (demand, mem_fraction) = traffic(&timing, solo);
             let decode_tokens = items.len() as u32;
@@ -121,11 +121,9 @@ impl Engine {
             // The remaining layer groups run at the new SM count's speed.
             let items = std::mem::take(&mut b.items);
             self.step_work(&items);
-            let timing = if device_ends {
-                executor.execute_group(now, sms, &self.work, segment, segments)?
-            } else {
-                executor.execute(now, sms, &self.work, Launch::Eager)?
-            };
+            // On a device each group is its own call; in simulation the whole step is re-timed at the new SMs.
+            let group = if device_ends { (segment, segments) } else { (0, 1) };
+            let timing = executor.execute(&Step { group, ..Step::new(now, sms, &self.work, Launch::Eager) })?;
             let solo = timing.duration.max(Nanos(1)).0;
             let (demand, mem_fraction) = traffic(&timing, solo);
             let b = &mut self.batches[bi];

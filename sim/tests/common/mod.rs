@@ -1,8 +1,7 @@
 //! Helpers shared by the integration tests (included with `mod common;`).
 #![allow(dead_code)]
 
-use duet_sim::cost::{Launch, SeqWork};
-use duet_sim::executor::{Executor, ExecutorError, StepTiming};
+use duet_sim::executor::{Executor, ExecutorError, Step, StepTiming};
 use duet_sim::kv::KvCapacity;
 use duet_sim::{ModelSpec, Nanos};
 use duet_traces::{RequestSpec, Workload};
@@ -11,7 +10,7 @@ use duet_traces::{RequestSpec, Workload};
 pub struct FixedExecutor(pub Nanos);
 
 impl Executor for FixedExecutor {
-    fn execute(&mut self, _: Nanos, _: u32, _: &[SeqWork], _: Launch) -> Result<StepTiming, ExecutorError> {
+    fn execute(&mut self, _: &Step<'_>) -> Result<StepTiming, ExecutorError> {
         Ok(StepTiming::opaque(self.0))
     }
 }
@@ -20,7 +19,7 @@ impl Executor for FixedExecutor {
 pub struct ReplayExecutor(pub std::collections::VecDeque<Nanos>);
 
 impl Executor for ReplayExecutor {
-    fn execute(&mut self, _: Nanos, _: u32, _: &[SeqWork], _: Launch) -> Result<StepTiming, ExecutorError> {
+    fn execute(&mut self, _: &Step<'_>) -> Result<StepTiming, ExecutorError> {
         self.0.pop_front().map(StepTiming::opaque).ok_or_else(|| ExecutorError("replay ran out of durations".into()))
     }
 }
