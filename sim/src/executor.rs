@@ -64,6 +64,57 @@ pub trait Executor {
     fn execute(&mut self, step: &Step<'_>) -> Result<StepTiming, ExecutorError>;
 }
 
+/// An executor whose steps end asynchronously, with the clock the run follows.
+pub trait AsyncExecutor: Executor {
+    /// Time since the run started.
+    fn now(&self) -> Nanos;
+
+    /// Blocks until the earliest pending step ends (returns its ticket and end time) or the clock reaches
+    /// `deadline` (returns `None`). With no pending step it waits for the deadline; with neither it fails.
+    fn wait(&mut self, deadline: Option<Nanos>) -> Result<Option<(u64, Nanos)>, ExecutorError>;
+
+    /// This executor as a plain [`Executor`] (for the engine).
+    fn as_executor(&mut self) -> &mut dyn Executor;
+}
+
+/// The simulated clock over an executor whose steps' durations are known at once ([`SimExecutor`], test
+/// executors): waiting jumps the clock to the deadline, so the engine's loop ([`crate::engine::run`]) runs in
+/// virtual time.
+pub struct VirtualClock<'a> {
+    exec: &'a mut dyn Executor,
+    now: Nanos,
+}
+
+impl<'a> VirtualClock<'a> {
+    /// The clock at 0 over `exec`.
+    pub fn new(exec: &'a mut dyn Executor) -> VirtualClock<'a> {
+        VirtualClock { exec, now: Nanos::ZERO }
+    }
+}
+
+impl Executor for VirtualClock<'_> {
+    fn execute(&mut self, step: &Step<'_>) -> Result<StepTiming, ExecutorError> {
+        self.exec.execute(step)
+    }
+}
+
+impl AsyncExecutor for VirtualClock<'_> {
+    fn now(&self) -> Nanos {
+        self.now
+    }
+
+    fn wait(&mut self, deadline: Option<Nanos>) -> Result<Option<(u64, Nanos)>, ExecutorError> {
+        let d = deadline.ok_or_else(|| ExecutorError("nothing to wait for: no pending step and no deadline".into()))?;
+        assert!(d >= self.now, "time went backwards: {d:?} < {:?}", self.now);
+        self.now = d;
+        Ok(None)
+    }
+
+    fn as_executor(&mut self) -> &mut dyn Executor {
+        self
+    }
+}
+
 /// A step as a device executor was asked to run it (device logs, `steps.csv`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepCall {

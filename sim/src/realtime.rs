@@ -1,9 +1,9 @@
 //! Wall-clock mode: the same engine and policies driving an executor that enqueues steps on a device and reports
 //! their ends later (the CUDA executor), with arrivals released at their trace times on the executor's clock.
 //!
-//! [`run`] repeats: apply every event due by the executor's clock ([`AsyncExecutor::now`]) and consult the policy;
-//! then wait ([`AsyncExecutor::wait`]) until the next event is due or a step ends, and tell the engine when it
-//! ended. Token times are the engine's clock when the end was seen (a real server emits a token only when the host
+//! [`run`] drives the engine's one loop (`Engine::drive`, the same as a simulation's) on the device's clock:
+//! apply every event due by the executor's clock ([`AsyncExecutor::now`]) and consult the policy; then wait
+//! ([`AsyncExecutor::wait`]) until the next event is due or a step ends, and tell the engine when it ended. Token times are the engine's clock when the end was seen (a real server emits a token only when the host
 //! sees the step finish). Contention is not modelled here: the device's times include it.
 //!
 //! [`FakeExecutor`] stands in for a device: it asks another executor (the cost model) for each step's duration,
@@ -21,18 +21,7 @@ use crate::executor::{Executor, ExecutorError, Step, StepCall, StepTiming};
 use crate::policy::Policy;
 use crate::time::Nanos;
 
-/// An executor whose steps end asynchronously, with the clock the run follows.
-pub trait AsyncExecutor: Executor {
-    /// Time since the run started.
-    fn now(&self) -> Nanos;
-
-    /// Blocks until the earliest pending step ends (returns its ticket and end time) or the clock reaches
-    /// `deadline` (returns `None`). With no pending step it waits for the deadline; with neither it fails.
-    fn wait(&mut self, deadline: Option<Nanos>) -> Result<Option<(u64, Nanos)>, ExecutorError>;
-
-    /// This executor as a plain [`Executor`] (for the engine).
-    fn as_executor(&mut self) -> &mut dyn Executor;
-}
+pub use crate::executor::AsyncExecutor;
 
 /// Runs `workload` to completion in wall-clock mode. `cfg.contention` must be `None`.
 pub fn run(
@@ -47,24 +36,8 @@ pub fn run(
         )
         .into());
     }
-    let mut engine = Engine::new(cfg, workload.prefix.as_ref().map(|p| p.block_tokens))?;
-    engine.check_fit(workload.requests.iter())?;
-    for (i, s) in workload.requests.iter().enumerate() {
-        engine.add_arrival(*s, workload.prefix.as_ref().map(|p| p.get(i)));
-    }
-    loop {
-        while engine.next_time().is_some_and(|t| t <= executor.now()) {
-            let now = executor.now();
-            engine.advance_to(now, policy, executor.as_executor())?;
-        }
-        let deadline = engine.next_time();
-        if deadline.is_none() && engine.pending_steps() == 0 {
-            break;
-        }
-        if let Some((ticket, end)) = executor.wait(deadline)? {
-            engine.step_finished(ticket, end)?;
-        }
-    }
+    let mut engine = Engine::for_workload(workload, cfg)?;
+    engine.drive(policy, executor)?;
     engine.check_finished(policy)?;
     Ok(engine.into_output())
 }

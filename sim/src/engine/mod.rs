@@ -22,7 +22,7 @@ use duet_traces::{RequestSpec, Workload};
 
 use crate::cost::SeqWork;
 use crate::error::{ConfigError, SimError};
-use crate::executor::Executor;
+use crate::executor::{AsyncExecutor, Executor, VirtualClock};
 use crate::kv::KvCapacity;
 use crate::partition::Granularity;
 use crate::policy::{BatchItem, Lane, Policy, RunningBatch, View};
@@ -191,16 +191,8 @@ pub fn run(
     executor: &mut dyn Executor,
     cfg: &EngineConfig,
 ) -> Result<SimOutput, SimError> {
-    let mut engine = Engine::new(cfg, workload.prefix.as_ref().map(|p| p.block_tokens))?;
-    engine.check_fit(workload.requests.iter())?;
-    // Exactly one gap per output token after the first: reserve it all (the largest buffer of a run).
-    engine.itl_ns.reserve(workload.requests.iter().map(|s| s.output_tokens as usize - 1).sum());
-    for (i, s) in workload.requests.iter().enumerate() {
-        engine.add_arrival(*s, workload.prefix.as_ref().map(|p| p.get(i)));
-    }
-    while engine.next_time().is_some() {
-        engine.advance(policy, executor)?;
-    }
+    let mut engine = Engine::for_workload(workload, cfg)?;
+    engine.drive(policy, &mut VirtualClock::new(executor))?;
     engine.check_finished(policy)?;
     Ok(engine.into_output())
 }
@@ -234,6 +226,38 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
+    /// An engine holding every request of `workload` as a future arrival (each checked to fit the KV cache).
+    pub(crate) fn for_workload(workload: &Workload, cfg: &EngineConfig) -> Result<Self, SimError> {
+        let mut engine = Engine::new(cfg, workload.prefix.as_ref().map(|p| p.block_tokens))?;
+        engine.check_fit(workload.requests.iter())?;
+        // Exactly one gap per output token after the first: reserve it all (the largest buffer of a run).
+        engine.itl_ns.reserve(workload.requests.iter().map(|s| s.output_tokens as usize - 1).sum());
+        for (i, s) in workload.requests.iter().enumerate() {
+            engine.add_arrival(*s, workload.prefix.as_ref().map(|p| p.get(i)));
+        }
+        Ok(engine)
+    }
+
+    /// The one loop of every single-instance run, over `clock`'s time (virtual: [`VirtualClock`]; a device's:
+    /// wall-clock mode): apply every event due by the clock and consult the policy; then wait until the next
+    /// event is due or a pending step ends, and schedule that step's completion. Ends when no event is left and
+    /// no step is pending.
+    pub(crate) fn drive(&mut self, policy: &mut dyn Policy, clock: &mut dyn AsyncExecutor) -> Result<(), SimError> {
+        loop {
+            while self.next_time().is_some_and(|t| t <= clock.now()) {
+                let now = clock.now();
+                self.advance_to(now, policy, clock.as_executor())?;
+            }
+            let deadline = self.next_time();
+            if deadline.is_none() && self.pending_steps() == 0 {
+                return Ok(());
+            }
+            if let Some((ticket, end)) = clock.wait(deadline)? {
+                self.step_finished(ticket, end)?;
+            }
+        }
+    }
+
     /// An engine with no requests yet. `prefix_block_tokens` is the hash-block size of the workload's prefix
     /// hashes (`None`: no hashes, no cache).
     pub(crate) fn new(cfg: &EngineConfig, prefix_block_tokens: Option<u32>) -> Result<Self, SimError> {
