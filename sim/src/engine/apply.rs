@@ -1,18 +1,13 @@
 //! Plan validation and starting batches.
 
+use super::inflight::traffic;
 use super::{DecisionRecord, Engine, InFlight, IterationRecord};
 use crate::cost::Launch;
 use crate::error::SimError;
-use crate::executor::{Executor, Step, StepTiming};
+use crate::executor::{Executor, Step};
 use crate::policy::{Batch, BatchItem, Lane, Plan};
 use crate::request::{Phase, ReqId};
 use crate::time::Nanos;
-
-/// Average HBM demand (bytes/ns) and memory-bound share of a step lasting `solo_ns`.
-pub(super) fn traffic(t: &StepTiming, solo_ns: u64) -> (f64, f64) {
-    let d = solo_ns.max(1) as f64;
-    (t.hbm_bytes / d, (t.memory_ns / d).min(1.0))
-}
 
 fn lane_index(lane: Lane) -> usize {
     match lane {

@@ -1,6 +1,6 @@
 //! What a finished step does: advance KV, emit tokens, start the next look-ahead step or retire the batch.
 
-use super::apply::traffic;
+use super::inflight::traffic;
 use super::{Engine, IterationRecord, Role};
 use crate::cost::Launch;
 use crate::error::SimError;

@@ -12,6 +12,7 @@
 
 mod apply;
 mod complete;
+mod inflight;
 mod kv_store;
 pub(crate) mod pending;
 mod records;
@@ -25,11 +26,12 @@ use crate::error::{ConfigError, SimError};
 use crate::executor::{AsyncExecutor, Executor, VirtualClock};
 use crate::kv::KvCapacity;
 use crate::partition::Granularity;
-use crate::policy::{BatchItem, Lane, Policy, RunningBatch, View};
+use crate::policy::{Policy, RunningBatch, View};
 use crate::prefix::PrefixCache;
 use crate::queue::EventQueue;
 use crate::request::{Phase, ReqId, Request};
 use crate::time::Nanos;
+use inflight::InFlight;
 use kv_store::KvStore;
 pub use records::{DecisionRecord, EngineStats, IterationRecord, RequestRecord, SimOutput};
 
@@ -142,42 +144,6 @@ enum Event {
     KvArrived(ReqId),
     /// Something outside the engine freed KV (a finished transfer): consult the policy.
     Wake,
-}
-
-/// A batch in execution.
-struct InFlight {
-    id: u64,
-    lane: Lane,
-    sms: u32,
-    items: Vec<BatchItem>,
-    steps_total: u32,
-    step: u32,
-    /// Layer groups of the (single) step, and the one executing.
-    segments: u32,
-    segment: u32,
-    /// SMs to switch to at the next layer-group boundary.
-    pending_sms: Option<u32>,
-    /// Solo time of one layer group at the current SM count, ns (segmented batches).
-    segment_solo: f64,
-    started: Nanos,
-    /// Solo-speed nanoseconds left in the current step.
-    remaining: f64,
-    /// Average HBM demand of the current step, bytes/ns.
-    demand: f64,
-    /// Memory-bound share of the current step.
-    mem_fraction: f64,
-    rate: f64,
-    last_update: Nanos,
-    version: u32,
-    /// Whether a completion event must be (re)scheduled.
-    dirty: bool,
-    /// The executor's ticket while the current step's end is not known yet (wall-clock mode, [`pending`]).
-    pending: Option<u64>,
-    /// The executor reports this batch's step ends (wall-clock mode): each layer group of a segmented batch is
-    /// then its own device call.
-    device_ends: bool,
-    decision: Option<usize>,
-    record: usize,
 }
 
 /// Runs `workload` to completion under `policy` on `executor`.
@@ -508,32 +474,10 @@ impl Engine {
         let now = self.now;
         let n = self.batches.len();
         let total_demand: f64 = self.batches.iter().map(|b| b.demand).sum();
-        for i in 0..n {
-            let b = &mut self.batches[i];
-            b.remaining = (b.remaining - (now - b.last_update).0 as f64 * b.rate).max(0.0);
-            b.last_update = now;
-            let rate = match self.cfg.contention {
-                Some(_) if n == 1 => 1.0,
-                None => 1.0,
-                Some(Contention::Fixed { decode_slowdown, prefill_slowdown }) => {
-                    1.0 / (1.0 + if b.lane == Lane::Decode { decode_slowdown } else { prefill_slowdown })
-                }
-                Some(Contention::Bandwidth { hbm_bandwidth, interference }) => {
-                    let stretch = (total_demand * 1e9 / hbm_bandwidth).max(1.0) * (1.0 + interference);
-                    1.0 / ((1.0 - b.mem_fraction) + b.mem_fraction * stretch)
-                }
-            };
-            if b.pending.is_some() {
-                // The end is reported by the executor (`step_finished`); nothing to schedule.
-                b.dirty = false;
-                continue;
-            }
-            if rate != b.rate || b.dirty {
-                b.rate = rate;
-                b.version += 1;
-                b.dirty = false;
-                let at = now + Nanos((b.remaining / rate).ceil() as u64);
-                self.events.push(at, Event::StepDone { batch: b.id, version: b.version });
+        for b in &mut self.batches {
+            let rate = b.contention_rate(self.cfg.contention, n, total_demand);
+            if let Some((at, version)) = b.retime(now, rate) {
+                self.events.push(at, Event::StepDone { batch: b.id, version });
             }
         }
     }
@@ -546,18 +490,7 @@ impl Engine {
             if busy_sms >= self.cfg.num_sms || (self.waiting.is_empty() && self.running.is_empty()) {
                 return Ok(());
             }
-            let busy: Vec<RunningBatch> = self
-                .batches
-                .iter()
-                .map(|b| RunningBatch {
-                    lane: b.lane,
-                    sms: b.sms,
-                    started: b.started,
-                    expected_end: self.now + Nanos((b.remaining / b.rate).ceil() as u64),
-                    segments_left: b.segments - b.segment - 1,
-                    pending_sms: b.pending_sms,
-                })
-                .collect();
+            let busy: Vec<RunningBatch> = self.batches.iter().map(|b| b.as_running(self.now)).collect();
             let view = View {
                 now: self.now,
                 waiting: &self.waiting,
