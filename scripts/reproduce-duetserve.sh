@@ -45,21 +45,11 @@ policies() {
 label = "prefill-first"
 policy = "prefill-first"
 
-[[policy]]
-label = "chunked 512"
-policy = "chunked"
-token-budget = 512
-
-[[policy]]
-label = "chunked 2048"
-policy = "chunked"
-token-budget = 2048
-
-[[policy]]
-label = "chunked 8192"
-policy = "chunked"
-token-budget = 8192
-
+EOF
+  for budget in 512 2048 8192; do
+    printf '[[policy]]\nlabel = "chunked %s"\npolicy = "chunked"\ntoken-budget = %s\n\n' "$budget" "$budget"
+  done
+  cat <<'EOF'
 [[policy]]
 label = "static-split 100:32"
 policy = "static-split"
