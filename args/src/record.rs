@@ -53,6 +53,14 @@ pub fn recorded(replay_json: &str, path: &Path) -> Result<Option<(SimArgs, Value
     Ok(Some((a, v.get("settings").cloned().unwrap_or(Value::Null))))
 }
 
+/// The options `duet sim` takes when none is typed.
+pub fn defaults() -> SimArgs {
+    use clap::{Args, FromArgMatches};
+    let cmd = SimArgs::augment_args(clap::Command::new("defaults").no_binary_name(true));
+    let m = cmd.try_get_matches_from(Vec::<String>::new()).expect("every option has a default or is optional");
+    SimArgs::from_arg_matches(&m).expect("defaults parse")
+}
+
 /// Ids of the options given on the command line in `m` (not defaults), e.g. `profile`, `rate`.
 pub fn typed_ids(m: &clap::ArgMatches) -> Vec<String> {
     m.ids()

@@ -107,11 +107,11 @@ pub fn run(spec: &SweepSpec, jobs: Option<usize>) -> Result<Vec<Map<String, Valu
         );
     }
     for p in &spec.points {
-        prepare(spec, &p.with("rate", format!("{}", c.low)))?;
+        prepare(spec, &p.with("rate", c.low))?;
     }
     let search = |p: &Point| -> Result<Search> {
         bisect(c.low, c.high, c.tolerance, |r| {
-            let q = p.with("rate", format!("{r}"));
+            let q = p.with("rate", r);
             let (args, cfg) = prepare(spec, &q)?;
             match simulate_point(&args, &cfg, &[], Path::new("."))? {
                 Value::Object(s) => meets(&s, c),

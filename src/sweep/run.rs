@@ -12,7 +12,6 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde_json::{Map, Value};
@@ -66,17 +65,55 @@ pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
     Ok((i, n))
 }
 
-#[derive(Parser)]
-#[command(name = "duet sim")]
-struct PointArgs {
-    #[command(flatten)]
-    sim: SimArgs,
+/// The simulation options of a point, built from its typed values (no command line is formed and parsed again):
+/// `duet sim`'s defaults with each of the point's options set. An option that takes text (a path, a duration, a
+/// name) gets the value as written; a number or flag stays a number or flag. A value of the wrong type is an
+/// error naming the option.
+pub fn sim_args(point: &Point) -> Result<SimArgs> {
+    let defaults = serde_json::to_value(duet_args::record::defaults())?;
+    let mut args = defaults.clone();
+    for o in &point.opts {
+        let id = o.key.replace('-', "_");
+        let slot = if defaults.get(&id).is_some() {
+            &mut args
+        } else if defaults["workload"].get(&id).is_some() {
+            &mut args["workload"]
+        } else {
+            bail!("`{}` is not an option of `duet sim`", o.key);
+        };
+        slot[id.as_str()] = option_value(&defaults, &id, o);
+        // Each option alone on the defaults, so that a bad value names its option.
+        let mut alone = defaults.clone();
+        let s = if defaults.get(&id).is_some() { &mut alone } else { &mut alone["workload"] };
+        s[id.as_str()] = option_value(&defaults, &id, o);
+        serde_json::from_value::<SimArgs>(alone).map_err(|e| anyhow::anyhow!("`{}` = {}: {e}", o.key, o.value))?;
+    }
+    Ok(serde_json::from_value(args)?)
 }
 
-/// The simulation arguments of a point (as `duet sim` would parse them).
-pub fn sim_args(point: &Point) -> Result<SimArgs> {
-    let argv = std::iter::once("duet sim".to_string()).chain(point.argv());
-    Ok(PointArgs::try_parse_from(argv).map_err(|e| anyhow::anyhow!("{}", e.render().to_string().trim()))?.sim)
+/// Whether option `id` takes text (a string or path), tried on the defaults.
+fn takes_text(defaults: &Value, id: &str) -> bool {
+    let mut probe = defaults.clone();
+    let s = if defaults.get(id).is_some() { &mut probe } else { &mut probe["workload"] };
+    s[id] = Value::from("x");
+    serde_json::from_value::<SimArgs>(probe).is_ok()
+}
+
+/// The JSON value of option `o` (id `id`): text as written for options that take text, else the typed value.
+fn option_value(defaults: &Value, id: &str, o: &super::spec::Opt) -> Value {
+    use toml::Value as T;
+    if o.flag {
+        return Value::Bool(true);
+    }
+    if takes_text(defaults, id) {
+        return Value::from(o.value.clone());
+    }
+    match &o.typed {
+        T::Integer(i) => Value::from(*i),
+        T::Float(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
+        T::Boolean(b) => Value::Bool(*b),
+        _ => Value::from(o.value.clone()),
+    }
 }
 
 /// Validates a point and returns its arguments and configuration.

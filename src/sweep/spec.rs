@@ -28,10 +28,12 @@ const CAPACITY_KEYS: [&str; 5] = ["low", "high", "tolerance", "max", "min"];
 pub struct Opt {
     /// Option name without `--`.
     pub key: String,
-    /// Value as written on the command line.
+    /// Value as written on the command line (point ids, labels and results columns use it).
     pub value: String,
     /// Whether the option is a boolean flag (`--shuffle-lengths`).
     pub flag: bool,
+    /// The value as the sweep file typed it (what the simulation's options are built from).
+    pub typed: Value,
 }
 
 /// One simulation of a sweep.
@@ -161,7 +163,9 @@ fn opt(file: &Path, table: &str, key: &str, v: &Value, known: &[(String, bool)])
     let value = scalar(file, table, key, v)?;
     if *flag {
         return match v {
-            Value::Boolean(true) => Ok(Some(Opt { key: key.into(), value: String::new(), flag: true })),
+            Value::Boolean(true) => {
+                Ok(Some(Opt { key: key.into(), value: String::new(), flag: true, typed: Value::Boolean(true) }))
+            }
             Value::Boolean(false) => Ok(None),
             _ => bail!("{}: [{table}] `{key}` is a flag: use true or false", file.display()),
         };
@@ -169,7 +173,7 @@ fn opt(file: &Path, table: &str, key: &str, v: &Value, known: &[(String, bool)])
     if key == "trace" && value == "bundled" {
         return Ok(None);
     }
-    Ok(Some(Opt { key: key.into(), value, flag: false }))
+    Ok(Some(Opt { key: key.into(), value, flag: false, typed: v.clone() }))
 }
 
 fn number(file: &Path, table: &str, key: &str, v: &Value) -> Result<f64> {
@@ -250,12 +254,16 @@ impl Point {
         self.opts.iter().find(|o| o.key == key).map(|o| o.value.as_str())
     }
 
-    /// The point with option `key` set to `value` (replaced or appended).
-    pub fn with(&self, key: &str, value: String) -> Point {
+    /// The point with option `key` set to the number `value` (replaced or appended).
+    pub fn with(&self, key: &str, value: f64) -> Point {
         let mut p = self.clone();
+        let (text, typed) = (format!("{value}"), Value::Float(value));
         match p.opts.iter_mut().find(|o| o.key == key) {
-            Some(o) => o.value = value,
-            None => p.opts.push(Opt { key: key.into(), value, flag: false }),
+            Some(o) => {
+                o.value = text;
+                o.typed = typed;
+            }
+            None => p.opts.push(Opt { key: key.into(), value: text, flag: false, typed }),
         }
         p
     }
