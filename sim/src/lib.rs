@@ -13,6 +13,7 @@ pub mod engine;
 pub mod error;
 pub mod executor;
 pub mod gpu;
+mod kernel;
 pub mod kv;
 pub mod metrics;
 pub mod model;

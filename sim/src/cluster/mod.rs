@@ -4,7 +4,8 @@
 //!
 //! Time. One clock for the cluster: the next thing to happen is the earliest of the cluster's own events
 //! (arrivals, finished transfers) and every instance's next event; ties go to cluster events, then instances
-//! in index order. Every rule is deterministic, so equal inputs give equal bytes out.
+//! in index order. Every rule is deterministic, so equal inputs give equal bytes out. The cluster is driven by the
+//! same event kernel as a single engine (`crate::kernel::drive`, over a virtual clock).
 //!
 //! Disaggregation (DistServe, Dynamo, vLLM's P/D connectors). A request is routed to a prefill instance, which
 //! runs its prompt (as a request with one output token) and keeps its KV. The router then picks a decode
@@ -28,7 +29,7 @@ pub use router::{Load, Router};
 
 use crate::engine::{Engine, EngineConfig, EngineStats, RequestRecord, Role, SimOutput};
 use crate::error::{ConfigError, SimError};
-use crate::executor::Executor;
+use crate::executor::{Executor, Step, StepTiming, VirtualClock};
 use crate::policy::Policy;
 use crate::request::ReqId;
 use crate::time::Nanos;
@@ -258,104 +259,30 @@ pub fn run(
     for s in &workload.requests {
         events.push(Nanos(s.arrival_ns), ClusterEvent::Arrival(s.id));
     }
-    let mut turns = [0u64; 2];
-    let mut waiting: Vec<VecDeque<Waiting>> = vec![VecDeque::new(); n as usize];
-    let mut link_free = vec![Nanos::ZERO; n as usize];
-    let mut transfers: Vec<TransferRecord> = Vec::new();
+    let turns = [0u64; 2];
+    let waiting: Vec<VecDeque<Waiting>> = vec![VecDeque::new(); n as usize];
+    let link_free = vec![Nanos::ZERO; n as usize];
+    let transfers: Vec<TransferRecord> = Vec::new();
     // (instance, local id) of each transfer's decode-side request and prefill-side request.
-    let mut transfer_ids: Vec<(ReqId, ReqId)> = Vec::new();
-    let mut placed: Vec<(u32, ReqId)> = vec![(0, ReqId(0)); workload.len()];
-    let loads = |inst: &[Instance], group: &[u32], waiting: &[VecDeque<Waiting>]| -> Vec<Load> {
-        group
-            .iter()
-            .map(|&i| Load {
-                outstanding: inst[i as usize].engine.outstanding() + waiting[i as usize].len(),
-                free_blocks: inst[i as usize].engine.free_blocks(),
-            })
-            .collect()
+    let transfer_ids: Vec<(ReqId, ReqId)> = Vec::new();
+    let placed: Vec<(u32, ReqId)> = vec![(0, ReqId(0)); workload.len()];
+    let mut run = ClusterRun {
+        workload,
+        cfg,
+        kv_bytes_per_token,
+        inst,
+        front,
+        back,
+        events,
+        turns,
+        waiting,
+        link_free,
+        transfers,
+        transfer_ids,
+        placed,
     };
-    loop {
-        let tc = events.next_time();
-        let ti = inst.iter().filter_map(|x| x.engine.next_time()).min();
-        let t = match (tc, ti) {
-            (None, None) => break,
-            (Some(a), Some(b)) => a.min(b),
-            (a, b) => a.or(b).expect("one is set"),
-        };
-        if tc == Some(t) {
-            while let Some((_, ev)) = events.pop_due(t) {
-                match ev {
-                    ClusterEvent::Arrival(g) => {
-                        let spec = workload.requests[g as usize];
-                        let k = front[cfg.router.pick(turns[0], &loads(&inst, &front, &waiting))];
-                        turns[0] += 1;
-                        let x = &mut inst[k as usize];
-                        let mut local = spec;
-                        if x.role == Role::Prefill {
-                            local.output_tokens = 1;
-                        }
-                        let hashes = workload.prefix.as_ref().map(|p| p.get(g as usize));
-                        let id = x.engine.add_arrival(local, hashes);
-                        x.global.push(g);
-                        placed[g as usize] = (k, id);
-                    }
-                    ClusterEvent::TransferDone(tid) => {
-                        let tr = transfers[tid];
-                        let (decode_id, prefill_id) = transfer_ids[tid];
-                        inst[tr.to as usize].engine.kv_arrived(decode_id, t);
-                        inst[tr.from as usize].engine.release_handoff(prefill_id, t);
-                    }
-                }
-            }
-            continue;
-        }
-        for i in 0..n as usize {
-            if inst[i].engine.next_time() != Some(t) {
-                continue;
-            }
-            let x = &mut inst[i];
-            x.engine.advance(x.policy.as_mut(), x.executor.as_mut())?;
-            if x.role != Role::Prefill {
-                continue;
-            }
-            for local in x.engine.take_handoffs() {
-                let g = inst[i].global[local.index()];
-                if workload.requests[g as usize].output_tokens == 1 {
-                    inst[i].engine.release_handoff(local, t);
-                    continue;
-                }
-                let d = back[cfg.router.pick(turns[1], &loads(&inst, &back, &waiting))];
-                turns[1] += 1;
-                waiting[d as usize].push_back(Waiting { request: g, from: i as u32, local, since: t });
-            }
-        }
-        // Decode instances admit waiting transfers in order while they have room.
-        for &d in &back {
-            while let Some(w) = waiting[d as usize].front().copied() {
-                let spec = RequestSpec { arrival_ns: t.0, ..workload.requests[w.request as usize] };
-                let x = &mut inst[d as usize];
-                let Some(id) = x.engine.reserve_transfer(spec) else { break };
-                waiting[d as usize].pop_front();
-                x.global.push(w.request);
-                placed[w.request as usize] = (d, id);
-                let bytes = u64::from(spec.input_tokens) * kv_bytes_per_token;
-                let start = t.max(link_free[w.from as usize]);
-                link_free[w.from as usize] = start + Nanos(cfg.link.busy_ns(bytes));
-                let arrived = start + Nanos(cfg.link.transfer_ns(bytes));
-                transfers.push(TransferRecord {
-                    request: w.request,
-                    from: w.from,
-                    to: d,
-                    prefilled: w.since,
-                    reserved: t,
-                    arrived,
-                    bytes,
-                });
-                transfer_ids.push((id, w.local));
-                events.push(arrived, ClusterEvent::TransferDone(transfers.len() - 1));
-            }
-        }
-    }
+    crate::kernel::drive(&mut run, &mut VirtualClock::new(&mut NoSteps))?;
+    let ClusterRun { inst, waiting, transfers, placed, .. } = run;
     if let Some((d, q)) = waiting.iter().enumerate().find(|(_, q)| !q.is_empty()) {
         return Err(ConfigError::Memory(format!(
             "{} prefilled request(s) never found KV room on decode instance {d}",
@@ -367,6 +294,151 @@ pub fn run(
         x.engine.check_finished(x.policy.as_ref())?;
     }
     Ok(merge(workload, cfg, inst, transfers, &placed))
+}
+
+/// The cluster as the event kernel drives it: its instances, its own events (arrivals, finished transfers) and the
+/// router's and links' state.
+struct ClusterRun<'a> {
+    workload: &'a Workload,
+    cfg: &'a ClusterConfig,
+    kv_bytes_per_token: u64,
+    inst: Vec<Instance>,
+    front: Vec<u32>,
+    back: Vec<u32>,
+    events: EventQueue<ClusterEvent>,
+    turns: [u64; 2],
+    waiting: Vec<VecDeque<Waiting>>,
+    link_free: Vec<Nanos>,
+    transfers: Vec<TransferRecord>,
+    /// (instance, local id) of each transfer's decode-side request and prefill-side request.
+    transfer_ids: Vec<(ReqId, ReqId)>,
+    placed: Vec<(u32, ReqId)>,
+}
+
+/// The loads the router compares: per instance of `group`, unfinished requests (waiting transfers included) and
+/// free KV blocks.
+fn loads(inst: &[Instance], group: &[u32], waiting: &[VecDeque<Waiting>]) -> Vec<Load> {
+    group
+        .iter()
+        .map(|&i| Load {
+            outstanding: inst[i as usize].engine.outstanding() + waiting[i as usize].len(),
+            free_blocks: inst[i as usize].engine.free_blocks(),
+        })
+        .collect()
+}
+
+/// The executor of the cluster's own clock: never asked to run a step (each instance has its executor).
+struct NoSteps;
+
+impl Executor for NoSteps {
+    fn execute(&mut self, _: &Step<'_>) -> Result<StepTiming, crate::executor::ExecutorError> {
+        Err(crate::executor::ExecutorError("the cluster runs steps on its instances' executors".into()))
+    }
+}
+
+impl crate::kernel::Driven for ClusterRun<'_> {
+    /// The earliest of the cluster's own events and every instance's next event.
+    fn next_time(&self) -> Option<Nanos> {
+        let tc = self.events.next_time();
+        let ti = self.inst.iter().filter_map(|x| x.engine.next_time()).min();
+        match (tc, ti) {
+            (None, None) => None,
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// One instant: the cluster's events at the next event time when there are any (ties go to cluster events),
+    /// else every instance whose next event is then, in index order, then decode instances admit waiting
+    /// transfers.
+    fn advance_to(&mut self, _now: Nanos, _: &mut dyn Executor) -> Result<(), SimError> {
+        let Some(t) = self.next_time() else { return Ok(()) };
+        let tc = self.events.next_time();
+        if tc == Some(t) {
+            while let Some((_, ev)) = self.events.pop_due(t) {
+                match ev {
+                    ClusterEvent::Arrival(g) => {
+                        let spec = self.workload.requests[g as usize];
+                        let k = self.front
+                            [self.cfg.router.pick(self.turns[0], &loads(&self.inst, &self.front, &self.waiting))];
+                        self.turns[0] += 1;
+                        let x = &mut self.inst[k as usize];
+                        let mut local = spec;
+                        if x.role == Role::Prefill {
+                            local.output_tokens = 1;
+                        }
+                        let hashes = self.workload.prefix.as_ref().map(|p| p.get(g as usize));
+                        let id = x.engine.add_arrival(local, hashes);
+                        x.global.push(g);
+                        self.placed[g as usize] = (k, id);
+                    }
+                    ClusterEvent::TransferDone(tid) => {
+                        let tr = self.transfers[tid];
+                        let (decode_id, prefill_id) = self.transfer_ids[tid];
+                        self.inst[tr.to as usize].engine.kv_arrived(decode_id, t);
+                        self.inst[tr.from as usize].engine.release_handoff(prefill_id, t);
+                    }
+                }
+            }
+            return Ok(());
+        }
+        for i in 0..self.inst.len() {
+            if self.inst[i].engine.next_time() != Some(t) {
+                continue;
+            }
+            let x = &mut self.inst[i];
+            x.engine.advance(x.policy.as_mut(), x.executor.as_mut())?;
+            if x.role != Role::Prefill {
+                continue;
+            }
+            for local in x.engine.take_handoffs() {
+                let g = self.inst[i].global[local.index()];
+                if self.workload.requests[g as usize].output_tokens == 1 {
+                    self.inst[i].engine.release_handoff(local, t);
+                    continue;
+                }
+                let d = self.back[self.cfg.router.pick(self.turns[1], &loads(&self.inst, &self.back, &self.waiting))];
+                self.turns[1] += 1;
+                self.waiting[d as usize].push_back(Waiting { request: g, from: i as u32, local, since: t });
+            }
+        }
+        // Decode instances admit waiting transfers in order while they have room.
+        for &d in &self.back {
+            while let Some(w) = self.waiting[d as usize].front().copied() {
+                let spec = RequestSpec { arrival_ns: t.0, ..self.workload.requests[w.request as usize] };
+                let x = &mut self.inst[d as usize];
+                let Some(id) = x.engine.reserve_transfer(spec) else { break };
+                self.waiting[d as usize].pop_front();
+                x.global.push(w.request);
+                self.placed[w.request as usize] = (d, id);
+                let bytes = u64::from(spec.input_tokens) * self.kv_bytes_per_token;
+                let start = t.max(self.link_free[w.from as usize]);
+                self.link_free[w.from as usize] = start + Nanos(self.cfg.link.busy_ns(bytes));
+                let arrived = start + Nanos(self.cfg.link.transfer_ns(bytes));
+                self.transfers.push(TransferRecord {
+                    request: w.request,
+                    from: w.from,
+                    to: d,
+                    prefilled: w.since,
+                    reserved: t,
+                    arrived,
+                    bytes,
+                });
+                self.transfer_ids.push((id, w.local));
+                self.events.push(arrived, ClusterEvent::TransferDone(self.transfers.len() - 1));
+            }
+        }
+        Ok(())
+    }
+
+    fn pending_steps(&self) -> usize {
+        0
+    }
+
+    fn step_finished(&mut self, ticket: u64, _: Nanos) -> Result<(), SimError> {
+        Err(crate::executor::ExecutorError(format!("the cluster runs in virtual time: no step {ticket} is pending"))
+            .into())
+    }
 }
 
 /// Total length of the union of `[start, end)` intervals given in start order, ns.

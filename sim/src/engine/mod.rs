@@ -163,6 +163,27 @@ pub fn run(
     Ok(engine.into_output())
 }
 
+/// One engine with its policy, as the event kernel drives it.
+struct Single<'a> {
+    engine: &'a mut Engine,
+    policy: &'a mut dyn Policy,
+}
+
+impl crate::kernel::Driven for Single<'_> {
+    fn next_time(&self) -> Option<Nanos> {
+        self.engine.next_time()
+    }
+    fn advance_to(&mut self, now: Nanos, executor: &mut dyn Executor) -> Result<(), SimError> {
+        self.engine.advance_to(now, self.policy, executor)
+    }
+    fn pending_steps(&self) -> usize {
+        self.engine.pending_steps()
+    }
+    fn step_finished(&mut self, ticket: u64, end: Nanos) -> Result<(), SimError> {
+        self.engine.step_finished(ticket, end)
+    }
+}
+
 pub(crate) struct Engine {
     cfg: EngineConfig,
     now: Nanos,
@@ -204,24 +225,9 @@ impl Engine {
         Ok(engine)
     }
 
-    /// The one loop of every single-instance run, over `clock`'s time (virtual: [`VirtualClock`]; a device's:
-    /// wall-clock mode): apply every event due by the clock and consult the policy; then wait until the next
-    /// event is due or a pending step ends, and schedule that step's completion. Ends when no event is left and
-    /// no step is pending.
+    /// Runs to completion under `policy` on `clock` (the event kernel, [`crate::kernel::drive`]).
     pub(crate) fn drive(&mut self, policy: &mut dyn Policy, clock: &mut dyn AsyncExecutor) -> Result<(), SimError> {
-        loop {
-            while self.next_time().is_some_and(|t| t <= clock.now()) {
-                let now = clock.now();
-                self.advance_to(now, policy, clock.as_executor())?;
-            }
-            let deadline = self.next_time();
-            if deadline.is_none() && self.pending_steps() == 0 {
-                return Ok(());
-            }
-            if let Some((ticket, end)) = clock.wait(deadline)? {
-                self.step_finished(ticket, end)?;
-            }
-        }
+        crate::kernel::drive(&mut Single { engine: self, policy }, clock)
     }
 
     /// An engine with no requests yet. `prefix_block_tokens` is the hash-block size of the workload's prefix
