@@ -180,6 +180,12 @@ impl Ops {
         self.go("fill_uniform", grid_stride(n, self.sms), p)
     }
 
+    /// Launches row kernel `name`: one block per row of `width` values ([`row_threads`] threads).
+    fn per_row(&self, name: &'static str, rows: u32, width: u32, p: Params) -> Result<(), GpuError> {
+        let cfg = LaunchConfig { grid: (rows, 1, 1), block: (row_threads(width as u64), 1, 1), smem: 0 };
+        self.go(name, cfg, p)
+    }
+
     /// RMSNorm of `rows` rows of `hidden`.
     pub fn rmsnorm(
         &self,
@@ -190,8 +196,7 @@ impl Ops {
         hidden: u32,
         eps: f32,
     ) -> Result<(), GpuError> {
-        let cfg = LaunchConfig { grid: (rows, 1, 1), block: (row_threads(hidden as u64), 1, 1), smem: 0 };
-        self.go("rmsnorm", cfg, Params::new().ptr(out).ptr(x).ptr(w).i32(hidden as i32).f32(eps))
+        self.per_row("rmsnorm", rows, hidden, Params::new().ptr(out).ptr(x).ptr(w).i32(hidden as i32).f32(eps))
     }
 
     /// `x += y` over `n` values.
@@ -247,8 +252,7 @@ impl Ops {
         tokens: u32,
         hidden: u32,
     ) -> Result<(), GpuError> {
-        let cfg = LaunchConfig { grid: (tokens, 1, 1), block: (row_threads(hidden as u64), 1, 1), smem: 0 };
-        self.go("embed", cfg, Params::new().ptr(out).ptr(table).ptr(ids).i32(hidden as i32))
+        self.per_row("embed", tokens, hidden, Params::new().ptr(out).ptr(table).ptr(ids).i32(hidden as i32))
     }
 
     /// Greedy token per row of logits.
