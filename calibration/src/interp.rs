@@ -25,6 +25,7 @@ pub fn strictly_increasing(xs: &[f64]) -> bool {
 
 /// Position of `x` among strictly increasing `xs`: `(i, t)` with the value `ys[i] + (ys[i+1] - ys[i]) t`,
 /// clamped at the ends (`t` in [0, 1]).
+#[inline]
 pub(crate) fn locate(xs: &[f64], x: f64) -> (usize, f64) {
     let last = xs.len() - 1;
     if last == 0 || x <= xs[0] {
@@ -37,11 +38,13 @@ pub(crate) fn locate(xs: &[f64], x: f64) -> (usize, f64) {
     (i, (x - xs[i]) / (xs[i + 1] - xs[i]))
 }
 
+#[inline]
 pub(crate) fn at(ys: &[f64], (i, t): (usize, f64)) -> f64 {
     if ys.len() == 1 { ys[0] } else { ys[i] + (ys[i + 1] - ys[i]) * t }
 }
 
 /// Per-row interpolation without allocating (the cost model calls it millions of times).
+#[inline]
 pub(crate) fn row_value(rows: &[u32], num_sms: u32, table: &[f64], sms: u32) -> f64 {
     let s = f64::from(sms.clamp(1, num_sms));
     let first = f64::from(rows[0]);

@@ -21,7 +21,7 @@ pub(crate) trait Driven {
 }
 
 /// Runs `sim` until no event is left and no step is pending, on `clock`'s time.
-pub(crate) fn drive(sim: &mut dyn Driven, clock: &mut dyn AsyncExecutor) -> Result<(), SimError> {
+pub(crate) fn drive<S: Driven + ?Sized, C: AsyncExecutor + ?Sized>(sim: &mut S, clock: &mut C) -> Result<(), SimError> {
     loop {
         while sim.next_time().is_some_and(|t| t <= clock.now()) {
             let now = clock.now();

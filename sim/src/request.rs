@@ -136,6 +136,7 @@ impl Request {
     }
 
     /// Admitted from the queue: its prefill (or recompute) starts.
+    #[inline]
     pub fn admit(&mut self) {
         debug_assert!(matches!(self.phase, Phase::Queued | Phase::Preempted), "{:?}", self.phase);
         self.phase = Phase::Prefilling;
@@ -144,6 +145,7 @@ impl Request {
     /// A token is produced at `now`: the first one sets `first_token`, later ones are a gap since the previous
     /// (the largest kept in `max_tbt`). The request decodes from now on, or is finished when this was its last
     /// output token.
+    #[inline]
     pub fn emit_token(&mut self, now: Nanos) -> Emitted {
         let gap = match self.last_token {
             Some(last) => {
@@ -164,6 +166,7 @@ impl Request {
 
     /// Recompute preemption (vLLM's recompute mode): its KV is gone (the caller released it); it will re-prefill
     /// its prompt and the tokens it generated.
+    #[inline]
     pub fn preempt(&mut self) {
         self.kv_tokens = 0;
         self.prefill_target = self.spec.input_tokens + self.generated;

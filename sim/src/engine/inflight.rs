@@ -48,6 +48,7 @@ impl InFlight {
     /// demands add up to `total_demand` (bytes/ns): 1 alone or without a contention model; fixed slowdowns per
     /// lane; or, for the bandwidth model, its memory-bound share stretched by the oversubscription of HBM times
     /// `1 + interference`.
+    #[inline]
     pub(super) fn contention_rate(&self, contention: Option<Contention>, n: usize, total_demand: f64) -> f64 {
         match contention {
             Some(_) if n == 1 => 1.0,
@@ -64,6 +65,7 @@ impl InFlight {
 
     /// Brings the progress of the current step up to `now` and moves to `rate`; returns the new end and the
     /// completion version to schedule when it changed (none while the device reports the end).
+    #[inline]
     pub(super) fn retime(&mut self, now: Nanos, rate: f64) -> Option<(Nanos, u32)> {
         self.remaining = (self.remaining - (now - self.last_update).0 as f64 * self.rate).max(0.0);
         self.last_update = now;
@@ -82,6 +84,7 @@ impl InFlight {
     }
 
     /// The batch as a policy sees it at `now`.
+    #[inline]
     pub(super) fn as_running(&self, now: Nanos) -> RunningBatch {
         RunningBatch {
             lane: self.lane,
@@ -95,6 +98,7 @@ impl InFlight {
 }
 
 /// HBM demand (bytes/ns) and memory-bound share of a step of `solo_ns` with timing `t`.
+#[inline]
 pub(super) fn traffic(t: &StepTiming, solo_ns: u64) -> (f64, f64) {
     let d = solo_ns.max(1) as f64;
     (t.hbm_bytes / d, (t.memory_ns / d).min(1.0))

@@ -28,12 +28,14 @@ impl KvStore {
     }
 
     /// Blocks a request may take now: free blocks plus evictable prefix-cache blocks.
+    #[inline]
     pub(crate) fn free_blocks(&self) -> u32 {
         self.pool.free() + self.cache.as_ref().map_or(0, PrefixCache::evictable_blocks)
     }
 
     /// Takes `n` blocks (evicting unused prefix-cache entries if needed; queued requests whose cached prefix was
     /// evicted get their cached tokens recomputed). False when they do not fit.
+    #[inline]
     pub(crate) fn alloc(&mut self, n: u32, requests: &mut [Request]) -> bool {
         match &mut self.cache {
             Some(c) => {
@@ -49,6 +51,7 @@ impl KvStore {
 
     /// Gives back all KV of request `id` (shared prefix blocks stay in the cache); returns the requests that
     /// waited for a block it was computing (to [`KvStore::resume`]).
+    #[inline]
     pub(crate) fn release(&mut self, id: ReqId, requests: &mut [Request]) -> Vec<ReqId> {
         let r = &mut requests[id.index()];
         match &mut self.cache {
@@ -63,6 +66,7 @@ impl KvStore {
 
     /// Whether request `id` may join the waiting queue now (false: it waits for a block another request is
     /// computing, and comes back through [`KvStore::resume`]).
+    #[inline]
     pub(crate) fn enqueue(&mut self, id: ReqId, r: &mut Request) -> bool {
         match &mut self.cache {
             Some(c) => c.enqueue(id, r) == Enqueued::Ready,
@@ -71,6 +75,7 @@ impl KvStore {
     }
 
     /// A request that waited for a prefix block extends its match; true when it may join the queue now.
+    #[inline]
     pub(crate) fn resume(&mut self, id: ReqId, r: &mut Request) -> bool {
         match &mut self.cache {
             Some(c) => c.resume(id, r) == Enqueued::Ready,
@@ -80,6 +85,7 @@ impl KvStore {
 
     /// After request `id` computed prefill tokens: blocks it finished join the cache; returns the requests that
     /// waited for them.
+    #[inline]
     pub(crate) fn progress(&mut self, id: ReqId, r: &mut Request) -> Vec<ReqId> {
         match &mut self.cache {
             Some(c) => c.on_progress(id, r),
@@ -88,11 +94,13 @@ impl KvStore {
     }
 
     /// Blocks that admitting `id` pins from the cache, counting each unreferenced entry once over `seen`.
+    #[inline]
     pub(crate) fn pin_cost_once(&self, id: ReqId, seen: &mut Vec<u64>) -> u32 {
         self.cache.as_ref().map_or(0, |c| c.pin_cost_once(id, seen))
     }
 
     /// Admissions pin their cached prefixes before any allocation can evict them.
+    #[inline]
     pub(crate) fn pin(&mut self, id: ReqId) {
         if let Some(c) = &mut self.cache {
             c.pin(id);
@@ -100,6 +108,7 @@ impl KvStore {
     }
 
     /// Request `id` was admitted: it holds its matched prefix blocks.
+    #[inline]
     pub(crate) fn on_admit(&mut self, id: ReqId, r: &Request) {
         if let Some(c) = &mut self.cache {
             c.on_admit(id, r);

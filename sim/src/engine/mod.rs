@@ -226,7 +226,11 @@ impl Engine {
     }
 
     /// Runs to completion under `policy` on `clock` (the event kernel, [`crate::kernel::drive`]).
-    pub(crate) fn drive(&mut self, policy: &mut dyn Policy, clock: &mut dyn AsyncExecutor) -> Result<(), SimError> {
+    pub(crate) fn drive<C: AsyncExecutor + ?Sized>(
+        &mut self,
+        policy: &mut dyn Policy,
+        clock: &mut C,
+    ) -> Result<(), SimError> {
         crate::kernel::drive(&mut Single { engine: self, policy }, clock)
     }
 

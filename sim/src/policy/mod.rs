@@ -50,6 +50,7 @@ impl BatchItem {
     /// completes the prefill; a decode over the cached tokens plus `step`, emitting a token unless the request
     /// already finished (it keeps its look-ahead slot, at its last context length, until the window ends: the
     /// captured graph still computes it). The one definition the engine and the policies' view share.
+    #[inline]
     pub fn work(&self, r: &Request, step: u32) -> SeqWork {
         match *self {
             BatchItem::Prefill { tokens, .. } => SeqWork {

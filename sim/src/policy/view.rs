@@ -25,20 +25,24 @@ impl<'a> Requests<'a> {
     }
 
     /// Request `id` as a scheduler sees it.
+    #[inline]
     pub fn get(&self, id: ReqId) -> ReqView<'a> {
         ReqView { r: &self.all[id.index()] }
     }
 
     /// Requests in the workload.
+    #[inline]
     pub fn len(&self) -> usize {
         self.all.len()
     }
 
     /// Whether there are none.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.all.is_empty()
     }
 
+    #[inline]
     fn raw(&self, id: ReqId) -> &'a Request {
         &self.all[id.index()]
     }
@@ -52,62 +56,77 @@ pub struct ReqView<'a> {
 
 impl ReqView<'_> {
     /// Its id.
+    #[inline]
     pub fn id(&self) -> ReqId {
         self.r.id()
     }
     /// Arrival time.
+    #[inline]
     pub fn arrival(&self) -> Nanos {
         self.r.arrival()
     }
     /// Prompt tokens.
+    #[inline]
     pub fn input_tokens(&self) -> u32 {
         self.r.spec.input_tokens
     }
     /// Lifecycle phase.
+    #[inline]
     pub fn phase(&self) -> Phase {
         self.r.phase
     }
     /// Output tokens produced so far.
+    #[inline]
     pub fn generated(&self) -> u32 {
         self.r.generated
     }
     /// Tokens whose K/V are in the cache.
+    #[inline]
     pub fn kv_tokens(&self) -> u32 {
         self.r.kv_tokens
     }
     /// Tokens to prefill before the next token is sampled.
+    #[inline]
     pub fn prefill_target(&self) -> u32 {
         self.r.prefill_target
     }
     /// KV blocks held.
+    #[inline]
     pub fn blocks(&self) -> u32 {
         self.r.blocks
     }
     /// KV blocks only this request holds.
+    #[inline]
     pub fn private_blocks(&self) -> u32 {
         self.r.private_blocks()
     }
     /// Part of a batch executing now.
+    #[inline]
     pub fn in_flight(&self) -> bool {
         self.r.in_flight
     }
     /// Times preempted.
+    #[inline]
     pub fn preemptions(&self) -> u32 {
         self.r.preemptions
     }
     /// When its first token was produced.
+    #[inline]
     pub fn first_token(&self) -> Option<Nanos> {
         self.r.first_token
     }
     /// When its latest token was produced.
+    #[inline]
     pub fn last_token(&self) -> Option<Nanos> {
         self.r.last_token
     }
     /// Prefill tokens still to compute before the next token is sampled (0 when decoding).
+    #[inline]
     pub fn remaining_prefill(&self) -> u32 {
         self.r.remaining_prefill()
     }
     /// Tokens of its next step with an unlimited budget.
+    #[inline]
     pub fn next_step_tokens(&self) -> u32 {
         self.r.next_step_tokens()
     }
@@ -126,6 +145,7 @@ pub enum Lane {
 
 impl Lane {
     /// Name in outputs (`iterations.csv`, `steps.csv`).
+    #[inline]
     pub fn as_str(&self) -> &'static str {
         match self {
             Lane::Whole => "whole",
@@ -195,6 +215,7 @@ impl View<'_> {
     }
 
     /// SMs not held by a running batch.
+    #[inline]
     pub fn free_sms(&self) -> u32 {
         self.total_sms - self.busy.iter().map(|b| b.sms).sum::<u32>()
     }
