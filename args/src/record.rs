@@ -61,6 +61,15 @@ pub fn defaults() -> SimArgs {
     SimArgs::from_arg_matches(&m).expect("defaults parse")
 }
 
+/// The value of option `id` (a field name, e.g. `profile` or `rate`) in a serialized [`SimArgs`]: workload
+/// options sit one level down (`workload.rate`); ids are unique across both levels. `None` for an unknown id.
+pub fn option_mut<'a>(args: &'a mut Value, id: &str) -> Option<&'a mut Value> {
+    if args.get(id).is_some() {
+        return args.get_mut(id);
+    }
+    args.get_mut("workload")?.get_mut(id)
+}
+
 /// Ids of the options given on the command line in `m` (not defaults), e.g. `profile`, `rate`.
 pub fn typed_ids(m: &clap::ArgMatches) -> Vec<String> {
     m.ids()
@@ -74,17 +83,13 @@ pub fn typed_ids(m: &clap::ArgMatches) -> Vec<String> {
 /// that changed.
 pub fn merge(recorded: &SimArgs, typed: &SimArgs, explicit: &[String]) -> Result<(SimArgs, Vec<String>)> {
     let mut base = serde_json::to_value(recorded)?;
-    let t = serde_json::to_value(typed)?;
+    let mut t = serde_json::to_value(typed)?;
     let mut changed = Vec::new();
     for id in explicit {
-        // Workload options sit one level down (`workload.rate`); ids are unique across both levels.
-        let (b, v) = match (t.get(id), t["workload"].get(id)) {
-            (Some(v), _) => (&mut base, v),
-            (None, Some(v)) => (&mut base["workload"], v),
-            (None, None) => continue,
-        };
-        if b.get(id) != Some(v) {
-            b[id.as_str()] = v.clone();
+        let Some(v) = option_mut(&mut t, id).cloned() else { continue };
+        let b = option_mut(&mut base, id).expect("both are SimArgs");
+        if *b != v {
+            *b = v;
             changed.push(id.clone());
         }
     }

@@ -70,50 +70,50 @@ pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
 /// name) gets the value as written; a number or flag stays a number or flag. A value of the wrong type is an
 /// error naming the option.
 pub fn sim_args(point: &Point) -> Result<SimArgs> {
+    use duet_args::record::option_mut;
     let defaults = serde_json::to_value(duet_args::record::defaults())?;
+    // `args` with option `o` set; an error for an option `duet sim` does not have.
+    let set = |args: &mut Value, o: &super::spec::Opt| -> Result<()> {
+        let id = o.key.replace('-', "_");
+        let v = option_value(&defaults, &id, o);
+        *option_mut(args, &id).with_context(|| format!("`{}` is not an option of `duet sim`", o.key))? = v;
+        Ok(())
+    };
     let mut args = defaults.clone();
     for o in &point.opts {
-        let id = o.key.replace('-', "_");
-        let slot = if defaults.get(&id).is_some() {
-            &mut args
-        } else if defaults["workload"].get(&id).is_some() {
-            &mut args["workload"]
-        } else {
-            bail!("`{}` is not an option of `duet sim`", o.key);
-        };
-        slot[id.as_str()] = option_value(&defaults, &id, o);
-        // Each option alone on the defaults, so that a bad value names its option.
-        let mut alone = defaults.clone();
-        let s = if defaults.get(&id).is_some() { &mut alone } else { &mut alone["workload"] };
-        s[id.as_str()] = option_value(&defaults, &id, o);
-        serde_json::from_value::<SimArgs>(alone).map_err(|e| anyhow::anyhow!("`{}` = {}: {e}", o.key, o.value))?;
+        set(&mut args, o)?;
     }
-    Ok(serde_json::from_value(args)?)
+    serde_json::from_value(args).or_else(|e| {
+        // Name the option with the bad value: each one alone on the defaults.
+        for o in &point.opts {
+            let mut alone = defaults.clone();
+            set(&mut alone, o)?;
+            if let Err(e) = serde_json::from_value::<SimArgs>(alone) {
+                bail!("`{}` = {}: {e}", o.key, o.value);
+            }
+        }
+        Err(e.into())
+    })
 }
 
-/// Whether option `id` takes text (a string or path), tried on the defaults.
-fn takes_text(defaults: &Value, id: &str) -> bool {
-    let mut probe = defaults.clone();
-    let s = if defaults.get(id).is_some() { &mut probe } else { &mut probe["workload"] };
-    s[id] = Value::from("x");
-    serde_json::from_value::<SimArgs>(probe).is_ok()
-}
-
-/// The JSON value of option `o` (id `id`): text as written for options that take text, else the typed value.
+/// The JSON value of option `o` (id `id`): a flag is `true`; a number or boolean stays one unless the option
+/// takes text (tried on `defaults`), which then gets the value as written; text stays text.
 fn option_value(defaults: &Value, id: &str, o: &super::spec::Opt) -> Value {
     use toml::Value as T;
     if o.flag {
         return Value::Bool(true);
     }
-    if takes_text(defaults, id) {
-        return Value::from(o.value.clone());
-    }
-    match &o.typed {
+    let typed = match &o.typed {
         T::Integer(i) => Value::from(*i),
         T::Float(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
         T::Boolean(b) => Value::Bool(*b),
-        _ => Value::from(o.value.clone()),
+        _ => return Value::from(o.value.clone()),
+    };
+    let mut probe = defaults.clone();
+    if let Some(slot) = duet_args::record::option_mut(&mut probe, id) {
+        *slot = Value::from("x");
     }
+    if serde_json::from_value::<SimArgs>(probe).is_ok() { Value::from(o.value.clone()) } else { typed }
 }
 
 /// Validates a point and returns its arguments and configuration.
