@@ -387,7 +387,7 @@ impl crate::kernel::Driven for ClusterRun<'_> {
                 continue;
             }
             let x = &mut self.inst[i];
-            x.engine.advance(x.policy.as_mut(), x.executor.as_mut())?;
+            x.engine.advance_to(t, x.policy.as_mut(), x.executor.as_mut())?;
             if x.role != Role::Prefill {
                 continue;
             }

@@ -406,14 +406,6 @@ impl Engine {
         self.events.next_time()
     }
 
-    /// Applies every event at the next event time, then consults the policy if anything changed.
-    pub(crate) fn advance(&mut self, policy: &mut dyn Policy, executor: &mut dyn Executor) -> Result<(), SimError> {
-        let Some(t) = self.next_time() else { return Ok(()) };
-        assert!(t >= self.now, "time went backwards: {t:?} < {:?}", self.now);
-        self.now = t;
-        self.apply_due(policy, executor)
-    }
-
     /// Applies every event due by `self.now` (in (time, sequence) order), then consults the policy once if
     /// anything changed.
     fn apply_due(&mut self, policy: &mut dyn Policy, executor: &mut dyn Executor) -> Result<(), SimError> {

@@ -1,6 +1,6 @@
 //! Steps whose end the executor reports later (wall-clock mode): the engine keeps them running with the
 //! executor's estimate as their expected end (what policies see) and schedules their completion only when
-//! [`Engine::step_finished`] says when they ended. Driven by [`crate::realtime::run`].
+//! [`Engine::step_finished`] says when they ended. Driven by the event kernel (`crate::kernel::drive`).
 
 use super::{Engine, Event};
 use crate::error::SimError;
@@ -30,9 +30,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Applies every event due by `wall` (the executor's clock), with the engine's clock set to `wall`, then
-    /// consults the policy once if anything changed. With a clock that stops exactly at each event time this is
-    /// [`Engine::advance`].
+    /// Applies every event due by `wall` (the clock: virtual, stopping at each event time, or a device's), with the
+    /// engine's clock set to `wall`, then consults the policy once if anything changed.
     pub(crate) fn advance_to(
         &mut self,
         wall: Nanos,
