@@ -259,13 +259,6 @@ pub fn run(
     for s in &workload.requests {
         events.push(Nanos(s.arrival_ns), ClusterEvent::Arrival(s.id));
     }
-    let turns = [0u64; 2];
-    let waiting: Vec<VecDeque<Waiting>> = vec![VecDeque::new(); n as usize];
-    let link_free = vec![Nanos::ZERO; n as usize];
-    let transfers: Vec<TransferRecord> = Vec::new();
-    // (instance, local id) of each transfer's decode-side request and prefill-side request.
-    let transfer_ids: Vec<(ReqId, ReqId)> = Vec::new();
-    let placed: Vec<(u32, ReqId)> = vec![(0, ReqId(0)); workload.len()];
     let mut run = ClusterRun {
         workload,
         cfg,
@@ -274,12 +267,12 @@ pub fn run(
         front,
         back,
         events,
-        turns,
-        waiting,
-        link_free,
-        transfers,
-        transfer_ids,
-        placed,
+        turns: [0; 2],
+        waiting: vec![VecDeque::new(); n as usize],
+        link_free: vec![Nanos::ZERO; n as usize],
+        transfers: Vec::new(),
+        transfer_ids: Vec::new(),
+        placed: vec![(0, ReqId(0)); workload.len()],
     };
     crate::kernel::drive(&mut run, &mut VirtualClock::new(&mut NoSteps))?;
     let ClusterRun { inst, waiting, transfers, placed, .. } = run;
@@ -339,13 +332,8 @@ impl Executor for NoSteps {
 impl crate::kernel::Driven for ClusterRun<'_> {
     /// The earliest of the cluster's own events and every instance's next event.
     fn next_time(&self) -> Option<Nanos> {
-        let tc = self.events.next_time();
         let ti = self.inst.iter().filter_map(|x| x.engine.next_time()).min();
-        match (tc, ti) {
-            (None, None) => None,
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.events.next_time().into_iter().chain(ti).min()
     }
 
     /// One instant: the cluster's events at the next event time when there are any (ties go to cluster events),
