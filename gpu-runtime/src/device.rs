@@ -131,6 +131,19 @@ impl Setup {
     }
 }
 
+/// Opens device 0 and says which bundled GPU it is: its identity and the GPU to simulate it as (`explicit`,
+/// `--gpu`, must agree with the device: [`crate::identity::resolve_gpu`]); logs both.
+pub fn open_identified(
+    explicit: Option<&str>,
+    log: &mut dyn FnMut(&str),
+) -> Result<(Gpu, crate::identity::DeviceIdentity, String), GpuError> {
+    let gpu = Gpu::open(0)?;
+    let id = gpu.identity();
+    let name = crate::identity::resolve_gpu(&id, explicit)?;
+    log(&format!("device {} is simulated as {name}; nvidia-smi: {:?}", id.name, id.smi));
+    Ok((gpu, id, name))
+}
+
 /// The tensor-core prefill kernel when every one of its checks passed, else the CUDA-core one.
 pub fn choose_prefill_kernel(checks: &[CheckResult]) -> PrefillKernel {
     let tc = PrefillKernel::TensorCore.name();

@@ -22,8 +22,8 @@ use self::records::CorunRow;
 use self::run::{Bench, Overheads, bind_all};
 use self::summary::{SmRow, saturation_sms, table};
 use crate::check::CheckResult;
-use crate::device::{Setup, choose_prefill_kernel};
-use crate::driver::{DeviceFacts, Gpu};
+use crate::device::{Setup, choose_prefill_kernel, open_identified};
+use crate::driver::DeviceFacts;
 use crate::error::GpuError;
 use crate::ops::PrefillKernel;
 
@@ -86,10 +86,7 @@ pub struct CalibrationSummary {
 /// Runs the calibration; progress lines go to `log`.
 pub fn calibrate(cfg: &CalibrateConfig, log: &mut dyn FnMut(&str)) -> Result<CalibrationSummary, GpuError> {
     let start = Instant::now();
-    let gpu = Gpu::open(0)?;
-    let identity = gpu.identity();
-    let gpu_name = crate::identity::resolve_gpu(&identity, cfg.gpu.as_deref())?;
-    log(&format!("device {} is {gpu_name}; clocks {:?}", identity.name, identity.smi));
+    let (gpu, identity, gpu_name) = open_identified(cfg.gpu.as_deref(), log)?;
     records::write(
         &cfg.out,
         "device.json",
@@ -150,8 +147,6 @@ pub fn calibrate(cfg: &CalibrateConfig, log: &mut dyn FnMut(&str)) -> Result<Cal
     if let Some(e) = sink.error() {
         return Err(GpuError::Invalid(format!("records.jsonl could not be appended to: {e}")));
     }
-    // Rewritten whole at the end (same records, same order).
-    records::write_records(&cfg.out, &recs)?;
 
     let per_sms = per_sms_rows(&plan, &recs, &bw);
     let sat = saturation_sms(&per_sms.iter().map(|r| (r.sms, r.decode_attn_gbps)).collect::<Vec<_>>(), 0.9);

@@ -32,7 +32,6 @@ use crate::driver::Event;
 use crate::error::{GpuError, check};
 use crate::gemm::{GemmPlan, GemmShape};
 use crate::green::Partition;
-use crate::kernels::BLOCK_TOKENS;
 use crate::lookahead::{bucket_for, graph_buckets};
 use crate::ops::{DecodeScratch, Ops, PagedKv, PrefillKernel};
 
@@ -147,7 +146,7 @@ impl<'a> CudaExecutor<'a> {
         let (free, _) = setup.gpu.mem_info()?;
         let spec = cost.model().clone();
         let model = DeviceModel::new(&spec, cfg.kv_blocks, &whole, free as u64, cfg.seed)?;
-        let table_stride = cfg.max_context.div_ceil(BLOCK_TOKENS) + 1;
+        let table_stride = buffers::table_stride(&cfg);
         let sets = (0..2)
             .map(|_| Self::buffers(&spec, &cfg, table_stride, setup.parts.whole.sms))
             .collect::<Result<_, _>>()?;

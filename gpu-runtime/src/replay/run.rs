@@ -2,7 +2,7 @@
 //! what `duet sim --out` writes plus `steps.csv` (every step's work and GPU time) and `replay.json` (device,
 //! recorded options and resolved settings, executor counters, GPU idle fraction between decode steps).
 //!
-//! Order of a replay: open the device and take the GPU to simulate from it ([`crate::identity::resolve_gpu`]);
+//! Order of a replay: open the device and take the GPU to simulate from it ([`crate::device::open_identified`]);
 //! create the partitions, compile and load the kernels; check every kernel (a failed check stops the replay unless
 //! `--allow-failed-checks`); size the KV cache from the memory left free ([`kv_blocks_that_fit`]); write
 //! `replay.json` (status `running`) so a run cut short still says what it was; capture the start-up graphs; start
@@ -25,9 +25,7 @@ use serde_json::{Value, json};
 
 use super::executor::{CudaExecutor, ExecutorConfig, buffer_bytes};
 use super::model::{kv_blocks_that_fit, replay_kv_blocks};
-use crate::device::{Setup, choose_prefill_kernel};
-use crate::driver::Gpu;
-use crate::identity::resolve_gpu;
+use crate::device::{Setup, choose_prefill_kernel, open_identified};
 use crate::lookahead::{graph_buckets, window_graph_keys};
 
 /// Options besides the simulation's.
@@ -79,11 +77,9 @@ fn write_json(path: &std::path::Path, v: &Value) -> Result<()> {
 
 /// Runs the replay; progress lines go to `log`.
 pub fn replay(typed: &SimArgs, o: &ReplayOptions, log: &mut dyn FnMut(&str)) -> Result<()> {
-    let gpu = Gpu::open(0)?;
-    let id = gpu.identity();
+    let (gpu, id, gpu_name) = open_identified(typed.gpu.as_deref(), log)?;
     let mut a = typed.clone();
-    a.gpu = Some(resolve_gpu(&id, typed.gpu.as_deref())?);
-    log(&format!("device {} -> simulated as {} ({:?})", id.name, a.gpu_name(), id.smi));
+    a.gpu = Some(gpu_name);
     let first = duet_args::config(&a)?;
     if first.granularity != Granularity::Green {
         bail!("a replay partitions SMs with green contexts: pass --granularity green");

@@ -74,10 +74,14 @@ pub fn buffer_sizes(m: &duet_sim::model::ModelSpec, c: &ExecutorConfig, stride: 
     ]
 }
 
+/// Row length of the block tables: blocks of the longest context, plus one.
+pub fn table_stride(c: &ExecutorConfig) -> u32 {
+    c.max_context.div_ceil(BLOCK_TOKENS) + 1
+}
+
 /// Device bytes of the executor's two buffer sets for `m` under `c` on a GPU of `sms` SMs.
 pub fn buffer_bytes(m: &duet_sim::model::ModelSpec, c: &ExecutorConfig, sms: u32) -> u64 {
-    let stride = c.max_context.div_ceil(BLOCK_TOKENS) + 1;
-    2 * buffer_sizes(m, c, stride, sms).iter().map(|&b| b as u64).sum::<u64>()
+    2 * buffer_sizes(m, c, table_stride(c), sms).iter().map(|&b| b as u64).sum::<u64>()
 }
 
 impl CudaExecutor<'_> {
