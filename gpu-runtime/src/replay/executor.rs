@@ -125,6 +125,8 @@ pub struct CudaExecutor<'a> {
     warmed: std::collections::HashSet<(u32, usize)>,
     /// Graph keys (partition SMs, rows) whose capture failed: their steps run eagerly.
     failed_graphs: std::collections::HashSet<(u32, u32)>,
+    /// Why captures failed, one line per failure (`replay.json`).
+    pub capture_errors: Vec<String>,
     /// Per ticket: whether the step was replayed from a graph.
     pub ticket_graph: Vec<bool>,
     /// Per ticket: the partition's SMs.
@@ -175,6 +177,7 @@ impl<'a> CudaExecutor<'a> {
             held: None,
             warmed: Default::default(),
             failed_graphs: Default::default(),
+            capture_errors: Vec::new(),
             ticket_graph: Vec::new(),
             ticket_sms: Vec::new(),
             progress: None,
@@ -425,16 +428,10 @@ impl<'a> CudaExecutor<'a> {
             // Captured before the step's start event: capture time is host time, not the step's. A capture that
             // fails leaves this key to eager steps from now on.
             let l = self.graph_layout(work, 0, rows, sms)?;
-            match self.capture(&l, sms, set, self.cfg.max_context) {
-                Ok(exec) => {
-                    self.graphs.insert((sms, rows, set), exec);
-                    self.stats.late_captures += 1;
-                }
-                Err(_) => {
-                    self.stats.capture_failures += 1;
-                    self.failed_graphs.insert((sms, rows));
-                    graph_rows = None;
-                }
+            if self.capture_or_fall_back(&l, sms, rows, set) {
+                self.stats.late_captures += 1;
+            } else {
+                graph_rows = None;
             }
         }
         let steps = if graph_rows.is_some() { steps.clamp(1, MAX_WINDOW) } else { 1 };

@@ -178,6 +178,7 @@ pub fn replay(typed: &SimArgs, o: &ReplayOptions, log: &mut dyn FnMut(&str)) -> 
     std::fs::write(o.out.join("steps.csv"), steps_csv(&steps)).context("writing steps.csv")?;
     meta["status"] = "complete".into();
     meta["executor"] = json!(exec.stats);
+    meta["capture_errors"] = json!(exec.capture_errors);
     meta["decode_idle_fraction"] = json!(decode_idle_fraction(&r.output.iterations));
     meta["steps"] = steps.len().into();
     write_json(&meta_path, &meta)?;

@@ -45,15 +45,8 @@ impl CudaExecutor<'_> {
             let (_, set) = self.ops(sms, true)?;
             debug_assert_eq!(set, 0, "nothing runs at start-up");
             let l = self.graph_layout(&[], 0, rows, sms)?;
-            match self.capture(&l, sms, set, self.cfg.max_context) {
-                Ok(exec) => {
-                    self.graphs.insert((sms, rows, set), exec);
-                    self.stats.startup_captures += 1;
-                }
-                Err(_) => {
-                    self.stats.capture_failures += 1;
-                    self.failed_graphs.insert((sms, rows));
-                }
+            if self.capture_or_fall_back(&l, sms, rows, set) {
+                self.stats.startup_captures += 1;
             }
         }
         self.setup.gpu.synchronize()?;
@@ -61,16 +54,27 @@ impl CudaExecutor<'_> {
         Ok(self.stats.startup_captures)
     }
 
+    /// Captures the graph of `rows` rows on partition `sms` with buffer set `set` from layout `l`; true when
+    /// captured. A failure is counted and its error kept, and that (partition, rows) runs eagerly from then on.
+    pub(super) fn capture_or_fall_back(&mut self, l: &StepLayout, sms: u32, rows: u32, set: usize) -> bool {
+        match self.capture(l, sms, set, self.cfg.max_context) {
+            Ok(exec) => {
+                self.graphs.insert((sms, rows, set), exec);
+                true
+            }
+            Err(e) => {
+                self.stats.capture_failures += 1;
+                self.failed_graphs.insert((sms, rows));
+                self.capture_errors.push(format!("{rows} rows on {sms} SMs: {e}"));
+                false
+            }
+        }
+    }
+
     /// Captures one graph step of layout `l` on partition `sms` with buffer set `set`. The first capture of a
     /// (partition, set) pair is preceded by the same step run eagerly and waited for (warm-up: lazily loaded
     /// code, cuBLASLt's workspace for the stream and its first-call set-up happen outside the capture).
-    pub(super) fn capture(
-        &mut self,
-        l: &StepLayout,
-        sms: u32,
-        set: usize,
-        decode_max_len: u32,
-    ) -> Result<CUgraphExec, GpuError> {
+    fn capture(&mut self, l: &StepLayout, sms: u32, set: usize, decode_max_len: u32) -> Result<CUgraphExec, GpuError> {
         let part = self.bound[&sms].0;
         let stream = part.stream;
         if !self.warmed.contains(&(sms, set)) {
