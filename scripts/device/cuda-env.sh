@@ -25,9 +25,3 @@ export LD_LIBRARY_PATH="${LIBDIRS#:}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 echo "BIN=$BIN"
 echo "torch site-packages: ${TORCH_SITE:-none}"
 echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
-device_facts() {
-  date -u +%FT%TZ
-  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,clocks.mem,power.limit --format=csv
-  nvcc --version 2>/dev/null | tail -2
-  uname -r
-}
