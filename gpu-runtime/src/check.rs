@@ -81,8 +81,10 @@ impl<'a> Checker<'a> {
 
     /// Compares `got` with `want`, prints the result and keeps it.
     pub fn add(&mut self, kernel: &str, case: String, got: &[f64], want: &[f64]) {
-        let mut r = result(kernel, case, got, want);
-        r.partition = self.partition.clone();
+        let error = r::compare(got, want);
+        let tol = if EXACT.contains(&kernel) { 0.0 } else { TOLERANCE };
+        let partition = self.partition.clone();
+        let r = CheckResult { kernel: kernel.into(), case, partition, passed: error.passes(tol), error };
         (self.log)(&r.line());
         self.out.push(r);
     }
@@ -116,12 +118,6 @@ fn output(bytes: usize) -> Result<DeviceBuffer, GpuError> {
 
 /// Kernels that only move or generate values must match their reference exactly.
 const EXACT: [&str; 4] = ["fill_uniform", "kv_append", "embed", "argmax_rows"];
-
-fn result(kernel: &str, case: String, got: &[f64], want: &[f64]) -> CheckResult {
-    let error = r::compare(got, want);
-    let tol = if EXACT.contains(&kernel) { 0.0 } else { TOLERANCE };
-    CheckResult { kernel: kernel.into(), case, partition: String::new(), passed: error.passes(tol), error }
-}
 
 fn read_bf16(b: &DeviceBuffer, n: usize) -> Result<Vec<f64>, GpuError> {
     Ok(r::widen(&b.download::<u16>(n)?))
