@@ -29,14 +29,29 @@ impl Default for ChunkedConfig {
     }
 }
 
+/// The policy's name (command line, reports, registry).
+pub const NAME: &str = "chunked";
+
 /// `chunked` in the policy registry.
 pub const ENTRY: super::Entry = super::Entry {
-    name: "chunked",
+    name: NAME,
     settings: |o| {
         let d = ChunkedConfig::default();
         Ok(std::sync::Arc::new(ChunkedConfig { token_budget: o.budget(d.token_budget), ..d }))
     },
 };
+
+impl super::Settings for ChunkedConfig {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+    fn token_budget(&self) -> u32 {
+        self.token_budget
+    }
+    fn build(&self, _: &super::PolicyContext) -> Result<Box<dyn super::Policy>, crate::error::ConfigError> {
+        Ok(Box::new(Chunked::new(self.clone())))
+    }
+}
 
 /// The chunked-prefill policy.
 #[derive(Debug, Clone)]
@@ -53,7 +68,7 @@ impl Chunked {
 
 impl Policy for Chunked {
     fn name(&self) -> &'static str {
-        "chunked"
+        NAME
     }
 
     fn plan(&mut self, view: &View<'_>) -> Plan {

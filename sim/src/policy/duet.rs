@@ -53,9 +53,12 @@ impl Default for DuetConfig {
     }
 }
 
+/// The policy's name (command line, reports, registry).
+pub const NAME: &str = "duet";
+
 /// `duet` in the policy registry.
 pub const ENTRY: super::Entry = super::Entry {
-    name: "duet",
+    name: NAME,
     settings: |o| {
         let d = DuetConfig::default();
         Ok(std::sync::Arc::new(DuetConfig {
@@ -67,6 +70,18 @@ pub const ENTRY: super::Entry = super::Entry {
         }))
     },
 };
+
+impl super::Settings for DuetConfig {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+    fn token_budget(&self) -> u32 {
+        self.token_budget
+    }
+    fn build(&self, ctx: &super::PolicyContext) -> Result<Box<dyn super::Policy>, crate::error::ConfigError> {
+        Ok(Box::new(Duet::new(self.clone(), ctx.clone())?))
+    }
+}
 
 /// The DuetServe policy.
 #[derive(Debug)]
@@ -251,7 +266,7 @@ impl Duet {
 
 impl Policy for Duet {
     fn name(&self) -> &'static str {
-        "duet"
+        NAME
     }
 
     fn plan(&mut self, view: &View<'_>) -> Plan {

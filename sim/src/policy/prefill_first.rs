@@ -28,14 +28,29 @@ impl Default for PrefillFirstConfig {
     }
 }
 
+/// The policy's name (command line, reports, registry).
+pub const NAME: &str = "prefill-first";
+
 /// `prefill-first` in the policy registry.
 pub const ENTRY: super::Entry = super::Entry {
-    name: "prefill-first",
+    name: NAME,
     settings: |o| {
         let d = PrefillFirstConfig::default();
         Ok(std::sync::Arc::new(PrefillFirstConfig { token_budget: o.budget(d.token_budget), ..d }))
     },
 };
+
+impl super::Settings for PrefillFirstConfig {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+    fn token_budget(&self) -> u32 {
+        self.token_budget
+    }
+    fn build(&self, _: &super::PolicyContext) -> Result<Box<dyn super::Policy>, crate::error::ConfigError> {
+        Ok(Box::new(PrefillFirst::new(self.clone())))
+    }
+}
 
 /// The prefill-first policy.
 #[derive(Debug, Clone)]
@@ -52,7 +67,7 @@ impl PrefillFirst {
 
 impl Policy for PrefillFirst {
     fn name(&self) -> &'static str {
-        "prefill-first"
+        NAME
     }
 
     fn plan(&mut self, view: &View<'_>) -> Plan {

@@ -1,13 +1,12 @@
 //! Policies by name: the [`REGISTRY`] of every selectable policy, each an [`Entry`] (its name and how its
 //! [`Settings`] come from the command-line [`PolicyOptions`]), and [`PolicyConfig`], the settings a run holds.
 //!
-//! Adding a policy is one file (the policy, its settings type implementing [`Settings`], and its `ENTRY`) plus
-//! one line in [`REGISTRY`].
+//! Adding a policy is one file (the policy, its settings type implementing [`Settings`], and its `ENTRY`, all
+//! naming it by one `NAME` constant) plus one line in [`REGISTRY`].
 
 use std::sync::Arc;
 
-use super::{Chunked, Duet, MuxWise, Policy, PolicyContext, PrefillFirst, StaticSplit};
-use super::{ChunkedConfig, DuetConfig, MuxWiseConfig, PrefillFirstConfig, StaticSplitConfig};
+use super::{Policy, PolicyContext};
 use crate::error::ConfigError;
 
 /// Options shared by the policies, as given on the command line.
@@ -127,69 +126,10 @@ impl PolicyConfig {
     }
 }
 
-impl Settings for ChunkedConfig {
-    fn name(&self) -> &'static str {
-        "chunked"
-    }
-    fn token_budget(&self) -> u32 {
-        self.token_budget
-    }
-    fn build(&self, _: &PolicyContext) -> Result<Box<dyn Policy>, ConfigError> {
-        Ok(Box::new(Chunked::new(self.clone())))
-    }
-}
-
-impl Settings for PrefillFirstConfig {
-    fn name(&self) -> &'static str {
-        "prefill-first"
-    }
-    fn token_budget(&self) -> u32 {
-        self.token_budget
-    }
-    fn build(&self, _: &PolicyContext) -> Result<Box<dyn Policy>, ConfigError> {
-        Ok(Box::new(PrefillFirst::new(self.clone())))
-    }
-}
-
-impl Settings for DuetConfig {
-    fn name(&self) -> &'static str {
-        "duet"
-    }
-    fn token_budget(&self) -> u32 {
-        self.token_budget
-    }
-    fn build(&self, ctx: &PolicyContext) -> Result<Box<dyn Policy>, ConfigError> {
-        Ok(Box::new(Duet::new(self.clone(), ctx.clone())?))
-    }
-}
-
-impl Settings for StaticSplitConfig {
-    fn name(&self) -> &'static str {
-        "static-split"
-    }
-    fn token_budget(&self) -> u32 {
-        self.token_budget
-    }
-    fn build(&self, ctx: &PolicyContext) -> Result<Box<dyn Policy>, ConfigError> {
-        Ok(Box::new(StaticSplit::new(self.clone(), ctx)?))
-    }
-}
-
-impl Settings for MuxWiseConfig {
-    fn name(&self) -> &'static str {
-        "muxwise"
-    }
-    fn token_budget(&self) -> u32 {
-        self.token_budget
-    }
-    fn build(&self, ctx: &PolicyContext) -> Result<Box<dyn Policy>, ConfigError> {
-        Ok(Box::new(MuxWise::new(self.clone(), ctx.clone())?))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::DuetConfig;
 
     #[test]
     fn every_registered_policy_builds_by_its_name_and_unknown_names_list_them() {

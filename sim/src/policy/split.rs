@@ -37,9 +37,12 @@ impl Default for StaticSplitConfig {
     }
 }
 
+/// The policy's name (command line, reports, registry).
+pub const STATIC_SPLIT_NAME: &str = "static-split";
+
 /// `static-split` in the policy registry.
 pub const STATIC_SPLIT_ENTRY: super::Entry = super::Entry {
-    name: "static-split",
+    name: STATIC_SPLIT_NAME,
     settings: |o| {
         let (prefill_sms, decode_sms) = o.split.ok_or_else(|| {
             ConfigError::Invalid("static-split needs --split PREFILL_SMS:DECODE_SMS (e.g. 100:32)".into())
@@ -54,6 +57,18 @@ pub const STATIC_SPLIT_ENTRY: super::Entry = super::Entry {
         }))
     },
 };
+
+impl super::Settings for StaticSplitConfig {
+    fn name(&self) -> &'static str {
+        STATIC_SPLIT_NAME
+    }
+    fn token_budget(&self) -> u32 {
+        self.token_budget
+    }
+    fn build(&self, ctx: &super::PolicyContext) -> Result<Box<dyn super::Policy>, crate::error::ConfigError> {
+        Ok(Box::new(StaticSplit::new(self.clone(), ctx)?))
+    }
+}
 
 /// Builds the decode batch (`decode`: SMs and look-ahead) and the prefill batch (`prefill`: SMs and layer
 /// groups) of one plan from one draft, so KV accounting covers both.
@@ -116,7 +131,7 @@ impl StaticSplit {
 
 impl Policy for StaticSplit {
     fn name(&self) -> &'static str {
-        "static-split"
+        STATIC_SPLIT_NAME
     }
 
     fn plan(&mut self, view: &View<'_>) -> Plan {
@@ -147,9 +162,12 @@ impl Default for MuxWiseConfig {
     }
 }
 
+/// The policy's name (command line, reports, registry).
+pub const MUXWISE_NAME: &str = "muxwise";
+
 /// `muxwise` in the policy registry.
 pub const MUXWISE_ENTRY: super::Entry = super::Entry {
-    name: "muxwise",
+    name: MUXWISE_NAME,
     settings: |o| {
         let d = MuxWiseConfig::default();
         Ok(std::sync::Arc::new(MuxWiseConfig {
@@ -159,6 +177,18 @@ pub const MUXWISE_ENTRY: super::Entry = super::Entry {
         }))
     },
 };
+
+impl super::Settings for MuxWiseConfig {
+    fn name(&self) -> &'static str {
+        MUXWISE_NAME
+    }
+    fn token_budget(&self) -> u32 {
+        self.token_budget
+    }
+    fn build(&self, ctx: &super::PolicyContext) -> Result<Box<dyn super::Policy>, crate::error::ConfigError> {
+        Ok(Box::new(MuxWise::new(self.clone(), ctx.clone())?))
+    }
+}
 
 /// Persistent split sized per decode step, with layer-granular prefill.
 #[derive(Debug)]
@@ -203,7 +233,7 @@ impl MuxWise {
 
 impl Policy for MuxWise {
     fn name(&self) -> &'static str {
-        "muxwise"
+        MUXWISE_NAME
     }
 
     fn plan(&mut self, view: &View<'_>) -> Plan {
