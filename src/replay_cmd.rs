@@ -3,8 +3,8 @@
 //! The same trace window, model and policy as `duet sim`, run through the engine's wall-clock mode
 //! (`duet_sim::realtime`) on a fake device whose steps take the cost model's time x `--device-scale`. It writes
 //! what `duet-gpu replay` writes on an H100 (`summary.json`, `requests.csv`, `decisions.csv`, `iterations.csv`,
-//! `steps.csv`, and `replay.json` with the recorded options), so the replay-to-`duet validate` pipeline can be exercised anywhere. Contention and partition
-//! switches are left to the device (on the fake one: none).
+//! `steps.csv`, and `replay.json` with the recorded options), so the replay-to-`duet validate` pipeline can be
+//! exercised anywhere. Contention and partition switches are left to the device (on the fake one: none).
 
 use std::path::Path;
 

@@ -1,6 +1,6 @@
-//! duet's GPU runtime for an NVIDIA H100 or H200 (`duet-gpu`): green-context SM partitions, model-shaped bf16 kernels with
-//! synthetic weights, correctness checks against float64 CPU references, and the calibration microbenchmarks
-//! whose records `duet calibrate fit` turns into a profile.
+//! duet's GPU runtime for an NVIDIA H100 or H200 (`duet-gpu`): green-context SM partitions, model-shaped bf16 kernels
+//! with synthetic weights, correctness checks against float64 CPU references, and the calibration microbenchmarks whose
+//! records `duet calibrate fit` turns into a profile.
 //!
 //! cudarc loads the CUDA libraries at run time, so this crate builds and its CPU-side logic is tested on machines
 //! without CUDA; every GPU entry point first checks for the driver ([`probe::require_driver`]) and returns

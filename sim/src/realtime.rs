@@ -3,8 +3,9 @@
 //!
 //! [`run`] drives the engine's one loop (`Engine::drive`, the same as a simulation's) on the device's clock:
 //! apply every event due by the executor's clock ([`AsyncExecutor::now`]) and consult the policy; then wait
-//! ([`AsyncExecutor::wait`]) until the next event is due or a step ends, and tell the engine when it ended. Token times are the engine's clock when the end was seen (a real server emits a token only when the host
-//! sees the step finish). Contention is not modelled here: the device's times include it.
+//! ([`AsyncExecutor::wait`]) until the next event is due or a step ends, and tell the engine when it ended. Token times
+//! are the engine's clock when the end was seen (a real server emits a token only when the host sees the step finish).
+//! Contention is not modelled here: the device's times include it.
 //!
 //! [`FakeExecutor`] stands in for a device: it asks another executor (the cost model) for each step's duration,
 //! ends the step exactly then on a clock that jumps from event to event, so a wall-clock run over it reproduces

@@ -1,8 +1,8 @@
 //! The calibration microbenchmarks (`duet-gpu calibrate`): plan, timing, records and summary.
 //!
-//! [`calibrate`] opens the device session ([`crate::device::Setup`]: the split menu from what the device reports,
-//! every green-context partition, the kernels compiled and checked), then measures projections, elementwise operators, bandwidth,
-//! decode and prefill attention on every SM count of the plan, launch and stream-switch overheads, and
+//! [`calibrate`] opens the device session ([`crate::device::Setup`]: the split menu from what the device reports, every
+//! green-context partition, the kernels compiled and checked), then measures projections, elementwise operators,
+//! bandwidth, decode and prefill attention on every SM count of the plan, launch and stream-switch overheads, and
 //! co-running slowdowns, and writes the files listed in [`records`].
 
 pub mod plan;

@@ -8,11 +8,11 @@
 //! the partition and the padded batch size, at start-up for the keys given ([`CudaExecutor::capture_startup`]),
 //! otherwise on first use, before the step's start event (capture time never counts as GPU time); metadata goes
 //! in by asynchronous copies from page-locked memory before each replay. Graph steps take buffer set 0 when it is
-//! free (the set the start-up graphs were captured with), eager steps set 1. When the engine announces a window
-//! of `k` decode steps (a step with `window = k`), all `k` graph replays are enqueued back to back at the first step, with
-//! the metadata of every step staged ahead in its own region of page-locked memory, and no host synchronisation
-//! inside the window; the engine's later `Graph` steps take the tickets already in flight. A layer group of a
-//! segmented step (a step with `group = (g, n)`, muxwise) runs only its layers, on the buffer set its step holds throughout.
+//! free (the set the start-up graphs were captured with), eager steps set 1. When the engine announces a window of `k`
+//! decode steps (a step with `window = k`), all `k` graph replays are enqueued back to back at the first step, with the
+//! metadata of every step staged ahead in its own region of page-locked memory, and no host synchronisation inside the
+//! window; the engine's later `Graph` steps take the tickets already in flight. A layer group of a segmented step (a
+//! step with `group = (g, n)`, muxwise) runs only its layers, on the buffer set its step holds throughout.
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
