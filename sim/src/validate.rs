@@ -204,11 +204,6 @@ pub fn decode_idle_fraction(iterations: &[IterationRecord]) -> Option<f64> {
 
 pub use crate::compare::ErrorStats;
 
-/// Summary of `(measured, predicted)` pairs ([`ErrorStats::of_pairs`]).
-pub fn error_stats(pairs: &[(f64, f64)]) -> ErrorStats {
-    ErrorStats::of_pairs(pairs)
-}
-
 /// Per-step comparison.
 #[derive(Debug, Clone, Serialize)]
 pub struct StepComparison {
@@ -231,8 +226,8 @@ pub fn compare_steps(steps: &[StepRecord], cost: &CostModel) -> StepComparison {
         pairs.push(pair);
     }
     StepComparison {
-        overall: error_stats(&pairs),
-        by_kind: kinds.iter().map(|(k, v)| (k.clone(), error_stats(v))).collect(),
+        overall: ErrorStats::of_pairs(&pairs),
+        by_kind: kinds.iter().map(|(k, v)| (k.clone(), ErrorStats::of_pairs(v))).collect(),
         pairs,
     }
 }
@@ -377,7 +372,7 @@ mod tests {
     #[test]
     fn error_stats_by_hand() {
         // Predictions 10% over, 20% under, exact, 5% over.
-        let e = error_stats(&[(100.0, 110.0), (100.0, 80.0), (50.0, 50.0), (200.0, 210.0)]);
+        let e = ErrorStats::of_pairs(&[(100.0, 110.0), (100.0, 80.0), (50.0, 50.0), (200.0, 210.0)]);
         assert_eq!(e.count, 4);
         assert!((e.max_abs_pct - 20.0).abs() < 1e-9);
         assert!((e.mean_signed_pct - (10.0 - 20.0 + 0.0 + 5.0) / 4.0).abs() < 1e-9);
