@@ -26,7 +26,9 @@ pub enum Command {
     Capacity(CapacityArgs),
     /// Figures (PNG and SVG) and a Markdown summary from a sweep's results.
     Report(ReportArgs),
-    /// Time repeated simulations and report wall time and peak memory (for docs/PERFORMANCE.md).
+    /// Time repeated simulations and report wall time and peak memory (for docs/PERFORMANCE.md); `duet bench
+    /// serve` takes `vllm bench serve`'s options and prints its report as predicted by an engine preset.
+    #[command(args_conflicts_with_subcommands = true)]
     Bench(BenchArgs),
     /// Inspect, convert, generate and time-load traces.
     #[command(subcommand)]
@@ -128,11 +130,23 @@ pub struct SimCommand {
 /// Options of `duet bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
+    /// `duet bench serve`.
+    #[command(subcommand)]
+    pub serve: Option<BenchCommand>,
     #[command(flatten)]
     pub sim: SimArgs,
     /// Number of timed runs (after one warm-up run).
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
+}
+
+/// Subcommands of `duet bench`.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Predict a `vllm bench serve` run: its options (`--dataset-name random --random-input-len I
+    /// --random-output-len O --num-prompts N --request-rate R --max-concurrency C ...`) plus `--gpu` and
+    /// `--engine`; prints its "Serving Benchmark Result" block (and `--save-result` JSON).
+    Serve(Box<crate::serve_cmd::ServeArgs>),
 }
 
 /// Options of `duet sweep`.

@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod replay_cmd;
 mod report_cmd;
+mod serve_cmd;
 mod sweep;
 mod trace_cmd;
 mod validate_cmd;
@@ -35,7 +36,10 @@ fn run() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Bench(a) => commands::bench(&a.sim, a.runs),
+        Command::Bench(a) => match a.serve {
+            Some(cli::BenchCommand::Serve(s)) => serve_cmd::run(&s),
+            None => commands::bench(&a.sim, a.runs),
+        },
         Command::Trace(t) => trace_cmd::run(t),
         Command::Models => commands::models(),
         Command::Gpus => commands::gpus(),

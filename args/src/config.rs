@@ -6,12 +6,13 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use duet_calibration::Profile;
 use duet_sim::cluster::{ClusterConfig, KvLink, Layout, Router};
-use duet_sim::cost::{CostConfig, DefaultCurves, DeviceCurves, LinearSmScaling};
-use duet_sim::engine::Contention;
+use duet_sim::cost::{CostConfig, DefaultCurves, DeviceCurves, EngineCurves, LinearSmScaling};
+use duet_sim::engine::{ClientConfig, Contention};
 use duet_sim::kv::KvConfig;
 use duet_sim::metrics::Slo;
 use duet_sim::partition::Granularity;
 use duet_sim::policy::{PolicyConfig, PolicyOptions};
+use duet_sim::preset::EnginePreset;
 use duet_sim::{GpuSpec, ModelSpec, SimConfig};
 use duet_traces::Workload;
 
@@ -36,14 +37,22 @@ pub fn config(a: &SimArgs) -> Result<SimConfig> {
         gpu.bandwidth_saturation_sms = s;
     }
     let split = a.split.as_deref().map(parse_split).transpose()?;
+    let preset = a.engine.as_deref().map(EnginePreset::resolve).transpose()?;
+    let engine_gpu = preset.as_ref().map(|p| p.for_gpu(&gpu.name)).transpose()?;
     let opts = PolicyOptions {
-        token_budget: a.token_budget,
+        token_budget: a.token_budget.or(engine_gpu.map(|g| g.token_budget)),
+        max_num_seqs: a.max_num_seqs.or(engine_gpu.map(|g| g.max_num_seqs)),
         tbt_target_ms: a.tbt_target_ms,
         max_lookahead: a.max_lookahead,
         split,
         guard: a.decode_guard,
     };
-    let policy = PolicyConfig::by_name(&a.policy, &opts)?;
+    // Under an engine preset the default policy is the engine's own scheduler.
+    let policy_name = match &preset {
+        Some(p) if a.policy == "chunked" => p.policy.as_str(),
+        _ => a.policy.as_str(),
+    };
+    let policy = PolicyConfig::by_name(policy_name, &opts)?;
     let granularity: Granularity = a.granularity.parse()?;
     let mut cost = CostConfig::default();
     if let Some(us) = a.iteration_overhead_us {
@@ -100,6 +109,20 @@ pub fn config(a: &SimArgs) -> Result<SimConfig> {
     };
     let mut curves: Option<Arc<dyn DeviceCurves>> =
         profile.as_ref().map(|p| Arc::new(p.curves()) as Arc<dyn DeviceCurves>);
+    let mut client = ClientConfig::default();
+    let mut kv = KvConfig { total_blocks_override: a.kv_blocks, ..KvConfig::default() };
+    if let (Some(p), Some(g)) = (&preset, engine_gpu) {
+        let inner = curves.take().unwrap_or_else(|| Arc::new(DefaultCurves::new(gpu.clone())));
+        curves = Some(Arc::new(EngineCurves::new(inner, g.efficiency.into())));
+        if a.iteration_overhead_us.is_none() {
+            cost.iteration_overhead_ns = EnginePreset::us_to_ns(p.step_overhead_us);
+        }
+        cost.per_seq_overhead_ns = EnginePreset::us_to_ns(p.per_seq_overhead_us);
+        client.frontend_ns = EnginePreset::us_to_ns(p.frontend_us_per_request);
+        kv.block_size = p.block_size;
+        kv.gpu_memory_utilization = p.gpu_memory_utilization;
+        kv.activation_reserve_bytes = (g.non_kv_reserve_gib * (1u64 << 30) as f64).round() as u64;
+    }
     let mut sat = a.bw_saturation_sms.map_or(String::new(), |s| format!(", bandwidth saturating at {s} SMs"));
     match a.sm_scaling.as_str() {
         "profile" => {}
@@ -110,12 +133,14 @@ pub fn config(a: &SimArgs) -> Result<SimConfig> {
         }
         other => bail!("--sm-scaling {other:?}: expected profile or linear"),
     }
+    if let Some(p) = &preset {
+        sat.push_str(&format!(", {} kernels", p.name));
+    }
     let curves_name = match &profile {
         Some(p) => format!("{} ({}{sat})", a.profile.as_deref().unwrap_or(&p.gpu.name), p.provenance.kind),
         None => format!("datasheet{sat}"),
     };
     let partition_switch_ns = a.partition_switch_us.map_or(20_000, |us| us * 1_000);
-    let mut kv = KvConfig { total_blocks_override: a.kv_blocks, ..KvConfig::default() };
     if let Some(u) = a.gpu_memory_utilization {
         kv.gpu_memory_utilization = u;
     }
@@ -138,6 +163,7 @@ pub fn config(a: &SimArgs) -> Result<SimConfig> {
         slo,
         seed: a.workload.seed,
         cluster: cluster_config(a)?,
+        client,
     })
 }
 
@@ -167,6 +193,21 @@ fn cluster_config(a: &SimArgs) -> Result<ClusterConfig> {
 }
 
 /// The workload of `a`, checked against the model's context.
+///
+/// Under an engine preset with the prefix cache on, a workload without prefix hashes gets a distinct hash per
+/// KV block of every prompt (vLLM's automatic prefix caching on prompts that share nothing): no request hits
+/// another's blocks, but a preempted request finds its own computed blocks again unless they were evicted.
 pub fn load_workload(a: &SimArgs, cfg: &SimConfig) -> Result<Workload> {
-    workload::build(&a.workload, cfg.model.max_context)
+    let mut w = workload::build(&a.workload, cfg.model.max_context)?;
+    if a.engine.is_some() && cfg.prefix_cache && w.prefix.is_none() {
+        let b = cfg.kv.block_size;
+        let lists: Vec<Vec<u64>> = w
+            .requests
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (0..u64::from(r.input_tokens.div_ceil(b))).map(|j| ((i as u64) << 32) | j).collect())
+            .collect();
+        w.prefix = Some(duet_traces::PrefixHashes::from_lists(b, &lists));
+    }
+    Ok(w)
 }

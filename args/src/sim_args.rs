@@ -103,7 +103,14 @@ pub struct SimArgs {
     /// Use only this many SMs of the GPU (default: all of them).
     #[arg(long, value_name = "SMS")]
     pub num_sms: Option<u32>,
-    /// Scheduling policy: chunked (vLLM v1 / Sarathi-Serve), prefill-first (SGLang default / vLLM v0), duet
+    /// Engine preset (opt-in): `vllm-0.11`, or a path to a preset JSON. Sets what the engine does by default on
+    /// --gpu: its scheduler (replacing the default policy; name another --policy to run that one under the
+    /// engine's costs), token budget and sequence limit, KV block size, memory accounting, kernel efficiency
+    /// and host costs (per iteration, per sequence, per request in the frontend). Options given explicitly
+    /// override the preset's values. Sources and fitted numbers: docs/VALIDATION.md.
+    #[arg(long, value_name = "ENGINE")]
+    pub engine: Option<String>,
+    /// Scheduling policy: chunked (Sarathi-Serve: decodes first), vllm (vLLM V1's scheduler), prefill-first (SGLang default / vLLM v0), duet
     /// (DuetServe), static-split (fixed partitions, needs --split), muxwise (persistent split sized per step).
     #[arg(long, default_value = "chunked")]
     pub policy: String,
@@ -111,6 +118,9 @@ pub struct SimArgs {
     /// default 8192; static-split and muxwise, default 2048).
     #[arg(long, value_name = "TOKENS")]
     pub token_budget: Option<u32>,
+    /// Most requests running at once (vLLM `max_num_seqs`) for chunked, vllm and duet (default 256).
+    #[arg(long, value_name = "N")]
+    pub max_num_seqs: Option<u32>,
     /// TBT target of duet and muxwise, milliseconds (default 100).
     #[arg(long, value_name = "MS")]
     pub tbt_target_ms: Option<f64>,

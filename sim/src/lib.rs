@@ -20,6 +20,7 @@ pub mod model;
 pub mod partition;
 pub mod policy;
 pub mod prefix;
+pub mod preset;
 pub mod queue;
 pub mod realtime;
 pub mod report;

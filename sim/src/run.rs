@@ -8,7 +8,7 @@ use duet_traces::Workload;
 use crate::cluster::{self, ClusterConfig, ClusterReport, InstanceParts};
 use crate::cost::collective::RingAllReduce;
 use crate::cost::{CostConfig, CostModel, DeviceCurves, TensorParallel};
-use crate::engine::{self, Contention, EngineConfig, Role, SimOutput};
+use crate::engine::{self, ClientConfig, Contention, EngineConfig, Role, SimOutput};
 use crate::error::{ConfigError, SimError};
 use crate::executor::SimExecutor;
 use crate::gpu::GpuSpec;
@@ -52,6 +52,8 @@ pub struct SimConfig {
     pub seed: u64,
     /// Instances, tensor parallelism, routing and KV link (default: one instance on one GPU).
     pub cluster: ClusterConfig,
+    /// Frontend cost and closed-loop client (single instance only; default: none).
+    pub client: ClientConfig,
 }
 
 /// Run parameters echoed into reports.
@@ -121,6 +123,12 @@ fn prepare(workload: &Workload, cfg: &SimConfig) -> Result<Prepared, SimError> {
         .into());
     }
     cfg.cluster.validate()?;
+    if !cfg.cluster.is_single() && !cfg.client.is_transparent() {
+        return Err(ConfigError::Invalid(
+            "a frontend cost or a closed-loop client (--max-concurrency) needs a single instance".into(),
+        )
+        .into());
+    }
     let tp = cfg.cluster.tp;
     // One GPU's shard of the model: its weights, KV bytes per token and operator shapes.
     let model = cfg.model.shard(tp)?;
@@ -135,6 +143,7 @@ fn prepare(workload: &Workload, cfg: &SimConfig) -> Result<Prepared, SimError> {
         partition_switch_ns: cfg.partition_switch_ns,
         prefix_cache: cfg.prefix_cache,
         role: Role::Aggregated,
+        client: cfg.client,
     };
     let policy_name = cfg.policy.name();
     Ok(Prepared { model, kv, cost, ctx, engine_cfg, policy_name })

@@ -28,6 +28,7 @@ fn config(model: &str, cluster: ClusterConfig) -> SimConfig {
         slo: Slo::default(),
         seed: 0,
         cluster,
+        client: Default::default(),
     }
 }
 

@@ -16,7 +16,8 @@
 //!
 //! QKV is `h -> (h_q + 2 h_kv) d_h`, O is `h_q d_h -> h`, gate/up is fused `h -> 2 I`, down is `I -> h`, the LM
 //! head `h -> V`. FLOPs and bytes of each operator are in [`ops`]; `Pi` and `BW` come from [`DeviceCurves`].
-//! `overhead` is the per-iteration CPU scheduling and kernel-launch time ([`CostConfig::iteration_overhead_ns`]),
+//! `overhead` is the per-iteration CPU scheduling and kernel-launch time ([`CostConfig::iteration_overhead_ns`],
+//! plus [`CostConfig::per_seq_overhead_ns`] per sequence),
 //! or the CUDA-graph launch time ([`CostConfig::graph_launch_ns`]) for later steps of a look-ahead window.
 //! Tensor parallelism ([`CostConfig::tensor_parallel`]): the model passed in is one GPU's shard
 //! ([`ModelSpec::shard`]), and each iteration adds `t_comm = (2 L + 1) x t_ar(n h s)`: two ring all-reduces of
@@ -31,6 +32,7 @@
 pub mod check;
 pub mod collective;
 pub mod curves;
+pub mod efficiency;
 pub mod ops;
 
 use std::sync::Arc;
@@ -39,6 +41,7 @@ use crate::gpu::GpuSpec;
 use crate::model::ModelSpec;
 use crate::time::Nanos;
 pub use curves::{DefaultCurves, DeviceCurves, Elementwise, LinearSmScaling};
+pub use efficiency::{EngineCurves, KernelEfficiency};
 use ops::Work;
 
 /// Settings of the cost model that are not properties of the model or GPU.
@@ -52,13 +55,22 @@ pub struct CostConfig {
     /// window's host work is paid once, by its first step). Default 30 us: an assumption (graph launches are
     /// reported well under 0.5 ms), pending calibration.
     pub graph_launch_ns: u64,
+    /// Host time per sequence of an eagerly launched iteration (input preparation, sampling, output
+    /// processing that grow with the batch), in ns: an eager batch of `m` sequences pays
+    /// `iteration_overhead_ns + m x per_seq_overhead_ns`. Default 0 (an engine preset calibrates it).
+    pub per_seq_overhead_ns: u64,
     /// Tensor parallelism of the instance (`None`: one GPU).
     pub tensor_parallel: Option<TensorParallel>,
 }
 
 impl Default for CostConfig {
     fn default() -> Self {
-        Self { iteration_overhead_ns: 1_000_000, graph_launch_ns: 30_000, tensor_parallel: None }
+        Self {
+            iteration_overhead_ns: 1_000_000,
+            graph_launch_ns: 30_000,
+            per_seq_overhead_ns: 0,
+            tensor_parallel: None,
+        }
     }
 }
 
@@ -233,7 +245,10 @@ impl CostModel {
             0.0
         };
         let lm_head_s = self.linear(sms, emitting, m.hidden_size, m.vocab_size, &mut once);
-        let overhead_ns = self.launch_overhead_ns(launch);
+        let overhead_ns = match launch {
+            Launch::Eager => self.config.iteration_overhead_ns + self.config.per_seq_overhead_ns * batch.len() as u64,
+            Launch::Graph => self.config.graph_launch_ns,
+        };
         let overhead_s = overhead_ns as f64 * 1e-9;
         let comm_s = match self.config.tensor_parallel {
             Some(tp) if n > 0 => (2.0 * layers + 1.0) * tp.all_reduce.time_s((n * m.hidden_size * s) as f64, tp.degree),
@@ -305,7 +320,12 @@ mod tests {
             tiny(),
             gpu,
             Arc::new(Flat),
-            CostConfig { iteration_overhead_ns: 500, graph_launch_ns: 7, tensor_parallel: None },
+            CostConfig {
+                iteration_overhead_ns: 500,
+                graph_launch_ns: 7,
+                per_seq_overhead_ns: 0,
+                tensor_parallel: None,
+            },
         );
         // One decode (q=1, c=4, emits) and one prefill chunk (q=2, c=0, does not emit): n = 3, m = 1.
         let batch = [

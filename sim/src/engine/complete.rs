@@ -42,6 +42,7 @@ impl Engine {
             }
             if e.finished {
                 self.finished += 1;
+                self.release_held();
                 if self.cfg.role == Role::Prefill {
                     self.handoffs.push(item.req());
                 }

@@ -11,6 +11,7 @@
 //! recomputed whenever the set of running batches changes.
 
 mod apply;
+mod client;
 mod complete;
 mod inflight;
 mod kv_store;
@@ -31,6 +32,7 @@ use crate::prefix::PrefixCache;
 use crate::queue::EventQueue;
 use crate::request::{Phase, ReqId, Request};
 use crate::time::Nanos;
+pub use client::ClientConfig;
 use inflight::InFlight;
 use kv_store::KvStore;
 pub use records::{DecisionRecord, EngineStats, IterationRecord, RequestRecord, SimOutput};
@@ -87,6 +89,8 @@ pub struct EngineConfig {
     pub prefix_cache: bool,
     /// What the instance does in a cluster.
     pub role: Role,
+    /// Frontend cost and closed-loop client in front of a single instance ([`ClientConfig`]).
+    pub client: ClientConfig,
 }
 
 /// What an instance does in a cluster.
@@ -124,6 +128,7 @@ impl EngineConfig {
             partition_switch_ns: 20_000,
             prefix_cache: true,
             role: Role::Aggregated,
+            client: ClientConfig::default(),
         }
     }
 }
@@ -210,6 +215,8 @@ pub(crate) struct Engine {
     stamp: u64,
     /// Prefill role: finished requests whose KV waits for the cluster to move it.
     handoffs: Vec<ReqId>,
+    /// Client and frontend in front of the engine.
+    client: client::Client,
 }
 
 impl Engine {
@@ -220,7 +227,14 @@ impl Engine {
         // Exactly one gap per output token after the first: reserve it all (the largest buffer of a run).
         engine.itl_ns.reserve(workload.requests.iter().map(|s| s.output_tokens as usize - 1).sum());
         for (i, s) in workload.requests.iter().enumerate() {
-            engine.add_arrival(*s, workload.prefix.as_ref().map(|p| p.get(i)));
+            let hashes = workload.prefix.as_ref().map(|p| p.get(i));
+            if cfg.client.is_transparent() {
+                engine.add_arrival(*s, hashes);
+            } else if engine.client.sends_at_start(i) {
+                engine.send(*s, hashes);
+            } else {
+                engine.client.hold(*s, hashes);
+            }
         }
         Ok(engine)
     }
@@ -272,6 +286,7 @@ impl Engine {
             plan_stamp: Vec::new(),
             stamp: 0,
             handoffs: Vec::new(),
+            client: client::Client::new(cfg.client),
         })
     }
 
@@ -312,6 +327,21 @@ impl Engine {
         let id = self.push_request(spec, hashes);
         self.push_event(at, Event::Arrival(id));
         id
+    }
+
+    /// Sends a request through the client and frontend ([`ClientConfig`]): it arrives (for its metrics) when
+    /// sent and reaches the scheduler after the frontend.
+    fn send(&mut self, spec: RequestSpec, hashes: Option<&[u64]>) {
+        let (spec, at) = self.client.send(spec, self.now);
+        let id = self.push_request(spec, hashes);
+        self.push_event(at, Event::Arrival(id));
+    }
+
+    /// Closed loop: a request finished, so the next held one is sent now.
+    fn release_held(&mut self) {
+        if let Some((spec, hashes)) = self.client.next_held() {
+            self.send(spec, hashes.as_deref());
+        }
     }
 
     /// Decode role: reserves the KV of a request whose prefill ran elsewhere (its prompt's `input` tokens, if

@@ -37,7 +37,10 @@ pub const ENTRY: super::Entry = super::Entry {
     name: NAME,
     settings: |o| {
         let d = ChunkedConfig::default();
-        Ok(std::sync::Arc::new(ChunkedConfig { token_budget: o.budget(d.token_budget), ..d }))
+        Ok(std::sync::Arc::new(ChunkedConfig {
+            token_budget: o.budget(d.token_budget),
+            max_num_seqs: o.seqs(d.max_num_seqs),
+        }))
     },
 };
 

@@ -114,6 +114,30 @@ impl<'v, 'a> Draft<'v, 'a> {
         }
     }
 
+    /// vLLM V1's pass over the running list: every running request in admission order, decodes and partial
+    /// prefills alike, asks for `min(remaining, budget left)` tokens (1 for a decode) without shrinking its
+    /// chunk to the free KV; while its blocks are short the newest running request is preempted, which may be
+    /// the request itself, and then the pass stops.
+    pub fn schedule_running_in_order(&mut self) {
+        for pos in 0..self.view.running.len() {
+            if self.budget == 0 {
+                break;
+            }
+            let r = self.view.req(self.view.running[pos]);
+            if self.preempted[pos] || r.in_flight() {
+                continue;
+            }
+            let tokens = match r.phase() {
+                Phase::Decoding => 1,
+                Phase::Prefilling => r.remaining_prefill().min(self.budget),
+                _ => continue,
+            };
+            if tokens > 0 && !self.add_running(pos, tokens, true) {
+                break;
+            }
+        }
+    }
+
     /// Gives running requests with an unfinished prefill their next chunk, oldest first:
     /// `min(remaining, budget left)`, shrunk to the free KV; when not even one token fits, newer requests are
     /// preempted to make room (never the request itself).

@@ -66,7 +66,7 @@ pub const ENTRY: super::Entry = super::Entry {
             tbt_target_ns: o.tbt_ns(d.tbt_target_ns),
             max_lookahead: o.max_lookahead.unwrap_or(d.max_lookahead),
             guard: o.guard.unwrap_or(d.guard),
-            ..d
+            max_num_seqs: o.seqs(d.max_num_seqs),
         }))
     },
 };

@@ -12,6 +12,7 @@ mod prefill_first;
 mod registry;
 mod split;
 mod view;
+mod vllm;
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ pub use prefill_first::{PrefillFirst, PrefillFirstConfig};
 pub use registry::{Entry, PolicyConfig, PolicyOptions, REGISTRY, Settings};
 pub use split::{MuxWise, MuxWiseConfig, StaticSplit, StaticSplitConfig};
 pub use view::{Lane, ReqView, Requests, RunningBatch, View};
+pub use vllm::{VllmV1, VllmV1Config};
 
 use crate::cost::{CostModel, SeqWork};
 use crate::partition::Granularity;

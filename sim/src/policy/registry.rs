@@ -22,12 +22,19 @@ pub struct PolicyOptions {
     pub split: Option<(u32, u32)>,
     /// Decode-step guard of duet and muxwise (predicted step x (1 + guard) must meet the target).
     pub guard: Option<f64>,
+    /// Most requests holding KV at once (vLLM `max_num_seqs`) for the policies that cap it.
+    pub max_num_seqs: Option<u32>,
 }
 
 impl PolicyOptions {
     /// The token budget, or `default`.
     pub fn budget(&self, default: u32) -> u32 {
         self.token_budget.unwrap_or(default)
+    }
+
+    /// The sequence limit, or `default`.
+    pub fn seqs(&self, default: usize) -> usize {
+        self.max_num_seqs.map_or(default, |n| n as usize)
     }
 
     /// The TBT target in ns, or `default_ns`.
@@ -62,6 +69,7 @@ pub const REGISTRY: &[Entry] = &[
     super::duet::ENTRY,
     super::split::STATIC_SPLIT_ENTRY,
     super::split::MUXWISE_ENTRY,
+    super::vllm::ENTRY,
 ];
 
 /// A run's policy settings (Debug prints the settings themselves, e.g. `DuetConfig { .. }`).
