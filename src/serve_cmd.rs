@@ -21,7 +21,8 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use duet_args::{SimArgs, config, load_workload};
 use duet_sim::engine::ClientConfig;
-use duet_sim::{SimRun, simulate, stats};
+use duet_sim::metrics::{self, stats};
+use duet_sim::{SimRun, simulate};
 use serde_json::{Map, Value, json};
 
 /// Options of `duet bench serve` (vLLM's names; the last group is duet's own).
@@ -209,8 +210,9 @@ pub fn run(s: &ServeArgs) -> Result<()> {
         eprintln!("note: {n}");
     }
     let run = simulate(&w, &cfg)?;
-    let result = result_json(s, &run)?;
-    print!("{}", block(s, &result)?);
+    let ps = percentiles(&s.metric_percentiles)?;
+    let result = result_json(s, &run, &ps);
+    print!("{}", block(s, &result, &ps)?);
     if s.save_result {
         let dir = s.result_dir.clone().unwrap_or_else(|| PathBuf::from("."));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -244,21 +246,14 @@ fn pkey(p: f64) -> String {
 }
 
 /// The result JSON with vLLM's keys (ms for latencies, s for duration), plus duet's run description.
-fn result_json(s: &ServeArgs, run: &SimRun) -> Result<Value> {
+fn result_json(s: &ServeArgs, run: &SimRun, ps: &[f64]) -> Value {
     let out = &run.output;
-    let ms = |ns: u64| ns as f64 / 1e6;
     let done: Vec<_> = out.requests.iter().filter(|r| r.tokens_emitted == r.output_tokens).collect();
     let mut series: Vec<(&str, Vec<f64>)> = vec![
-        ("ttft", done.iter().map(|r| ms((r.first_token - r.arrival).0)).collect()),
-        (
-            "tpot",
-            done.iter()
-                .filter(|r| r.output_tokens > 1)
-                .map(|r| ms((r.finish - r.first_token).0) / f64::from(r.output_tokens - 1))
-                .collect(),
-        ),
-        ("itl", out.itl_ns.iter().map(|&g| ms(g)).collect()),
-        ("e2el", done.iter().map(|r| ms((r.finish - r.arrival).0)).collect()),
+        ("ttft", done.iter().map(|r| metrics::ttft_ms(r)).collect()),
+        ("tpot", done.iter().filter_map(|r| metrics::tpot_ms(r)).collect()),
+        ("itl", out.itl_ns.iter().map(|&g| g as f64 / 1e6).collect()),
+        ("e2el", done.iter().map(|r| metrics::e2el_ms(r)).collect()),
     ];
     let m = &run.metrics;
     let mut o = Map::new();
@@ -277,14 +272,13 @@ fn result_json(s: &ServeArgs, run: &SimRun) -> Result<Value> {
     o.insert("total_token_throughput".into(), json!(m.total_token_throughput));
     o.insert("max_output_tokens_per_s".into(), json!(peak_output_per_s(run)));
     o.insert("max_concurrent_requests".into(), json!(peak_concurrency(run)));
-    let ps = percentiles(&s.metric_percentiles)?;
     for (name, v) in &mut series {
-        v.sort_by(f64::total_cmp);
-        let d = stats::Dist::of(&mut v.clone());
+        let d = stats::Dist::of(v); // sorts v
+
         o.insert(format!("mean_{name}_ms"), json!(d.mean));
         o.insert(format!("median_{name}_ms"), json!(d.median));
         o.insert(format!("std_{name}_ms"), json!(d.std));
-        for &p in &ps {
+        for &p in ps {
             o.insert(
                 format!("p{}_{name}_ms", pkey(p)),
                 json!(if v.is_empty() { 0.0 } else { stats::percentile(v, p) }),
@@ -297,7 +291,7 @@ fn result_json(s: &ServeArgs, run: &SimRun) -> Result<Value> {
                "token_budget": run.meta.token_budget, "kv_capacity_tokens": run.meta.kv_capacity_tokens,
                "profile": run.meta.profile, "preemptions": out.stats.preemptions}),
     );
-    Ok(Value::Object(o))
+    Value::Object(o)
 }
 
 /// Most output tokens emitted within one whole second of the run (vLLM buckets token times by second).
@@ -326,7 +320,7 @@ fn peak_concurrency(run: &SimRun) -> f64 {
 }
 
 /// vLLM's "Serving Benchmark Result" block.
-fn block(s: &ServeArgs, r: &Value) -> Result<String> {
+fn block(s: &ServeArgs, r: &Value, ps: &[f64]) -> Result<String> {
     use std::fmt::Write;
     let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
     let mut b = String::new();
@@ -344,7 +338,6 @@ fn block(s: &ServeArgs, r: &Value) -> Result<String> {
     line(&mut b, "Peak output token throughput (tok/s):", format!("{:.2}", f("max_output_tokens_per_s")));
     line(&mut b, "Peak concurrent requests:", format!("{:.2}", f("max_concurrent_requests")));
     line(&mut b, "Total Token throughput (tok/s):", format!("{:.2}", f("total_token_throughput")));
-    let ps = percentiles(&s.metric_percentiles)?;
     for (key, header, name) in [
         ("ttft", "Time to First Token", "TTFT"),
         ("tpot", "Time per Output Token (excl. 1st token)", "TPOT"),
@@ -357,7 +350,7 @@ fn block(s: &ServeArgs, r: &Value) -> Result<String> {
         writeln!(b, "{:-^50}", header)?;
         line(&mut b, &format!("Mean {name} (ms):"), format!("{:.2}", f(&format!("mean_{key}_ms"))));
         line(&mut b, &format!("Median {name} (ms):"), format!("{:.2}", f(&format!("median_{key}_ms"))));
-        for &p in &ps {
+        for &p in ps {
             line(&mut b, &format!("P{} {name} (ms):", pkey(p)), format!("{:.2}", f(&format!("p{}_{key}_ms", pkey(p)))));
         }
     }

@@ -228,9 +228,7 @@ impl Engine {
         engine.itl_ns.reserve(workload.requests.iter().map(|s| s.output_tokens as usize - 1).sum());
         for (i, s) in workload.requests.iter().enumerate() {
             let hashes = workload.prefix.as_ref().map(|p| p.get(i));
-            if cfg.client.is_transparent() {
-                engine.add_arrival(*s, hashes);
-            } else if engine.client.sends_at_start(i) {
+            if engine.client.sends_at_start(i) {
                 engine.send(*s, hashes);
             } else {
                 engine.client.hold(*s, hashes);
