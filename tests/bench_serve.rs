@@ -83,6 +83,40 @@ fn max_concurrency_is_a_closed_loop_and_the_result_json_has_vllms_keys() {
 }
 
 #[test]
+fn a_burst_reaches_the_engine_after_every_input_job() {
+    // vllm-0.11's frontend: 40 prompts sent at once are parsed one after another, and each hand-off to the
+    // engine waits behind every input job already queued, so no token is seen before all 40 input jobs ran.
+    let preset: serde_json::Value =
+        serde_json::from_str(include_str!("../sim/engines/vllm-0.11.json")).expect("bundled preset parses");
+    let input_ms = preset["frontend_us_per_request"].as_f64().unwrap() / 1e3;
+    assert!(input_ms > 0.0);
+    let dir = std::env::temp_dir().join(format!("duet-bench-burst-{}", std::process::id()));
+    let d = dir.to_str().unwrap();
+    let args =
+        [SMALL, &["--save-result", "--result-dir", d, "--result-filename", "b.json", "--metric-percentiles", "1"]]
+            .concat();
+    stdout(&duet(&args));
+    let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("b.json")).unwrap()).unwrap();
+    let p1 = j["p1_ttft_ms"].as_f64().unwrap();
+    assert!(p1 >= 40.0 * input_ms, "P1 TTFT {p1} ms < 40 input jobs of {input_ms} ms");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn an_explicit_policy_wins_over_the_presets_scheduler() {
+    let dir = std::env::temp_dir().join(format!("duet-preset-policy-{}", std::process::id()));
+    for (policy, extra) in [("vllm", &[][..]), ("chunked", &["--policy", "chunked"][..])] {
+        let out = dir.join(policy);
+        let base = ["sim", "--synthetic", "20", "--model", "qwen3-8b", "--engine", "vllm-0.11", "--out"];
+        stdout(&duet(&[&base[..], &[out.to_str().unwrap()], extra].concat()));
+        let s: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+        assert_eq!(s["policy"], policy);
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn bad_benchmark_options_are_named() {
     for (extra, words) in [
         (&["--request-rate", "fast"][..], "--request-rate \"fast\" is not a number or inf"),

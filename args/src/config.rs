@@ -48,9 +48,10 @@ pub fn config(a: &SimArgs) -> Result<SimConfig> {
         guard: a.decode_guard,
     };
     // Under an engine preset the default policy is the engine's own scheduler.
-    let policy_name = match &preset {
-        Some(p) if a.policy == "chunked" => p.policy.as_str(),
-        _ => a.policy.as_str(),
+    let policy_name = match (&a.policy, &preset) {
+        (Some(name), _) => name.as_str(),
+        (None, Some(p)) => p.policy.as_str(),
+        (None, None) => "chunked",
     };
     let policy = PolicyConfig::by_name(policy_name, &opts)?;
     let granularity: Granularity = a.granularity.parse()?;
@@ -119,6 +120,7 @@ pub fn config(a: &SimArgs) -> Result<SimConfig> {
         }
         cost.per_seq_overhead_ns = EnginePreset::us_to_ns(p.per_seq_overhead_us);
         client.frontend_ns = EnginePreset::us_to_ns(p.frontend_us_per_request);
+        client.output_ns = EnginePreset::us_to_ns(p.frontend_us_per_output_token);
         kv.block_size = p.block_size;
         kv.gpu_memory_utilization = p.gpu_memory_utilization;
         kv.activation_reserve_bytes = (g.non_kv_reserve_gib * (1u64 << 30) as f64).round() as u64;

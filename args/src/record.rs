@@ -180,7 +180,7 @@ mod tests {
         // A typed value equal to the default still counts: typing --policy chunked validates as chunked.
         let (t, ids) = parse_typed(&["--policy", "chunked", "--gpu", "h200"]);
         let (m, changed) = merge(&back, &t, &ids).unwrap();
-        assert_eq!(m.policy, "chunked");
+        assert_eq!(m.policy.as_deref(), Some("chunked"));
         assert_eq!(changed, vec!["policy".to_string()], "--gpu h200 equals the recording: no change");
     }
 

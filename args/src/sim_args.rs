@@ -112,8 +112,9 @@ pub struct SimArgs {
     pub engine: Option<String>,
     /// Scheduling policy: chunked (Sarathi-Serve: decodes first), vllm (vLLM V1's scheduler), prefill-first (SGLang default / vLLM v0), duet
     /// (DuetServe), static-split (fixed partitions, needs --split), muxwise (persistent split sized per step).
-    #[arg(long, default_value = "chunked")]
-    pub policy: String,
+    /// Default: chunked, or under --engine the engine's own scheduler.
+    #[arg(long)]
+    pub policy: Option<String>,
     /// Tokens per iteration (chunked and duet, default 2048), prefill tokens per prefill batch (prefill-first,
     /// default 8192; static-split and muxwise, default 2048).
     #[arg(long, value_name = "TOKENS")]

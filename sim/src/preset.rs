@@ -4,7 +4,7 @@
 //! budget and sequence limit, the memory the engine keeps for itself besides weights and KV, and its kernels'
 //! efficiency against the GPU's profile ([`crate::cost::KernelEfficiency`]); and for the engine as a whole: the
 //! scheduling policy, KV block size, memory utilisation, per-iteration host time (a constant plus a term per
-//! sequence) and the serial frontend time per request ([`crate::engine::ClientConfig`]). The calibrated
+//! sequence) and the serial frontend's time per request and per output token ([`crate::engine::ClientConfig`]). The calibrated
 //! numbers and how they were fitted are in `docs/VALIDATION.md`; every preset lists its sources.
 //!
 //! KV capacity under a preset follows the engine's accounting ([`crate::kv`]):
@@ -40,8 +40,11 @@ pub struct EnginePreset {
     pub step_overhead_us: f64,
     /// Host time per sequence in an iteration, microseconds.
     pub per_seq_overhead_us: f64,
-    /// Serial frontend time per request (API server), microseconds.
+    /// Serial frontend time per request (API server, input side), microseconds.
     pub frontend_us_per_request: f64,
+    /// Serial frontend time per output token (API server, detokenise and stream), microseconds; 0 if absent.
+    #[serde(default)]
+    pub frontend_us_per_output_token: f64,
     /// Defaults per GPU, keyed by duet's GPU name.
     pub gpus: BTreeMap<String, GpuDefaults>,
 }
@@ -124,6 +127,7 @@ impl EnginePreset {
         nonneg(self.step_overhead_us, "step_overhead_us")?;
         nonneg(self.per_seq_overhead_us, "per_seq_overhead_us")?;
         nonneg(self.frontend_us_per_request, "frontend_us_per_request")?;
+        nonneg(self.frontend_us_per_output_token, "frontend_us_per_output_token")?;
         if self.block_size == 0 {
             return Err("block_size must be >= 1".into());
         }

@@ -16,7 +16,10 @@ fn budget(tokens: u32) -> PolicyOptions {
 fn a_closed_loop_sends_the_next_request_when_one_finishes() {
     // Three requests at t = 0, 1 at a time, every step 10 ms: prefill (1 token) + 1 decode = 20 ms each.
     let w = workload(&[(0, 16, 2), (0, 16, 2), (0, 16, 2)]);
-    let cfg = EngineConfig { client: ClientConfig { frontend_ns: 0, max_concurrency: Some(1) }, ..engine_cfg(100) };
+    let cfg = EngineConfig {
+        client: ClientConfig { max_concurrency: Some(1), ..ClientConfig::default() },
+        ..engine_cfg(100)
+    };
     let mut p = build_policy("vllm", &PolicyOptions::default());
     let out = engine::run(&w, p.as_mut(), &mut FixedExecutor(Nanos(10 * MS)), &cfg).unwrap();
     let r: Vec<(u64, u64, u64)> =
@@ -28,14 +31,37 @@ fn a_closed_loop_sends_the_next_request_when_one_finishes() {
 #[test]
 fn the_frontend_delays_when_the_engine_sees_requests_not_when_they_arrived() {
     let w = workload(&[(0, 16, 1), (0, 16, 1)]);
-    let cfg = EngineConfig { client: ClientConfig { frontend_ns: 3 * MS, max_concurrency: None }, ..engine_cfg(100) };
+    let cfg =
+        EngineConfig { client: ClientConfig { frontend_ns: 3 * MS, ..ClientConfig::default() }, ..engine_cfg(100) };
     let mut p = build_policy("vllm", &PolicyOptions::default());
     let out = engine::run(&w, p.as_mut(), &mut FixedExecutor(Nanos(10 * MS)), &cfg).unwrap();
-    // Request 0 reaches the scheduler at 3 ms (first token 13 ms); request 1 at 6 ms, runs after the first
-    // step (13-23 ms). Both arrived at 0.
+    // Input jobs end at 3 and 6 ms; request 0's hand-off queues behind request 1's input job, so both reach
+    // the scheduler at 6 ms and share the first step (6-16 ms). Both arrived at 0.
     let r: Vec<(u64, u64, u64)> =
         out.requests.iter().map(|r| (r.arrival.0 / MS, r.first_scheduled.0 / MS, r.first_token.0 / MS)).collect();
-    assert_eq!(r, [(0, 3, 13), (0, 13, 23)]);
+    assert_eq!(r, [(0, 6, 16), (0, 6, 16)]);
+}
+
+#[test]
+fn tokens_reach_the_client_through_the_frontend_and_a_closed_loop_waits_for_them() {
+    // Two requests, one at a time; 1 ms per input job, 2 ms per output token, steps of 10 ms.
+    let w = workload(&[(0, 16, 2), (0, 16, 2)]);
+    let client = ClientConfig { frontend_ns: MS, output_ns: 2 * MS, max_concurrency: Some(1) };
+    let cfg = EngineConfig { client, ..engine_cfg(100) };
+    let mut p = build_policy("vllm", &PolicyOptions::default());
+    let out = engine::run(&w, p.as_mut(), &mut FixedExecutor(Nanos(10 * MS)), &cfg).unwrap();
+    let r: Vec<(u64, u64, u64, u64)> = out
+        .requests
+        .iter()
+        .map(|r| (r.arrival.0 / MS, r.first_scheduled.0 / MS, r.first_token.0 / MS, r.finish.0 / MS))
+        .collect();
+    // Request 0: engine at 1 ms, tokens made at 11 and 21 ms, delivered at 13 and 23 ms. Request 1 is sent
+    // when the client has request 0's last token (23 ms): engine at 24, tokens made at 34 and 44, seen at
+    // 36 and 46.
+    assert_eq!(r, [(0, 1, 13, 23), (23, 24, 36, 46)]);
+    // Client-side gaps: 10 ms each; the run lasts until the last delivery.
+    assert_eq!(out.itl_ns, [10 * MS, 10 * MS]);
+    assert_eq!(out.requests.iter().map(|r| r.max_tbt.0 / MS).collect::<Vec<_>>(), [10, 10]);
 }
 
 #[test]

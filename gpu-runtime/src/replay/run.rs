@@ -163,7 +163,7 @@ pub fn replay(typed: &SimArgs, o: &ReplayOptions, log: &mut dyn FnMut(&str)) -> 
     ));
     exec.log_progress_to(&o.out.join("steps.partial.csv"))?;
     exec.start_clock();
-    log(&format!("replaying {} requests ({}) under {}", w.len(), w.source, a.policy));
+    log(&format!("replaying {} requests ({}) under {}", w.len(), w.source, cfg.policy.name()));
     let r = run::run_wall_clock(&w, &cfg, &mut exec)?;
     println!("{}", report::table(&r));
     report::write_dir(&r, &o.out).with_context(|| format!("writing {}", o.out.display()))?;

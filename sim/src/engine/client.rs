@@ -1,9 +1,15 @@
 //! The client and frontend in front of the engine: when the engine sees each request.
 //!
-//! Two effects of a serving stack's front end, both off by default:
-//! - **frontend**: the API server handles requests one at a time (parsing, chat template, tokenisation,
-//!   hand-off to the engine), `frontend_ns` each; request `i`, sent at `s_i`, reaches the scheduler at
-//!   `e_i = max(s_i, e_{i-1}) + frontend_ns`. Its TTFT still counts from `s_i`.
+//! Effects of a serving stack's front end, all off by default:
+//! - **frontend**: the API server is one serial worker (one event loop) that serves jobs in the order they join
+//!   its queue. A job joining at `t` ends at `f = max(t, f_prev) + cost`, `f_prev` being the end of the job
+//!   before it. A request sent at `s_i` joins with its input job (parsing, chat template, tokenisation),
+//!   `frontend_ns`; when that ends its hand-off to the engine joins the queue again (an event loop resumes a
+//!   coroutine behind every job already waiting), at no cost, and the request reaches the scheduler when the
+//!   hand-off is served. So requests sent together reach the engine together, after all their input jobs.
+//!   Every token the engine makes at a step end joins with an output job (detokenise, stream), `output_ns`,
+//!   and reaches the client when it ends; every client-side time (TTFT, ITL, TPOT, E2EL, duration) uses these
+//!   delivery times, TTFT counting from `s_i`. Policies still see engine-side token times.
 //! - **closed loop** (`vllm bench serve --max-concurrency C`): at most `C` requests are outstanding; request
 //!   `i > C` is sent when its arrival time has come *and* an earlier request has finished:
 //!   `s_i = max(a_i, finish of the (i - C)-th request to finish)`. Its arrival, for every metric, is `s_i`
@@ -13,14 +19,17 @@ use std::collections::VecDeque;
 
 use duet_traces::RequestSpec;
 
+use super::RequestRecord;
 use crate::time::Nanos;
 
 /// Client and frontend settings (module docs). The default (no frontend cost, open loop) sends every request
 /// at its arrival time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ClientConfig {
-    /// Serial frontend time per request, ns.
+    /// Serial frontend time per request (its input job), ns.
     pub frontend_ns: u64,
+    /// Serial frontend time per output token (its output job), ns.
+    pub output_ns: u64,
     /// Most requests outstanding at once (closed loop); `None`: open loop.
     pub max_concurrency: Option<u32>,
 }
@@ -28,7 +37,12 @@ pub struct ClientConfig {
 impl ClientConfig {
     /// Whether requests reach the engine exactly at their arrival times.
     pub fn is_transparent(&self) -> bool {
-        self.frontend_ns == 0 && self.max_concurrency.is_none()
+        !self.has_frontend() && self.max_concurrency.is_none()
+    }
+
+    /// Whether requests and tokens pass through the frontend worker (it has a cost).
+    pub fn has_frontend(&self) -> bool {
+        self.frontend_ns > 0 || self.output_ns > 0
     }
 }
 
@@ -60,14 +74,62 @@ impl Client {
         self.pending.pop_front()
     }
 
-    /// Sends `spec` no earlier than `now`: returns the spec with its arrival set to the send time and the time
-    /// it reaches the scheduler.
-    pub fn send(&mut self, mut spec: RequestSpec, now: Nanos) -> (RequestSpec, Nanos) {
-        let sent = Nanos(spec.arrival_ns).max(now);
-        let at = sent.max(self.frontend_free) + Nanos(self.cfg.frontend_ns);
-        self.frontend_free = at;
-        spec.arrival_ns = sent.0;
-        (spec, at)
+    /// Sends `spec` no earlier than `now`: the spec with its arrival set to the send time.
+    pub fn send(&self, mut spec: RequestSpec, now: Nanos) -> RequestSpec {
+        spec.arrival_ns = spec.arrival_ns.max(now.0);
+        spec
+    }
+
+    /// A job of `cost` ns joins the frontend's queue at `at` (no earlier than the last one joined): when it ends.
+    fn job(&mut self, at: Nanos, cost: u64) -> Nanos {
+        self.frontend_free = at.max(self.frontend_free) + Nanos(cost);
+        self.frontend_free
+    }
+
+    /// A request's input job joins at `sent`: when it ends and the hand-off joins.
+    pub fn input(&mut self, sent: Nanos) -> Nanos {
+        self.job(sent, self.cfg.frontend_ns)
+    }
+
+    /// A request's hand-off joins at `at`: when the scheduler sees the request.
+    pub fn hand_off(&mut self, at: Nanos) -> Nanos {
+        self.job(at, 0)
+    }
+
+    /// A token made by the engine at `made`: when the client receives it (its output job ends).
+    pub fn deliver(&mut self, made: Nanos) -> Nanos {
+        self.job(made, self.cfg.output_ns)
+    }
+}
+
+/// One request's token times as the client sees them (with a frontend output cost).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Delivered {
+    first: Option<Nanos>,
+    last: Nanos,
+    max_gap: Nanos,
+}
+
+impl Delivered {
+    /// A token reached the client at `at`: the gap since the previous one, if any.
+    pub fn token(&mut self, at: Nanos) -> Option<Nanos> {
+        let gap = self.first.map(|_| at - self.last);
+        if let Some(g) = gap {
+            self.max_gap = self.max_gap.max(g);
+        } else {
+            self.first = Some(at);
+        }
+        self.last = at;
+        gap
+    }
+
+    /// Puts the client-side times into a request's record.
+    pub fn apply(&self, rec: &mut RequestRecord) {
+        if let Some(first) = self.first {
+            rec.first_token = first;
+            rec.finish = self.last;
+            rec.max_tbt = self.max_gap;
+        }
     }
 }
 
@@ -80,22 +142,34 @@ mod tests {
     }
 
     #[test]
-    fn the_frontend_serves_one_request_at_a_time() {
-        let mut c = Client::new(ClientConfig { frontend_ns: 10, max_concurrency: None });
-        // Three requests at once: they reach the scheduler 10, 20 and 30 ns later; a late one waits for none.
-        let at: Vec<u64> = [0, 0, 0, 100].iter().map(|&a| c.send(spec(0, a), Nanos(0)).1.0).collect();
-        assert_eq!(at, [10, 20, 30, 110]);
+    fn the_frontend_serves_its_jobs_in_queue_order() {
+        let mut c = Client::new(ClientConfig { frontend_ns: 10, output_ns: 2, max_concurrency: None });
+        // Three requests sent at 0 (events in time order): input jobs end at 10, 20, 30, and each hand-off
+        // queues behind all of them.
+        let inputs: Vec<Nanos> = (0..3).map(|_| c.input(Nanos(0))).collect();
+        assert_eq!(inputs, [Nanos(10), Nanos(20), Nanos(30)]);
+        assert_eq!(c.hand_off(Nanos(10)), Nanos(30));
+        assert_eq!(c.hand_off(Nanos(20)), Nanos(30));
+        // A token made at 25 waits for the worker, and the last hand-off (joining at 30) waits for it.
+        assert_eq!(c.deliver(Nanos(25)), Nanos(32));
+        assert_eq!(c.hand_off(Nanos(30)), Nanos(32));
+        // Tokens queue behind each other; a late one waits for nothing.
+        assert_eq!(c.deliver(Nanos(40)), Nanos(42));
+        assert_eq!(c.deliver(Nanos(40)), Nanos(44));
+        assert_eq!(c.deliver(Nanos(100)), Nanos(102));
+        // A request sent while a token is being delivered waits for it.
+        assert_eq!(c.input(Nanos(101)), Nanos(112));
+        assert_eq!(c.hand_off(Nanos(112)), Nanos(112));
     }
 
     #[test]
     fn a_held_request_is_sent_when_released_and_counts_from_then() {
-        let mut c = Client::new(ClientConfig { frontend_ns: 0, max_concurrency: Some(1) });
+        let mut c = Client::new(ClientConfig { max_concurrency: Some(1), ..ClientConfig::default() });
         assert!(c.sends_at_start(0) && !c.sends_at_start(1));
         c.hold(spec(1, 5), Some(&[7, 8]));
         let (s, h) = c.next_held().unwrap();
         assert_eq!(h.as_deref(), Some(&[7u64, 8][..]));
-        let (sent, at) = c.send(s, Nanos(50));
-        assert_eq!((sent.arrival_ns, at), (50, Nanos(50)));
+        assert_eq!(c.send(s, Nanos(50)).arrival_ns, 50);
         assert!(c.next_held().is_none());
     }
 }

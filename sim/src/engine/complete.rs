@@ -37,12 +37,19 @@ impl Engine {
                 continue;
             }
             let e = r.emit_token(now);
-            if let Some(gap) = e.gap {
+            // What the client sees: the engine's time, or when the frontend delivers the token.
+            let (gap, seen) = if !self.client.cfg.has_frontend() {
+                (e.gap, now)
+            } else {
+                let at = self.client.deliver(now);
+                (self.delivered[item.req().index()].token(at), at)
+            };
+            if let Some(gap) = gap {
                 self.itl_ns.push(gap.0);
             }
             if e.finished {
                 self.finished += 1;
-                self.release_held();
+                self.release_held(seen);
                 if self.cfg.role == Role::Prefill {
                     self.handoffs.push(item.req());
                 }

@@ -138,6 +138,10 @@ impl EngineConfig {
 enum Event {
     /// A request arrives and joins the queue.
     Arrival(ReqId),
+    /// The client sends a request to the frontend ([`ClientConfig`]): its input job joins the frontend's queue.
+    Sent(ReqId),
+    /// A request's input job ended: its hand-off to the engine joins the frontend's queue.
+    HandOff(ReqId),
     /// The current step of a running batch finishes (ignored unless `version` is still current).
     StepDone {
         /// Batch id.
@@ -217,6 +221,8 @@ pub(crate) struct Engine {
     handoffs: Vec<ReqId>,
     /// Client and frontend in front of the engine.
     client: client::Client,
+    /// Per request, token times as the client sees them (only with a frontend output cost).
+    delivered: Vec<client::Delivered>,
 }
 
 impl Engine {
@@ -229,7 +235,7 @@ impl Engine {
         for (i, s) in workload.requests.iter().enumerate() {
             let hashes = workload.prefix.as_ref().map(|p| p.get(i));
             if engine.client.sends_at_start(i) {
-                engine.send(*s, hashes);
+                engine.send(*s, hashes, Nanos::ZERO);
             } else {
                 engine.client.hold(*s, hashes);
             }
@@ -285,6 +291,7 @@ impl Engine {
             stamp: 0,
             handoffs: Vec::new(),
             client: client::Client::new(cfg.client),
+            delivered: Vec::new(),
         })
     }
 
@@ -314,6 +321,9 @@ impl Engine {
         spec.id = id.0;
         self.requests.push(Request::new(spec));
         self.plan_stamp.push(0);
+        if self.client.cfg.has_frontend() {
+            self.delivered.push(client::Delivered::default());
+        }
         self.kv.add_request(id, hashes);
         id
     }
@@ -329,16 +339,19 @@ impl Engine {
 
     /// Sends a request through the client and frontend ([`ClientConfig`]): it arrives (for its metrics) when
     /// sent and reaches the scheduler after the frontend.
-    fn send(&mut self, spec: RequestSpec, hashes: Option<&[u64]>) {
-        let (spec, at) = self.client.send(spec, self.now);
+    fn send(&mut self, spec: RequestSpec, hashes: Option<&[u64]>, now: Nanos) {
+        let spec = self.client.send(spec, now);
+        let at = Nanos(spec.arrival_ns);
         let id = self.push_request(spec, hashes);
-        self.push_event(at, Event::Arrival(id));
+        let ev = if self.client.cfg.has_frontend() { Event::Sent(id) } else { Event::Arrival(id) };
+        self.push_event(at, ev);
     }
 
-    /// Closed loop: a request finished, so the next held one is sent now.
-    fn release_held(&mut self) {
+    /// Closed loop: a request finished and the client saw its last token at `seen`, so the next held one is
+    /// sent then.
+    fn release_held(&mut self, seen: Nanos) {
         if let Some((spec, hashes)) = self.client.next_held() {
-            self.send(spec, hashes.as_deref());
+            self.send(spec, hashes.as_deref(), seen);
         }
     }
 
@@ -471,6 +484,20 @@ impl Engine {
                 self.enqueue(id, false);
                 Ok(true)
             }
+            Event::Sent(id) => {
+                let done = self.client.input(self.now);
+                self.push_event(done, Event::HandOff(id));
+                Ok(false)
+            }
+            Event::HandOff(id) => {
+                let at = self.client.hand_off(self.now);
+                if at > self.now {
+                    self.push_event(at, Event::Arrival(id));
+                    return Ok(false);
+                }
+                self.enqueue(id, false);
+                Ok(true)
+            }
             Event::KvArrived(id) => {
                 let now = self.now;
                 let r = &mut self.requests[id.index()];
@@ -548,7 +575,7 @@ impl Engine {
 
     pub(crate) fn into_output(mut self) -> SimOutput {
         self.itl_ns.sort_unstable();
-        let requests = self
+        let mut requests: Vec<RequestRecord> = self
             .requests
             .iter()
             .map(|r| RequestRecord {
@@ -564,6 +591,9 @@ impl Engine {
                 preemptions: r.preemptions,
             })
             .collect();
+        for (rec, d) in requests.iter_mut().zip(&self.delivered) {
+            d.apply(rec);
+        }
         debug_assert!(self.requests.iter().all(|r| r.phase == Phase::Finished));
         SimOutput {
             requests,

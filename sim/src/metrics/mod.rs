@@ -1,6 +1,7 @@
 //! Serving metrics with the definitions of `vllm bench serve`, plus duet's TBT and SLO attainment.
 //!
-//! Per request `r` with arrival `a_r`, token times `t_r,1 .. t_r,o` (`o` = output tokens):
+//! Per request `r` with arrival `a_r`, token times `t_r,1 .. t_r,o` (`o` = output tokens; with a frontend,
+//! `crate::engine::ClientConfig`, the times the client receives them):
 //! - **TTFT** = `t_r,1 - a_r`.
 //! - **E2EL** (end-to-end latency) = `t_r,o - a_r`.
 //! - **TPOT** = `(E2EL - TTFT) / (o - 1)`, only for requests with `o > 1` (as vLLM).
