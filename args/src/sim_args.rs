@@ -111,7 +111,8 @@ pub struct SimArgs {
     #[arg(long, value_name = "ENGINE")]
     pub engine: Option<String>,
     /// Scheduling policy: chunked (Sarathi-Serve: decodes first), vllm (vLLM V1's scheduler), prefill-first (SGLang default / vLLM v0), duet
-    /// (DuetServe), static-split (fixed partitions, needs --split), muxwise (persistent split sized per step).
+    /// (DuetServe), static-split (fixed partitions, needs --split), muxwise (persistent split sized per step),
+    /// adaptive (issue 19, in development).
     /// Default: chunked, or under --engine the engine's own scheduler.
     #[arg(long)]
     pub policy: Option<String>,

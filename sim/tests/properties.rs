@@ -21,7 +21,7 @@ fn requests() -> impl Strategy<Value = Vec<(u64, u32, u32)>> {
     prop::collection::vec((0u64..2_000_000_000, 1u32..3000, 1u32..60), 1..40)
 }
 
-const POLICIES: [&str; 5] = ["chunked", "prefill-first", "duet", "static-split", "muxwise"];
+const POLICIES: [&str; 6] = ["chunked", "prefill-first", "duet", "static-split", "muxwise", "adaptive"];
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
@@ -31,7 +31,7 @@ proptest! {
         reqs in requests(),
         extra_blocks in 0u32..200,
         budget in 1u32..3000,
-        policy in 0usize..5,
+        policy in 0usize..6,
         sms_pick in 0usize..4,
         gran in 0usize..3,
         tbt_ms in 5.0f64..200.0,

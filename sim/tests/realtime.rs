@@ -46,6 +46,7 @@ fn fake_device_with_model_times_reproduces_the_simulated_plans_exactly() {
         ("duet", duet),
         ("static-split", split),
         ("muxwise", Default::default()),
+        ("adaptive", Default::default()),
     ] {
         let sim = engine::run(&w, build_policy(name, &opts).as_mut(), &mut SimExecutor::new(cost()), &cfg).unwrap();
         let mut dev = FakeExecutor::new(SimExecutor::new(cost()));
@@ -66,7 +67,7 @@ fn fake_device_with_model_times_reproduces_the_simulated_plans_exactly() {
         match name {
             "duet" => assert!(split > 0 && graphs > 0, "duet: partitions and look-ahead exercised"),
             "static-split" => assert_eq!(split, sim.iterations.len(), "static-split: always partitioned"),
-            "muxwise" => assert!(groups > 0, "muxwise: layer groups exercised"),
+            "muxwise" | "adaptive" => assert!(groups > 0, "{name}: layer groups exercised"),
             _ => assert_eq!(groups, 0),
         }
     }

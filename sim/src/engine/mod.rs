@@ -558,6 +558,7 @@ impl Engine {
                 total_sms: self.cfg.num_sms,
                 busy: &busy,
                 prefix: self.kv.cache(),
+                history: &self.iterations,
             };
             let plan = policy.plan(&view);
             if plan.is_empty() {

@@ -2,38 +2,10 @@
 //! policy decision with what happened ([`DecisionRecord`]), engine-wide counters ([`EngineStats`]) and all of it
 //! together ([`SimOutput`]); `crate::metrics` and `crate::report` turn them into numbers and files.
 
-use crate::policy::{Decision, Lane};
+use crate::policy::Decision;
+pub use crate::policy::IterationRecord;
 use crate::prefix::PrefixStats;
 use crate::time::Nanos;
-
-/// One executed step of a batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IterationRecord {
-    /// Lane it ran on.
-    pub lane: Lane,
-    /// SMs it ran on.
-    pub sms: u32,
-    /// Start time.
-    pub start: Nanos,
-    /// End time.
-    pub end: Nanos,
-    /// Sequences in the step.
-    pub num_seqs: u32,
-    /// Prefill tokens in the step.
-    pub prefill_tokens: u32,
-    /// Decode tokens (one per decoding sequence, finished look-ahead slots included).
-    pub decode_tokens: u32,
-    /// Instance that ran it (0 on a single GPU).
-    pub instance: u32,
-}
-
-impl IterationRecord {
-    /// A step of `num_seqs` sequences starting at `at` (its end is set when it ends), on instance 0 (the
-    /// cluster driver sets the instance).
-    pub fn starting(lane: Lane, sms: u32, at: Nanos, num_seqs: u32, decode_tokens: u32) -> IterationRecord {
-        IterationRecord { lane, sms, start: at, end: at, num_seqs, prefill_tokens: 0, decode_tokens, instance: 0 }
-    }
-}
 
 /// Per-request results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

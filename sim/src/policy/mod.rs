@@ -5,6 +5,7 @@
 //! The engine validates every plan before applying it, so a buggy policy fails loudly instead of corrupting a
 //! run. The same policy code drives the simulated executor and (later) the GPU executor.
 
+mod adaptive;
 mod chunked;
 mod draft;
 mod duet;
@@ -16,12 +17,13 @@ mod vllm;
 
 use std::sync::Arc;
 
+pub use adaptive::{Adaptive, AdaptiveConfig};
 pub use chunked::{Chunked, ChunkedConfig};
 pub use duet::{Duet, DuetConfig};
 pub use prefill_first::{PrefillFirst, PrefillFirstConfig};
 pub use registry::{Entry, PolicyConfig, PolicyOptions, REGISTRY, Settings};
 pub use split::{MuxWise, MuxWiseConfig, StaticSplit, StaticSplitConfig};
-pub use view::{Lane, ReqView, Requests, RunningBatch, View};
+pub use view::{IterationRecord, Lane, ReqView, Requests, RunningBatch, View};
 pub use vllm::{VllmV1, VllmV1Config};
 
 use crate::cost::{CostModel, SeqWork};

@@ -70,6 +70,7 @@ pub const REGISTRY: &[Entry] = &[
     super::split::STATIC_SPLIT_ENTRY,
     super::split::MUXWISE_ENTRY,
     super::vllm::ENTRY,
+    super::adaptive::ENTRY,
 ];
 
 /// A run's policy settings (Debug prints the settings themselves, e.g. `DuetConfig { .. }`).

@@ -72,7 +72,7 @@ impl super::Settings for StaticSplitConfig {
 
 /// Builds the decode batch (`decode`: SMs and look-ahead) and the prefill batch (`prefill`: SMs and layer
 /// groups) of one plan from one draft, so KV accounting covers both.
-fn split_plan(
+pub(super) fn split_plan(
     view: &View<'_>,
     budget: u32,
     max_num_seqs: usize,

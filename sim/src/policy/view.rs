@@ -172,6 +172,35 @@ pub struct RunningBatch {
     pub pending_sms: Option<u32>,
 }
 
+/// One executed step of a batch (the engine's record of it, and a policy's history: [`View::history`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IterationRecord {
+    /// Lane it ran on.
+    pub lane: Lane,
+    /// SMs it ran on.
+    pub sms: u32,
+    /// Start time.
+    pub start: Nanos,
+    /// End time.
+    pub end: Nanos,
+    /// Sequences in the step.
+    pub num_seqs: u32,
+    /// Prefill tokens in the step.
+    pub prefill_tokens: u32,
+    /// Decode tokens (one per decoding sequence, finished look-ahead slots included).
+    pub decode_tokens: u32,
+    /// Instance that ran it (0 on a single GPU).
+    pub instance: u32,
+}
+
+impl IterationRecord {
+    /// A step of `num_seqs` sequences starting at `at` (its end is set when it ends), on instance 0 (the
+    /// cluster driver sets the instance).
+    pub fn starting(lane: Lane, sms: u32, at: Nanos, num_seqs: u32, decode_tokens: u32) -> IterationRecord {
+        IterationRecord { lane, sms, start: at, end: at, num_seqs, prefill_tokens: 0, decode_tokens, instance: 0 }
+    }
+}
+
 /// Everything a policy may look at, read-only.
 #[derive(Debug, Clone, Copy)]
 pub struct View<'a> {
@@ -193,6 +222,9 @@ pub struct View<'a> {
     pub busy: &'a [RunningBatch],
     /// The instance's prefix cache, if any (admission costs of queued requests).
     pub prefix: Option<&'a PrefixCache>,
+    /// Every step started so far, in start order, with its executed time (simulated, or measured on a device); a
+    /// step still running has `end == start`.
+    pub history: &'a [IterationRecord],
 }
 
 impl View<'_> {
