@@ -60,11 +60,14 @@ fn unseen_output_lengths_do_not_change_decisions_before_those_requests_finish() 
     }
     let b = run(&longer);
     let first_finish = a.requests.iter().step_by(3).map(|r| r.finish).min().unwrap();
-    let before =
-        |o: &SimOutput| -> Vec<_> { o.iterations.iter().filter(|i| i.start < first_finish).copied().collect() };
+    // Steps that ended by then (one still running may end differently: contention changes when a request
+    // finishes).
+    let before = |o: &SimOutput| -> Vec<_> { o.iterations.iter().filter(|i| i.end <= first_finish).copied().collect() };
     let (ia, ib) = (before(&a), before(&b));
     assert!(ia.len() > 20, "a real schedule before the first changed request finishes ({} steps)", ia.len());
-    assert_eq!(ia, ib);
+    if let Some(i) = (0..ia.len().max(ib.len())).find(|&i| ia.get(i) != ib.get(i)) {
+        panic!("step {i} differs before {first_finish:?}: {:?} vs {:?}", ia.get(i), ib.get(i));
+    }
     let decided =
         |o: &SimOutput| -> Vec<_> { o.decisions.iter().filter(|d| d.at < first_finish).map(|d| d.decision).collect() };
     assert_eq!(decided(&a), decided(&b));
