@@ -18,7 +18,8 @@ fn adaptive() -> Adaptive {
         Default::default(),
     ));
     let ctx = PolicyContext { cost, total_sms: 132, granularity: Granularity::Green };
-    Adaptive::new(AdaptiveConfig::default(), ctx).unwrap()
+    // A 20 ms TBT target: no mixed batch with a 1024-token chunk meets it, so the policy splits the GPU.
+    Adaptive::new(AdaptiveConfig { tbt_target_ns: 20 * MS, ..AdaptiveConfig::default() }, ctx).unwrap()
 }
 
 fn requests(n: u64) -> Vec<(u64, u32, u32)> {
@@ -27,7 +28,9 @@ fn requests(n: u64) -> Vec<(u64, u32, u32)> {
 
 #[test]
 fn the_contention_ratio_follows_the_executed_decode_steps() {
-    let w = workload(&requests(40));
+    // 40 prompts of 2,000-2,300 tokens at once: the GPU splits while they are prefilled.
+    let burst: Vec<(u64, u32, u32)> = (0..40).map(|i| (0, 2000 + (i % 4) * 100, 30)).collect();
+    let w = workload(&burst);
     let prior = adaptive().ratio();
     // Steps that take far longer than any roofline prediction raise r; steps far shorter lower it.
     let mut slow = adaptive();

@@ -102,6 +102,17 @@ proptest! {
                     }
                 }
             }
+            "adaptive" => {
+                // Whole-GPU steps only where an aggregated decision, predicted to meet the target, started them.
+                for d in &out.decisions {
+                    if d.decision.mode == Mode::Aggregated {
+                        prop_assert!(d.decision.predicted_mixed_ns <= target);
+                    }
+                }
+                for it in out.iterations.iter().filter(|it| it.lane == Lane::Whole) {
+                    prop_assert!(out.decisions.iter().any(|d| d.at == it.start && d.decision.mode == Mode::Aggregated));
+                }
+            }
             _ => prop_assert!(out.iterations.iter().all(|it| it.lane != Lane::Whole)),
         }
     }

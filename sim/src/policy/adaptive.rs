@@ -22,27 +22,53 @@
 //!    0.3) keeps the P99 gap, not just the mean step, under the target: `r` is a mean, and single gaps also
 //!    include waits for a prefill to shrink at its next layer boundary (with 0.05, Qwen3-14B on Azure conv
 //!    missed P99 ITL <= 100 ms at 2 req/s: 106.8 ms).
-//! 3. **The partition.** `S_d` is the smallest legal partition with `r x t_d(S_d) <= T` (the largest legal one
-//!    below the whole GPU when none is), so every SM that decode does not need goes to prefill.
+//! 3. **The partition.** `S_d` is the smallest legal partition with `r x t_d(S_d) <= T`; when none is (the
+//!    occupancy bound is out of reach, e.g. long contexts fill the KV whatever the step time), the smallest
+//!    with `r x t_d(S_d) <= tau / (1 + slack)`; else the largest legal one below the whole GPU. Every SM that
+//!    decode does not need goes to prefill.
 //!
-//! Admission is `chunked`'s (queue order, token budget per prefill batch, default 2048; `max_num_seqs` default
-//! 256). The policy never reads a request's output length: it sees lengths generated so far, KV and
-//! partition state, and the executed times of past steps.
+//! 4. **Aggregated when light.** With every SM free, if `chunked`'s mixed batch (decodes first, then prefill
+//!    chunks up to the token budget) is predicted to take at most `T` on the whole GPU, it runs there: a light
+//!    decode load does not need its own SMs, and a split would take them from prefill. When the prefill
+//!    partition frees up while a decode step runs and the load is light (every decoding request plus one full
+//!    chunk would meet `T` on the whole GPU), prefill waits for that step to end so the next plan sees every
+//!    SM free.
+//!
+//! 5. **Admission order on the prefill partition: highest response ratio next.** Among the first
+//!    [`ORDER_WINDOW`] queued requests, the one with the largest `(waited + s) / s` is admitted first, `s` being
+//!    its prefill time estimated as remaining prompt tokens / the whole GPU's prefill rate (a 4096-token
+//!    prompt's predicted time). Short prompts pass long ones that have not waited long, and every request's
+//!    ratio grows while it waits, so none starves; with equal prompts it is the queue order.
+//!
+//! Token budgets: an aggregated mixed batch takes the largest budget in `max_chunk, max_chunk / 2, ...,
+//! min_chunk` (default 8192 down to 1024) whose batch meets `T` (chunks sized by the TBT slack: big when decode
+//! has headroom, small when a step would miss); a batch on the prefill partition, which no decode waits for,
+//! takes `token_budget` (default 4096). Admission is `chunked`'s (queue order; `max_num_seqs` default 256).
+//!
+//! The policy never reads a request's output length: it sees lengths generated so far, KV and partition state,
+//! and the executed times of past steps.
 
 use super::draft::Draft;
-use super::split::split_plan;
-use super::{Decision, Lane, Mode, Plan, Policy, PolicyContext, Resize, View};
+use super::split::split_plan_ordered;
+use super::{BatchItem, Decision, Lane, Mode, Plan, Policy, PolicyContext, Resize, View};
 use crate::cost::{Launch, SeqWork};
 use crate::error::ConfigError;
 use crate::request::{Phase, ReqId};
 use crate::time::Nanos;
 use std::collections::{BTreeSet, VecDeque};
 
+/// Queued requests (from the head of the queue) that the admission order considers.
+pub const ORDER_WINDOW: usize = 256;
+
 /// Settings of [`Adaptive`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct AdaptiveConfig {
-    /// Prefill tokens per prefill batch. Default 2048.
+    /// Prefill tokens per prefill batch on the prefill partition. Default 4096.
     pub token_budget: u32,
+    /// Largest token budget of an aggregated mixed batch. Default 8192.
+    pub max_chunk: u32,
+    /// Smallest token budget of an aggregated mixed batch. Default 1024.
+    pub min_chunk: u32,
     /// Most requests holding KV at once. Default 256.
     pub max_num_seqs: usize,
     /// TBT target `tau`, ns. Default 100 ms.
@@ -64,7 +90,9 @@ pub struct AdaptiveConfig {
 impl Default for AdaptiveConfig {
     fn default() -> Self {
         Self {
-            token_budget: 2048,
+            token_budget: 4096,
+            max_chunk: 8192,
+            min_chunk: 1024,
             max_num_seqs: 256,
             tbt_target_ns: 100_000_000,
             prior_guard: 0.3,
@@ -125,6 +153,8 @@ pub struct Adaptive {
     running: BTreeSet<ReqId>,
     /// Admission times within the rate window.
     admissions: VecDeque<Nanos>,
+    /// Prefill tokens per second on the whole GPU (a 4096-token prompt), for service-time estimates.
+    prefill_rate: f64,
     /// Requests seen to finish, and their output tokens.
     finished: u64,
     finished_tokens: u64,
@@ -147,7 +177,13 @@ impl Adaptive {
                 cfg.alpha, cfg.occupancy
             )));
         }
-        if cfg.layers_per_segment == 0 || cfg.token_budget == 0 || cfg.tbt_target_ns == 0 || cfg.window_ns == 0 {
+        if cfg.layers_per_segment == 0
+            || cfg.token_budget == 0
+            || cfg.tbt_target_ns == 0
+            || cfg.window_ns == 0
+            || cfg.min_chunk == 0
+            || cfg.min_chunk > cfg.max_chunk
+        {
             return Err(ConfigError::Invalid(
                 "adaptive needs a token budget, TBT target, rate window and layers per segment >= 1".into(),
             ));
@@ -156,6 +192,9 @@ impl Adaptive {
         let segments = (ctx.cost.model().num_layers as u32).div_ceil(cfg.layers_per_segment).max(1);
         let ratio = 1.0 + cfg.prior_guard;
         let target_ns = cfg.tbt_target_ns as f64 / (1.0 + cfg.slack);
+        let probe = [SeqWork { new_tokens: 4096, cached_tokens: 0, emits_token: true }];
+        let t = ctx.cost.iteration_launched(ctx.total_sms, &probe, Launch::Eager).total.0.max(1);
+        let prefill_rate = 4096.0 / (t as f64 / 1e9);
         Ok(Self {
             cfg,
             ctx,
@@ -168,6 +207,7 @@ impl Adaptive {
             admissions: VecDeque::new(),
             finished: 0,
             finished_tokens: 0,
+            prefill_rate,
         })
     }
 
@@ -239,18 +279,100 @@ impl Adaptive {
         }
     }
 
-    /// Smallest legal decode partition expected to meet the step target, else the largest legal one; with its
+    /// Smallest legal decode partition expected to meet the step target `T`; if none does (the occupancy bound
+    /// is out of reach), the smallest expected to meet the TBT bound alone; else the largest legal one. With its
     /// predicted (roofline) step time.
     fn decode_partition(&self, work: &[SeqWork]) -> (u32, u64) {
-        let predict = |s: u32| self.ctx.cost.iteration_launched(s, work, Launch::Eager).total.0;
-        for &s in &self.decode_sizes {
-            let t = predict(s);
-            if t as f64 * self.ratio <= self.target_ns {
-                return (s, t);
+        let times: Vec<(u32, u64)> = self
+            .decode_sizes
+            .iter()
+            .map(|&s| (s, self.ctx.cost.iteration_launched(s, work, Launch::Eager).total.0))
+            .collect();
+        let tau = self.cfg.tbt_target_ns as f64 / (1.0 + self.cfg.slack);
+        for bound in [self.target_ns, tau] {
+            if let Some(&hit) = times.iter().find(|&&(_, t)| t as f64 * self.ratio <= bound) {
+                return hit;
             }
         }
-        let s = *self.decode_sizes.last().expect("validated: the granularity splits this GPU");
-        (s, predict(s))
+        *times.last().expect("validated: the granularity splits this GPU")
+    }
+}
+
+impl Adaptive {
+    /// With every SM free: `chunked`'s mixed batch on the whole GPU if it is predicted to meet the step target
+    /// (rule 4), else `None`.
+    fn aggregated(&self, view: &View<'_>) -> Option<Plan> {
+        let total = view.total_sms;
+        let mut budget = self.cfg.max_chunk;
+        let (d, t) = loop {
+            let mut d = Draft::new(view, budget);
+            d.decode_running(1);
+            d.continue_prefills();
+            d.admit_waiting(self.cfg.max_num_seqs);
+            let work: Vec<SeqWork> = d.items().map(|it| view.seq_work(it, 0)).collect();
+            if work.is_empty() {
+                return None;
+            }
+            let t = self.ctx.cost.iteration_launched(total, &work, Launch::Eager).total.0;
+            if t as f64 <= self.target_ns {
+                break (d, t);
+            }
+            if budget / 2 < self.cfg.min_chunk {
+                return None;
+            }
+            budget /= 2;
+        };
+        let decode_items = d.items().filter(|it| matches!(it, BatchItem::Decode { .. })).count();
+        let mut plan = d.into_plan(Lane::Whole, total, 1);
+        plan.decision = Some(Decision {
+            mode: Mode::Aggregated,
+            prefill_sms: total,
+            decode_sms: if decode_items > 0 { total } else { 0 },
+            lookahead: 1,
+            predicted_mixed_ns: t,
+            predicted_prefill_ns: 0,
+            predicted_decode_step_ns: 0,
+        });
+        Some(plan)
+    }
+
+    /// The first [`ORDER_WINDOW`] queued requests, highest response ratio first (rule 5).
+    fn admission_order(&self, view: &View<'_>) -> Vec<ReqId> {
+        let key = |id: ReqId| {
+            let r = view.req(id);
+            let service = f64::from(r.remaining_prefill().max(1)) / self.prefill_rate;
+            let waited = (view.now - r.arrival()).0 as f64 / 1e9;
+            (waited + service) / service
+        };
+        let mut ids: Vec<(f64, ReqId)> = view.waiting.iter().take(ORDER_WINDOW).map(|&id| (key(id), id)).collect();
+        ids.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        ids.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// Whether every decoding request plus one full prefill chunk would fit in one step on the whole GPU within
+    /// the step target: the load is light enough to run aggregated.
+    fn light(&self, view: &View<'_>) -> bool {
+        let mut work: Vec<SeqWork> = view
+            .running
+            .iter()
+            .map(|&id| view.req(id))
+            .filter(|r| r.phase() == Phase::Decoding)
+            .map(|r| SeqWork { new_tokens: 1, cached_tokens: r.kv_tokens(), emits_token: true })
+            .collect();
+        let mut budget = self.cfg.min_chunk;
+        for &id in view.running.iter().chain(view.waiting.iter()) {
+            let r = view.req(id);
+            let take = r.remaining_prefill().min(budget);
+            if take > 0 && r.phase() != Phase::Decoding {
+                work.push(SeqWork { new_tokens: take, cached_tokens: r.kv_tokens(), emits_token: false });
+                budget -= take;
+            }
+            if budget == 0 {
+                break;
+            }
+        }
+        let t = self.ctx.cost.iteration_launched(view.total_sms, &work, Launch::Eager).total.0;
+        t as f64 <= self.target_ns
     }
 }
 
@@ -262,6 +384,15 @@ impl Policy for Adaptive {
     fn plan(&mut self, view: &View<'_>) -> Plan {
         self.learn(view);
         self.observe(view);
+        if view.busy.is_empty() {
+            self.steer(view);
+            if let Some(plan) = self.aggregated(view) {
+                return plan;
+            }
+        } else if view.on_lane(Lane::Prefill).is_none() && view.on_lane(Lane::Decode).is_some() && self.light(view) {
+            // Light load: let the decode step end, then run aggregated.
+            return Plan::default();
+        }
         let total = view.total_sms;
         let prefill_running = view.on_lane(Lane::Prefill).copied();
         let mut decode = None;
@@ -299,7 +430,9 @@ impl Policy for Adaptive {
             (None, Some(d)) => Some((total - d, self.segments)),
             (None, None) => Some((total, self.segments)),
         };
-        let mut plan = split_plan(view, self.cfg.token_budget, self.cfg.max_num_seqs, decode, prefill);
+        let order = self.admission_order(view);
+        let mut plan =
+            split_plan_ordered(view, self.cfg.token_budget, self.cfg.max_num_seqs, decode, prefill, Some(&order));
         plan.resize = resize;
         if let Some((s, t)) = decision
             && plan.batches.iter().any(|b| b.lane == Lane::Decode)

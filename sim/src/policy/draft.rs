@@ -171,6 +171,23 @@ impl<'v, 'a> Draft<'v, 'a> {
         }
     }
 
+    /// [`Draft::admit_waiting`] in the order of `ids` (a permutation of some queued requests) instead of the
+    /// queue's.
+    pub fn admit_in_order(&mut self, ids: &[ReqId], max_num_seqs: usize) {
+        if self.preempted_any() {
+            return;
+        }
+        for &id in ids {
+            if self.budget == 0 || self.admitted_count() >= max_num_seqs {
+                break;
+            }
+            let tokens = self.view.req(id).remaining_prefill().min(self.budget);
+            if !self.try_admit(id, tokens) {
+                break;
+            }
+        }
+    }
+
     /// Admits queued request `id` with a first chunk of `tokens` if its blocks are free; never preempts.
     pub fn try_admit(&mut self, id: ReqId, tokens: u32) -> bool {
         // A queued request's cached prefix costs no new blocks, but pins the cache blocks it uses.

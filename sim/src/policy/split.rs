@@ -79,6 +79,18 @@ pub(super) fn split_plan(
     decode: Option<(u32, u32)>,
     prefill: Option<(u32, u32)>,
 ) -> Plan {
+    split_plan_ordered(view, budget, max_num_seqs, decode, prefill, None)
+}
+
+/// [`split_plan`], admitting queued requests in the order of `order` when given.
+pub(super) fn split_plan_ordered(
+    view: &View<'_>,
+    budget: u32,
+    max_num_seqs: usize,
+    decode: Option<(u32, u32)>,
+    prefill: Option<(u32, u32)>,
+    order: Option<&[crate::request::ReqId]>,
+) -> Plan {
     let mut d = Draft::new(view, u32::MAX);
     if let Some((_, k)) = decode {
         d.decode_running(k);
@@ -86,7 +98,10 @@ pub(super) fn split_plan(
     if prefill.is_some() {
         d.budget = budget;
         d.continue_prefills();
-        d.admit_waiting(max_num_seqs);
+        match order {
+            Some(ids) => d.admit_in_order(ids, max_num_seqs),
+            None => d.admit_waiting(max_num_seqs),
+        }
     }
     let (preempt, items) = d.into_parts();
     let (pre, dec): (Vec<_>, Vec<_>) = items.into_iter().partition(|it| matches!(it, super::BatchItem::Prefill { .. }));
