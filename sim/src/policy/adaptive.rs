@@ -237,7 +237,8 @@ impl Adaptive {
         }
     }
 
-    /// Notes admissions and finishes since the last plan.
+    /// Notes admissions and finishes since the last call (made where the step target is set: every decode step
+    /// boundary and whenever every SM is free).
     fn observe(&mut self, view: &View<'_>) {
         let now: BTreeSet<ReqId> = view.running.iter().copied().collect();
         for &id in &now {
@@ -283,18 +284,24 @@ impl Adaptive {
     /// is out of reach), the smallest expected to meet the TBT bound alone; else the largest legal one. With its
     /// predicted (roofline) step time.
     fn decode_partition(&self, work: &[SeqWork]) -> (u32, u64) {
-        let times: Vec<(u32, u64)> = self
-            .decode_sizes
-            .iter()
-            .map(|&s| (s, self.ctx.cost.iteration_launched(s, work, Launch::Eager).total.0))
-            .collect();
+        let predict = |s: u32| self.ctx.cost.iteration_launched(s, work, Launch::Eager).total.0;
         let tau = self.cfg.tbt_target_ns as f64 / (1.0 + self.cfg.slack);
-        for bound in [self.target_ns, tau] {
-            if let Some(&hit) = times.iter().find(|&&(_, t)| t as f64 * self.ratio <= bound) {
-                return hit;
+        // Sizes ascend and step times fall with them, so the first size meeting `T` ends the scan; the first
+        // meeting the TBT bound alone (T <= that bound) comes no later.
+        let mut tau_hit = None;
+        let mut last = (0, 0);
+        for &s in &self.decode_sizes {
+            let t = predict(s);
+            let expected = t as f64 * self.ratio;
+            if expected <= self.target_ns {
+                return (s, t);
             }
+            if tau_hit.is_none() && expected <= tau {
+                tau_hit = Some((s, t));
+            }
+            last = (s, t);
         }
-        *times.last().expect("validated: the granularity splits this GPU")
+        tau_hit.unwrap_or(last)
     }
 }
 
@@ -383,8 +390,8 @@ impl Policy for Adaptive {
 
     fn plan(&mut self, view: &View<'_>) -> Plan {
         self.learn(view);
-        self.observe(view);
         if view.busy.is_empty() {
+            self.observe(view);
             self.steer(view);
             if let Some(plan) = self.aggregated(view) {
                 return plan;
@@ -403,6 +410,7 @@ impl Policy for Adaptive {
             probe.decode_running(1);
             let work: Vec<SeqWork> = probe.items().map(|it| view.seq_work(it, 0)).collect();
             if !work.is_empty() {
+                self.observe(view);
                 self.steer(view);
                 let (s, t) = self.decode_partition(&work);
                 let free = view.free_sms();
@@ -430,9 +438,10 @@ impl Policy for Adaptive {
             (None, Some(d)) => Some((total - d, self.segments)),
             (None, None) => Some((total, self.segments)),
         };
-        let order = self.admission_order(view);
+        // The admission order matters only when a prefill batch is planned.
+        let order = prefill.map(|_| self.admission_order(view));
         let mut plan =
-            split_plan_ordered(view, self.cfg.token_budget, self.cfg.max_num_seqs, decode, prefill, Some(&order));
+            split_plan_ordered(view, self.cfg.token_budget, self.cfg.max_num_seqs, decode, prefill, order.as_deref());
         plan.resize = resize;
         if let Some((s, t)) = decision
             && plan.batches.iter().any(|b| b.lane == Lane::Decode)
