@@ -49,8 +49,8 @@
 //! and the executed times of past steps.
 
 use super::draft::Draft;
-use super::split::split_plan_ordered;
-use super::{BatchItem, Decision, Lane, Mode, Plan, Policy, PolicyContext, Resize, View};
+use super::split::layered_plan;
+use super::{BatchItem, Decision, Lane, Mode, Plan, Policy, PolicyContext, View};
 use crate::cost::{Launch, SeqWork};
 use crate::error::ConfigError;
 use crate::request::{Phase, ReqId};
@@ -400,63 +400,21 @@ impl Policy for Adaptive {
             // Light load: let the decode step end, then run aggregated.
             return Plan::default();
         }
-        let total = view.total_sms;
-        let prefill_running = view.on_lane(Lane::Prefill).copied();
-        let mut decode = None;
-        let mut resize = Vec::new();
-        let mut decision = None;
         if view.on_lane(Lane::Decode).is_none() {
-            let mut probe = Draft::new(view, u32::MAX);
-            probe.decode_running(1);
-            let work: Vec<SeqWork> = probe.items().map(|it| view.seq_work(it, 0)).collect();
-            if !work.is_empty() {
-                self.observe(view);
-                self.steer(view);
-                let (s, t) = self.decode_partition(&work);
-                let free = view.free_sms();
-                match prefill_running {
-                    _ if s <= free => {
-                        decode = Some((s, 1));
-                        decision = Some((s, t));
-                        if let Some(p) = prefill_running
-                            && free > s
-                            && p.segments_left > 0
-                            && p.pending_sms.is_none()
-                        {
-                            resize.push(Resize { lane: Lane::Prefill, sms: p.sms + free - s });
-                        }
-                    }
-                    Some(p) if p.segments_left > 0 && p.pending_sms != Some(total - s) => {
-                        resize.push(Resize { lane: Lane::Prefill, sms: total - s });
-                    }
-                    _ => {}
-                }
-            }
+            self.observe(view);
+            self.steer(view);
         }
-        let prefill = match (prefill_running, view.on_lane(Lane::Decode).map(|b| b.sms).or(decode.map(|(s, _)| s))) {
-            (Some(_), _) => None,
-            (None, Some(d)) => Some((total - d, self.segments)),
-            (None, None) => Some((total, self.segments)),
-        };
-        // The admission order matters only when a prefill batch is planned.
-        let order = prefill.map(|_| self.admission_order(view));
-        let mut plan =
-            split_plan_ordered(view, self.cfg.token_budget, self.cfg.max_num_seqs, decode, prefill, order.as_deref());
-        plan.resize = resize;
-        if let Some((s, t)) = decision
-            && plan.batches.iter().any(|b| b.lane == Lane::Decode)
-        {
+        let order = || Some(self.admission_order(view));
+        let (plan, started) = layered_plan(
+            view,
+            self.cfg.token_budget,
+            self.cfg.max_num_seqs,
+            self.segments,
+            &|w| self.decode_partition(w),
+            &order,
+        );
+        if let Some((_, t)) = started {
             self.pending = Some((view.now, t));
-            let prefill_sms = plan.batches.iter().find(|b| b.lane == Lane::Prefill).map_or(0, |b| b.sms);
-            plan.decision = Some(Decision {
-                mode: Mode::Split,
-                prefill_sms,
-                decode_sms: s,
-                lookahead: 1,
-                predicted_mixed_ns: 0,
-                predicted_prefill_ns: 0,
-                predicted_decode_step_ns: t,
-            });
         }
         plan
     }

@@ -115,6 +115,79 @@ pub(super) fn split_plan_ordered(
     Plan { preempt, batches, ..Plan::default() }
 }
 
+/// One plan of a persistent split with layer-granular prefill (MuxWise's execution, shared with `adaptive`). When
+/// the decode lane is idle and requests are decoding, `size` picks the decode partition from the decode work (SMs and
+/// predicted step); a running prefill that holds fewer SMs than are free grows into them at its next layer boundary,
+/// and one that holds SMs the decode step needs is shrunk there (the decode step starts once they are free). An idle
+/// prefill lane gets every SM the decode side does not hold, in `segments` layer groups, admitting queued requests in
+/// the order `order` gives (`None`: queue order). Returns the plan, with a split [`Decision`] when a decode batch
+/// starts, and that batch's (SMs, predicted step).
+pub(super) fn layered_plan(
+    view: &View<'_>,
+    budget: u32,
+    max_num_seqs: usize,
+    segments: u32,
+    size: &dyn Fn(&[SeqWork]) -> (u32, u64),
+    order: &dyn Fn() -> Option<Vec<crate::request::ReqId>>,
+) -> (Plan, Option<(u32, u64)>) {
+    let total = view.total_sms;
+    let prefill_running = view.on_lane(Lane::Prefill).copied();
+    let mut decode = None;
+    let mut resize = Vec::new();
+    let mut decision = None;
+    if view.on_lane(Lane::Decode).is_none() {
+        let mut probe = Draft::new(view, u32::MAX);
+        probe.decode_running(1);
+        let work: Vec<SeqWork> = probe.items().map(|it| view.seq_work(it, 0)).collect();
+        if !work.is_empty() {
+            let (s, t) = size(&work);
+            let free = view.free_sms();
+            match prefill_running {
+                _ if s <= free => {
+                    decode = Some((s, 1));
+                    decision = Some((s, t));
+                    // A prefill that holds fewer SMs than it could grows into the rest at its next boundary.
+                    if let Some(p) = prefill_running
+                        && free > s
+                        && p.segments_left > 0
+                        && p.pending_sms.is_none()
+                    {
+                        resize.push(Resize { lane: Lane::Prefill, sms: p.sms + free - s });
+                    }
+                }
+                // Not enough free SMs: shrink the running prefill at its next layer boundary; decode then starts.
+                Some(p) if p.segments_left > 0 && p.pending_sms != Some(total - s) => {
+                    resize.push(Resize { lane: Lane::Prefill, sms: total - s });
+                }
+                _ => {}
+            }
+        }
+    }
+    let prefill = match (prefill_running, view.on_lane(Lane::Decode).map(|b| b.sms).or(decode.map(|(s, _)| s))) {
+        (Some(_), _) => None,
+        (None, Some(d)) => Some((total - d, segments)),
+        (None, None) => Some((total, segments)),
+    };
+    // The admission order matters only when a prefill batch is planned.
+    let order = prefill.and_then(|_| order());
+    let mut plan = split_plan_ordered(view, budget, max_num_seqs, decode, prefill, order.as_deref());
+    plan.resize = resize;
+    let started = decision.filter(|_| plan.batches.iter().any(|b| b.lane == Lane::Decode));
+    if let Some((s, t)) = started {
+        let prefill_sms = plan.batches.iter().find(|b| b.lane == Lane::Prefill).map_or(0, |b| b.sms);
+        plan.decision = Some(Decision {
+            mode: Mode::Split,
+            prefill_sms,
+            decode_sms: s,
+            lookahead: 1,
+            predicted_mixed_ns: 0,
+            predicted_prefill_ns: 0,
+            predicted_decode_step_ns: t,
+        });
+    }
+    (plan, started)
+}
+
 /// Fixed prefill/decode partitions.
 #[derive(Debug, Clone)]
 pub struct StaticSplit {
@@ -252,60 +325,15 @@ impl Policy for MuxWise {
     }
 
     fn plan(&mut self, view: &View<'_>) -> Plan {
-        let total = view.total_sms;
-        let prefill_running = view.on_lane(Lane::Prefill).copied();
-        let mut decode = None;
-        let mut resize = Vec::new();
-        let mut decision = None;
-        if view.on_lane(Lane::Decode).is_none() {
-            let mut probe = Draft::new(view, u32::MAX);
-            probe.decode_running(1);
-            let work: Vec<SeqWork> = probe.items().map(|it| view.seq_work(it, 0)).collect();
-            if !work.is_empty() {
-                let (s, t) = self.decode_partition(&work);
-                let free = view.free_sms();
-                match prefill_running {
-                    _ if s <= free => {
-                        decode = Some((s, 1));
-                        decision = Some((s, t));
-                        // A prefill that holds fewer SMs than it could grows into the rest at its next boundary.
-                        if let Some(p) = prefill_running
-                            && free > s
-                            && p.segments_left > 0
-                            && p.pending_sms.is_none()
-                        {
-                            resize.push(Resize { lane: Lane::Prefill, sms: p.sms + free - s });
-                        }
-                    }
-                    // Not enough free SMs: shrink the running prefill at its next layer boundary; decode then starts.
-                    Some(p) if p.segments_left > 0 && p.pending_sms != Some(total - s) => {
-                        resize.push(Resize { lane: Lane::Prefill, sms: total - s });
-                    }
-                    _ => {}
-                }
-            }
-        }
-        let prefill = match (prefill_running, view.on_lane(Lane::Decode).map(|b| b.sms).or(decode.map(|(s, _)| s))) {
-            (Some(_), _) => None,
-            (None, Some(d)) => Some((total - d, self.segments)),
-            (None, None) => Some((total, self.segments)),
-        };
-        let mut plan = split_plan(view, self.cfg.token_budget, self.cfg.max_num_seqs, decode, prefill);
-        plan.resize = resize;
-        if let Some((s, t)) = decision
-            && plan.batches.iter().any(|b| b.lane == Lane::Decode)
-        {
-            let prefill_sms = plan.batches.iter().find(|b| b.lane == Lane::Prefill).map_or(0, |b| b.sms);
-            plan.decision = Some(Decision {
-                mode: Mode::Split,
-                prefill_sms,
-                decode_sms: s,
-                lookahead: 1,
-                predicted_mixed_ns: 0,
-                predicted_prefill_ns: 0,
-                predicted_decode_step_ns: t,
-            });
-        }
-        plan
+        let order = || None;
+        layered_plan(
+            view,
+            self.cfg.token_budget,
+            self.cfg.max_num_seqs,
+            self.segments,
+            &|w| self.decode_partition(w),
+            &order,
+        )
+        .0
     }
 }
