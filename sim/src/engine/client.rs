@@ -19,7 +19,8 @@ use std::collections::VecDeque;
 
 use duet_traces::RequestSpec;
 
-use super::RequestRecord;
+use super::{Engine, Event, RequestRecord};
+use crate::request::ReqId;
 use crate::time::Nanos;
 
 /// Client and frontend settings (module docs). The default (no frontend cost, open loop) sends every request
@@ -130,6 +131,53 @@ impl Delivered {
             rec.finish = self.last;
             rec.max_tbt = self.max_gap;
         }
+    }
+}
+
+impl Engine {
+    /// Sends a request through the client and frontend ([`ClientConfig`]): it arrives (for its metrics) when
+    /// sent and reaches the scheduler after the frontend.
+    pub(super) fn send(&mut self, spec: RequestSpec, hashes: Option<&[u64]>, now: Nanos) {
+        let spec = self.client.send(spec, now);
+        let at = Nanos(spec.arrival_ns);
+        let id = self.push_request(spec, hashes);
+        let ev = if self.client.cfg.has_frontend() { Event::Sent(id) } else { Event::Arrival(id) };
+        self.push_event(at, ev);
+    }
+
+    /// Closed loop: a request finished and the client saw its last token at `seen`, so the next held one is
+    /// sent then.
+    pub(super) fn release_held(&mut self, seen: Nanos) {
+        if let Some((spec, hashes)) = self.client.next_held() {
+            self.send(spec, hashes.as_deref(), seen);
+        }
+    }
+
+    /// A request's input job joins the frontend's queue now; its hand-off follows when the job ends.
+    pub(super) fn input_job(&mut self, id: ReqId) {
+        let done = self.client.input(self.now);
+        self.push_event(done, Event::HandOff(id));
+    }
+
+    /// A request's hand-off joins the frontend's queue now: it reaches the scheduler when served. Returns
+    /// whether it was queued for the scheduler now (the policy should be consulted).
+    pub(super) fn hand_off(&mut self, id: ReqId) -> bool {
+        let at = self.client.hand_off(self.now);
+        if at > self.now {
+            self.push_event(at, Event::Arrival(id));
+            return false;
+        }
+        self.enqueue(id, false);
+        true
+    }
+
+    /// Engine-side token of request `id` made now: (the gap the client sees, when the client sees it).
+    pub(super) fn client_token(&mut self, id: ReqId, engine_gap: Option<Nanos>) -> (Option<Nanos>, Nanos) {
+        if !self.client.cfg.has_frontend() {
+            return (engine_gap, self.now);
+        }
+        let at = self.client.deliver(self.now);
+        (self.delivered[id.index()].token(at), at)
     }
 }
 

@@ -38,12 +38,7 @@ impl Engine {
             }
             let e = r.emit_token(now);
             // What the client sees: the engine's time, or when the frontend delivers the token.
-            let (gap, seen) = if !self.client.cfg.has_frontend() {
-                (e.gap, now)
-            } else {
-                let at = self.client.deliver(now);
-                (self.delivered[item.req().index()].token(at), at)
-            };
+            let (gap, seen) = self.client_token(item.req(), e.gap);
             if let Some(gap) = gap {
                 self.itl_ns.push(gap.0);
             }

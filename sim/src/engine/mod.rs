@@ -337,24 +337,6 @@ impl Engine {
         id
     }
 
-    /// Sends a request through the client and frontend ([`ClientConfig`]): it arrives (for its metrics) when
-    /// sent and reaches the scheduler after the frontend.
-    fn send(&mut self, spec: RequestSpec, hashes: Option<&[u64]>, now: Nanos) {
-        let spec = self.client.send(spec, now);
-        let at = Nanos(spec.arrival_ns);
-        let id = self.push_request(spec, hashes);
-        let ev = if self.client.cfg.has_frontend() { Event::Sent(id) } else { Event::Arrival(id) };
-        self.push_event(at, ev);
-    }
-
-    /// Closed loop: a request finished and the client saw its last token at `seen`, so the next held one is
-    /// sent then.
-    fn release_held(&mut self, seen: Nanos) {
-        if let Some((spec, hashes)) = self.client.next_held() {
-            self.send(spec, hashes.as_deref(), seen);
-        }
-    }
-
     /// Decode role: reserves the KV of a request whose prefill ran elsewhere (its prompt's `input` tokens, if
     /// `input + 1` tokens fit, counting evictable cache blocks as free). Returns its local id, or `None` when
     /// there is no room yet. The request decodes only after [`Engine::kv_arrived`].
@@ -485,19 +467,10 @@ impl Engine {
                 Ok(true)
             }
             Event::Sent(id) => {
-                let done = self.client.input(self.now);
-                self.push_event(done, Event::HandOff(id));
+                self.input_job(id);
                 Ok(false)
             }
-            Event::HandOff(id) => {
-                let at = self.client.hand_off(self.now);
-                if at > self.now {
-                    self.push_event(at, Event::Arrival(id));
-                    return Ok(false);
-                }
-                self.enqueue(id, false);
-                Ok(true)
-            }
+            Event::HandOff(id) => Ok(self.hand_off(id)),
             Event::KvArrived(id) => {
                 let now = self.now;
                 let r = &mut self.requests[id.index()];
@@ -572,44 +545,5 @@ impl Engine {
             self.apply(plan, executor)?;
         }
         Ok(())
-    }
-
-    pub(crate) fn into_output(mut self) -> SimOutput {
-        self.itl_ns.sort_unstable();
-        let mut requests: Vec<RequestRecord> = self
-            .requests
-            .iter()
-            .map(|r| RequestRecord {
-                id: r.spec.id,
-                arrival: r.arrival(),
-                input_tokens: r.spec.input_tokens,
-                output_tokens: r.spec.output_tokens,
-                tokens_emitted: r.generated,
-                first_scheduled: r.first_scheduled.unwrap_or_default(),
-                first_token: r.first_token.unwrap_or_default(),
-                finish: r.last_token.unwrap_or_default(),
-                max_tbt: r.max_tbt,
-                preemptions: r.preemptions,
-            })
-            .collect();
-        for (rec, d) in requests.iter_mut().zip(&self.delivered) {
-            d.apply(rec);
-        }
-        debug_assert!(self.requests.iter().all(|r| r.phase == Phase::Finished));
-        SimOutput {
-            requests,
-            itl_ns: self.itl_ns,
-            iterations: self.iterations,
-            decisions: self.decisions,
-            stats: EngineStats {
-                preemptions: self.preemptions,
-                peak_kv_blocks: self.kv.peak(),
-                total_kv_blocks: self.kv.total(),
-                end: self.now,
-                peak_sms: self.peak_sms,
-                prefix: self.kv.prefix_stats(),
-                prefix_cache: self.kv.cache().is_some(),
-            },
-        }
     }
 }

@@ -1,10 +1,13 @@
 //! What a run records: every executed step ([`IterationRecord`]), every request's times ([`RequestRecord`]), every
 //! policy decision with what happened ([`DecisionRecord`]), engine-wide counters ([`EngineStats`]) and all of it
-//! together ([`SimOutput`]); `crate::metrics` and `crate::report` turn them into numbers and files.
+//! together ([`SimOutput`], assembled by `Engine::into_output`); `crate::metrics` and `crate::report` turn them
+//! into numbers and files.
 
+use super::Engine;
 use crate::policy::Decision;
 pub use crate::policy::IterationRecord;
 use crate::prefix::PrefixStats;
+use crate::request::Phase;
 use crate::time::Nanos;
 
 /// Per-request results.
@@ -79,4 +82,46 @@ pub struct SimOutput {
     pub decisions: Vec<DecisionRecord>,
     /// Counters.
     pub stats: EngineStats,
+}
+
+impl Engine {
+    /// Everything the run recorded (client-side token times where a frontend delivered them).
+    pub(crate) fn into_output(mut self) -> SimOutput {
+        self.itl_ns.sort_unstable();
+        let mut requests: Vec<RequestRecord> = self
+            .requests
+            .iter()
+            .map(|r| RequestRecord {
+                id: r.spec.id,
+                arrival: r.arrival(),
+                input_tokens: r.spec.input_tokens,
+                output_tokens: r.spec.output_tokens,
+                tokens_emitted: r.generated,
+                first_scheduled: r.first_scheduled.unwrap_or_default(),
+                first_token: r.first_token.unwrap_or_default(),
+                finish: r.last_token.unwrap_or_default(),
+                max_tbt: r.max_tbt,
+                preemptions: r.preemptions,
+            })
+            .collect();
+        for (rec, d) in requests.iter_mut().zip(&self.delivered) {
+            d.apply(rec);
+        }
+        debug_assert!(self.requests.iter().all(|r| r.phase == Phase::Finished));
+        SimOutput {
+            requests,
+            itl_ns: self.itl_ns,
+            iterations: self.iterations,
+            decisions: self.decisions,
+            stats: EngineStats {
+                preemptions: self.preemptions,
+                peak_kv_blocks: self.kv.peak(),
+                total_kv_blocks: self.kv.total(),
+                end: self.now,
+                peak_sms: self.peak_sms,
+                prefix: self.kv.prefix_stats(),
+                prefix_cache: self.kv.cache().is_some(),
+            },
+        }
+    }
 }

@@ -157,27 +157,17 @@ impl<'v, 'a> Draft<'v, 'a> {
     /// Does nothing once something was preempted in this draft (vLLM admits nothing in an iteration that
     /// preempts).
     pub fn admit_waiting(&mut self, max_num_seqs: usize) {
-        if self.preempted_any() {
-            return;
-        }
-        for &id in self.view.waiting {
-            if self.budget == 0 || self.admitted_count() >= max_num_seqs {
-                break;
-            }
-            let tokens = self.view.req(id).remaining_prefill().min(self.budget);
-            if !self.try_admit(id, tokens) {
-                break;
-            }
-        }
+        let view = self.view;
+        self.admit_in_order(view.waiting.iter().copied(), max_num_seqs);
     }
 
     /// [`Draft::admit_waiting`] in the order of `ids` (a permutation of some queued requests) instead of the
     /// queue's.
-    pub fn admit_in_order(&mut self, ids: &[ReqId], max_num_seqs: usize) {
+    pub fn admit_in_order(&mut self, ids: impl IntoIterator<Item = ReqId>, max_num_seqs: usize) {
         if self.preempted_any() {
             return;
         }
-        for &id in ids {
+        for id in ids {
             if self.budget == 0 || self.admitted_count() >= max_num_seqs {
                 break;
             }

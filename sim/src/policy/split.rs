@@ -71,19 +71,9 @@ impl super::Settings for StaticSplitConfig {
 }
 
 /// Builds the decode batch (`decode`: SMs and look-ahead) and the prefill batch (`prefill`: SMs and layer
-/// groups) of one plan from one draft, so KV accounting covers both.
+/// groups) of one plan from one draft, so KV accounting covers both; queued requests are admitted in the order
+/// of `order` when given (else queue order).
 pub(super) fn split_plan(
-    view: &View<'_>,
-    budget: u32,
-    max_num_seqs: usize,
-    decode: Option<(u32, u32)>,
-    prefill: Option<(u32, u32)>,
-) -> Plan {
-    split_plan_ordered(view, budget, max_num_seqs, decode, prefill, None)
-}
-
-/// [`split_plan`], admitting queued requests in the order of `order` when given.
-pub(super) fn split_plan_ordered(
     view: &View<'_>,
     budget: u32,
     max_num_seqs: usize,
@@ -99,7 +89,7 @@ pub(super) fn split_plan_ordered(
         d.budget = budget;
         d.continue_prefills();
         match order {
-            Some(ids) => d.admit_in_order(ids, max_num_seqs),
+            Some(ids) => d.admit_in_order(ids.iter().copied(), max_num_seqs),
             None => d.admit_waiting(max_num_seqs),
         }
     }
@@ -170,7 +160,7 @@ pub(super) fn layered_plan(
     };
     // The admission order matters only when a prefill batch is planned.
     let order = prefill.and_then(|_| order());
-    let mut plan = split_plan_ordered(view, budget, max_num_seqs, decode, prefill, order.as_deref());
+    let mut plan = split_plan(view, budget, max_num_seqs, decode, prefill, order.as_deref());
     plan.resize = resize;
     let started = decision.filter(|_| plan.batches.iter().any(|b| b.lane == Lane::Decode));
     if let Some((s, t)) = started {
@@ -225,7 +215,7 @@ impl Policy for StaticSplit {
     fn plan(&mut self, view: &View<'_>) -> Plan {
         let decode = view.on_lane(Lane::Decode).is_none().then_some((self.cfg.decode_sms, self.cfg.lookahead));
         let prefill = view.on_lane(Lane::Prefill).is_none().then_some((self.cfg.prefill_sms, 1));
-        split_plan(view, self.cfg.token_budget, self.cfg.max_num_seqs, decode, prefill)
+        split_plan(view, self.cfg.token_budget, self.cfg.max_num_seqs, decode, prefill, None)
     }
 }
 
