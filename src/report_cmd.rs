@@ -4,14 +4,18 @@
 //! policy `label` is one series over `arg_rate`, averaged over seeds (the band shows min-max over seeds). Per
 //! group: request throughput, goodput, P99 TTFT and P99 TBT (with the SLO line), SLO attainment against rate;
 //! at one rate, TTFT and TBT CDFs (from each point's `requests.csv`) and, for `duet` and `muxwise`, the
-//! SM-partition timeline (from `decisions.csv`). `--calibration` adds predicted-vs-measured scatter plots.
+//! SM-partition timeline (from `decisions.csv`); likewise for `adaptive`. `--calibration` adds predicted-vs-measured
+//! scatter plots. A `duet capacity` table (`capacity.csv`, or its folder) instead gives one grouped bar chart:
+//! each policy's capacity per group, `capacity.png`/`.svg`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use duet_reports::figure::{Block, CdfChart, Figure, Lane, Limit, Line, LineChart, ScatterChart, TimelineChart};
+use duet_reports::figure::{
+    BarChart, Block, CdfChart, Figure, Lane, Limit, Line, LineChart, ScatterChart, TimelineChart,
+};
 use duet_reports::markdown;
 use duet_reports::style::ColorMap;
 use duet_reports::table::Table;
@@ -30,6 +34,9 @@ pub struct ReportOptions {
     /// `duet calibrate check --csv` files for predicted-vs-measured scatter plots.
     pub calibration: Vec<PathBuf>,
 }
+
+/// Policies whose partition timeline is drawn (the ones that change partitions as they run).
+const TIMELINE_POLICIES: [&str; 3] = ["duet", "muxwise", "adaptive"];
 
 /// One results row, the fields the figures use.
 #[derive(Debug, Clone)]
@@ -254,7 +261,7 @@ fn detail_figures(ctx: &mut Ctx, rows: &[&Row], labels: &[String], rate: f64, ti
         });
         ctx.draw(fig, &format!("{prefix}cdf-{}", name.to_ascii_lowercase()))?;
     }
-    for r in at.iter().filter(|r| r.policy == "duet" || r.policy == "muxwise") {
+    for r in at.iter().filter(|r| TIMELINE_POLICIES.contains(&r.policy.as_str())) {
         let fig = timeline(ctx, r, rate, title)?;
         ctx.draw(fig, &format!("{prefix}timeline-{}", slug(&r.label)))?;
     }
@@ -396,6 +403,13 @@ fn groups_of(fig: &Figure) -> Vec<String> {
 
 /// Runs `duet report`; returns the files written.
 pub fn run(o: &ReportOptions) -> Result<Vec<PathBuf>> {
+    let capacity = o.results.join("capacity.csv");
+    if o.results.is_dir() && capacity.is_file() && !o.results.join("results.parquet").is_file() {
+        return capacity_figure(&capacity, o.out.as_deref());
+    }
+    if o.results.file_name().is_some_and(|n| n == "capacity.csv" || n == "capacity.parquet") {
+        return capacity_figure(&o.results, o.out.as_deref());
+    }
     let results = if o.results.is_dir() { o.results.join("results.parquet") } else { o.results.clone() };
     let sweep_dir = results.parent().unwrap_or(Path::new(".")).to_path_buf();
     let out = o.out.clone().unwrap_or_else(|| sweep_dir.join("figures"));
@@ -450,4 +464,37 @@ fn short_group(g: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Capacity per policy (series) and group (category) from a `duet capacity` table: `OUT/capacity.{png,svg}`
+/// (default OUT: `figures/` beside the table). Points whose lowest rate already failed have no bar.
+fn capacity_figure(path: &Path, out: Option<&Path>) -> Result<Vec<PathBuf>> {
+    let t = Table::read(path)?;
+    let (labels, groups, caps) = (t.strings("label")?, t.strings("group")?, t.f64s("capacity_rps")?);
+    let (labels, groups): (Vec<String>, Vec<String>) = (
+        labels.into_iter().map(Option::unwrap_or_default).collect(),
+        groups.into_iter().map(Option::unwrap_or_default).collect(),
+    );
+    let categories = distinct(groups.iter().map(String::as_str));
+    let names = distinct(labels.iter().map(String::as_str));
+    let series = names
+        .iter()
+        .map(|n| {
+            let v = categories
+                .iter()
+                .map(|g| (0..caps.len()).find(|&i| &labels[i] == n && &groups[i] == g).and_then(|i| caps[i]))
+                .collect();
+            (n.clone(), v)
+        })
+        .collect();
+    let fig = Figure::Bar(BarChart {
+        title: "Capacity (highest rate meeting the limits)".into(),
+        y_label: "capacity (req/s)".into(),
+        categories: categories.iter().map(|g| short_group(g)).collect(),
+        series,
+        limit: None,
+    });
+    let out = out.map(Path::to_path_buf).unwrap_or_else(|| path.parent().unwrap_or(Path::new(".")).join("figures"));
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    Ok(fig.render(&ColorMap::new(names.iter().cloned()), &out.join("capacity"))?)
 }

@@ -46,6 +46,7 @@ pub fn config(a: &SimArgs) -> Result<SimConfig> {
         max_lookahead: a.max_lookahead,
         split,
         guard: a.decode_guard,
+        without: a.adaptive_without.iter().flat_map(|l| l.split(',')).map(|m| m.trim().to_string()).collect(),
     };
     // Under an engine preset the default policy is the engine's own scheduler.
     let policy_name = match (&a.policy, &preset) {

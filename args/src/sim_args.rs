@@ -138,6 +138,11 @@ pub struct SimArgs {
     /// qualifies when its predicted step x (1 + guard) meets the TBT target.
     #[arg(long, value_name = "FRACTION")]
     pub decode_guard: Option<f64>,
+    /// Switch off these mechanisms of `adaptive` (ablation; comma-separated): learn-contention, occupancy,
+    /// join-aware, aggregate, hrrn. Other policies refuse it.
+    #[arg(long, value_name = "MECHANISMS")]
+    #[serde(default)]
+    pub adaptive_without: Option<String>,
     /// Static split as PREFILL_SMS:DECODE_SMS (static-split only), e.g. 100:32.
     #[arg(long, value_name = "P:D")]
     pub split: Option<String>,

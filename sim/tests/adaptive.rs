@@ -77,3 +77,12 @@ fn unseen_output_lengths_do_not_change_decisions_before_those_requests_finish() 
     // And the runs do differ afterwards (the lengths were used by the engine, not the policy).
     assert_ne!(a.iterations.len(), b.iterations.len());
 }
+
+#[test]
+fn an_unknown_mechanism_is_an_error_that_lists_the_known_ones() {
+    let e = AdaptiveConfig::default().mechanisms.without("lookahead").unwrap_err().to_string();
+    assert!(
+        e.contains("\"lookahead\"") && e.contains("learn-contention, occupancy, join-aware, aggregate, hrrn"),
+        "{e}"
+    );
+}

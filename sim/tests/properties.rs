@@ -45,7 +45,7 @@ proptest! {
         let cap = kv(need + extra_blocks);
         let name = POLICIES[policy];
         let split = granularity.splits(total_sms)[granularity.splits(total_sms).len() / 3];
-        let opts = PolicyOptions { token_budget: Some(budget), tbt_target_ms: Some(tbt_ms), max_lookahead: Some(lookahead), split: Some((split.1, split.0)), guard: None, max_num_seqs: None };
+        let opts = PolicyOptions { token_budget: Some(budget), tbt_target_ms: Some(tbt_ms), max_lookahead: Some(lookahead), split: Some((split.1, split.0)), guard: None, max_num_seqs: None, without: Vec::new() };
         let model = ModelSpec::resolve("qwen3-8b").unwrap();
         let cost = Arc::new(CostModel::new(model, GpuSpec::by_name("h100-sxm").unwrap(), CostConfig::default()));
         let ctx = PolicyContext { cost: Arc::clone(&cost), total_sms, granularity };

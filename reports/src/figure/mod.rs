@@ -14,6 +14,9 @@ use plotters::coord::Shift;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 
+mod bar;
+pub use bar::BarChart;
+
 use crate::error::ReportError;
 use crate::glyphs::GlyphFix;
 use crate::style::{ColorMap, FONT_FAMILY, Marker, ensure_font};
@@ -135,6 +138,8 @@ pub enum Figure {
     Scatter(ScatterChart),
     /// SM-partition timeline.
     Timeline(TimelineChart),
+    /// Grouped bars.
+    Bar(BarChart),
 }
 
 type DrawResult = Result<(), String>;
@@ -250,6 +255,7 @@ impl Figure {
             Figure::Cdf(c) => &c.title,
             Figure::Scatter(c) => &c.title,
             Figure::Timeline(c) => &c.title,
+            Figure::Bar(c) => &c.title,
         }
     }
 
@@ -284,6 +290,7 @@ impl Figure {
             Figure::Cdf(c) => c.series.iter().all(|(_, s)| s.is_empty()),
             Figure::Scatter(c) => c.groups.iter().all(|(_, g)| g.is_empty()),
             Figure::Timeline(c) => c.blocks.is_empty(),
+            Figure::Bar(c) => c.is_empty(),
         }
     }
 
@@ -317,6 +324,7 @@ impl Figure {
             Figure::Cdf(c) => draw_cdf(&root, c, colors),
             Figure::Scatter(c) => draw_scatter(&root, c, colors),
             Figure::Timeline(c) => draw_timeline(&root, c),
+            Figure::Bar(c) => bar::draw_bars(&root, c, colors),
         }
     }
 }

@@ -55,6 +55,13 @@ fn every_kind_renders_png_and_svg_with_text() {
             ],
             splits: vec![1.0],
         }),
+        Figure::Bar(BarChart {
+            title: "capacity per cell".into(),
+            y_label: "capacity (req/s)".into(),
+            categories: vec!["conv 8B".into(), "conv 14B".into()],
+            series: vec![("chunked".into(), vec![Some(14.5), None]), ("duet".into(), vec![Some(15.2), Some(8.8)])],
+            limit: None,
+        }),
     ];
     for (i, f) in figs.iter().enumerate() {
         let paths = f.render(&colors, &dir.join(format!("f{i}"))).unwrap();
@@ -92,4 +99,33 @@ fn an_empty_figure_is_an_error_naming_it() {
     let f = Figure::Cdf(CdfChart { title: "TBT CDF".into(), x_label: "ms".into(), series: vec![], limit: None });
     let e = f.render(&ColorMap::default(), &tmp("empty").join("x")).unwrap_err().to_string();
     assert!(e.contains("TBT CDF"), "{e}");
+}
+
+#[test]
+fn bar_categories_label_the_integer_ticks_and_missing_values_leave_gaps() {
+    let dir = tmp("bars");
+    let chart = BarChart {
+        title: "capacity".into(),
+        y_label: "req/s".into(),
+        categories: vec!["conv 8B".into(), "code 14B".into(), "Mooncake 8B".into()],
+        series: vec![("adaptive".into(), vec![Some(16.6), Some(0.48), None])],
+        limit: Some(Limit { label: "best baseline".into(), value: 16.0 }),
+    };
+    let paths = Figure::Bar(chart.clone()).render(&ColorMap::default(), &dir.join("b")).unwrap();
+    let svg = std::fs::read_to_string(&paths[1]).unwrap();
+    for c in &chart.categories {
+        assert!(svg.contains(c.as_str()), "category {c} not drawn");
+    }
+    assert!(svg.contains("best baseline"), "limit not in the legend");
+    // One rectangle per present value: filling the missing one adds exactly one.
+    let rects = |p: &PathBuf| std::fs::read_to_string(p).unwrap().matches("<rect").count();
+    let full = BarChart { series: vec![("adaptive".into(), vec![Some(16.6), Some(0.48), Some(1.7)])], ..chart.clone() };
+    let full_paths = Figure::Bar(full).render(&ColorMap::default(), &dir.join("f")).unwrap();
+    assert_eq!(rects(&full_paths[1]), rects(&paths[1]) + 1);
+    let none = Figure::Bar(BarChart { series: vec![("adaptive".into(), vec![None, None, None])], ..chart })
+        .render(&ColorMap::default(), &dir.join("n"))
+        .unwrap_err()
+        .to_string();
+    assert!(none.contains("capacity"), "{none}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -3,7 +3,8 @@
 //!
 //! It executes like `muxwise`: prefill runs in layer groups on every SM the decode partition does not hold, and
 //! is shrunk or grown at its next layer boundary when the decode partition changes. What differs is how the
-//! decode partition `S_d` is chosen at each decode step boundary, from three things a real scheduler has:
+//! decode partition `S_d` is chosen at each decode step boundary, from what a real scheduler has (each rule
+//! can be switched off for the ablation: [`Mechanisms`], `duet sim --adaptive-without NAME,...`):
 //!
 //! 1. **Measured contention.** `r` is an exponentially weighted mean (weight `alpha`, default 0.2) of
 //!    `executed / predicted` over the policy's own decode steps, read from [`View::history`] once they end
@@ -22,28 +23,55 @@
 //!    0.3) keeps the P99 gap, not just the mean step, under the target: `r` is a mean, and single gaps also
 //!    include waits for a prefill to shrink at its next layer boundary (with 0.05, Qwen3-14B on Azure conv
 //!    missed P99 ITL <= 100 ms at 2 req/s: 106.8 ms).
-//! 3. **The partition.** `S_d` is the smallest legal partition with `r x t_d(S_d) <= T`; when none is (the
-//!    occupancy bound is out of reach, e.g. long contexts fill the KV whatever the step time), the smallest
-//!    with `r x t_d(S_d) <= tau / (1 + slack)`; else the largest legal one below the whole GPU. Every SM that
-//!    decode does not need goes to prefill.
+//! 3. **The partition.** `S_d` is the smallest legal partition with `r x t_d(S_d) <= T'` (rule 4); when none is
+//!    (the occupancy bound is out of reach, e.g. long contexts fill the KV whatever the step time), the smallest
+//!    with `r x t_d(S_d) <= min(tau / (1 + slack), join bound)`; else the largest legal one below the whole GPU.
+//!    Every SM that decode does not need goes to prefill. "Smallest" is found by bisection over the legal sizes,
+//!    which assumes step times fall as partitions grow; with the measured curves they do not always (a few sizes
+//!    are predicted a little slower than a smaller one), and there bisection may choose a slightly larger
+//!    partition than a linear scan would (Qwen3-8B at 30 req/s on the bundled excerpt: 96 SMs where the scan
+//!    took 84, both predicted at 24.1 ms). It costs `log2 n` predictions instead of up to `n`
+//!    (33 legal green-context sizes on 132 SMs), which is most of the policy's time.
+//!    When `S_d` needs SMs the running prefill holds, the prefill is shrunk at its next layer boundary, and the
+//!    decode step waits for it only if the wait (to the boundary the prefill batch is expected to reach) plus
+//!    the step still meets the join bound of rule 4; otherwise it starts at once on the free SMs (the smallest
+//!    size that fits them and meets `T'` or the join bound, else the largest that fits). Without this, a long
+//!    prefill layer (Mooncake: one layer of a long-context prompt on 8 SMs took 100 ms) held the decode step
+//!    back, and re-planning at each boundary with a longer wait asked for ever more SMs (prefill shrank from 120
+//!    to 4 SMs one boundary at a time).
 //!
-//! 4. **Aggregated when light.** With every SM free, if `chunked`'s mixed batch (decodes first, then prefill
-//!    chunks up to the token budget) is predicted to take at most `T` on the whole GPU, it runs there: a light
+//! 4. **Join-aware step target.** A request's largest gap is usually its first: its prefill ends while a decode
+//!    step runs, it waits for that step to end and then for the next step it joins. So the step planned at a
+//!    boundary must also meet `tau / (1 + gap_margin) - w`, `w` being the longest wait so far of a decoding
+//!    request since its last token (`now - last token`; 0 for requests that just got one): the next step's target
+//!    is `T' = min(T, tau / (1 + gap_margin) - w)` (default `gap_margin` 0.1). When no partition meets `T'`, the
+//!    fastest one runs. Without this rule, Qwen3-14B on Mooncake at 0.5 req/s had 266 of 12,031 requests with a
+//!    gap over 100 ms, every one of them the first gap (a 47 ms wait plus a 56 ms step); with it and the
+//!    interim start of rule 3, none at 0.5 req/s and 13 at 0.95 req/s (P99 of the largest gaps 92.6 ms; 106 ms
+//!    with this rule alone).
+//!
+//! 5. **Aggregated when light.** With every SM free, if `chunked`'s mixed batch (decodes first, then prefill
+//!    chunks up to the token budget) is predicted to take at most `T'` on the whole GPU, it runs there: a light
 //!    decode load does not need its own SMs, and a split would take them from prefill. When the prefill
 //!    partition frees up while a decode step runs and the load is light (every decoding request plus one full
 //!    chunk would meet `T` on the whole GPU), prefill waits for that step to end so the next plan sees every
 //!    SM free.
 //!
-//! 5. **Admission order on the prefill partition: highest response ratio next.** Among the first
+//! 6. **Admission order, in both modes: highest response ratio next.** Among the first
 //!    [`ORDER_WINDOW`] queued requests, the one with the largest `(waited + s) / s` is admitted first, `s` being
 //!    its prefill time estimated as remaining prompt tokens / the whole GPU's prefill rate (a 4096-token
 //!    prompt's predicted time). Short prompts pass long ones that have not waited long, and every request's
-//!    ratio grows while it waits, so none starves; with equal prompts it is the queue order.
+//!    ratio grows while it waits, so none starves; with equal prompts it is the queue order. Aggregated mixed
+//!    batches admit in this order too: when they admitted in queue order (and only the prefill partition used
+//!    this one), switching aggregation off *raised* Azure code's capacity from 1.20 to 1.76 req/s (Qwen3-8B)
+//!    and 0.48 to 0.70 (Qwen3-14B), with both switched off it was 1.11 and 0.48: the gain on that bursty trace
+//!    is the order, not the split.
 //!
 //! Token budgets: an aggregated mixed batch takes the largest budget in `max_chunk, max_chunk / 2, ...,
-//! min_chunk` (default 8192 down to 1024) whose batch meets `T` (chunks sized by the TBT slack: big when decode
+//! min_chunk` (default 8192 down to 1024) whose batch meets `T'` (chunks sized by the TBT slack: big when decode
 //! has headroom, small when a step would miss); a batch on the prefill partition, which no decode waits for,
-//! takes `token_budget` (default 4096). Admission is `chunked`'s (queue order; `max_num_seqs` default 256).
+//! takes `token_budget` (default 4096). Admission otherwise follows `chunked` (a first chunk while the budget,
+//! the KV blocks and `max_num_seqs`, default 256, allow; it stops at the first request that does not fit).
 //!
 //! The policy never reads a request's output length: it sees lengths generated so far, KV and partition state,
 //! and the executed times of past steps.
@@ -85,6 +113,55 @@ pub struct AdaptiveConfig {
     pub window_ns: u64,
     /// Layers per prefill layer group (the resize granularity). Default 1.
     pub layers_per_segment: u32,
+    /// Relative margin of the join-aware target: a step must end within `tau / (1 + gap_margin)` of the oldest
+    /// pending token of a decoding request. Default 0.1.
+    pub gap_margin: f64,
+    /// Mechanism switches for the ablation (docs/RESULTS.md); all on by default.
+    pub mechanisms: Mechanisms,
+}
+
+/// Which of `adaptive`'s mechanisms run (module docs, rules 1-6); switching one off leaves the others as they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mechanisms {
+    /// Rule 1: learn `r` from executed steps (off: `r` stays `1 + prior_guard`).
+    pub learn_contention: bool,
+    /// Rule 2: the Little's-law occupancy bound (off: `T = tau / (1 + slack)`).
+    pub occupancy: bool,
+    /// Rule 4: the join-aware target (off: `T' = T`).
+    pub join_aware: bool,
+    /// Rule 5: aggregated mixed batches when light (off: always split).
+    pub aggregate: bool,
+    /// Rule 6: highest response ratio next (off: queue order).
+    pub hrrn: bool,
+}
+
+impl Default for Mechanisms {
+    fn default() -> Self {
+        Self { learn_contention: true, occupancy: true, join_aware: true, aggregate: true, hrrn: true }
+    }
+}
+
+impl Mechanisms {
+    /// Names accepted by [`Mechanisms::without`], in rule order.
+    pub const NAMES: [&'static str; 5] = ["learn-contention", "occupancy", "join-aware", "aggregate", "hrrn"];
+
+    /// These mechanisms with the named one switched off; an unknown name is an error listing the known ones.
+    pub fn without(mut self, name: &str) -> Result<Self, ConfigError> {
+        match name {
+            "learn-contention" => self.learn_contention = false,
+            "occupancy" => self.occupancy = false,
+            "join-aware" => self.join_aware = false,
+            "aggregate" => self.aggregate = false,
+            "hrrn" => self.hrrn = false,
+            _ => {
+                return Err(ConfigError::Invalid(format!(
+                    "adaptive: unknown mechanism {name:?}; known: {}",
+                    Self::NAMES.join(", ")
+                )));
+            }
+        }
+        Ok(self)
+    }
 }
 
 impl Default for AdaptiveConfig {
@@ -101,6 +178,8 @@ impl Default for AdaptiveConfig {
             occupancy: 0.5,
             window_ns: 60_000_000_000,
             layers_per_segment: 1,
+            gap_margin: 0.1,
+            mechanisms: Mechanisms::default(),
         }
     }
 }
@@ -118,6 +197,7 @@ pub const ENTRY: super::Entry = super::Entry {
             max_num_seqs: o.seqs(d.max_num_seqs),
             tbt_target_ns: o.tbt_ns(d.tbt_target_ns),
             prior_guard: o.guard.unwrap_or(d.prior_guard),
+            mechanisms: o.without.iter().try_fold(d.mechanisms, |m, name| m.without(name))?,
             ..d
         }))
     },
@@ -147,6 +227,10 @@ pub struct Adaptive {
     ratio: f64,
     /// Decode step target `T`, ns.
     target_ns: f64,
+    /// `min(tau / (1 + slack), tau / (1 + gap_margin) - w)`, ns (rule 4).
+    join_ns: f64,
+    /// The next step's target `T' = min(T, join_ns)`, ns.
+    step_ns: f64,
     /// The last decode batch started: its start time and predicted first-step time, until it is measured.
     pending: Option<(Nanos, u64)>,
     /// Requests running at the last plan (to see admissions and finishes).
@@ -165,10 +249,13 @@ impl Adaptive {
     pub fn new(cfg: AdaptiveConfig, ctx: PolicyContext) -> Result<Self, ConfigError> {
         ctx.granularity.validate(ctx.total_sms)?;
         let in_range = |v: f64, lo: f64, hi: f64| v.is_finite() && v >= lo && v <= hi;
-        if !in_range(cfg.prior_guard, 0.0, 10.0) || !in_range(cfg.slack, 0.0, 10.0) {
+        if !in_range(cfg.prior_guard, 0.0, 10.0)
+            || !in_range(cfg.slack, 0.0, 10.0)
+            || !in_range(cfg.gap_margin, 0.0, 10.0)
+        {
             return Err(ConfigError::Invalid(format!(
-                "adaptive: guard and slack must be in [0, 10], got {} and {}",
-                cfg.prior_guard, cfg.slack
+                "adaptive: guard, slack and gap margin must be in [0, 10], got {}, {} and {}",
+                cfg.prior_guard, cfg.slack, cfg.gap_margin
             )));
         }
         if !in_range(cfg.alpha, f64::MIN_POSITIVE, 1.0) || !in_range(cfg.occupancy, f64::MIN_POSITIVE, 1.0) {
@@ -188,7 +275,13 @@ impl Adaptive {
                 "adaptive needs a token budget, TBT target, rate window and layers per segment >= 1".into(),
             ));
         }
-        let decode_sizes = ctx.granularity.splits(ctx.total_sms).into_iter().map(|(d, _)| d).collect();
+        let decode_sizes: Vec<u32> = ctx.granularity.splits(ctx.total_sms).into_iter().map(|(d, _)| d).collect();
+        if decode_sizes.is_empty() {
+            return Err(ConfigError::Invalid(format!(
+                "adaptive: {} SMs at {} granularity have no prefill/decode split",
+                ctx.total_sms, ctx.granularity
+            )));
+        }
         let segments = (ctx.cost.model().num_layers as u32).div_ceil(cfg.layers_per_segment).max(1);
         let ratio = 1.0 + cfg.prior_guard;
         let target_ns = cfg.tbt_target_ns as f64 / (1.0 + cfg.slack);
@@ -202,6 +295,8 @@ impl Adaptive {
             segments,
             ratio,
             target_ns,
+            join_ns: target_ns,
+            step_ns: target_ns,
             pending: None,
             running: BTreeSet::new(),
             admissions: VecDeque::new(),
@@ -224,6 +319,10 @@ impl Adaptive {
     /// Folds the executed time of the last decode batch's first step into `r`, once it has ended.
     fn learn(&mut self, view: &View<'_>) {
         let Some((start, predicted)) = self.pending else { return };
+        if !self.cfg.mechanisms.learn_contention {
+            self.pending = None;
+            return;
+        }
         let done = view
             .history
             .iter()
@@ -263,7 +362,11 @@ impl Adaptive {
     fn steer(&mut self, view: &View<'_>) {
         let tau = self.cfg.tbt_target_ns as f64 / (1.0 + self.cfg.slack);
         self.target_ns = tau;
-        let (Some(&first), true) = (self.admissions.front(), self.finished > 0) else { return };
+        self.join_ns = self.join_target(view);
+        self.step_ns = self.join_ns;
+        let (Some(&first), true) = (self.admissions.front(), self.finished > 0 && self.cfg.mechanisms.occupancy) else {
+            return;
+        };
         let span = (view.now - first).0.max(1) as f64 / 1e9;
         let lambda = self.admissions.len() as f64 / span.min(self.cfg.window_ns as f64 / 1e9);
         let mean_out = self.finished_tokens as f64 / self.finished as f64;
@@ -277,51 +380,108 @@ impl Adaptive {
         let little = self.cfg.occupancy * slots / (lambda * mean_out) * 1e9;
         if little.is_finite() {
             self.target_ns = tau.min(little);
+            self.step_ns = self.join_ns.min(self.target_ns);
         }
     }
 
-    /// Smallest legal decode partition expected to meet the step target `T`; if none does (the occupancy bound
-    /// is out of reach), the smallest expected to meet the TBT bound alone; else the largest legal one. With its
-    /// predicted (roofline) step time.
-    fn decode_partition(&self, work: &[SeqWork]) -> (u32, u64) {
-        let predict = |s: u32| self.ctx.cost.iteration_launched(s, work, Launch::Eager).total.0;
+    /// `T' = min(tau / (1 + slack), tau / (1 + gap_margin) - w)` (rule 4; `T` itself is applied by `steer`).
+    fn join_target(&self, view: &View<'_>) -> f64 {
         let tau = self.cfg.tbt_target_ns as f64 / (1.0 + self.cfg.slack);
-        // Sizes ascend and step times fall with them, so the first size meeting `T` ends the scan; the first
-        // meeting the TBT bound alone (T <= that bound) comes no later.
-        let mut tau_hit = None;
-        let mut last = (0, 0);
-        for &s in &self.decode_sizes {
-            let t = predict(s);
-            let expected = t as f64 * self.ratio;
-            if expected <= self.target_ns {
-                return (s, t);
-            }
-            if tau_hit.is_none() && expected <= tau {
-                tau_hit = Some((s, t));
-            }
-            last = (s, t);
+        if !self.cfg.mechanisms.join_aware {
+            return tau;
         }
-        tau_hit.unwrap_or(last)
+        let waited = view
+            .running
+            .iter()
+            .map(|&id| view.req(id))
+            .filter(|r| r.phase() == Phase::Decoding)
+            .filter_map(|r| r.last_token())
+            .map(|t| (view.now - t).0)
+            .max()
+            .unwrap_or(0);
+        tau.min(self.cfg.tbt_target_ns as f64 / (1.0 + self.cfg.gap_margin) - waited as f64)
+    }
+
+    /// Smallest legal decode partition expected to meet the step target `T'`; if none does (the occupancy bound
+    /// is out of reach), the smallest expected to meet the TBT bound alone and the join-aware bound; else the
+    /// largest legal one (the fastest). With its predicted (roofline) step time.
+    fn decode_partition(&self, work: &[SeqWork]) -> (u32, u64) {
+        let (s, t, _) = self.choose(work, self.decode_sizes.len());
+        (s, t)
+    }
+
+    /// When the decode partition [`Adaptive::decode_partition`] wants needs SMs a running prefill holds (rule 3):
+    /// whether to start on the `free` SMs now instead of waiting for the prefill to shrink at its next layer
+    /// boundary. It waits when the wanted size meets `T'` or the join bound and the wait to that boundary plus the
+    /// expected step still meets the join bound; otherwise it starts now on the smallest size that fits and meets
+    /// `T'` or else the join bound, or, if none does and the wanted size misses the join bound too, on the largest
+    /// that fits (waiting would only make the gap longer).
+    fn interim(&self, view: &View<'_>, work: &[SeqWork], free: u32) -> Option<(u32, u64)> {
+        let fits = self.decode_sizes.partition_point(|&s| s <= free);
+        if fits == 0 {
+            return None;
+        }
+        let (_, t_want, want_meets) = self.choose(work, self.decode_sizes.len());
+        let boundary = view.on_lane(Lane::Prefill).map_or(view.now, |p| p.expected_end.max(view.now));
+        if want_meets && (boundary - view.now).0 as f64 + t_want as f64 * self.ratio <= self.join_ns {
+            return None;
+        }
+        let (s, t, meets) = self.choose(work, fits);
+        (meets || !want_meets).then_some((s, t))
+    }
+
+    /// Among the first `n` legal sizes: the smallest with `r x t_d <= T'`, else the smallest with
+    /// `r x t_d <= join bound`, else the largest; with its predicted step and whether it met a bound.
+    fn choose(&self, work: &[SeqWork], n: usize) -> (u32, u64, bool) {
+        // Bisection (module docs, rule 3): O(log n) predictions instead of n, each made at most once.
+        let sizes = &self.decode_sizes[..n];
+        let mut memo = vec![None; n];
+        let mut predict = |i: usize| -> u64 {
+            *memo[i].get_or_insert_with(|| self.ctx.cost.iteration_launched(sizes[i], work, Launch::Eager).total.0)
+        };
+        let last = n - 1;
+        let t_last = predict(last);
+        for bound in [self.step_ns, self.join_ns] {
+            if t_last as f64 * self.ratio > bound {
+                continue;
+            }
+            // Invariant: sizes[hi] meets the bound; every index below lo misses it.
+            let (mut lo, mut hi) = (0, last);
+            while lo < hi {
+                let mid = (lo + hi) / 2;
+                if predict(mid) as f64 * self.ratio <= bound {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+            return (sizes[hi], predict(hi), true);
+        }
+        (sizes[last], t_last, false)
     }
 }
 
 impl Adaptive {
     /// With every SM free: `chunked`'s mixed batch on the whole GPU if it is predicted to meet the step target
-    /// (rule 4), else `None`.
+    /// `T'` (rule 5), else `None`.
     fn aggregated(&self, view: &View<'_>) -> Option<Plan> {
         let total = view.total_sms;
         let mut budget = self.cfg.max_chunk;
+        let order = self.cfg.mechanisms.hrrn.then(|| self.admission_order(view));
         let (d, t) = loop {
             let mut d = Draft::new(view, budget);
             d.decode_running(1);
             d.continue_prefills();
-            d.admit_waiting(self.cfg.max_num_seqs);
+            match &order {
+                Some(ids) => d.admit_in_order(ids.iter().copied(), self.cfg.max_num_seqs),
+                None => d.admit_waiting(self.cfg.max_num_seqs),
+            }
             let work: Vec<SeqWork> = d.items().map(|it| view.seq_work(it, 0)).collect();
             if work.is_empty() {
                 return None;
             }
             let t = self.ctx.cost.iteration_launched(total, &work, Launch::Eager).total.0;
-            if t as f64 <= self.target_ns {
+            if t as f64 <= self.step_ns {
                 break (d, t);
             }
             if budget / 2 < self.cfg.min_chunk {
@@ -393,10 +553,14 @@ impl Policy for Adaptive {
         if view.busy.is_empty() {
             self.observe(view);
             self.steer(view);
-            if let Some(plan) = self.aggregated(view) {
+            if let Some(plan) = self.aggregated(view).filter(|_| self.cfg.mechanisms.aggregate) {
                 return plan;
             }
-        } else if view.on_lane(Lane::Prefill).is_none() && view.on_lane(Lane::Decode).is_some() && self.light(view) {
+        } else if self.cfg.mechanisms.aggregate
+            && view.on_lane(Lane::Prefill).is_none()
+            && view.on_lane(Lane::Decode).is_some()
+            && self.light(view)
+        {
             // Light load: let the decode step end, then run aggregated.
             return Plan::default();
         }
@@ -404,13 +568,14 @@ impl Policy for Adaptive {
             self.observe(view);
             self.steer(view);
         }
-        let order = || Some(self.admission_order(view));
+        let order = || self.cfg.mechanisms.hrrn.then(|| self.admission_order(view));
         let (plan, started) = layered_plan(
             view,
             self.cfg.token_budget,
             self.cfg.max_num_seqs,
             self.segments,
             &|w| self.decode_partition(w),
+            &|w, free| self.interim(view, w, free),
             &order,
         );
         if let Some((_, t)) = started {

@@ -17,7 +17,7 @@ mod vllm;
 
 use std::sync::Arc;
 
-pub use adaptive::{Adaptive, AdaptiveConfig};
+pub use adaptive::{Adaptive, AdaptiveConfig, Mechanisms};
 pub use chunked::{Chunked, ChunkedConfig};
 pub use duet::{Duet, DuetConfig};
 pub use prefill_first::{PrefillFirst, PrefillFirstConfig};

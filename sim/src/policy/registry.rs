@@ -24,6 +24,8 @@ pub struct PolicyOptions {
     pub guard: Option<f64>,
     /// Most requests holding KV at once (vLLM `max_num_seqs`) for the policies that cap it.
     pub max_num_seqs: Option<u32>,
+    /// Mechanisms of `adaptive` switched off (ablation); other policies refuse a non-empty list.
+    pub without: Vec<String>,
 }
 
 impl PolicyOptions {
@@ -113,6 +115,12 @@ impl PolicyConfig {
         if o.max_lookahead == Some(0) {
             return Err(ConfigError::Invalid("max look-ahead must be >= 1".into()));
         }
+        if !o.without.is_empty() && name != super::adaptive::NAME {
+            return Err(ConfigError::Invalid(format!(
+                "switching off mechanisms ({}) applies only to adaptive, not {name}",
+                o.without.join(", ")
+            )));
+        }
         let entry = REGISTRY.iter().find(|e| e.name == name).ok_or_else(|| {
             ConfigError::Invalid(format!("unknown policy {name:?}; known policies: {}", Self::names().join(", ")))
         })?;
@@ -152,5 +160,16 @@ mod tests {
         let c = PolicyConfig::by_name("duet", &PolicyOptions { tbt_target_ms: Some(40.0), ..o.clone() }).unwrap();
         assert_eq!(c, PolicyConfig::new(DuetConfig { tbt_target_ns: 40_000_000, ..DuetConfig::default() }));
         assert_ne!(c, PolicyConfig::new(DuetConfig::default()));
+    }
+
+    #[test]
+    fn switching_off_mechanisms_is_for_adaptive_only() {
+        let o = PolicyOptions { without: vec!["hrrn".into()], ..PolicyOptions::default() };
+        assert!(PolicyConfig::by_name("adaptive", &o).is_ok());
+        let e = PolicyConfig::by_name("chunked", &o).unwrap_err().to_string();
+        assert!(e.contains("applies only to adaptive, not chunked"), "{e}");
+        let bad = PolicyOptions { without: vec!["hrn".into()], ..o };
+        let e = PolicyConfig::by_name("adaptive", &bad).unwrap_err().to_string();
+        assert!(e.contains("unknown mechanism \"hrn\""), "{e}");
     }
 }

@@ -105,10 +105,15 @@ pub(super) fn split_plan(
     Plan { preempt, batches, ..Plan::default() }
 }
 
+/// Picks a decode partition that fits the free SMs (given the decode work and the free SMs) to start on at once
+/// instead of waiting for a running prefill to shrink, or `None` to wait ([`layered_plan`]).
+pub(super) type Interim<'a> = dyn Fn(&[SeqWork], u32) -> Option<(u32, u64)> + 'a;
+
 /// One plan of a persistent split with layer-granular prefill (MuxWise's execution, shared with `adaptive`). When
 /// the decode lane is idle and requests are decoding, `size` picks the decode partition from the decode work (SMs and
 /// predicted step); a running prefill that holds fewer SMs than are free grows into them at its next layer boundary,
-/// and one that holds SMs the decode step needs is shrunk there (the decode step starts once they are free). An idle
+/// and one that holds SMs the decode step needs is shrunk there (the decode step starts once they are free, or at
+/// once on the free SMs if `interim(work, free)` returns a size that fits them; MuxWise's returns `None`). An idle
 /// prefill lane gets every SM the decode side does not hold, in `segments` layer groups, admitting queued requests in
 /// the order `order` gives (`None`: queue order). Returns the plan, with a split [`Decision`] when a decode batch
 /// starts, and that batch's (SMs, predicted step).
@@ -118,6 +123,7 @@ pub(super) fn layered_plan(
     max_num_seqs: usize,
     segments: u32,
     size: &dyn Fn(&[SeqWork]) -> (u32, u64),
+    interim: &Interim<'_>,
     order: &dyn Fn() -> Option<Vec<crate::request::ReqId>>,
 ) -> (Plan, Option<(u32, u64)>) {
     let total = view.total_sms;
@@ -145,9 +151,16 @@ pub(super) fn layered_plan(
                         resize.push(Resize { lane: Lane::Prefill, sms: p.sms + free - s });
                     }
                 }
-                // Not enough free SMs: shrink the running prefill at its next layer boundary; decode then starts.
-                Some(p) if p.segments_left > 0 && p.pending_sms != Some(total - s) => {
-                    resize.push(Resize { lane: Lane::Prefill, sms: total - s });
+                // Not enough free SMs: shrink the running prefill at its next layer boundary; decode then starts,
+                // or starts now on the free SMs if `interim` picks a size that fits them.
+                Some(p) if p.segments_left > 0 => {
+                    if p.pending_sms != Some(total - s) {
+                        resize.push(Resize { lane: Lane::Prefill, sms: total - s });
+                    }
+                    if let Some((n, t)) = interim(&work, free).filter(|&(n, _)| n <= free) {
+                        decode = Some((n, 1));
+                        decision = Some((n, t));
+                    }
                 }
                 _ => {}
             }
@@ -322,6 +335,7 @@ impl Policy for MuxWise {
             self.cfg.max_num_seqs,
             self.segments,
             &|w| self.decode_partition(w),
+            &|_, _| None,
             &order,
         )
         .0
