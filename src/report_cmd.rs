@@ -467,10 +467,14 @@ fn short_group(g: &str) -> String {
 }
 
 /// Capacity per policy (series) and group (category) from a `duet capacity` table: `OUT/capacity.{png,svg}`
-/// (default OUT: `figures/` beside the table). Points whose lowest rate already failed have no bar.
+/// (default OUT: `figures/` beside the table). Points whose lowest rate already failed have no bar. A table with
+/// a `relative_capacity` column (capacity / a reference's, e.g. the best tuned baseline's) is drawn from that
+/// column instead, with the reference as a line at 1.
 fn capacity_figure(path: &Path, out: Option<&Path>) -> Result<Vec<PathBuf>> {
     let t = Table::read(path)?;
-    let (labels, groups, caps) = (t.strings("label")?, t.strings("group")?, t.f64s("capacity_rps")?);
+    let relative = t.has("relative_capacity");
+    let column = if relative { "relative_capacity" } else { "capacity_rps" };
+    let (labels, groups, caps) = (t.strings("label")?, t.strings("group")?, t.f64s(column)?);
     let (labels, groups): (Vec<String>, Vec<String>) = (
         labels.into_iter().map(Option::unwrap_or_default).collect(),
         groups.into_iter().map(Option::unwrap_or_default).collect(),
@@ -489,10 +493,10 @@ fn capacity_figure(path: &Path, out: Option<&Path>) -> Result<Vec<PathBuf>> {
         .collect();
     let fig = Figure::Bar(BarChart {
         title: "Capacity (highest rate meeting the limits)".into(),
-        y_label: "capacity (req/s)".into(),
+        y_label: if relative { "capacity / reference capacity" } else { "capacity (req/s)" }.into(),
         categories: categories.iter().map(|g| short_group(g)).collect(),
         series,
-        limit: None,
+        limit: relative.then(|| Limit { label: "reference (1.0)".into(), value: 1.0 }),
     });
     let out = out.map(Path::to_path_buf).unwrap_or_else(|| path.parent().unwrap_or(Path::new(".")).join("figures"));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;

@@ -227,6 +227,31 @@ fn capacity_recovers_the_d_d_1_saturation_rate_of_a_prefill_only_workload() {
 }
 
 #[test]
+fn report_draws_capacity_bars_from_a_capacity_table_and_its_folder() {
+    let dir = tmp("capbars");
+    let cap = dir.join("cap");
+    std::fs::create_dir_all(&cap).unwrap();
+    // A duet capacity table (only the columns the figure reads), and one with relative capacities.
+    write(
+        &cap,
+        "capacity.csv",
+        "label,group,capacity_rps\nchunked,model=qwen3-8b,14.5\nduet,model=qwen3-8b,15.2\nduet,model=qwen3-14b,8.8\n",
+    );
+    let printed = ok(duet(&["report", s(&cap)]));
+    let svg = std::fs::read_to_string(cap.join("figures/capacity.svg")).unwrap();
+    assert!(
+        printed.contains("capacity.png") && svg.contains("qwen3-14b") && svg.contains("capacity (req/s)"),
+        "{printed}"
+    );
+    let rel = dir.join("rel");
+    std::fs::create_dir_all(&rel).unwrap();
+    let table = write(&rel, "capacity.csv", "label,group,capacity_rps,relative_capacity\nadaptive,conv 8B,16.6,1.04\n");
+    ok(duet(&["report", s(&table), "--out", s(&dir.join("fig"))]));
+    let svg = std::fs::read_to_string(dir.join("fig/capacity.svg")).unwrap();
+    assert!(svg.contains("capacity / reference capacity") && svg.contains("reference (1.0)"), "relative axis and line");
+}
+
+#[test]
 fn bad_sweep_files_and_results_are_clear_errors() {
     let dir = tmp("bad");
     let cases = [
