@@ -13,7 +13,7 @@ use duet_sim::cost::{CostConfig, CostModel};
 use duet_sim::engine::{self, EngineConfig};
 use duet_sim::executor::SimExecutor;
 use duet_sim::partition::Granularity;
-use duet_sim::policy::{Lane, Mode, PolicyConfig, PolicyContext, PolicyOptions};
+use duet_sim::policy::{Lane, Mechanisms, Mode, PolicyConfig, PolicyContext, PolicyOptions};
 use duet_sim::{GpuSpec, ModelSpec};
 use proptest::prelude::*;
 
@@ -36,6 +36,7 @@ proptest! {
         gran in 0usize..3,
         tbt_ms in 5.0f64..200.0,
         lookahead in 1u32..6,
+        off in 0usize..32,
     ) {
         let w = workload(&reqs);
         let total_sms = [16u32, 32, 66, 132][sms_pick];
@@ -46,6 +47,9 @@ proptest! {
         let name = POLICIES[policy];
         let split = granularity.splits(total_sms)[granularity.splits(total_sms).len() / 3];
         let opts = PolicyOptions { token_budget: Some(budget), tbt_target_ms: Some(tbt_ms), max_lookahead: Some(lookahead), split: Some((split.1, split.0)), guard: None, max_num_seqs: None, without: Vec::new() };
+        // adaptive: any subset of its mechanisms switched off (bit i: Mechanisms::NAMES[i]).
+        let without = Mechanisms::NAMES.iter().enumerate().filter(|(i, _)| off >> i & 1 == 1).map(|(_, n)| n.to_string());
+        let opts = if name == "adaptive" { PolicyOptions { without: without.collect(), ..opts } } else { opts };
         let model = ModelSpec::resolve("qwen3-8b").unwrap();
         let cost = Arc::new(CostModel::new(model, GpuSpec::by_name("h100-sxm").unwrap(), CostConfig::default()));
         let ctx = PolicyContext { cost: Arc::clone(&cost), total_sms, granularity };
