@@ -90,7 +90,7 @@ def ablation_table(abl_file):
             labels = labels or [r["label"] for r in rs]
             table[(tname, mname)] = {r["label"]: cap(r) for r in rs}
     cells = list(table)
-    print("| configuration | " + " | ".join(f"{t} {m.split('-')[1]}" for t, m in cells) + " |")
+    print("| configuration | " + " | ".join(f"{t} {m.split('-')[1].upper()}" for t, m in cells) + " |")
     print("|---|" + "---:|" * len(cells))
     for lab in labels:
         vals = []
@@ -111,10 +111,10 @@ def robustness_table():
     if not table:
         return
     cells = [(tname, m) for t, tname in TRACES for m, _ in MODELS]
-    print("| variant | " + " | ".join(f"{t} {m.split('-')[1]}" for t, m in cells) + " |")
-    print("|---|" + "---:|" * len(cells))
+    print("| variant | " + " | ".join(f"{t} {m.split('-')[1].upper()}" for t, m in cells) + " | geometric mean |")
+    print("|---|" + "---:|" * (len(cells) + 1))
     for v in variants:
-        out = []
+        out, logs = [], []
         for tname, m in cells:
             entries = table.get((tname, m, v), [])
             ad = [c for l, c in entries if l == "adaptive"]
@@ -124,9 +124,11 @@ def robustness_table():
                 continue
             top, lab = max(others)
             ratio = ad[0] / top if top > 0 else math.inf
+            logs.append(math.log(ratio))
             mark = "" if ratio >= 0.98 else " **<0.98**"
             out.append(f"{ad[0]:.2f} / {top:.2f} {lab} = {ratio:.2f}{mark}")
-        print(f"| {v} | " + " | ".join(out) + " |")
+        geo = f"{math.exp(sum(logs) / len(logs)):.3f}" if logs else ""
+        print(f"| {v} | " + " | ".join(out) + f" | {geo} |")
 
 
 if __name__ == "__main__":
