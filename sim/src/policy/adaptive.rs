@@ -83,7 +83,7 @@ use crate::cost::{Launch, SeqWork};
 use crate::error::ConfigError;
 use crate::request::{Phase, ReqId};
 use crate::time::Nanos;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 
 /// Queued requests (from the head of the queue) that the admission order considers.
 pub const ORDER_WINDOW: usize = 256;
@@ -234,7 +234,9 @@ pub struct Adaptive {
     /// The last decode batch started: its start time and predicted first-step time, until it is measured.
     pending: Option<(Nanos, u64)>,
     /// Requests running at the last plan (to see admissions and finishes).
-    running: BTreeSet<ReqId>,
+    running: Vec<ReqId>,
+    /// Per request (by index): whether it was running at the last plan (`observe`'s scratch marks).
+    marks: Vec<u8>,
     /// Admission times within the rate window.
     admissions: VecDeque<Nanos>,
     /// Prefill tokens per second on the whole GPU (a 4096-token prompt), for service-time estimates.
@@ -298,7 +300,8 @@ impl Adaptive {
             join_ns: target_ns,
             step_ns: target_ns,
             pending: None,
-            running: BTreeSet::new(),
+            running: Vec::new(),
+            marks: Vec::new(),
             admissions: VecDeque::new(),
             finished: 0,
             finished_tokens: 0,
@@ -339,19 +342,31 @@ impl Adaptive {
     /// Notes admissions and finishes since the last call (made where the step target is set: every decode step
     /// boundary and whenever every SM is free).
     fn observe(&mut self, view: &View<'_>) {
-        let now: BTreeSet<ReqId> = view.running.iter().copied().collect();
-        for &id in &now {
-            if !self.running.contains(&id) {
+        // Membership marks indexed by request: bit 0 = running at the last call, bit 1 = running now.
+        const PREV: u8 = 1;
+        const NOW: u8 = 2;
+        let need = view.running.iter().map(|id| id.index() + 1).max().unwrap_or(0);
+        if self.marks.len() < need {
+            self.marks.resize(need, 0);
+        }
+        for &id in view.running {
+            if self.marks[id.index()] & PREV == 0 {
                 self.admissions.push_back(view.now);
             }
+            self.marks[id.index()] |= NOW;
         }
         for &id in &self.running {
-            if !now.contains(&id) && view.req(id).phase() == Phase::Finished {
+            if self.marks[id.index()] & NOW == 0 && view.req(id).phase() == Phase::Finished {
                 self.finished += 1;
                 self.finished_tokens += u64::from(view.req(id).generated());
             }
+            self.marks[id.index()] &= !PREV;
         }
-        self.running = now;
+        self.running.clear();
+        for &id in view.running {
+            self.marks[id.index()] = PREV;
+            self.running.push(id);
+        }
         let window = Nanos(self.cfg.window_ns);
         while self.admissions.front().is_some_and(|&t| t + window < view.now) {
             self.admissions.pop_front();
