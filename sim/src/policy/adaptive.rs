@@ -83,7 +83,11 @@ use crate::cost::{Launch, SeqWork};
 use crate::error::ConfigError;
 use crate::request::{Phase, ReqId};
 use crate::time::Nanos;
+use std::cell::RefCell;
 use std::collections::VecDeque;
+
+/// Decode step predictions of one plan, by index into the legal decode sizes.
+type Memo = RefCell<Vec<Option<u64>>>;
 
 /// Queued requests (from the head of the queue) that the admission order considers.
 pub const ORDER_WINDOW: usize = 256;
@@ -420,8 +424,8 @@ impl Adaptive {
     /// Smallest legal decode partition expected to meet the step target `T'`; if none does (the occupancy bound
     /// is out of reach), the smallest expected to meet the TBT bound alone and the join-aware bound; else the
     /// largest legal one (the fastest). With its predicted (roofline) step time.
-    fn decode_partition(&self, work: &[SeqWork]) -> (u32, u64) {
-        let (s, t, _) = self.choose(work, self.decode_sizes.len());
+    fn decode_partition(&self, memo: &Memo, work: &[SeqWork]) -> (u32, u64) {
+        let (s, t, _) = self.choose(memo, work, self.decode_sizes.len());
         (s, t)
     }
 
@@ -431,28 +435,29 @@ impl Adaptive {
     /// expected step still meets the join bound; otherwise it starts now on the smallest size that fits and meets
     /// `T'` or else the join bound, or, if none does and the wanted size misses the join bound too, on the largest
     /// that fits (waiting would only make the gap longer).
-    fn interim(&self, view: &View<'_>, work: &[SeqWork], free: u32) -> Option<(u32, u64)> {
+    fn interim(&self, view: &View<'_>, memo: &Memo, work: &[SeqWork], free: u32) -> Option<(u32, u64)> {
         let fits = self.decode_sizes.partition_point(|&s| s <= free);
         if fits == 0 {
             return None;
         }
-        let (_, t_want, want_meets) = self.choose(work, self.decode_sizes.len());
+        let (_, t_want, want_meets) = self.choose(memo, work, self.decode_sizes.len());
         let boundary = view.on_lane(Lane::Prefill).map_or(view.now, |p| p.expected_end.max(view.now));
         if want_meets && (boundary - view.now).0 as f64 + t_want as f64 * self.ratio <= self.join_ns {
             return None;
         }
-        let (s, t, meets) = self.choose(work, fits);
+        let (s, t, meets) = self.choose(memo, work, fits);
         (meets || !want_meets).then_some((s, t))
     }
 
     /// Among the first `n` legal sizes: the smallest with `r x t_d <= T'`, else the smallest with
     /// `r x t_d <= join bound`, else the largest; with its predicted step and whether it met a bound.
-    fn choose(&self, work: &[SeqWork], n: usize) -> (u32, u64, bool) {
+    /// `memo` holds the predictions already made for this `work` (one plan's decode work), by size index.
+    fn choose(&self, memo: &Memo, work: &[SeqWork], n: usize) -> (u32, u64, bool) {
         // Bisection (module docs, rule 3): O(log n) predictions instead of n, each made at most once.
         let sizes = &self.decode_sizes[..n];
-        let mut memo = vec![None; n];
-        let mut predict = |i: usize| -> u64 {
-            *memo[i].get_or_insert_with(|| self.ctx.cost.iteration_launched(sizes[i], work, Launch::Eager).total.0)
+        let predict = |i: usize| -> u64 {
+            *memo.borrow_mut()[i]
+                .get_or_insert_with(|| self.ctx.cost.iteration_launched(sizes[i], work, Launch::Eager).total.0)
         };
         let last = n - 1;
         let t_last = predict(last);
@@ -584,13 +589,15 @@ impl Policy for Adaptive {
             self.steer(view);
         }
         let order = || self.cfg.mechanisms.hrrn.then(|| self.admission_order(view));
+        // `layered_plan` passes the same decode work to both closures.
+        let memo: Memo = RefCell::new(vec![None; self.decode_sizes.len()]);
         let (plan, started) = layered_plan(
             view,
             self.cfg.token_budget,
             self.cfg.max_num_seqs,
             self.segments,
-            &|w| self.decode_partition(w),
-            &|w, free| self.interim(view, w, free),
+            &|w| self.decode_partition(&memo, w),
+            &|w, free| self.interim(view, &memo, w, free),
             &order,
         );
         if let Some((_, t)) = started {
