@@ -81,6 +81,13 @@ struct Builder {
 
 impl Builder {
     fn push(&mut self, r: RequestSpec, prefix: Option<(u32, Vec<u64>)>) -> Result<(), String> {
+        if r.arrival_ns > crate::spec::MAX_ARRIVAL_NS {
+            return Err(format!(
+                "arrival_ns: {} is beyond the latest arrival duet accepts, {} ns (100 years)",
+                r.arrival_ns,
+                crate::spec::MAX_ARRIVAL_NS
+            ));
+        }
         if let Some((b, h)) = prefix {
             if b == 0 {
                 return Err("prefix_block_tokens: expected an integer >= 1, found '0'".into());
@@ -225,5 +232,15 @@ mod tests {
         assert!(e.contains("all or none"), "{e}");
         let e = read_csv(Path::new("c.csv"), format!("{CSV_HEADER}\n-1,6,3,,\n").as_bytes()).unwrap_err().to_string();
         assert_eq!(e, "c.csv:2: arrival_ns: expected a non-negative integer, found '-1'");
+    }
+
+    #[test]
+    fn arrivals_beyond_the_limit_are_rejected_with_file_and_line() {
+        let text = format!("{CSV_HEADER}\n0,6,3,,\n18446744073709551615,6,3,,\n");
+        let e = read_csv(Path::new("c.csv"), text.as_bytes()).unwrap_err().to_string();
+        assert!(e.starts_with("c.csv:3: arrival_ns: 18446744073709551615 is beyond") && e.contains("100 years"), "{e}");
+        let text = "{\"arrival_ns\":18446744073709551615,\"input_tokens\":6,\"output_tokens\":3}\n";
+        let e = read_jsonl(Path::new("c.jsonl"), text.as_bytes()).unwrap_err().to_string();
+        assert!(e.starts_with("c.jsonl:1: arrival_ns: 18446744073709551615 is beyond"), "{e}");
     }
 }

@@ -28,4 +28,4 @@ pub mod vidur;
 
 pub use error::TraceError;
 pub use load::{BUNDLED_DEFAULT_NAME, LoadOptions, TraceData, bundled_default, load_path};
-pub use spec::{LengthTable, PrefixHashes, RequestSpec, Workload};
+pub use spec::{LengthTable, MAX_ARRIVAL_NS, PrefixHashes, RequestSpec, Workload};

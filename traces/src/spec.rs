@@ -1,5 +1,10 @@
 //! The request spec every trace source produces, and the workload that holds them.
 
+/// Latest arrival time a workload may hold, ns: 100 years (365-day years). Every loader and transform refuses a
+/// later one with an error naming it, so simulated time (arrival + service, in `u64` ns up to 584 years) cannot
+/// overflow.
+pub const MAX_ARRIVAL_NS: u64 = 100 * 365 * 86_400 * 1_000_000_000;
+
 /// One request as the workload describes it: when it arrives and how long its prompt and answer are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestSpec {

@@ -16,8 +16,18 @@ pub fn scale_rate(mut w: Workload, factor: f64) -> Result<Workload, TraceError> 
     if !(factor.is_finite() && factor > 0.0) {
         return Err(TraceError::InvalidParameter(format!("rate scale must be > 0, got {factor}")));
     }
-    for r in &mut w.requests {
-        r.arrival_ns = (r.arrival_ns as f64 / factor).round() as u64;
+    for (i, r) in w.requests.iter_mut().enumerate() {
+        let scaled = (r.arrival_ns as f64 / factor).round();
+        if scaled > crate::spec::MAX_ARRIVAL_NS as f64 {
+            return Err(TraceError::InvalidParameter(format!(
+                "scaling the arrival rate by {factor} moves request {i} (arriving at {:.3} s) to {:.3e} s, \
+                 beyond the latest arrival duet simulates ({} s, 100 years): use a higher rate",
+                r.arrival_ns as f64 / 1e9,
+                scaled / 1e9,
+                crate::spec::MAX_ARRIVAL_NS / 1_000_000_000
+            )));
+        }
+        r.arrival_ns = scaled as u64;
     }
     w.source = format!("{} x rate {factor}", w.source);
     Ok(w)
@@ -215,6 +225,20 @@ mod tests {
         assert_eq!(t, vec![0, 1_000, 3_000]);
         assert!(scale_rate(w(&[0, 1]), 0.0).is_err());
         assert!(scale_rate(w(&[0, 1]), -2.0).is_err());
+    }
+
+    #[test]
+    fn a_rate_that_pushes_arrivals_past_the_limit_is_an_error_naming_the_request() {
+        // 20 requests 10 s apart (0.1 req/s) rescaled to 1e-9 req/s: request i moves to i x 1e9 s, so request 4
+        // (4e9 s, 127 years) is the first beyond the limit: refused, not saturated to u64::MAX.
+        let times: Vec<u64> = (0..20).map(|i| i * 10_000_000_000).collect();
+        let e = rescale_to_rate(w(&times), 1e-9).unwrap_err().to_string();
+        assert!(e.contains("request 4 (arriving at 40.000 s) to 4.000e9 s") && e.contains("higher rate"), "{e}");
+        let e = scale_rate(w(&[0, 1_000_000_000]), 1e-10).unwrap_err().to_string();
+        assert!(e.contains("by 0.0000000001") || e.contains("by 1e-10"), "{e}");
+        // The limit itself is fine.
+        let at = scale_rate(w(&[0, crate::spec::MAX_ARRIVAL_NS]), 1.0).unwrap();
+        assert_eq!(at.requests[1].arrival_ns, crate::spec::MAX_ARRIVAL_NS);
     }
 
     #[test]
