@@ -14,7 +14,7 @@ use duet_sim::engine::{self, EngineConfig};
 use duet_sim::executor::SimExecutor;
 use duet_sim::partition::Granularity;
 use duet_sim::policy::{Lane, Mechanisms, Mode, PolicyConfig, PolicyContext, PolicyOptions};
-use duet_sim::{GpuSpec, ModelSpec};
+use duet_sim::{GpuSpec, ModelSpec, Nanos};
 use proptest::prelude::*;
 
 fn requests() -> impl Strategy<Value = Vec<(u64, u32, u32)>> {
@@ -82,9 +82,14 @@ proptest! {
                 prop_assert!(pair[0].end <= pair[1].start);
             }
         }
-        for it in &out.iterations {
-            let overlapping: u32 = out.iterations.iter().filter(|o| o.start <= it.start && it.start < o.end).map(|o| o.sms).sum();
-            prop_assert!(overlapping <= total_sms, "{} SMs in use at {:?}", overlapping, it.start);
+        // SMs in use over time (a sweep over step starts and ends; a step holds its SMs on [start, end), so at
+        // equal times ends come first), never more than the GPU's: linear in steps, as runs can hold 10^5 of them.
+        let mut edges: Vec<(Nanos, i64)> = out.iterations.iter().flat_map(|it| [(it.start, i64::from(it.sms)), (it.end, -i64::from(it.sms))]).collect();
+        edges.sort();
+        let mut in_use = 0i64;
+        for (t, d) in edges {
+            in_use += d;
+            prop_assert!(in_use <= i64::from(total_sms), "{} SMs in use at {:?}", in_use, t);
         }
         let target = (tbt_ms * 1e6).round() as u64;
         match name {
