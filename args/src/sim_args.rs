@@ -112,7 +112,7 @@ pub struct SimArgs {
     pub engine: Option<String>,
     /// Scheduling policy: chunked (Sarathi-Serve: decodes first), vllm (vLLM V1's scheduler), prefill-first (SGLang default / vLLM v0), duet
     /// (DuetServe), static-split (fixed partitions, needs --split), muxwise (persistent split sized per step),
-    /// adaptive (issue 19, in development).
+    /// adaptive (issue 19: a persistent split sized by measured contention, occupancy and join waits; HRRN admission).
     /// Default: chunked, or under --engine the engine's own scheduler.
     #[arg(long)]
     pub policy: Option<String>,
