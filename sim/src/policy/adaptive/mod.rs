@@ -76,6 +76,9 @@
 //! The policy never reads a request's output length: it sees lengths generated so far, KV and partition state,
 //! and the executed times of past steps.
 
+mod config;
+pub use config::{AdaptiveConfig, ENTRY, Mechanisms, NAME};
+
 use super::draft::Draft;
 use super::split::layered_plan;
 use super::{BatchItem, Decision, Lane, Mode, Plan, Policy, PolicyContext, View};
@@ -92,133 +95,6 @@ type Memo = RefCell<Vec<Option<u64>>>;
 /// Queued requests (from the head of the queue) that the admission order considers.
 pub const ORDER_WINDOW: usize = 256;
 
-/// Settings of [`Adaptive`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct AdaptiveConfig {
-    /// Prefill tokens per prefill batch on the prefill partition. Default 4096.
-    pub token_budget: u32,
-    /// Largest token budget of an aggregated mixed batch. Default 8192.
-    pub max_chunk: u32,
-    /// Smallest token budget of an aggregated mixed batch. Default 1024.
-    pub min_chunk: u32,
-    /// Most requests holding KV at once. Default 256.
-    pub max_num_seqs: usize,
-    /// TBT target `tau`, ns. Default 100 ms.
-    pub tbt_target_ns: u64,
-    /// Contention assumed before any decode step was measured: `r = 1 + prior_guard`. Default 0.3.
-    pub prior_guard: f64,
-    /// Weight of the newest measurement in `r`. Default 0.2.
-    pub alpha: f64,
-    /// Relative margin below the target: `T <= tau / (1 + slack)`. Default 0.3.
-    pub slack: f64,
-    /// Occupancy `rho` of sequence slots and KV aimed at. Default 0.5.
-    pub occupancy: f64,
-    /// Window of the admission-rate estimate, ns. Default 60 s.
-    pub window_ns: u64,
-    /// Layers per prefill layer group (the resize granularity). Default 1.
-    pub layers_per_segment: u32,
-    /// Relative margin of the join-aware target: a step must end within `tau / (1 + gap_margin)` of the oldest
-    /// pending token of a decoding request. Default 0.1.
-    pub gap_margin: f64,
-    /// Mechanism switches for the ablation (docs/RESULTS.md); all on by default.
-    pub mechanisms: Mechanisms,
-}
-
-/// Which of `adaptive`'s mechanisms run (module docs, rules 1-6); switching one off leaves the others as they are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Mechanisms {
-    /// Rule 1: learn `r` from executed steps (off: `r` stays `1 + prior_guard`).
-    pub learn_contention: bool,
-    /// Rule 2: the Little's-law occupancy bound (off: `T = tau / (1 + slack)`).
-    pub occupancy: bool,
-    /// Rule 4: the join-aware target (off: `T' = T`).
-    pub join_aware: bool,
-    /// Rule 5: aggregated mixed batches when light (off: always split).
-    pub aggregate: bool,
-    /// Rule 6: highest response ratio next (off: queue order).
-    pub hrrn: bool,
-}
-
-impl Default for Mechanisms {
-    fn default() -> Self {
-        Self { learn_contention: true, occupancy: true, join_aware: true, aggregate: true, hrrn: true }
-    }
-}
-
-impl Mechanisms {
-    /// Names accepted by [`Mechanisms::without`], in rule order.
-    pub const NAMES: [&'static str; 5] = ["learn-contention", "occupancy", "join-aware", "aggregate", "hrrn"];
-
-    /// These mechanisms with the named one switched off; an unknown name is an error listing the known ones.
-    pub fn without(mut self, name: &str) -> Result<Self, ConfigError> {
-        match name {
-            "learn-contention" => self.learn_contention = false,
-            "occupancy" => self.occupancy = false,
-            "join-aware" => self.join_aware = false,
-            "aggregate" => self.aggregate = false,
-            "hrrn" => self.hrrn = false,
-            _ => {
-                return Err(ConfigError::Invalid(format!(
-                    "adaptive: unknown mechanism {name:?}; known: {}",
-                    Self::NAMES.join(", ")
-                )));
-            }
-        }
-        Ok(self)
-    }
-}
-
-impl Default for AdaptiveConfig {
-    fn default() -> Self {
-        Self {
-            token_budget: 4096,
-            max_chunk: 8192,
-            min_chunk: 1024,
-            max_num_seqs: 256,
-            tbt_target_ns: 100_000_000,
-            prior_guard: 0.3,
-            alpha: 0.2,
-            slack: 0.3,
-            occupancy: 0.5,
-            window_ns: 60_000_000_000,
-            layers_per_segment: 1,
-            gap_margin: 0.1,
-            mechanisms: Mechanisms::default(),
-        }
-    }
-}
-
-/// The policy's name (command line, reports, registry).
-pub const NAME: &str = "adaptive";
-
-/// `adaptive` in the policy registry.
-pub const ENTRY: super::Entry = super::Entry {
-    name: NAME,
-    settings: |o| {
-        let d = AdaptiveConfig::default();
-        Ok(std::sync::Arc::new(AdaptiveConfig {
-            token_budget: o.budget(d.token_budget),
-            max_num_seqs: o.seqs(d.max_num_seqs),
-            tbt_target_ns: o.tbt_ns(d.tbt_target_ns),
-            prior_guard: o.guard.unwrap_or(d.prior_guard),
-            mechanisms: o.without.iter().try_fold(d.mechanisms, |m, name| m.without(name))?,
-            ..d
-        }))
-    },
-};
-
-impl super::Settings for AdaptiveConfig {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn token_budget(&self) -> u32 {
-        self.token_budget
-    }
-    fn build(&self, ctx: &PolicyContext) -> Result<Box<dyn Policy>, ConfigError> {
-        Ok(Box::new(Adaptive::new(self.clone(), ctx.clone())?))
-    }
-}
-
 /// The `adaptive` policy (module docs).
 #[derive(Debug)]
 pub struct Adaptive {
@@ -231,10 +107,9 @@ pub struct Adaptive {
     ratio: f64,
     /// Decode step target `T`, ns.
     target_ns: f64,
-    /// `min(tau / (1 + slack), tau / (1 + gap_margin) - w)`, ns (rule 4).
+    /// `min(tau / (1 + slack), tau / (1 + gap_margin) - w)`, ns (rule 4); the next step's target is
+    /// `T' = min(T, join_ns)` ([`Adaptive::step_ns`]).
     join_ns: f64,
-    /// The next step's target `T' = min(T, join_ns)`, ns.
-    step_ns: f64,
     /// The last decode batch started: its start time and predicted first-step time, until it is measured.
     pending: Option<(Nanos, u64)>,
     /// Requests running at the last plan (to see admissions and finishes).
@@ -302,7 +177,6 @@ impl Adaptive {
             ratio,
             target_ns,
             join_ns: target_ns,
-            step_ns: target_ns,
             pending: None,
             running: Vec::new(),
             marks: Vec::new(),
@@ -382,7 +256,6 @@ impl Adaptive {
         let tau = self.cfg.tbt_target_ns as f64 / (1.0 + self.cfg.slack);
         self.target_ns = tau;
         self.join_ns = self.join_target(view);
-        self.step_ns = self.join_ns;
         let (Some(&first), true) = (self.admissions.front(), self.finished > 0 && self.cfg.mechanisms.occupancy) else {
             return;
         };
@@ -399,11 +272,15 @@ impl Adaptive {
         let little = self.cfg.occupancy * slots / (lambda * mean_out) * 1e9;
         if little.is_finite() {
             self.target_ns = tau.min(little);
-            self.step_ns = self.join_ns.min(self.target_ns);
         }
     }
 
-    /// `T' = min(tau / (1 + slack), tau / (1 + gap_margin) - w)` (rule 4; `T` itself is applied by `steer`).
+    /// The next step's target `T' = min(T, join bound)` (rule 4), ns.
+    fn step_ns(&self) -> f64 {
+        self.join_ns.min(self.target_ns)
+    }
+
+    /// `min(tau / (1 + slack), tau / (1 + gap_margin) - w)` (rule 4; `T` itself is applied by `steer`).
     fn join_target(&self, view: &View<'_>) -> f64 {
         let tau = self.cfg.tbt_target_ns as f64 / (1.0 + self.cfg.slack);
         if !self.cfg.mechanisms.join_aware {
@@ -461,7 +338,7 @@ impl Adaptive {
         };
         let last = n - 1;
         let t_last = predict(last);
-        for bound in [self.step_ns, self.join_ns] {
+        for bound in [self.step_ns(), self.join_ns] {
             if t_last as f64 * self.ratio > bound {
                 continue;
             }
@@ -501,7 +378,7 @@ impl Adaptive {
                 return None;
             }
             let t = self.ctx.cost.iteration_launched(total, &work, Launch::Eager).total.0;
-            if t as f64 <= self.step_ns {
+            if t as f64 <= self.step_ns() {
                 break (d, t);
             }
             if budget / 2 < self.cfg.min_chunk {
@@ -573,7 +450,9 @@ impl Policy for Adaptive {
         if view.busy.is_empty() {
             self.observe(view);
             self.steer(view);
-            if let Some(plan) = self.aggregated(view).filter(|_| self.cfg.mechanisms.aggregate) {
+            if self.cfg.mechanisms.aggregate
+                && let Some(plan) = self.aggregated(view)
+            {
                 return plan;
             }
         } else if self.cfg.mechanisms.aggregate
