@@ -131,7 +131,7 @@ pub struct SimArgs {
     #[arg(long, value_name = "K")]
     pub max_lookahead: Option<u32>,
     /// Partition granularity: tpc (2 SMs, DuetServe's TPC masks; default), green (CC 9.0 green contexts: a
-    /// multiple of 8 SMs and the remainder), sm.
+    /// multiple of 8 SMs and the remainder), green8 (green without partitions under 8 SMs), sm.
     #[arg(long, default_value = "tpc")]
     pub granularity: String,
     /// Decode-step guard of duet (default 0, the paper's rule) and muxwise (default 0.3): a decode partition

@@ -5,7 +5,11 @@
 //! `d_in x d_out` column-major matrix and transposed, B = x as `d_in x t`, C = y as `d_out x t`. A [`GemmPlan`]
 //! (descriptors and the heuristic's algorithm) is made once per shape and SM target and reused, so timing loops
 //! launch only `cublasLtMatmul`. The SM-count target (`CUBLASLT_MATMUL_DESC_SM_COUNT_TARGET`) tells the
-//! heuristic how many SMs the partition has. Each stream gets its own workspace ([`Workspaces`]): streams that run
+//! heuristic how many SMs the partition has. On a partition smaller than [`CLUSTER_MIN_SMS`] (the 4-SM remainder
+//! of a 128-SM green group on a 132-SM GPU) the plan takes a heuristic candidate without thread-block clusters
+//! ([`choose_algo`]): the heuristic's first choice there failed with `CUBLAS_STATUS_EXECUTION_FAILED` on an H200
+//! (measurements/h200/2026-12-04-validate), as a kernel launched in clusters of SMs it cannot co-schedule would.
+//! Each stream gets its own workspace ([`Workspaces`]): streams that run
 //! at once (a replay's two partitions, the contention benchmark) must not share one.
 
 use std::ffi::c_void;
@@ -20,6 +24,27 @@ use crate::probe::{self, Library};
 
 /// cuBLASLt workspace (32 MiB, what cuBLAS recommends for Hopper).
 pub const WORKSPACE_BYTES: usize = 32 << 20;
+
+/// Partitions with fewer SMs than this get a cluster-free algorithm: the green-context co-scheduling alignment on
+/// compute capability 9.0 (groups come in multiples of 8 SMs; only a remainder can be smaller).
+pub const CLUSTER_MIN_SMS: u32 = 8;
+
+/// Heuristic candidates requested per plan.
+const CANDIDATES: usize = 16;
+
+/// Which candidate to use: the heuristic's first, except on a partition of fewer than [`CLUSTER_MIN_SMS`] SMs,
+/// where the first whose cluster shape is 1x1x1 (`None`: no candidate qualifies). `clusters[i]` is candidate `i`'s
+/// `CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID`.
+pub fn choose_algo(sm_target: u32, clusters: &[u32]) -> Option<usize> {
+    if clusters.is_empty() {
+        return None;
+    }
+    if sm_target == 0 || sm_target >= CLUSTER_MIN_SMS {
+        return Some(0);
+    }
+    let one = sys::cublasLtClusterShape_t::CUBLASLT_CLUSTER_SHAPE_1x1x1 as u32;
+    clusters.iter().position(|&c| c == one)
+}
 
 fn blas(call: &'static str) -> impl FnOnce(lt::CublasError) -> GpuError {
     move |e| GpuError::Blas { call, code: format!("{:?}", e.0) }
@@ -160,9 +185,49 @@ impl Gemm {
                 8,
             )
             .map_err(blas("set MAX_WORKSPACE_BYTES"))?;
-            let h = lt::get_matmul_algo_heuristic(self.handle, desc, a, b, c, c, pref);
+            let mut found: [sys::cublasLtMatmulHeuristicResult_t; CANDIDATES] = std::mem::zeroed();
+            let mut n: i32 = 0;
+            let st = sys::cublasLtMatmulAlgoGetHeuristic(
+                self.handle,
+                desc,
+                a,
+                b,
+                c,
+                c,
+                pref,
+                CANDIDATES as i32,
+                found.as_mut_ptr(),
+                &mut n,
+            );
             lt::destroy_matmul_pref(pref).map_err(blas("cublasLtMatmulPreferenceDestroy"))?;
-            plan.algo = h.map_err(blas("cublasLtMatmulAlgoGetHeuristic"))?.algo;
+            st.result().map_err(blas("cublasLtMatmulAlgoGetHeuristic"))?;
+            let found = &found[..(n.max(0) as usize).min(CANDIDATES)];
+            let mut clusters = Vec::with_capacity(found.len());
+            for r in found {
+                let mut id: u32 = 0;
+                let mut written = 0usize;
+                sys::cublasLtMatmulAlgoConfigGetAttribute(
+                    &r.algo,
+                    sys::cublasLtMatmulAlgoConfigAttributes_t::CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID,
+                    &mut id as *mut u32 as *mut c_void,
+                    4,
+                    &mut written,
+                )
+                .result()
+                .map_err(blas("cublasLtMatmulAlgoConfigGetAttribute(CLUSTER_SHAPE_ID)"))?;
+                clusters.push(id);
+            }
+            if found.is_empty() {
+                return Err(GpuError::Invalid(format!("cuBLASLt's heuristic offers no algorithm for {shape:?}")));
+            }
+            let Some(i) = choose_algo(sm_target, &clusters) else {
+                return Err(GpuError::Invalid(format!(
+                    "cuBLASLt offers no algorithm without thread-block clusters for {shape:?} on {sm_target} SMs \
+                     (cluster shape ids of its {} candidates: {clusters:?})",
+                    found.len()
+                )));
+            };
+            plan.algo = found[i].algo;
         }
         Ok(plan)
     }
@@ -246,6 +311,22 @@ mod tests {
         let e: Result<&u32, &str> = w.for_stream(0x30, || Err("out of memory"));
         assert_eq!(e.unwrap_err(), "out of memory");
         assert_eq!(w.len(), 2, "a failed allocation records nothing");
+    }
+
+    #[test]
+    fn small_partitions_take_the_first_cluster_free_candidate() {
+        let one = sys::cublasLtClusterShape_t::CUBLASLT_CLUSTER_SHAPE_1x1x1 as u32;
+        let two = sys::cublasLtClusterShape_t::CUBLASLT_CLUSTER_SHAPE_2x1x1 as u32;
+        let auto = sys::cublasLtClusterShape_t::CUBLASLT_CLUSTER_SHAPE_AUTO as u32;
+        // The whole GPU (target 0) and any group-sized partition: the heuristic's first choice, whatever it is.
+        assert_eq!(choose_algo(0, &[two, one]), Some(0));
+        assert_eq!(choose_algo(8, &[two, one]), Some(0));
+        assert_eq!(choose_algo(100, &[auto]), Some(0));
+        // The 4-SM remainder: the first explicit 1x1x1 (AUTO may still launch clusters).
+        assert_eq!(choose_algo(4, &[two, auto, one, one]), Some(2));
+        assert_eq!(choose_algo(4, &[two, auto]), None);
+        assert_eq!(choose_algo(4, &[]), None);
+        assert_eq!(choose_algo(0, &[]), None);
     }
 
     #[test]

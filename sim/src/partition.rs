@@ -3,6 +3,9 @@
 //! - `tpc`: multiples of one TPC (2 SMs) on either side, as DuetServe's per-stream TPC masks allow.
 //! - `green`: green contexts on compute capability 9.0: one side is a multiple of 8 SMs (at least 8), the other
 //!   side gets the remainder (on a 132-SM H100: 8..=128 plus the remaining 124..=4).
+//! - `green8`: `green` without partitions under 8 SMs (no 4-SM remainder on 132 SMs). On an H200, cuBLASLt's
+//!   first-choice GEMMs failed on the 4-SM remainder (measurements/h200/2026-12-04-validate); this menu is what a
+//!   runtime without a cluster-free fallback can use.
 //! - `sm`: any SM count (for studies; no hardware mechanism gives this).
 //!
 //! The whole GPU is always a legal partition.
@@ -21,6 +24,8 @@ pub enum Granularity {
     Tpc,
     /// Green contexts on CC 9.0: a multiple of 8 SMs on one side, the remainder on the other.
     Green,
+    /// `Green` without partitions under 8 SMs.
+    Green8,
 }
 
 impl fmt::Display for Granularity {
@@ -29,6 +34,7 @@ impl fmt::Display for Granularity {
             Self::Sm => "sm",
             Self::Tpc => "tpc",
             Self::Green => "green",
+            Self::Green8 => "green8",
         })
     }
 }
@@ -40,7 +46,10 @@ impl FromStr for Granularity {
             "sm" => Ok(Self::Sm),
             "tpc" => Ok(Self::Tpc),
             "green" => Ok(Self::Green),
-            _ => Err(ConfigError::Invalid(format!("unknown partition granularity {s:?}; known: tpc, green, sm"))),
+            "green8" => Ok(Self::Green8),
+            _ => {
+                Err(ConfigError::Invalid(format!("unknown partition granularity {s:?}; known: tpc, green, green8, sm")))
+            }
         }
     }
 }
@@ -61,6 +70,7 @@ impl Granularity {
             Self::Sm => true,
             Self::Tpc => sms % 2 == 0,
             Self::Green => sms % GREEN_STEP == 0 || (total - sms) % GREEN_STEP == 0 && total - sms >= GREEN_STEP,
+            Self::Green8 => sms >= GREEN_STEP && Self::Green.allows(sms, total),
         }
     }
 
@@ -95,6 +105,13 @@ mod tests {
         assert!(green.contains(&(8, 124)) && green.contains(&(4, 128)) && green.contains(&(128, 4)));
         assert!(green.iter().all(|&(d, p)| d % 8 == 0 || p % 8 == 0));
         assert!(!Granularity::Green.allows(10, 132));
+        // green8: the same menu less the 4-SM remainder on either side.
+        let green8 = Granularity::Green8.splits(132);
+        let expect: Vec<(u32, u32)> = green.iter().copied().filter(|&(d, p)| d >= 8 && p >= 8).collect();
+        assert_eq!(green8, expect);
+        assert_eq!(green8.len(), green.len() - 2);
+        assert!(!Granularity::Green8.allows(4, 132) && Granularity::Green8.allows(132, 132));
+        assert_eq!("green8".parse::<Granularity>().unwrap(), Granularity::Green8);
         assert!(Granularity::Green.allows(132, 132));
         assert!("mig".parse::<Granularity>().is_err());
         assert!(Granularity::Green.validate(7).is_err());

@@ -81,8 +81,8 @@ pub fn replay(typed: &SimArgs, o: &ReplayOptions, log: &mut dyn FnMut(&str)) -> 
     let mut a = typed.clone();
     a.gpu = Some(gpu_name);
     let first = duet_args::config(&a)?;
-    if first.granularity != Granularity::Green {
-        bail!("a replay partitions SMs with green contexts: pass --granularity green");
+    if !matches!(first.granularity, Granularity::Green | Granularity::Green8) {
+        bail!("a replay partitions SMs with green contexts: pass --granularity green (or green8)");
     }
     if !first.cluster.is_single() {
         bail!("a replay drives one instance on one GPU (no --replicas, --disagg or --tp)");
