@@ -202,20 +202,25 @@ impl Gemm {
             lt::destroy_matmul_pref(pref).map_err(blas("cublasLtMatmulPreferenceDestroy"))?;
             st.result().map_err(blas("cublasLtMatmulAlgoGetHeuristic"))?;
             let found = &found[..(n.max(0) as usize).min(CANDIDATES)];
+            // Cluster shapes are read only where they decide (a small partition); the attribute is a uint16_t.
             let mut clusters = Vec::with_capacity(found.len());
             for r in found {
-                let mut id: u32 = 0;
+                if sm_target == 0 || sm_target >= CLUSTER_MIN_SMS {
+                    clusters.push(0);
+                    continue;
+                }
+                let mut id: u16 = 0;
                 let mut written = 0usize;
                 sys::cublasLtMatmulAlgoConfigGetAttribute(
                     &r.algo,
                     sys::cublasLtMatmulAlgoConfigAttributes_t::CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID,
-                    &mut id as *mut u32 as *mut c_void,
-                    4,
+                    &mut id as *mut u16 as *mut c_void,
+                    std::mem::size_of::<u16>(),
                     &mut written,
                 )
                 .result()
                 .map_err(blas("cublasLtMatmulAlgoConfigGetAttribute(CLUSTER_SHAPE_ID)"))?;
-                clusters.push(id);
+                clusters.push(u32::from(id));
             }
             if found.is_empty() {
                 return Err(GpuError::Invalid(format!("cuBLASLt's heuristic offers no algorithm for {shape:?}")));
