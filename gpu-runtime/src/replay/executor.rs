@@ -411,8 +411,11 @@ impl<'a> CudaExecutor<'a> {
             .then_some(bucket)
             .flatten()
             .filter(|&rows| !self.failed_graphs.contains(&(sms, rows)));
+        // A whole step (group (0, 1)) may run while a segmented step holds its set (muxwise: decode steps on one
+        // partition between a layered prefill's groups on the other); ops() then gives it the other set.
         let (part, set) = match (group.0, self.held) {
             (0, None) => self.ops(sms, graph_rows.is_some())?,
+            (0, Some(_)) if group.1 == 1 => self.ops(sms, graph_rows.is_some())?,
             (g, Some(set)) if g > 0 => (self.partition(sms)?, set),
             _ => {
                 return Err(GpuError::Invalid(format!(
