@@ -74,7 +74,8 @@ pub struct ValidateArgs {
     /// The device run's output folder (steps.csv, summary.json).
     #[arg(long, value_name = "DIR")]
     pub replay: PathBuf,
-    /// Write validation.md, validation.json, steps_validation.csv and a figure here.
+    /// Write validation.md, validation.json, steps_validation.csv, figures (step scatter, TTFT and TBT CDFs) and
+    /// timeline.json (a Perfetto trace: simulated and measured steps per partition, one above the other) here.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 }
@@ -125,6 +126,10 @@ pub struct SimCommand {
     /// Write summary.json (vLLM key names), requests.csv, decisions.csv and iterations.csv into this directory.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Write the run as a Chrome/Perfetto trace (JSON trace-event format): one track per SM partition, request
+    /// arrivals and first tokens as instant events; open it in ui.perfetto.dev.
+    #[arg(long, value_name = "FILE")]
+    pub timeline: Option<PathBuf>,
 }
 
 /// Options of `duet bench`.

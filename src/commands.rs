@@ -6,13 +6,13 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use duet_sim::cost::check::{LINEAR_OPS, compare_vidur_linear, error_stats};
 use duet_sim::kv::{KvCapacity, KvConfig};
-use duet_sim::{GpuSpec, ModelSpec, report, simulate};
+use duet_sim::{GpuSpec, ModelSpec, report, simulate, trace_event};
 
 use crate::cli::{RooflineArgs, SimArgs};
 pub(crate) use duet_args::{config, load_workload};
 
 /// `duet sim`.
-pub fn sim(a: &SimArgs, out: Option<&Path>) -> Result<()> {
+pub fn sim(a: &SimArgs, out: Option<&Path>, timeline: Option<&Path>) -> Result<()> {
     let started = Instant::now();
     let cfg = config(a)?;
     let w = load_workload(a, &cfg)?;
@@ -26,6 +26,12 @@ pub fn sim(a: &SimArgs, out: Option<&Path>) -> Result<()> {
     if let Some(dir) = out {
         report::write_dir(&run, dir).with_context(|| format!("writing results to {}", dir.display()))?;
         println!("wrote summary.json, requests.csv, decisions.csv and iterations.csv to {}", dir.display());
+    }
+    if let Some(path) = timeline {
+        let src = trace_event::TraceSource::from_run("simulated", &run.output.iterations, &run.output.requests);
+        std::fs::write(path, serde_json::to_string(&trace_event::trace(&[src]))?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote the timeline (Perfetto trace) to {}", path.display());
     }
     Ok(())
 }

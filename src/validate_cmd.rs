@@ -5,13 +5,16 @@
 //! measured profile; see `duet_args::record`), and reports per-step errors of the cost model
 //! for the exact batches that ran, and the run-level TTFT/ITL/TBT/throughput errors
 //! (`duet_sim::validate` documents the measures). With `--out`: `validation.md`, `validation.json`,
-//! `steps_validation.csv` and a predicted-vs-measured figure.
+//! `steps_validation.csv`, figures (predicted-vs-measured step times; simulated and measured CDFs of TTFT and of each
+//! request's largest gap between tokens, TBT) and `timeline.json`, a Perfetto trace with the simulated and the
+//! measured steps per partition one above the other ([`duet_sim::trace_event`]).
 
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use duet_reports::figure::{Figure, ScatterChart};
+use duet_reports::figure::{CdfChart, Figure, ScatterChart};
 use duet_reports::style::ColorMap;
+use duet_sim::trace_event::{self, TraceRequest, TraceSource, TraceStep};
 use duet_sim::validate::{self, StepComparison, compare_steps, compare_summaries, read_steps};
 use duet_sim::{report, run::simulate};
 use serde_json::{Value, json};
@@ -93,8 +96,116 @@ pub fn run(typed: &SimArgs, explicit: &[String], replay: &Path, out: Option<&Pat
         for f in figure(&steps, &sc).render(&ColorMap::new(kinds(&steps)), &dir.join("validation-steps"))? {
             println!("wrote {}", f.display());
         }
+        let measured_reqs = read_requests(&replay.join("requests.csv"))?;
+        let sim_reqs: Vec<RequestTimes> = run
+            .output
+            .requests
+            .iter()
+            .filter(|r| r.tokens_emitted > 0)
+            .map(|r| RequestTimes {
+                id: r.id,
+                arrival_ms: r.arrival.0 as f64 / 1e6,
+                ttft_ms: Some(r.first_token.0.saturating_sub(r.arrival.0) as f64 / 1e6),
+                max_tbt_ms: Some(r.max_tbt.0 as f64 / 1e6),
+            })
+            .collect();
+        let colors = ColorMap::new(vec!["simulated".to_string(), "measured".to_string()]);
+        for (stem, title, label, pick) in [
+            ("validation-ttft-cdf", "TTFT", "TTFT (ms)", 0),
+            ("validation-tbt-cdf", "largest gap between tokens per request (TBT)", "TBT (ms)", 1),
+        ] {
+            let title = format!("{}, {}: simulated and measured", run.meta.policy, title);
+            let values = |v: &[RequestTimes]| -> Vec<f64> {
+                v.iter().filter_map(|r| if pick == 0 { r.ttft_ms } else { r.max_tbt_ms }).collect()
+            };
+            let fig = Figure::Cdf(CdfChart {
+                title,
+                x_label: label.into(),
+                series: vec![("simulated".into(), values(&sim_reqs)), ("measured".into(), values(&measured_reqs))],
+                limit: None,
+            });
+            for f in fig.render(&colors, &dir.join(stem))? {
+                println!("wrote {}", f.display());
+            }
+        }
+        let simulated = TraceSource::from_run("simulated", &run.output.iterations, &run.output.requests);
+        let measured = measured_source(&steps, &measured_reqs);
+        let path = dir.join("timeline.json");
+        std::fs::write(&path, serde_json::to_string(&trace_event::trace(&[simulated, measured]))?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {} (open in ui.perfetto.dev)", path.display());
     }
     Ok(())
+}
+
+/// A request's times as `requests.csv` has them (ms; empty fields are `None`).
+#[derive(Debug, Clone, PartialEq)]
+struct RequestTimes {
+    id: u32,
+    arrival_ms: f64,
+    ttft_ms: Option<f64>,
+    max_tbt_ms: Option<f64>,
+}
+
+/// Reads `id`, `arrival_ms`, `ttft_ms` and `max_tbt_ms` from a run's `requests.csv` (columns found by name).
+fn read_requests(path: &Path) -> Result<Vec<RequestTimes>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    parse_requests(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+fn parse_requests(text: &str) -> std::result::Result<Vec<RequestTimes>, String> {
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().ok_or("empty file")?.split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).ok_or(format!("no column {name:?}"));
+    let (id, arr, ttft, tbt) = (col("id")?, col("arrival_ms")?, col("ttft_ms")?, col("max_tbt_ms")?);
+    let mut out = Vec::new();
+    for (i, line) in lines.enumerate() {
+        let f: Vec<&str> = line.split(',').collect();
+        let lineno = i + 2;
+        let get = |c: usize, name: &str| f.get(c).copied().ok_or(format!("line {lineno}: no {name} field"));
+        let num = |c: usize, name: &str| -> std::result::Result<Option<f64>, String> {
+            let v = get(c, name)?;
+            if v.is_empty() {
+                return Ok(None);
+            }
+            v.parse::<f64>().map(Some).map_err(|_| format!("line {lineno}: {name} {v:?} is not a number"))
+        };
+        let id_v = get(id, "id")?;
+        out.push(RequestTimes {
+            id: id_v.parse().map_err(|_| format!("line {lineno}: id {id_v:?} is not an integer"))?,
+            arrival_ms: num(arr, "arrival_ms")?.ok_or(format!("line {lineno}: empty arrival_ms"))?,
+            ttft_ms: num(ttft, "ttft_ms")?,
+            max_tbt_ms: num(tbt, "max_tbt_ms")?,
+        });
+    }
+    Ok(out)
+}
+
+/// The device run as a trace source: its measured steps (GPU-event start and duration) and its requests.
+fn measured_source(steps: &[validate::StepRecord], reqs: &[RequestTimes]) -> TraceSource {
+    TraceSource {
+        name: "measured".into(),
+        steps: steps
+            .iter()
+            .map(|s| TraceStep {
+                lane: s.lane,
+                sms: s.sms,
+                start_ns: s.start_ns,
+                dur_ns: s.measured_ns,
+                seqs: s.work.len() as u32,
+                prefill_tokens: s.work.iter().filter(|w| w.new_tokens > 1).map(|w| w.new_tokens).sum(),
+                decode_tokens: s.work.iter().filter(|w| w.new_tokens == 1).count() as u32,
+            })
+            .collect(),
+        requests: reqs
+            .iter()
+            .map(|r| TraceRequest {
+                id: r.id,
+                arrival_ns: (r.arrival_ms * 1e6).round() as u64,
+                first_token_ns: r.ttft_ms.map(|t| ((r.arrival_ms + t) * 1e6).round() as u64),
+            })
+            .collect(),
+    }
 }
 
 fn kinds(steps: &[validate::StepRecord]) -> Vec<String> {
@@ -125,4 +236,28 @@ fn figure(steps: &[validate::StepRecord], sc: &StepComparison) -> Figure {
         groups,
         band: 0.10,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_read_by_column_name_with_empty_fields_as_none() {
+        let text = "id,arrival_ms,input_tokens,ttft_ms,max_tbt_ms\n3,1.5,10,20.25,\n4,2,10,,\n";
+        let r = parse_requests(text).unwrap();
+        assert_eq!(r[0], RequestTimes { id: 3, arrival_ms: 1.5, ttft_ms: Some(20.25), max_tbt_ms: None });
+        assert_eq!((r[1].ttft_ms, r[1].max_tbt_ms), (None, None));
+        assert!(parse_requests("id,arrival_ms,ttft_ms\n").unwrap_err().contains("max_tbt_ms"));
+        let e = parse_requests("id,arrival_ms,ttft_ms,max_tbt_ms\n1,x,1,1\n").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("arrival_ms"), "{e}");
+    }
+
+    #[test]
+    fn the_measured_source_places_first_tokens_after_arrival() {
+        let reqs = [RequestTimes { id: 1, arrival_ms: 2.0, ttft_ms: Some(3.5), max_tbt_ms: None }];
+        let src = measured_source(&[], &reqs);
+        assert_eq!(src.requests[0], TraceRequest { id: 1, arrival_ns: 2_000_000, first_token_ns: Some(5_500_000) });
+        trace_event::check_trace(&trace_event::trace(&[src])).unwrap();
+    }
 }

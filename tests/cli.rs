@@ -199,7 +199,10 @@ fn bad_input_is_a_clear_error_not_a_panic() {
             "101 prefill SMs is not a legal tpc partition of 132 SMs".into(),
         ),
         (vec!["sim", "--policy", "static-split", "--split", "100-32"], "must be PREFILL_SMS:DECODE_SMS".into()),
-        (vec!["sim", "--granularity", "mig"], "unknown partition granularity \"mig\"; known: tpc, green, sm".into()),
+        (
+            vec!["sim", "--granularity", "mig"],
+            "unknown partition granularity \"mig\"; known: tpc, green, green8, sm".into(),
+        ),
         (
             vec!["sim", "--policy", "duet", "--num-sms", "7", "--granularity", "green"],
             "granularity green cannot split a GPU of 7 SMs".into(),
@@ -215,4 +218,34 @@ fn bad_input_is_a_clear_error_not_a_panic() {
         assert!(err.contains(&needle), "{args:?}: expected {needle:?} in {err:?}");
         assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
     }
+}
+
+#[test]
+fn sim_timeline_is_a_trace_event_file_with_a_track_per_partition() {
+    let dir = tmp("timeline");
+    let path = dir.join("t.json");
+    let o = duet(&[
+        "sim",
+        "--policy",
+        "static-split",
+        "--split",
+        "100:32",
+        "--granularity",
+        "green",
+        "--num-requests",
+        "20",
+        "--timeline",
+        path.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    duet_sim::trace_event::check_trace(&v).unwrap();
+    let ev = v["traceEvents"].as_array().unwrap();
+    // Both partitions' steps, on their own tracks, with the SM counts of the split; 20 arrivals, 20 first tokens.
+    for (tid, name) in [(2, "prefill 100 SMs"), (3, "decode 32 SMs")] {
+        assert!(ev.iter().any(|e| e["ph"] == "X" && e["tid"] == tid && e["name"] == name), "no {name:?} on {tid}");
+    }
+    let instants =
+        |prefix: &str| ev.iter().filter(|e| e["ph"] == "i" && e["name"].as_str().unwrap().starts_with(prefix)).count();
+    assert_eq!((instants("arrival"), instants("first token")), (20, 20));
 }

@@ -28,6 +28,7 @@ pub mod request;
 pub mod run;
 pub mod stats;
 pub mod time;
+pub mod trace_event;
 pub mod validate;
 
 pub use error::{ConfigError, SimError};
