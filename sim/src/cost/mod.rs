@@ -33,6 +33,7 @@ pub mod check;
 pub mod collective;
 pub mod curves;
 pub mod efficiency;
+mod memo;
 pub mod ops;
 
 use std::sync::Arc;
@@ -129,6 +130,8 @@ pub struct IterationCost {
 /// The roofline cost model for one model on one GPU.
 #[derive(Debug)]
 pub struct CostModel {
+    /// Identity for the GEMM memo ([`memo`]): unique per constructed model, never 0.
+    id: u64,
     model: ModelSpec,
     gpu: GpuSpec,
     curves: Arc<dyn DeviceCurves>,
@@ -144,7 +147,9 @@ impl CostModel {
 
     /// A cost model with custom SM-scaling curves (e.g. a fitted profile).
     pub fn with_curves(model: ModelSpec, gpu: GpuSpec, curves: Arc<dyn DeviceCurves>, config: CostConfig) -> Self {
-        Self { model, gpu, curves, config }
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self { id, model, gpu, curves, config }
     }
 
     /// The model this cost model describes.
@@ -169,7 +174,7 @@ impl CostModel {
         }
         let w = ops::linear(n, d_in, d_out, self.model.dtype_bytes);
         t.add(w, self.curves.bandwidth(sms));
-        self.curves.gemm_time(sms, n, d_out, w)
+        memo::gemm_time(self.id, sms, n, d_in, d_out, || self.curves.gemm_time(sms, n, d_out, w))
     }
 
     fn elementwise(&self, sms: u32, op: Elementwise, w: Work, t: &mut Tally) -> f64 {
