@@ -203,7 +203,7 @@ pub fn cost_model(cfg: &SimConfig) -> Result<Arc<CostModel>, SimError> {
     let model = cfg.model.shard(tp)?;
     let mut cost_cfg = cfg.cost.clone();
     if tp > 1 {
-        cost_cfg.tensor_parallel = Some(TensorParallel { degree: tp, all_reduce: RingAllReduce::H100_NVLINK });
+        cost_cfg.tensor_parallel = Some(TensorParallel { degree: tp, all_reduce: RingAllReduce::for_gpu(&cfg.gpu) });
     }
     Ok(Arc::new(match &cfg.curves {
         Some(c) => CostModel::with_curves(model, cfg.gpu.clone(), Arc::clone(c), cost_cfg),

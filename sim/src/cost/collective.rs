@@ -11,7 +11,11 @@
 //! on the relative error (times span three decades); [`load_vidur_all_reduce`] reads Vidur's collective
 //! profiles (`size` in bytes, times in ms). On Vidur's H100 measurements the fit's median error is 3.1% on 2
 //! GPUs (186 GB/s, 6.1 us per step) and 4.9% on 4 GPUs (46 GB/s, 4.0 us: that profile's 4 GPUs do not reach
-//! NVLink bus bandwidth), see `sim/tests/all_reduce.rs`. Tensor parallelism (issue 6) builds on this model.
+//! NVLink bus bandwidth), see `sim/tests/all_reduce.rs`. On Vidur's A100 pairs, fitted on half the sizes, the
+//! median error on the other half is 2.1% (189 GB/s, 13.8 us per step; the H100 ring there: 4.4%, p90 41.5%
+//! against 16.9%). Tensor parallelism (issue 6) builds on this model with the pair ring of its GPU
+//! ([`RingAllReduce::for_gpu`]) for every degree: both files' 4-GPU rings (46 and 24 GB/s) come from machines
+//! whose NVLink joins pairs only, which an SXM board with NVSwitch is not.
 
 use std::path::Path;
 
@@ -42,6 +46,16 @@ impl RingAllReduce {
     /// H100 SXM pairs over NVLink: fitted to Vidur's `all_reduce.pairwise_nvlink.csv` (2 GPUs, 994 sizes from
     /// 2 KiB to 64 MiB; median error 3.1%): 186 GB/s bus bandwidth, 6.1 us per step.
     pub const H100_NVLINK: RingAllReduce = RingAllReduce { bus_bandwidth: 186.5e9, step_latency_s: 6.09e-6 };
+
+    /// A100 SXM pairs over NVLink (third generation): fitted to every other size of Vidur's A100
+    /// `all_reduce.pairwise_nvlink.csv` (2 GPUs), its error reported on the other half (`sim/tests/all_reduce.rs`).
+    pub const A100_NVLINK: RingAllReduce = RingAllReduce { bus_bandwidth: 188.71e9, step_latency_s: 13.797e-6 };
+
+    /// The ring of `gpu`'s NVLink generation: [`Self::A100_NVLINK`] on an A100, [`Self::H100_NVLINK`] on an H100
+    /// or H200 (the same NVLink 4 links; no H200 measurement exists here), and on any other GPU.
+    pub fn for_gpu(gpu: &crate::GpuSpec) -> RingAllReduce {
+        if gpu.name.starts_with("a100") { Self::A100_NVLINK } else { Self::H100_NVLINK }
+    }
 
     /// Seconds to all-reduce `bytes` over `workers` GPUs.
     pub fn time_s(&self, bytes: f64, workers: u32) -> f64 {
