@@ -16,7 +16,7 @@ pub fn sim(a: &SimArgs, out: Option<&Path>, timeline: Option<&Path>) -> Result<(
     let started = Instant::now();
     let cfg = config(a)?;
     let w = load_workload(a, &cfg)?;
-    for n in &w.notes {
+    for n in duet_args::option_notes(a).iter().chain(&w.notes) {
         eprintln!("note: {n}");
     }
     let run = simulate(&w, &cfg)?;

@@ -27,6 +27,30 @@ fn parse_split(s: &str) -> Result<(u32, u32)> {
 }
 
 /// Builds the simulation configuration the arguments describe.
+/// Notes on options given that the chosen policy does not read (they cannot affect the run; sweeps set such
+/// options on purpose, so they are notes, not errors). `duet sim` prints them.
+pub fn option_notes(a: &SimArgs) -> Vec<String> {
+    let preset = a.engine.as_deref().and_then(|e| EnginePreset::resolve(e).ok());
+    let name = match (&a.policy, &preset) {
+        (Some(n), _) => n.clone(),
+        (None, Some(p)) => p.policy.clone(),
+        (None, None) => "chunked".to_string(),
+    };
+    let opts = PolicyOptions {
+        token_budget: a.token_budget,
+        max_num_seqs: a.max_num_seqs,
+        tbt_target_ms: a.tbt_target_ms,
+        max_lookahead: a.max_lookahead,
+        split: None,
+        guard: a.decode_guard,
+        without: a.adaptive_without.iter().map(String::clone).collect(),
+    };
+    PolicyConfig::ignored_options(&name, &opts)
+        .into_iter()
+        .map(|flag| format!("{flag} does not apply to policy {name}: ignored"))
+        .collect()
+}
+
 pub fn config(a: &SimArgs) -> Result<SimConfig> {
     let model = ModelSpec::resolve(&a.model)?;
     let mut gpu = GpuSpec::by_name(a.gpu_name())?;

@@ -7,5 +7,5 @@ pub mod record;
 pub mod sim_args;
 pub mod workload;
 
-pub use config::{config, load_workload};
+pub use config::{config, load_workload, option_notes};
 pub use sim_args::{SimArgs, WorkloadArgs};

@@ -23,7 +23,7 @@ pub struct WorkloadArgs {
     pub burstgpt_log: Option<String>,
     /// Generate N requests instead of replaying the trace's arrivals: arrivals from --arrivals at --rate
     /// (default: the trace's mean rate), lengths from --input-len/--output-len or else drawn from the trace.
-    #[arg(long, value_name = "N")]
+    #[arg(allow_negative_numbers = true, long, value_name = "N")]
     pub synthetic: Option<usize>,
     /// Arrival process for --synthetic and length-only traces: poisson, gamma:cv=C (burstiness), constant,
     /// burst.
@@ -36,11 +36,11 @@ pub struct WorkloadArgs {
     #[arg(long, value_name = "DIST", requires = "synthetic", requires = "input_len")]
     pub output_len: Option<String>,
     /// Multiply the arrival rate by F (arrival times are divided by F).
-    #[arg(long, value_name = "F", conflicts_with = "rate")]
+    #[arg(allow_negative_numbers = true, long, value_name = "F", conflicts_with = "rate")]
     pub rate_scale: Option<f64>,
     /// Mean arrival rate in requests/s: rescales a trace's arrivals so that (n - 1) / (last - first arrival)
     /// = R; with --synthetic or a length-only trace, the rate of the arrival process.
-    #[arg(long, value_name = "R")]
+    #[arg(allow_negative_numbers = true, long, value_name = "R")]
     pub rate: Option<f64>,
     /// Keep only requests arriving within this duration (e.g. 600s, 10m, 1h) after --window-start.
     #[arg(long, value_name = "DURATION")]
@@ -55,23 +55,23 @@ pub struct WorkloadArgs {
     #[arg(long, value_name = "MIN:MAX")]
     pub output_range: Option<String>,
     /// Cap prompt lengths at N tokens.
-    #[arg(long, value_name = "N")]
+    #[arg(allow_negative_numbers = true, long, value_name = "N")]
     pub cap_input: Option<u32>,
     /// Cap output lengths at N tokens.
-    #[arg(long, value_name = "N")]
+    #[arg(allow_negative_numbers = true, long, value_name = "N")]
     pub cap_output: Option<u32>,
     /// Shuffle (input, output) lengths among requests (seeded by --seed), keeping the arrival times.
     #[arg(long)]
     pub shuffle_lengths: bool,
     /// Keep only the first N requests.
-    #[arg(long, value_name = "N")]
+    #[arg(allow_negative_numbers = true, long, value_name = "N")]
     pub num_requests: Option<usize>,
     /// Requests longer than the model's context (input + output > max_position_embeddings) are an error;
     /// with this flag they are capped to fit instead (prompt first, then output).
     #[arg(long)]
     pub cap_to_context: bool,
     /// Seed for every random draw (synthetic arrivals, sampled lengths, shuffles).
-    #[arg(long, default_value_t = 0)]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 0)]
     pub seed: u64,
 }
 
@@ -94,14 +94,14 @@ pub struct SimArgs {
     /// Make the profile's (or datasheet curves') bandwidth saturate at this many SMs: per-SM bandwidth becomes
     /// whole-GPU bandwidth x min(1, SMs / this). A sensitivity knob until per-SM measurements exist (bundled
     /// profiles assume 64 on H100/H200, 54 on A100).
-    #[arg(long, value_name = "SMS")]
+    #[arg(allow_negative_numbers = true, long, value_name = "SMS")]
     pub bw_saturation_sms: Option<u32>,
     /// SM-scaling shape: `profile` (the profile's or datasheet's curves, default) or `linear` (ablation: every
     /// operator on S SMs takes total/S times its whole-GPU time).
     #[arg(long, value_name = "SHAPE", default_value = "profile")]
     pub sm_scaling: String,
     /// Use only this many SMs of the GPU (default: all of them).
-    #[arg(long, value_name = "SMS")]
+    #[arg(allow_negative_numbers = true, long, value_name = "SMS")]
     pub num_sms: Option<u32>,
     /// Engine preset (opt-in): `vllm-0.11`, or a path to a preset JSON. Sets what the engine does by default on
     /// --gpu: its scheduler (replacing the default policy; name another --policy to run that one under the
@@ -118,17 +118,17 @@ pub struct SimArgs {
     pub policy: Option<String>,
     /// Tokens per iteration (chunked and duet, default 2048), prefill tokens per prefill batch (prefill-first,
     /// default 8192; static-split and muxwise, default 2048).
-    #[arg(long, value_name = "TOKENS")]
+    #[arg(allow_negative_numbers = true, long, value_name = "TOKENS")]
     pub token_budget: Option<u32>,
     /// Most requests running at once (vLLM `max_num_seqs`) for chunked, vllm and duet (default 256).
-    #[arg(long, value_name = "N")]
+    #[arg(allow_negative_numbers = true, long, value_name = "N")]
     pub max_num_seqs: Option<u32>,
     /// TBT target of duet and muxwise, milliseconds (default 100).
-    #[arg(long, value_name = "MS")]
+    #[arg(allow_negative_numbers = true, long, value_name = "MS")]
     pub tbt_target_ms: Option<f64>,
     /// Largest look-ahead depth of duet's decode windows (default 8); static-split's decode steps per batch
     /// (default 1).
-    #[arg(long, value_name = "K")]
+    #[arg(allow_negative_numbers = true, long, value_name = "K")]
     pub max_lookahead: Option<u32>,
     /// Partition granularity: tpc (2 SMs, DuetServe's TPC masks; default), green (CC 9.0 green contexts: a
     /// multiple of 8 SMs and the remainder), green8 (green without partitions under 8 SMs), sm.
@@ -136,7 +136,7 @@ pub struct SimArgs {
     pub granularity: String,
     /// Decode-step guard of duet (default 0, the paper's rule) and muxwise (default 0.3): a decode partition
     /// qualifies when its predicted step x (1 + guard) meets the TBT target.
-    #[arg(long, value_name = "FRACTION")]
+    #[arg(allow_negative_numbers = true, long, value_name = "FRACTION")]
     pub decode_guard: Option<f64>,
     /// Switch off these mechanisms of `adaptive` (ablation; comma-separated): learn-contention, occupancy,
     /// join-aware, aggregate, hrrn. Other policies refuse it.
@@ -147,40 +147,40 @@ pub struct SimArgs {
     #[arg(long, value_name = "P:D")]
     pub split: Option<String>,
     /// Per-iteration CPU scheduling and launch overhead of an eagerly launched batch, microseconds (default 1000).
-    #[arg(long, value_name = "US")]
+    #[arg(allow_negative_numbers = true, long, value_name = "US")]
     pub iteration_overhead_us: Option<u64>,
     /// Launch time of a decode step replayed from a CUDA graph in a look-ahead window, microseconds (default 30).
-    #[arg(long, value_name = "US")]
+    #[arg(allow_negative_numbers = true, long, value_name = "US")]
     pub graph_launch_us: Option<u64>,
     /// Time to change the partition layout, microseconds (default 20).
-    #[arg(long, value_name = "US")]
+    #[arg(allow_negative_numbers = true, long, value_name = "US")]
     pub partition_switch_us: Option<u64>,
     /// Use fixed contention slowdowns instead of the profile's bandwidth model: slowdown of a decode partition
     /// while another runs (default with this mode 0.15).
-    #[arg(long, value_name = "FRACTION")]
+    #[arg(allow_negative_numbers = true, long, value_name = "FRACTION")]
     pub contention_decode: Option<f64>,
     /// Fixed-slowdown mode: slowdown of a prefill or whole-GPU batch while another runs (default 0.05).
-    #[arg(long, value_name = "FRACTION")]
+    #[arg(allow_negative_numbers = true, long, value_name = "FRACTION")]
     pub contention_prefill: Option<f64>,
     /// Bandwidth contention model: extra stretch of memory-bound work while partitions overlap (profile
     /// default 0.1).
-    #[arg(long, value_name = "FRACTION")]
+    #[arg(allow_negative_numbers = true, long, value_name = "FRACTION")]
     pub contention_interference: Option<f64>,
     /// Fraction of GPU memory for weights, activations and KV cache (default 0.9).
-    #[arg(long, value_name = "FRACTION")]
+    #[arg(allow_negative_numbers = true, long, value_name = "FRACTION")]
     pub gpu_memory_utilization: Option<f64>,
     /// Set the KV cache to exactly this many 16-token blocks instead of deriving it from GPU memory.
-    #[arg(long, value_name = "BLOCKS")]
+    #[arg(allow_negative_numbers = true, long, value_name = "BLOCKS")]
     pub kv_blocks: Option<u32>,
     /// Disable the prefix cache (on by default when the trace has prefix hashes, e.g. Mooncake).
     #[arg(long)]
     pub no_prefix_cache: bool,
     /// Aggregated instances behind the router, each on --tp GPUs running --policy.
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    #[arg(allow_negative_numbers = true, long, value_name = "N", default_value_t = 1)]
     pub replicas: u32,
     /// Tensor-parallel degree of every instance: GPUs per instance (shards heads and MLP, two ring all-reduces
     /// per layer over NVLink).
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    #[arg(allow_negative_numbers = true, long, value_name = "N", default_value_t = 1)]
     pub tp: u32,
     /// Disaggregated prefill/decode as xPyD (e.g. 1P1D, 2P1D): x prefill and y decode instances, each running
     /// --policy on --tp GPUs; the prompt's KV moves over --kv-link. Replaces --replicas.
@@ -195,16 +195,16 @@ pub struct SimArgs {
     #[arg(long, value_name = "LINK")]
     pub kv_link: Option<String>,
     /// GPUs available (default: exactly what the instances need); an error if the instances need more.
-    #[arg(long, value_name = "N")]
+    #[arg(allow_negative_numbers = true, long, value_name = "N")]
     pub gpus: Option<u32>,
     /// TTFT SLO in milliseconds (a request is good only if its TTFT <= this).
-    #[arg(long, value_name = "MS")]
+    #[arg(allow_negative_numbers = true, long, value_name = "MS")]
     pub slo_ttft_ms: Option<f64>,
     /// TBT SLO in milliseconds, applied to each request's largest inter-token gap.
-    #[arg(long, value_name = "MS")]
+    #[arg(allow_negative_numbers = true, long, value_name = "MS")]
     pub slo_tbt_ms: Option<f64>,
     /// TPOT SLO in milliseconds ((E2EL - TTFT) / (output tokens - 1)).
-    #[arg(long, value_name = "MS")]
+    #[arg(allow_negative_numbers = true, long, value_name = "MS")]
     pub slo_tpot_ms: Option<f64>,
 }
 

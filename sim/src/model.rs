@@ -131,6 +131,43 @@ impl ModelSpec {
         if head_dim == 0 {
             return Err(ConfigError::Model(format!("{name}: head_dim must be > 0")));
         }
+        // Bounds far above any real model, so that no product of sizes overflows (u64 arithmetic does not trap in
+        // release builds): each size, then the parameter count and the KV bytes per token, checked in u128.
+        for (field, v, max) in [
+            ("hidden_size", c.hidden_size, 1u64 << 20),
+            ("num_hidden_layers", c.num_hidden_layers, 1 << 14),
+            ("num_attention_heads", c.num_attention_heads, 1 << 16),
+            ("num_key_value_heads", num_kv_heads, 1 << 16),
+            ("head_dim", head_dim, 1 << 16),
+            ("intermediate_size", c.intermediate_size, 1 << 22),
+            ("vocab_size", c.vocab_size, 1 << 24),
+        ] {
+            if v > max {
+                return Err(ConfigError::Model(format!(
+                    "{name}: {field} {v} is beyond the largest duet accepts, {max}"
+                )));
+            }
+        }
+        if let Some(ctx) = c.max_position_embeddings
+            && ctx > 1 << 30
+        {
+            return Err(ConfigError::Model(format!(
+                "{name}: max_position_embeddings {ctx} is beyond the largest duet accepts, {}",
+                1u32 << 30
+            )));
+        }
+        let w = |v: u64| u128::from(v);
+        let (h, l, hq, hkv, dh) =
+            (w(c.hidden_size), w(c.num_hidden_layers), w(c.num_attention_heads), w(num_kv_heads), w(head_dim));
+        let params = l * (h * (hq + 2 * hkv) * dh + hq * dh * h + 3 * h * w(c.intermediate_size) + 2 * h)
+            + 2 * w(c.vocab_size) * h
+            + h;
+        const MAX_PARAMS: u128 = 1 << 50;
+        if params > MAX_PARAMS {
+            return Err(ConfigError::Model(format!(
+                "{name}: {params} parameters is beyond the largest model duet accepts, 2^50 ({MAX_PARAMS})"
+            )));
+        }
         Ok(ModelSpec {
             name: name.to_string(),
             hidden_size: c.hidden_size,
@@ -278,5 +315,36 @@ mod tests {
         assert!(e.contains("bad config.json"), "{e}");
         let e = ModelSpec::from_json("x", r#"{"hidden_size":64,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":3,"intermediate_size":1,"vocab_size":1}"#).unwrap_err().to_string();
         assert!(e.contains("must divide"), "{e}");
+    }
+
+    #[test]
+    fn sizes_that_would_overflow_are_refused_with_the_limit() {
+        let cfg = |field: &str, v: u64| {
+            let mut j: serde_json::Value = serde_json::from_str(
+                r#"{"hidden_size":4096,"num_hidden_layers":36,"num_attention_heads":32,"num_key_value_heads":8,
+                    "head_dim":128,"intermediate_size":12288,"vocab_size":151936}"#,
+            )
+            .unwrap();
+            j[field] = v.into();
+            ModelSpec::from_json("m", &j.to_string())
+        };
+        assert!(cfg("hidden_size", 4096).is_ok());
+        for (field, limit) in [("hidden_size", 1u64 << 20), ("head_dim", 1 << 16), ("vocab_size", 1 << 24)] {
+            let e = cfg(field, 1 << 32).unwrap_err().to_string();
+            assert!(e.contains(field) && e.contains(&limit.to_string()), "{e}");
+        }
+        // Each size within its bound, their product not: 16,384 layers of a 2^22-wide MLP.
+        let mut j: serde_json::Value = serde_json::from_str(
+            r#"{"hidden_size":1048576,"num_hidden_layers":16384,"num_attention_heads":32,"head_dim":128,
+                "intermediate_size":4194304,"vocab_size":1000}"#,
+        )
+        .unwrap();
+        let e = ModelSpec::from_json("m", &j.to_string()).unwrap_err().to_string();
+        assert!(e.contains("parameters is beyond") && e.contains("2^50"), "{e}");
+        j["max_position_embeddings"] = (1u64 << 31).into();
+        j["num_hidden_layers"] = 1.into();
+        j["intermediate_size"] = 1.into();
+        let e = ModelSpec::from_json("m", &j.to_string()).unwrap_err().to_string();
+        assert!(e.contains("max_position_embeddings"), "{e}");
     }
 }

@@ -63,8 +63,12 @@ pub fn parse_timestamp(s: &str) -> Result<u64, String> {
             .ok_or_else(err)
     };
     let (y, mo, da) = (num(d.next())?, num(d.next())?, num(d.next())?);
-    if d.next().is_some() || !(1..=12).contains(&mo) || !(1..=31).contains(&da) {
+    if d.next().is_some() || !(1..=12).contains(&mo) || y > 9999 {
         return Err(err());
+    }
+    let month_days = days_in_month(y, mo);
+    if !(1..=month_days).contains(&da) {
+        return Err(format!("'{s}': {y:04}-{mo:02} has {month_days} days, not {da}"));
     }
     let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
     let mut t = hms.split(':');
@@ -77,8 +81,24 @@ pub fn parse_timestamp(s: &str) -> Result<u64, String> {
     }
     let frac_ns: i64 =
         if frac.is_empty() { 0 } else { frac.parse::<i64>().map_err(|_| err())? * 10i64.pow(9 - frac.len() as u32) };
-    let secs = days_from_civil(y, mo, da) * 86_400 + h * 3_600 + mi * 60 + se - offset_s;
-    u64::try_from(secs * 1_000_000_000 + frac_ns).map_err(|_| format!("'{s}' is before 1970"))
+    // Exact in i128 (years up to 9999 are ~2.5e20 ns): no wrap, whatever the date.
+    let secs = i128::from(days_from_civil(y, mo, da) * 86_400 + h * 3_600 + mi * 60 + se - offset_s);
+    let ns = secs * 1_000_000_000 + i128::from(frac_ns);
+    if ns < 0 {
+        return Err(format!("'{s}' is before 1970"));
+    }
+    u64::try_from(ns)
+        .map_err(|_| format!("'{s}' is after 2554-07-21 23:34:33 UTC, the latest time a 64-bit nanosecond clock holds"))
+}
+
+/// Days in month `m` of year `y` (proleptic Gregorian).
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 /// Splits a trailing `Z` or `±HH:MM` offset off a time; returns the offset in seconds east of UTC.
@@ -123,6 +143,24 @@ mod tests {
         assert!(parse_timestamp("2023-13-16 18:17:03").is_err());
         assert!(parse_timestamp("yesterday").is_err());
         assert!(parse_timestamp("2023-11-16 18:17:03.12345678901").is_err());
+    }
+
+    #[test]
+    fn impossible_dates_and_times_beyond_the_clock_are_errors_not_wraps() {
+        let e = parse_timestamp("2023-02-31 00:00:00").unwrap_err();
+        assert!(e.contains("2023-02 has 28 days, not 31"), "{e}");
+        assert!(parse_timestamp("2024-02-29 00:00:00").is_ok());
+        assert!(parse_timestamp("1900-02-29 00:00:00").unwrap_err().contains("28 days"));
+        assert!(parse_timestamp("2000-02-29 00:00:00").is_ok());
+        assert!(parse_timestamp("2023-04-31 00:00:00").unwrap_err().contains("30 days"));
+        // Past the signed range (2262) but within u64 nanoseconds: exact, later than 2023.
+        let t2600 = parse_timestamp("2500-01-01 00:00:00").unwrap();
+        assert!(t2600 > parse_timestamp("2262-04-11 23:47:16").unwrap());
+        for late in ["2600-01-01 00:00:00", "7023-01-01 00:00:00", "9999-12-31 23:59:59"] {
+            assert!(parse_timestamp(late).unwrap_err().contains("after 2554-07-21"), "{late}");
+        }
+        assert!(parse_timestamp("1969-12-31 23:59:59").unwrap_err().contains("before 1970"));
+        assert!(parse_timestamp("10000-01-01 00:00:00").is_err());
     }
 
     #[test]

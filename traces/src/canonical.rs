@@ -92,6 +92,7 @@ impl Builder {
             if b == 0 {
                 return Err("prefix_block_tokens: expected an integer >= 1, found '0'".into());
             }
+            crate::spec::check_hash_ids(&h, r.input_tokens, b)?;
             if *self.block.get_or_insert(b) != b {
                 return Err(format!(
                     "prefix_block_tokens: {b} differs from {} on earlier rows",

@@ -85,7 +85,26 @@ pub fn load_path(path: &Path, opts: &LoadOptions) -> Result<TraceData, TraceErro
         "jsonl" | "json" if canonical::looks_like_jsonl(&first_line) => canonical::read_jsonl(path, reader)?,
         _ => return Err(unknown(path, first_line)),
     };
+    check_span(path, &timed)?;
     Ok(TraceData::Timed(timed))
+}
+
+/// Every format's arrivals are shifted so the first is at 0; a trace whose last arrival then lies beyond
+/// [`crate::MAX_ARRIVAL_NS`] (100 years) is refused, naming the request, instead of overflowing the engine's clock.
+fn check_span(path: &Path, w: &Workload) -> Result<(), TraceError> {
+    match w.requests.iter().find(|r| r.arrival_ns > crate::MAX_ARRIVAL_NS) {
+        Some(r) => Err(TraceError::Inconsistent {
+            path: path.to_owned(),
+            message: format!(
+                "request {} arrives {:.4e} s after the first, beyond the latest arrival duet simulates ({} s, 100 \
+                 years)",
+                r.id,
+                r.arrival_ns as f64 / 1e9,
+                crate::MAX_ARRIVAL_NS / 1_000_000_000
+            ),
+        }),
+        None => Ok(()),
+    }
 }
 
 fn unknown(path: &Path, first_line: String) -> TraceError {

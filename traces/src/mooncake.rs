@@ -46,13 +46,7 @@ pub fn read(path: &Path, reader: impl BufRead) -> Result<Workload, TraceError> {
             let input_tokens = tokens("input_length", &row.input_length.to_string())?;
             let output_tokens = tokens("output_length", &row.output_length.to_string())?;
             if let Some(h) = &row.hash_ids {
-                let want = input_tokens.div_ceil(BLOCK_TOKENS) as usize;
-                if h.len() != want {
-                    return Err(format!(
-                        "hash_ids: {} blocks for input_length {input_tokens}, expected {want}",
-                        h.len()
-                    ));
-                }
+                crate::spec::check_hash_ids(h, input_tokens, BLOCK_TOKENS)?;
             }
             Ok(RequestSpec { id: 0, arrival_ns, input_tokens, output_tokens })
         })();

@@ -5,6 +5,25 @@
 /// overflow.
 pub const MAX_ARRIVAL_NS: u64 = 100 * 365 * 86_400 * 1_000_000_000;
 
+/// Checks one request's prefix hashes: one per `block`-token block of its prompt, the last one partial
+/// (`ceil(input / block)`), and no id twice (ids hash the whole prefix up to their block, so a repeat would be a
+/// prompt that contains itself; read as cache hits it would invent reuse).
+pub fn check_hash_ids(hashes: &[u64], input_tokens: u32, block: u32) -> Result<(), String> {
+    let want = input_tokens.div_ceil(block.max(1)) as usize;
+    if hashes.len() != want {
+        return Err(format!(
+            "hash_ids: {} blocks for {input_tokens} input tokens, expected {want} (one per {block}-token block, the \
+             last one partial)",
+            hashes.len()
+        ));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(hashes.len());
+    if let Some((i, h)) = hashes.iter().enumerate().find(|&(_, h)| !seen.insert(*h)) {
+        return Err(format!("hash_ids: id {h} appears twice (again at block {i}); each block's id must be distinct"));
+    }
+    Ok(())
+}
+
 /// One request as the workload describes it: when it arrives and how long its prompt and answer are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestSpec {

@@ -35,6 +35,7 @@ pub const NAME: &str = "chunked";
 /// `chunked` in the policy registry.
 pub const ENTRY: super::Entry = super::Entry {
     name: NAME,
+    options: &["--token-budget", "--max-num-seqs"],
     settings: |o| {
         let d = ChunkedConfig::default();
         Ok(std::sync::Arc::new(ChunkedConfig {

@@ -59,6 +59,7 @@ pub const NAME: &str = "duet";
 /// `duet` in the policy registry.
 pub const ENTRY: super::Entry = super::Entry {
     name: NAME,
+    options: &["--token-budget", "--max-num-seqs", "--tbt-target-ms", "--max-lookahead", "--decode-guard"],
     settings: |o| {
         let d = DuetConfig::default();
         Ok(std::sync::Arc::new(DuetConfig {

@@ -34,6 +34,7 @@ pub const NAME: &str = "prefill-first";
 /// `prefill-first` in the policy registry.
 pub const ENTRY: super::Entry = super::Entry {
     name: NAME,
+    options: &["--token-budget"],
     settings: |o| {
         let d = PrefillFirstConfig::default();
         Ok(std::sync::Arc::new(PrefillFirstConfig { token_budget: o.budget(d.token_budget), ..d }))

@@ -60,6 +60,9 @@ pub trait Settings: std::fmt::Debug + Send + Sync {
 pub struct Entry {
     /// Its name.
     pub name: &'static str,
+    /// The command-line options its settings read (`--token-budget`, ...): given to any other policy, an option is
+    /// reported ([`PolicyConfig::ignored_options`]), or refused where it can only be a mistake (`--split`).
+    pub options: &'static [&'static str],
     /// Its settings from the options (defaults where an option is not given).
     pub settings: fn(&PolicyOptions) -> Result<Arc<dyn Settings>, ConfigError>,
 }
@@ -121,10 +124,40 @@ impl PolicyConfig {
                 o.without.join(", ")
             )));
         }
-        let entry = REGISTRY.iter().find(|e| e.name == name).ok_or_else(|| {
-            ConfigError::Invalid(format!("unknown policy {name:?}; known policies: {}", Self::names().join(", ")))
-        })?;
+        if let Some(g) = o.guard
+            && !(g.is_finite() && g >= 0.0)
+        {
+            return Err(ConfigError::Invalid(format!("--decode-guard must be a fraction >= 0, got {g}")));
+        }
+        let entry = Self::entry(name)?;
+        if o.split.is_some() && !entry.options.contains(&"--split") {
+            return Err(ConfigError::Invalid(format!(
+                "--split applies to static-split only; {name} chooses its own partitions (or none)"
+            )));
+        }
         Ok(PolicyConfig((entry.settings)(o)?))
+    }
+
+    fn entry(name: &str) -> Result<&'static Entry, ConfigError> {
+        REGISTRY.iter().find(|e| e.name == name).ok_or_else(|| {
+            ConfigError::Invalid(format!("unknown policy {name:?}; known policies: {}", Self::names().join(", ")))
+        })
+    }
+
+    /// The options given in `o` that policy `name` does not read (they cannot affect its run), as on the command
+    /// line; empty for an unknown policy (which [`PolicyConfig::by_name`] refuses).
+    pub fn ignored_options(name: &str, o: &PolicyOptions) -> Vec<&'static str> {
+        let Ok(entry) = Self::entry(name) else { return Vec::new() };
+        let given = [
+            ("--token-budget", o.token_budget.is_some()),
+            ("--max-num-seqs", o.max_num_seqs.is_some()),
+            ("--tbt-target-ms", o.tbt_target_ms.is_some()),
+            ("--max-lookahead", o.max_lookahead.is_some()),
+            ("--split", o.split.is_some()),
+            ("--decode-guard", o.guard.is_some()),
+            ("--adaptive-without", !o.without.is_empty()),
+        ];
+        given.into_iter().filter(|&(flag, set)| set && !entry.options.contains(&flag)).map(|(flag, _)| flag).collect()
     }
 
     /// The policy's name.
@@ -149,12 +182,51 @@ mod tests {
     use crate::policy::DuetConfig;
 
     #[test]
-    fn every_registered_policy_builds_by_its_name_and_unknown_names_list_them() {
-        let o = PolicyOptions { split: Some((100, 32)), ..PolicyOptions::default() };
+    fn options_a_policy_does_not_read_are_named_and_split_is_refused() {
+        let o = PolicyOptions { tbt_target_ms: Some(50.0), guard: Some(0.1), ..PolicyOptions::default() };
+        assert_eq!(PolicyConfig::ignored_options("chunked", &o), ["--tbt-target-ms", "--decode-guard"]);
+        assert!(PolicyConfig::ignored_options("duet", &o).is_empty());
+        assert!(PolicyConfig::ignored_options("muxwise", &o).is_empty());
+        let split = PolicyOptions { split: Some((100, 32)), ..PolicyOptions::default() };
+        for name in ["chunked", "duet", "muxwise", "adaptive", "vllm", "prefill-first"] {
+            let e = PolicyConfig::by_name(name, &split).unwrap_err().to_string();
+            assert!(e.contains("--split applies to static-split only"), "{name}: {e}");
+        }
+        assert!(PolicyConfig::by_name("static-split", &split).is_ok());
+        // Every flag an entry lists is one `ignored_options` knows.
+        let all = [
+            "--token-budget",
+            "--max-num-seqs",
+            "--tbt-target-ms",
+            "--max-lookahead",
+            "--split",
+            "--decode-guard",
+            "--adaptive-without",
+        ];
         for e in REGISTRY {
+            assert!(e.options.iter().all(|f| all.contains(f)), "{}: {:?}", e.name, e.options);
+        }
+    }
+
+    #[test]
+    fn a_negative_or_nan_guard_is_refused_for_every_policy() {
+        for g in [-1.0, f64::NAN, f64::INFINITY] {
+            let o = PolicyOptions { guard: Some(g), ..PolicyOptions::default() };
+            let e = PolicyConfig::by_name("chunked", &o).unwrap_err().to_string();
+            assert!(e.contains("--decode-guard must be a fraction >= 0"), "{e}");
+        }
+    }
+
+    #[test]
+    fn every_registered_policy_builds_by_its_name_and_unknown_names_list_them() {
+        let split = PolicyOptions { split: Some((100, 32)), ..PolicyOptions::default() };
+        for e in REGISTRY {
+            // static-split needs its split; the others refuse one.
+            let o = if e.options.contains(&"--split") { split.clone() } else { PolicyOptions::default() };
             let c = PolicyConfig::by_name(e.name, &o).unwrap();
             assert_eq!(c.name(), e.name);
         }
+        let o = PolicyOptions::default();
         let e = PolicyConfig::by_name("fifo", &o).unwrap_err().to_string();
         assert!(e.contains("chunked, prefill-first, duet, static-split, muxwise"), "{e}");
         let c = PolicyConfig::by_name("duet", &PolicyOptions { tbt_target_ms: Some(40.0), ..o.clone() }).unwrap();

@@ -43,6 +43,7 @@ pub const STATIC_SPLIT_NAME: &str = "static-split";
 /// `static-split` in the policy registry.
 pub const STATIC_SPLIT_ENTRY: super::Entry = super::Entry {
     name: STATIC_SPLIT_NAME,
+    options: &["--token-budget", "--max-lookahead", "--split"],
     settings: |o| {
         let (prefill_sms, decode_sms) = o.split.ok_or_else(|| {
             ConfigError::Invalid("static-split needs --split PREFILL_SMS:DECODE_SMS (e.g. 100:32)".into())
@@ -259,11 +260,13 @@ pub const MUXWISE_NAME: &str = "muxwise";
 /// `muxwise` in the policy registry.
 pub const MUXWISE_ENTRY: super::Entry = super::Entry {
     name: MUXWISE_NAME,
+    options: &["--token-budget", "--tbt-target-ms", "--decode-guard"],
     settings: |o| {
         let d = MuxWiseConfig::default();
         Ok(std::sync::Arc::new(MuxWiseConfig {
             token_budget: o.budget(d.token_budget),
             tbt_target_ns: o.tbt_ns(d.tbt_target_ns),
+            guard: o.guard.unwrap_or(d.guard),
             ..d
         }))
     },

@@ -41,6 +41,7 @@ pub const NAME: &str = "vllm";
 /// `vllm` in the policy registry.
 pub const ENTRY: super::Entry = super::Entry {
     name: NAME,
+    options: &["--token-budget", "--max-num-seqs"],
     settings: |o| {
         let d = VllmV1Config::default();
         Ok(std::sync::Arc::new(VllmV1Config {

@@ -107,6 +107,7 @@ pub const NAME: &str = "adaptive";
 /// `adaptive` in the policy registry.
 pub const ENTRY: Entry = Entry {
     name: NAME,
+    options: &["--token-budget", "--max-num-seqs", "--tbt-target-ms", "--decode-guard", "--adaptive-without"],
     settings: |o| {
         let d = AdaptiveConfig::default();
         Ok(std::sync::Arc::new(AdaptiveConfig {
