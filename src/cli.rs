@@ -58,6 +58,9 @@ pub struct ReplayArgs {
     /// Output folder: summary.json, requests.csv, decisions.csv, iterations.csv, steps.csv.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Replace the results of an earlier run in --out (only duet's own files are removed).
+    #[arg(long)]
+    pub overwrite: bool,
     /// Run on a fake device whose steps take the cost model's time x --device-scale.
     #[arg(long)]
     pub dry_run: bool,
@@ -123,9 +126,13 @@ pub enum CalibrateCommand {
 pub struct SimCommand {
     #[command(flatten)]
     pub sim: SimArgs,
-    /// Write summary.json (vLLM key names), requests.csv, decisions.csv and iterations.csv into this directory.
+    /// Write summary.json (vLLM key names), requests.csv, decisions.csv and iterations.csv into this directory:
+    /// staged beside it and moved into place when complete (a folder is complete or absent).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Replace the results of an earlier run in --out (only duet's own files are removed).
+    #[arg(long)]
+    pub overwrite: bool,
     /// Write the run as a Chrome/Perfetto trace (JSON trace-event format): one track per SM partition, request
     /// arrivals and first tokens as instant events; open it in ui.perfetto.dev.
     #[arg(long, value_name = "FILE")]

@@ -12,9 +12,11 @@ use crate::cli::{RooflineArgs, SimArgs};
 pub(crate) use duet_args::{config, load_workload};
 
 /// `duet sim`.
-pub fn sim(a: &SimArgs, out: Option<&Path>, timeline: Option<&Path>) -> Result<()> {
+pub fn sim(a: &SimArgs, out: Option<&Path>, overwrite: bool, timeline: Option<&Path>) -> Result<()> {
     let started = Instant::now();
     let cfg = config(a)?;
+    // The output folder is checked (and its staging folder made) before the run, not after it.
+    let staged = out.map(|d| duet_sim::outdir::Staged::begin(d, overwrite)).transpose()?;
     let w = load_workload(a, &cfg)?;
     for n in duet_args::option_notes(a).iter().chain(&w.notes) {
         eprintln!("note: {n}");
@@ -23,8 +25,9 @@ pub fn sim(a: &SimArgs, out: Option<&Path>, timeline: Option<&Path>) -> Result<(
     let elapsed = started.elapsed();
     println!("{}", report::table(&run));
     println!("simulated {} requests in {:.3} s wall time", w.len(), elapsed.as_secs_f64());
-    if let Some(dir) = out {
-        report::write_dir(&run, dir).with_context(|| format!("writing results to {}", dir.display()))?;
+    if let (Some(dir), Some(staged)) = (out, staged) {
+        report::write_dir(&run, staged.path()).with_context(|| format!("writing results for {}", dir.display()))?;
+        staged.commit()?;
         println!("wrote summary.json, requests.csv, decisions.csv and iterations.csv to {}", dir.display());
     }
     if let Some(path) = timeline {

@@ -19,7 +19,7 @@ fn run() -> anyhow::Result<()> {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let typed = matches.subcommand_matches("validate").map(duet_args::record::typed_ids).unwrap_or_default();
     match cli.command {
-        Command::Sim(a) => commands::sim(&a.sim, a.out.as_deref(), a.timeline.as_deref()),
+        Command::Sim(a) => commands::sim(&a.sim, a.out.as_deref(), a.overwrite, a.timeline.as_deref()),
         Command::Sweep(a) if a.list => sweep::list(&a.config, a.out, a.shard.as_deref()),
         Command::Sweep(a) => sweep::sweep(&a.config, a.out, a.shard.as_deref(), a.jobs),
         Command::Capacity(a) => sweep::capacity(&a.config, a.out, a.jobs),
@@ -46,7 +46,7 @@ fn run() -> anyhow::Result<()> {
         Command::RooflineCheck(a) => commands::roofline_check(&a),
         Command::Calibrate(c) => calibrate_cmd::run(c),
         Command::Validate(a) => validate_cmd::run(&a.sim, &typed, &a.replay, a.out.as_deref()),
-        Command::Replay(a) => replay_cmd::run(&a.sim, &a.out, a.dry_run, a.device_scale),
+        Command::Replay(a) => replay_cmd::run(&a.sim, &a.out, a.overwrite, a.dry_run, a.device_scale),
     }
 }
 

@@ -19,7 +19,7 @@ use crate::cli::SimArgs;
 use crate::commands::{config, load_workload};
 
 /// Runs the dry-run replay and writes its files into `out`.
-pub fn run(a: &SimArgs, out: &Path, dry_run: bool, scale: f64) -> Result<()> {
+pub fn run(a: &SimArgs, out: &Path, overwrite: bool, dry_run: bool, scale: f64) -> Result<()> {
     if !dry_run {
         bail!(
             "the duet binary does not link the GPU runtime: replay on an H100 with `duet-gpu replay`, or add \
@@ -30,6 +30,8 @@ pub fn run(a: &SimArgs, out: &Path, dry_run: bool, scale: f64) -> Result<()> {
         bail!("--device-scale must be a positive number, got {scale}");
     }
     let full = config(a)?;
+    let staged = duet_sim::outdir::Staged::begin(out, overwrite)?;
+    let dir = staged.path();
     let kv = duet_sim::kv::KvCapacity::compute(&full.model, &full.gpu, &full.kv)?;
     let cfg = device_config(full.clone());
     let w = load_workload(a, &cfg)?;
@@ -40,13 +42,14 @@ pub fn run(a: &SimArgs, out: &Path, dry_run: bool, scale: f64) -> Result<()> {
     );
     let run = run_wall_clock(&w, &cfg, &mut dev)?;
     println!("{}", report::table(&run));
-    report::write_dir(&run, out).with_context(|| format!("writing results to {}", out.display()))?;
+    report::write_dir(&run, dir).with_context(|| format!("writing results for {}", out.display()))?;
     let steps = steps_from_run(&run.output.iterations, &dev.log);
-    std::fs::write(out.join("steps.csv"), steps_csv(&steps)).context("writing steps.csv")?;
+    std::fs::write(dir.join("steps.csv"), steps_csv(&steps)).context("writing steps.csv")?;
     let mut meta = duet_args::record::record(a, &full, &kv);
     meta["device"] = serde_json::json!({ "name": "fake (cost model)", "scale": scale });
     meta["steps"] = steps.len().into();
-    std::fs::write(out.join("replay.json"), serde_json::to_string_pretty(&meta)?).context("writing replay.json")?;
+    std::fs::write(dir.join("replay.json"), serde_json::to_string_pretty(&meta)?).context("writing replay.json")?;
+    staged.commit()?;
     println!(
         "dry-run replay of {} requests, {} steps (device = model x {scale}) -> {}",
         w.len(),

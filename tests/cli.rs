@@ -124,7 +124,11 @@ fn partitioned_policies_write_their_decisions() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["completed"], 1000);
     assert_eq!(summary["peak_sms_in_use"], 132);
-    let o = duet(&["sim", "--policy", "muxwise", "--granularity", "green", "--out", dir.to_str().unwrap()]);
+    // The same folder again: refused (it holds the first run), then replaced with --overwrite.
+    let again = ["sim", "--policy", "muxwise", "--granularity", "green", "--out", dir.to_str().unwrap()];
+    let o = duet(&again);
+    assert!(!o.status.success() && stderr(&o).contains("--overwrite"), "{}", stderr(&o));
+    let o = duet(&[&again[..], &["--overwrite"]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     let decisions = std::fs::read_to_string(dir.join("decisions.csv")).unwrap();
     for row in decisions.lines().skip(1) {

@@ -17,6 +17,7 @@ mod kernel;
 pub mod kv;
 pub mod metrics;
 pub mod model;
+pub mod outdir;
 pub mod partition;
 pub mod policy;
 pub mod prefix;

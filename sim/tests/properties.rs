@@ -50,6 +50,8 @@ proptest! {
         // adaptive: any subset of its mechanisms switched off (bit i: Mechanisms::NAMES[i]).
         let without = Mechanisms::NAMES.iter().enumerate().filter(|(i, _)| off >> i & 1 == 1).map(|(_, n)| n.to_string());
         let opts = if name == "adaptive" { PolicyOptions { without: without.collect(), ..opts } } else { opts };
+        // Only static-split takes a split (the others refuse one).
+        let opts = if name == "static-split" { opts } else { PolicyOptions { split: None, ..opts } };
         let model = ModelSpec::resolve("qwen3-8b").unwrap();
         let cost = Arc::new(CostModel::new(model, GpuSpec::by_name("h100-sxm").unwrap(), CostConfig::default()));
         let ctx = PolicyContext { cost: Arc::clone(&cost), total_sms, granularity };

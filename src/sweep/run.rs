@@ -280,6 +280,11 @@ pub fn run(spec: &SweepSpec, opts: &RunOptions) -> Result<Outcome> {
         let path = point_dir(&opts.out, p).join("summary.json");
         if path.is_file() {
             rows.push(row(p, read_summary(&path)?, &keys));
+        } else if let Some((_, e)) = failed.iter().find(|(i, _)| *i == p.index) {
+            // A failed point stays in the table with its error (and no metrics), so the table says what ran.
+            let mut m = Map::new();
+            m.insert("error".into(), Value::from(e.clone()));
+            rows.push(row(p, m, &keys));
         }
     }
     let mut tables = Vec::new();
