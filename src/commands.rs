@@ -23,6 +23,9 @@ pub fn sim(a: &SimArgs, out: Option<&Path>, overwrite: bool, timeline: Option<&P
     }
     let run = simulate(&w, &cfg)?;
     let elapsed = started.elapsed();
+    for n in report::run_notes(&run) {
+        eprintln!("note: {n}");
+    }
     println!("{}", report::table(&run));
     println!("simulated {} requests in {:.3} s wall time", w.len(), elapsed.as_secs_f64());
     if let (Some(dir), Some(staged)) = (out, staged) {

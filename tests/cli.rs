@@ -253,3 +253,30 @@ fn sim_timeline_is_a_trace_event_file_with_a_track_per_partition() {
         |prefix: &str| ev.iter().filter(|e| e["ph"] == "i" && e["name"].as_str().unwrap().starts_with(prefix)).count();
     assert_eq!((instants("arrival"), instants("first token")), (20, 20));
 }
+
+#[test]
+fn preemption_thrash_is_noted_with_the_requests_it_hits() {
+    // Ten 120k-token prompts on one H100 under prefill-first: three at a time fill the KV cache, and recompute
+    // preemption discards 26.7x the trace's prompt tokens. The run completes; the note says what it cost.
+    let o = duet(&[
+        "sim",
+        "--synthetic",
+        "10",
+        "--rate",
+        "5",
+        "--input-len",
+        "120000",
+        "--output-len",
+        "2000",
+        "--model",
+        "llama-3.1-8b",
+        "--policy",
+        "prefill-first",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("note: preemption thrash: 375 preemptions") && err.contains("26.7x"), "{err}");
+    assert!(err.contains("#3 (125 times, 120000 prompt tokens)"), "{err}");
+    // A run without preemptions has no such note.
+    assert!(!stderr(&duet(&["sim", "--num-requests", "50"])).contains("thrash"));
+}

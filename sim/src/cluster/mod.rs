@@ -492,6 +492,7 @@ fn merge(
         itl_ns.extend_from_slice(&out.itl_ns);
         let s = out.stats;
         stats.preemptions += s.preemptions;
+        stats.recomputed_tokens += s.recomputed_tokens;
         stats.peak_kv_blocks = stats.peak_kv_blocks.max(s.peak_kv_blocks);
         stats.total_kv_blocks = s.total_kv_blocks;
         stats.end = stats.end.max(s.end);

@@ -258,6 +258,7 @@ impl Engine {
 
     /// Recompute preemption: free all KV, go back to the front of the queue.
     fn preempt(&mut self, id: ReqId) {
+        self.recomputed_tokens += u64::from(self.requests[id.index()].kv_tokens);
         self.release_kv(id);
         self.requests[id.index()].preempt();
         self.preemptions += 1;

@@ -209,6 +209,8 @@ pub(crate) struct Engine {
     last_was_whole: Option<bool>,
     finished: usize,
     preemptions: u64,
+    /// KV tokens discarded by preemptions.
+    recomputed_tokens: u64,
     peak_sms: u32,
     itl_ns: Vec<u64>,
     iterations: Vec<IterationRecord>,
@@ -282,6 +284,7 @@ impl Engine {
             last_was_whole: None,
             finished: 0,
             preemptions: 0,
+            recomputed_tokens: 0,
             peak_sms: 0,
             itl_ns: Vec::new(),
             iterations: Vec::new(),

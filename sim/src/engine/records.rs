@@ -55,6 +55,8 @@ pub struct DecisionRecord {
 pub struct EngineStats {
     /// Total preemptions.
     pub preemptions: u64,
+    /// KV tokens discarded by preemptions (recompute mode): computed again when the request is readmitted.
+    pub recomputed_tokens: u64,
     /// Most KV blocks in use at once.
     pub peak_kv_blocks: u32,
     /// KV blocks in the cache.
@@ -115,6 +117,7 @@ impl Engine {
             decisions: self.decisions,
             stats: EngineStats {
                 preemptions: self.preemptions,
+                recomputed_tokens: self.recomputed_tokens,
                 peak_kv_blocks: self.kv.peak(),
                 total_kv_blocks: self.kv.total(),
                 end: self.now,
