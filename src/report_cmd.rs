@@ -77,8 +77,14 @@ fn load_rows(path: &Path) -> Result<Vec<Row>> {
     for f in FIELDS {
         cols.insert(f, t.f64s(f)?);
     }
+    // Points that failed are in the table with their error and no metrics (`duet sweep`): left out, named.
+    let errors = if t.has("error") { t.strings("error")? } else { vec![None; t.height()] };
     let mut rows = Vec::with_capacity(t.height());
     for i in 0..t.height() {
+        if let Some(e) = &errors[i] {
+            eprintln!("note: {}: row {} is a failed point, left out: {e}", path.display(), i + 1);
+            continue;
+        }
         let need = |v: &Option<String>, c: &str| {
             v.clone().with_context(|| format!("{}: row {} has no `{c}`", path.display(), i + 1))
         };

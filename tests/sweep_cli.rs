@@ -288,3 +288,28 @@ fn bad_sweep_files_and_results_are_clear_errors() {
     let e = stderr(&duet(&["sweep", s(&cfg), "--shard", "4/3"]));
     assert!(e.contains("1 <= I <= N"), "{e}");
 }
+
+#[test]
+fn a_failing_point_is_a_row_with_its_error_and_the_others_still_run() {
+    let dir = tmp("failed-point");
+    let cfg = write(
+        &dir,
+        "s.toml",
+        "name = \"t\"\n[axes]\nrate = [1e-9, 4]\n[base]\nnum-requests = 20\n[[policy]]\nlabel = \"c\"\npolicy = \"chunked\"\n",
+    );
+    let out = dir.join("out");
+    let o = duet(&["sweep", s(&cfg), "--out", s(&out)]);
+    assert!(!o.status.success() && o.status.code() != Some(101), "{}", stderr(&o));
+    assert!(stderr(&o).contains("1 of 2 points failed"), "{}", stderr(&o));
+    let lines = csv_lines(&out.join("results.csv"));
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    let header: Vec<&str> = lines[0].split(',').collect();
+    let err_col = header.iter().position(|h| *h == "error").expect("an error column");
+    assert!(lines[1].contains("use a higher rate"), "{}", lines[1]);
+    // The successful point has no error and its metrics.
+    assert!(lines[2].split(',').nth(err_col) == Some(""), "{}", lines[2]);
+    // `duet report` draws the rest and names the failed row.
+    let o = duet(&["report", s(&out)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("row 1 is a failed point, left out"), "{}", stderr(&o));
+}

@@ -162,6 +162,10 @@ impl Table {
             path: self.origin.clone(),
             message: format!("column `{name}` is not numeric ({}): {e}", c.dtype()),
         };
+        // A column of nulls only (a metric no row has, e.g. goodput without SLOs) is stored as text: no values.
+        if c.null_count() == c.len() {
+            return Ok(vec![None; c.len()]);
+        }
         if !(c.dtype().is_primitive_numeric() || c.dtype().is_null()) {
             return Err(bad(PolarsError::SchemaMismatch(format!("{}", c.dtype()).into())));
         }

@@ -138,77 +138,106 @@ fn ms(ns: u64) -> String {
 
 /// `requests.csv`: one row per request, times in ms.
 pub fn requests_csv(records: &[RequestRecord]) -> String {
-    let mut s = String::from(
-        "id,arrival_ms,input_tokens,output_tokens,queue_ms,ttft_ms,e2el_ms,tpot_ms,max_tbt_ms,preemptions\n",
+    rows_to_string(REQUESTS_HEADER, records, request_row)
+}
+
+const REQUESTS_HEADER: &str =
+    "id,arrival_ms,input_tokens,output_tokens,queue_ms,ttft_ms,e2el_ms,tpot_ms,max_tbt_ms,preemptions\n";
+
+fn request_row(s: &mut String, r: &RequestRecord) {
+    let tpot = metrics::tpot_ms(r).map_or(String::new(), |v| format!("{v:.6}"));
+    let tbt = if r.output_tokens > 1 { ms(r.max_tbt.0) } else { String::new() };
+    let _ = writeln!(
+        s,
+        "{},{},{},{},{},{},{},{tpot},{tbt},{}",
+        r.id,
+        ms(r.arrival.0),
+        r.input_tokens,
+        r.output_tokens,
+        ms((r.first_scheduled - r.arrival).0),
+        ms((r.first_token - r.arrival).0),
+        ms((r.finish - r.arrival).0),
+        r.preemptions
     );
+}
+
+/// A CSV of `records` as one string: `header`, then `row` for each record.
+fn rows_to_string<T>(header: &str, records: &[T], row: fn(&mut String, &T)) -> String {
+    let mut s = String::from(header);
     for r in records {
-        let tpot = metrics::tpot_ms(r).map_or(String::new(), |v| format!("{v:.6}"));
-        let tbt = if r.output_tokens > 1 { ms(r.max_tbt.0) } else { String::new() };
-        let _ = writeln!(
-            s,
-            "{},{},{},{},{},{},{},{tpot},{tbt},{}",
-            r.id,
-            ms(r.arrival.0),
-            r.input_tokens,
-            r.output_tokens,
-            ms((r.first_scheduled - r.arrival).0),
-            ms((r.first_token - r.arrival).0),
-            ms((r.finish - r.arrival).0),
-            r.preemptions
-        );
+        row(&mut s, r);
     }
     s
+}
+
+/// The same bytes as [`rows_to_string`], streamed to `path` a megabyte at a time (a run's CSVs can be hundreds of
+/// megabytes; holding each whole in memory doubled the peak of long runs).
+fn write_rows<T>(path: &Path, header: &str, records: &[T], row: fn(&mut String, &T)) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut s = String::from(header);
+    for r in records {
+        row(&mut s, r);
+        if s.len() >= 1 << 20 {
+            f.write_all(s.as_bytes())?;
+            s.clear();
+        }
+    }
+    f.write_all(s.as_bytes())?;
+    f.flush()
 }
 
 /// `decisions.csv`: one row per policy decision: time, mode, SM split, look-ahead, predicted and simulated
 /// times (ms; empty where the decision started no such batch).
 pub fn decisions_csv(records: &[DecisionRecord]) -> String {
-    let mut s = String::from(
-        "time_ms,mode,prefill_sms,decode_sms,lookahead,predicted_mixed_ms,predicted_prefill_ms,predicted_decode_step_ms,\
-         simulated_whole_ms,simulated_prefill_ms,simulated_decode_window_ms\n",
-    );
+    rows_to_string(DECISIONS_HEADER, records, decision_row)
+}
+
+const DECISIONS_HEADER: &str = "time_ms,mode,prefill_sms,decode_sms,lookahead,predicted_mixed_ms,predicted_prefill_ms,predicted_decode_step_ms,\
+     simulated_whole_ms,simulated_prefill_ms,simulated_decode_window_ms\n";
+
+fn decision_row(s: &mut String, r: &DecisionRecord) {
     let opt = |v: Option<u64>| v.map_or(String::new(), ms);
     let nz = |v: u64| if v == 0 { String::new() } else { ms(v) };
-    for r in records {
-        let d = &r.decision;
-        let _ = writeln!(
-            s,
-            "{},{},{},{},{},{},{},{},{},{},{}",
-            ms(r.at.0),
-            d.mode.as_str(),
-            d.prefill_sms,
-            d.decode_sms,
-            d.lookahead,
-            nz(d.predicted_mixed_ns),
-            nz(d.predicted_prefill_ns),
-            nz(d.predicted_decode_step_ns),
-            opt(r.whole_ns),
-            opt(r.prefill_ns),
-            opt(r.decode_window_ns)
-        );
-    }
-    s
+    let d = &r.decision;
+    let _ = writeln!(
+        s,
+        "{},{},{},{},{},{},{},{},{},{},{}",
+        ms(r.at.0),
+        d.mode.as_str(),
+        d.prefill_sms,
+        d.decode_sms,
+        d.lookahead,
+        nz(d.predicted_mixed_ns),
+        nz(d.predicted_prefill_ns),
+        nz(d.predicted_decode_step_ns),
+        opt(r.whole_ns),
+        opt(r.prefill_ns),
+        opt(r.decode_window_ns)
+    );
 }
 
 /// `iterations.csv`: one row per executed step (or layer group of a segmented prefill): lane, SMs, start and end
 /// (ms, exact to the ns), sequences, prefill tokens and decode tokens.
 pub fn iterations_csv(records: &[crate::engine::IterationRecord]) -> String {
-    let mut s = String::from("lane,sms,start_ms,end_ms,num_seqs,prefill_tokens,decode_tokens,instance\n");
-    for r in records {
-        let lane = r.lane.as_str();
-        let _ = writeln!(
-            s,
-            "{lane},{},{},{},{},{},{},{}",
-            r.sms,
-            ms(r.start.0),
-            ms(r.end.0),
-            r.num_seqs,
-            r.prefill_tokens,
-            r.decode_tokens,
-            r.instance
-        );
-    }
-    s
+    rows_to_string(ITERATIONS_HEADER, records, iteration_row)
+}
+
+const ITERATIONS_HEADER: &str = "lane,sms,start_ms,end_ms,num_seqs,prefill_tokens,decode_tokens,instance\n";
+
+fn iteration_row(s: &mut String, r: &crate::engine::IterationRecord) {
+    let lane = r.lane.as_str();
+    let _ = writeln!(
+        s,
+        "{lane},{},{},{},{},{},{},{}",
+        r.sms,
+        ms(r.start.0),
+        ms(r.end.0),
+        r.num_seqs,
+        r.prefill_tokens,
+        r.decode_tokens,
+        r.instance
+    );
 }
 
 /// Writes `summary.json`, `requests.csv`, `decisions.csv` and `iterations.csv` into `dir` (created if missing).
@@ -217,9 +246,9 @@ pub fn write_dir(run: &SimRun, dir: &Path) -> std::io::Result<()> {
     let mut text = serde_json::to_string_pretty(&summary_json(run)).expect("JSON values serialise");
     text.push('\n');
     std::fs::write(dir.join("summary.json"), text)?;
-    std::fs::write(dir.join("requests.csv"), requests_csv(&run.output.requests))?;
-    std::fs::write(dir.join("decisions.csv"), decisions_csv(&run.output.decisions))?;
-    std::fs::write(dir.join("iterations.csv"), iterations_csv(&run.output.iterations))?;
+    write_rows(&dir.join("requests.csv"), REQUESTS_HEADER, &run.output.requests, request_row)?;
+    write_rows(&dir.join("decisions.csv"), DECISIONS_HEADER, &run.output.decisions, decision_row)?;
+    write_rows(&dir.join("iterations.csv"), ITERATIONS_HEADER, &run.output.iterations, iteration_row)?;
     if let Some(c) = run.cluster.as_ref().filter(|c| !c.transfers.is_empty()) {
         std::fs::write(dir.join("transfers.csv"), transfers_csv(&c.transfers))?;
     }
