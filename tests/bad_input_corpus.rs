@@ -212,7 +212,34 @@ const CASES: &[Case] = &[
         args: &["sim", "--trace", "{dir}/t.jsonl"],
         words: &["t.jsonl:2"],
     },
+    Case {
+        name: "mooncake-huge-ms",
+        files: &[("t.jsonl", "{\"timestamp\":1e30,\"input_length\":10,\"output_length\":5}\n")],
+        args: &["sim", "--trace", "{dir}/t.jsonl"],
+        words: &["t.jsonl:1", "timestamp", "beyond the latest time duet reads"],
+    },
+    Case {
+        name: "mooncake-u64-max-ms",
+        files: &[("t.jsonl", "{\"timestamp\":18446744073709551615,\"input_length\":10,\"output_length\":5}\n")],
+        args: &["sim", "--trace", "{dir}/t.jsonl"],
+        words: &["t.jsonl:1", "18446744073709 ms"],
+    },
     // --- BurstGPT ---
+    Case {
+        name: "burst-huge-seconds",
+        files: &[("t.csv", burst!("1e300,ChatGPT,10,10,20,Conversation log\n"))],
+        args: &["sim", "--trace", "{dir}/t.csv"],
+        words: &["t.csv:2", "Timestamp", "beyond the latest time duet reads"],
+    },
+    Case {
+        name: "burst-span-126-years",
+        files: &[(
+            "t.csv",
+            burst!("0,ChatGPT,10,10,20,Conversation log\n4000000000,ChatGPT,10,10,20,Conversation log\n"),
+        )],
+        args: &["sim", "--trace", "{dir}/t.csv"],
+        words: &["t.csv", "beyond the latest arrival duet simulates"],
+    },
     Case {
         name: "burst-short-row",
         files: &[("t.csv", burst!("5,ChatGPT,10\n"))],

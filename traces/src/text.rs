@@ -115,10 +115,20 @@ pub(crate) fn millis_to_ns(field: &str, raw: &str) -> Result<u64, String> {
 fn scaled_to_ns(field: &str, raw: &str, exp: u32) -> Result<u64, String> {
     let v = raw.trim();
     let err = || format!("{field}: expected a non-negative number, found '{v}'");
+    let unit = if exp == 9 { "s" } else { "ms" };
+    let too_big = || {
+        format!(
+            "{field}: '{v}' {unit} is beyond the latest time duet reads, {} {unit} (a 64-bit nanosecond clock)",
+            u64::MAX / 10u64.pow(exp)
+        )
+    };
     if v.contains(['e', 'E']) {
         let f: f64 = v.parse().map_err(|_| err())?;
-        if !(f.is_finite() && f >= 0.0 && f * 10f64.powi(exp as i32) < 1.8e19) {
+        if !(f.is_finite() && f >= 0.0) {
             return Err(err());
+        }
+        if f * 10f64.powi(exp as i32) >= 1.8e19 {
+            return Err(too_big());
         }
         return Ok((f * 10f64.powi(exp as i32)).round() as u64);
     }
@@ -136,8 +146,8 @@ fn scaled_to_ns(field: &str, raw: &str, exp: u32) -> Result<u64, String> {
     frac_digits.resize(exp as usize, 0);
     let frac_val = frac_digits.iter().fold(0u128, |acc, d| acc * 10 + u128::from(*d));
     let total =
-        whole.checked_mul(scale).and_then(|w| w.checked_add(frac_val + u128::from(round_up))).ok_or_else(err)?;
-    u64::try_from(total).map_err(|_| err())
+        whole.checked_mul(scale).and_then(|w| w.checked_add(frac_val + u128::from(round_up))).ok_or_else(too_big)?;
+    u64::try_from(total).map_err(|_| too_big())
 }
 
 #[cfg(test)]
