@@ -16,8 +16,8 @@ mkdir -p "$OUT/config"
 
 # name | trace | rates | timeline rate | TTFT limit (ms) | extra [base] line
 TRACES=(
-  "azure-conv|../shared/traces/azure2023/AzureLLMInferenceTrace_conv.csv|[4, 8, 12, 14, 16, 18, 20]|14|5000|"
-  "mooncake-conv|../shared/traces/mooncake/conversation_trace.jsonl|[0.4, 0.8, 1.2, 1.5, 1.8, 2.1]|1.5|30000|cap-to-context = true"
+  "azure-conv|data/traces/azure2023/AzureLLMInferenceTrace_conv.csv|[4, 8, 12, 14, 16, 18, 20]|14|5000|"
+  "mooncake-conv|data/traces/mooncake/conversation_trace.jsonl|[0.4, 0.8, 1.2, 1.5, 1.8, 2.1]|1.5|30000|cap-to-context = true"
 )
 
 policies() {

@@ -3,7 +3,7 @@
 rates, P99 TBT target 100 ms. Prints markdown tables (per trace: one row per policy and rate) and the highest rate
 each policy sustains with P99 inter-token gap <= 100 ms and P99 TTFT <= 5 s (bisection on the rate).
 
-Usage: python3 scripts/duet_comparison.py [--duet target/release/duet] [--shared ../shared] > docs/RESULTS.md
+Usage: python3 scripts/duet_comparison.py [--duet target/release/duet] [--shared data] > docs/RESULTS.md
 Needs only the Python standard library and a release build of duet.
 """
 import argparse
@@ -65,7 +65,7 @@ def capacity(duet, trace, args, hi):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--duet", default="target/release/duet")
-    ap.add_argument("--shared", default="../shared")
+    ap.add_argument("--shared", default=os.environ.get("DUET_DATA", "data"))
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--extra", default="", help="extra `duet sim` arguments for every run (sensitivity studies)")
     ap.add_argument("--only", default="", help="run only traces whose name contains this")

@@ -20,9 +20,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # name, trace, capacity low/high (req/s), P99 TTFT limit (ms), extra [base] lines.
 # Mooncake's TTFT limit is 30 s: its requests arrive in bursts of up to 28 long conversation turns.
 TRACES = [
-    ("azure-conv", "../shared/traces/azure2023/AzureLLMInferenceTrace_conv.csv", 0.25, 40, 5000, ""),
-    ("azure-code", "../shared/traces/azure2023/AzureLLMInferenceTrace_code.csv", 0.05, 8, 5000, ""),
-    ("mooncake-conv", "../shared/traces/mooncake/conversation_trace.jsonl", 0.02, 4, 30000, "cap-to-context = true\n"),
+    ("azure-conv", "data/traces/azure2023/AzureLLMInferenceTrace_conv.csv", 0.25, 40, 5000, ""),
+    ("azure-code", "data/traces/azure2023/AzureLLMInferenceTrace_code.csv", 0.05, 8, 5000, ""),
+    ("mooncake-conv", "data/traces/mooncake/conversation_trace.jsonl", 0.02, 4, 30000, "cap-to-context = true\n"),
 ]
 BUDGETS = [256, 512, 1024, 2048, 4096, 8192]
 TOTAL_SMS, GREEN = 132, 8

@@ -7,13 +7,13 @@
 # folder with a README stating the setup.
 #
 # Usage: scripts/reproduce-duetserve.sh [OUT]      (default OUT: results/reproduce-duetserve)
-# Environment: SHARED (default ../shared, the full traces), DUET (default target/release/duet, built if
+# Environment: SHARED (default $DUET_DATA or data/: the full traces, from scripts/fetch-data.sh), DUET (default target/release/duet, built if
 # missing), JOBS (worker threads, default all cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/rate-sweeps.sh
 OUT=${1:-results/reproduce-duetserve}
-SHARED=${SHARED:-../shared}
+SHARED=${SHARED:-${DUET_DATA:-data}}
 DUET=${DUET:-target/release/duet}
 JOBS_ARGS=()
 if [ -n "${JOBS:-}" ]; then JOBS_ARGS=(--jobs "$JOBS"); fi

@@ -416,6 +416,13 @@ pub fn run(o: &ReportOptions) -> Result<Vec<PathBuf>> {
     if o.results.file_name().is_some_and(|n| n == "capacity.csv" || n == "capacity.parquet") {
         return capacity_figure(&o.results, o.out.as_deref());
     }
+    if o.results.is_dir() && !o.results.join("results.parquet").is_file() && o.results.join("summary.json").is_file() {
+        bail!(
+            "{} is one run's folder (`duet sim --out`); `duet report` draws a sweep's results: run `duet sweep FILE` \
+             (or `duet capacity FILE`) first and report its folder (docs/SWEEPS.md)",
+            o.results.display()
+        );
+    }
     let results = if o.results.is_dir() { o.results.join("results.parquet") } else { o.results.clone() };
     let sweep_dir = results.parent().unwrap_or(Path::new(".")).to_path_buf();
     let out = o.out.clone().unwrap_or_else(|| sweep_dir.join("figures"));

@@ -318,8 +318,7 @@ impl Profile {
 
     /// Reads and validates a profile file.
     pub fn load(path: &Path) -> Result<Profile, CalibrationError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| CalibrationError::Io { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|cause| CalibrationError::Io { path: path.into(), cause })?;
         Self::from_json(path, &text)
     }
 

@@ -210,7 +210,7 @@ impl Record {
 
 /// Reads records from a JSONL file.
 pub fn read_jsonl(path: &Path) -> Result<Vec<Record>, CalibrationError> {
-    let text = std::fs::read_to_string(path).map_err(|source| CalibrationError::Io { path: path.into(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|cause| CalibrationError::Io { path: path.into(), cause })?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -262,7 +262,7 @@ const VIDUR_OPS: [&str; 10] = [
 /// whose median column is present. Missing dimension columns, unparsable numbers and negative times are errors
 /// naming the line.
 pub fn read_vidur(path: &Path, num_sms: u32) -> Result<Vec<Record>, CalibrationError> {
-    let text = std::fs::read_to_string(path).map_err(|source| CalibrationError::Io { path: path.into(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|cause| CalibrationError::Io { path: path.into(), cause })?;
     let header: Vec<&str> = text.lines().next().unwrap_or("").split(',').collect();
     let col = |name: &str| header.iter().position(|h| *h == name);
     let need = |name: &str| {
@@ -344,7 +344,7 @@ pub fn read_vidur(path: &Path, num_sms: u32) -> Result<Vec<Record>, CalibrationE
 /// Converts Vidur's all-reduce profile (`all_reduce.*.csv`: `time_stats.all_reduce.median` in ms,
 /// `num_workers`, `size` in bytes) into `allreduce` records.
 pub fn read_vidur_allreduce(path: &Path, num_sms: u32) -> Result<Vec<Record>, CalibrationError> {
-    let text = std::fs::read_to_string(path).map_err(|source| CalibrationError::Io { path: path.into(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|cause| CalibrationError::Io { path: path.into(), cause })?;
     let header: Vec<&str> = text.lines().next().unwrap_or("").split(',').collect();
     let need = |name: &str| {
         header.iter().position(|h| *h == name).ok_or_else(|| {
@@ -384,7 +384,7 @@ pub const SM_SCALING_HEADER: &str = "requested_sms,actual_sms,context,gemm_tflop
 /// 4096 x 4096 x 4096 GEMM (from `gemm_tflops`) and the 32-token 4096 -> 14336 weight-streaming GEMM (from
 /// `gemv_gbps`, weight bytes read), on `actual_sms` SMs.
 pub fn read_sm_scaling(path: &Path) -> Result<Vec<Record>, CalibrationError> {
-    let text = std::fs::read_to_string(path).map_err(|source| CalibrationError::Io { path: path.into(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|cause| CalibrationError::Io { path: path.into(), cause })?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate().skip(1) {
         if line.trim().is_empty() {
@@ -431,7 +431,7 @@ pub struct Corun {
 
 /// Reads a co-running measurement CSV.
 pub fn read_corun(path: &Path) -> Result<Vec<Corun>, CalibrationError> {
-    let text = std::fs::read_to_string(path).map_err(|source| CalibrationError::Io { path: path.into(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|cause| CalibrationError::Io { path: path.into(), cause })?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate().skip(1) {
         if line.trim().is_empty() {
@@ -466,7 +466,7 @@ pub fn read_any(path: &Path, num_sms: u32) -> Result<Vec<Record>, CalibrationErr
     match path.extension().and_then(|e| e.to_str()) {
         Some("csv") => {
             let head =
-                std::fs::read_to_string(path).map_err(|source| CalibrationError::Io { path: path.into(), source })?;
+                std::fs::read_to_string(path).map_err(|cause| CalibrationError::Io { path: path.into(), cause })?;
             let first = head.lines().next().unwrap_or("");
             if first.trim() == SM_SCALING_HEADER {
                 read_sm_scaling(path)

@@ -6,13 +6,14 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum TraceError {
     /// The file could not be opened or read.
-    #[error("cannot read trace {path}: {source}")]
+    #[error("cannot read trace {path}: {cause}{hint}")]
     Io {
         /// File that failed.
         path: PathBuf,
+        /// Where to get it, for a file that does not exist (else empty).
+        hint: &'static str,
         /// Underlying OS error.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A row does not parse; `line` is 1-based and counts the header.
     #[error("{path}:{line}: {message}")]
@@ -51,4 +52,16 @@ pub enum TraceError {
     /// A generator or transform parameter is out of range.
     #[error("invalid workload parameter: {0}")]
     InvalidParameter(String),
+}
+
+impl TraceError {
+    /// A read error on `path`; a missing file's message says where the public traces come from.
+    pub fn io(path: &std::path::Path, cause: std::io::Error) -> TraceError {
+        let hint = if cause.kind() == std::io::ErrorKind::NotFound {
+            " (the public traces: `scripts/fetch-data.sh` downloads them into data/)"
+        } else {
+            ""
+        };
+        TraceError::Io { path: path.to_owned(), hint, cause }
+    }
 }

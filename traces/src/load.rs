@@ -55,7 +55,7 @@ pub struct LoadOptions {
 }
 
 fn open(path: &Path) -> Result<BufReader<File>, TraceError> {
-    let f = File::open(path).map_err(|source| TraceError::Io { path: path.to_owned(), source })?;
+    let f = File::open(path).map_err(|cause| TraceError::io(path, cause))?;
     Ok(BufReader::with_capacity(1 << 16, f))
 }
 
@@ -63,7 +63,7 @@ fn open(path: &Path) -> Result<BufReader<File>, TraceError> {
 pub fn load_path(path: &Path, opts: &LoadOptions) -> Result<TraceData, TraceError> {
     let mut reader = open(path)?;
     let first_line = {
-        let buf = reader.fill_buf().map_err(|source| TraceError::Io { path: path.to_owned(), source })?;
+        let buf = reader.fill_buf().map_err(|cause| TraceError::io(path, cause))?;
         let head = String::from_utf8_lossy(&buf[..buf.len().min(4096)]).into_owned();
         let head = head.strip_prefix('\u{feff}').unwrap_or(&head).to_string();
         head.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string()

@@ -42,7 +42,7 @@ impl<R: BufRead> Lines<R> {
         if e.kind() == std::io::ErrorKind::InvalidData {
             TraceError::Malformed { path: self.path.clone(), line: self.line_no + 1, message: "not valid UTF-8".into() }
         } else {
-            TraceError::Io { path: self.path.clone(), source: e }
+            TraceError::io(&self.path, e)
         }
     }
 }
