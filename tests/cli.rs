@@ -133,7 +133,7 @@ fn partitioned_policies_write_their_decisions() {
     let decisions = std::fs::read_to_string(dir.join("decisions.csv")).unwrap();
     for row in decisions.lines().skip(1) {
         let decode: u32 = row.split(',').nth(3).unwrap().parse().unwrap();
-        assert!(decode % 8 == 0 || (132 - decode) % 8 == 0, "{row}");
+        assert!(decode.is_multiple_of(8) || (132 - decode).is_multiple_of(8), "{row}");
     }
 }
 

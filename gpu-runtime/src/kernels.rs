@@ -60,13 +60,13 @@ impl KernelConfig {
     /// cover.
     pub fn for_model(model: &ModelSpec) -> Result<KernelConfig, GpuError> {
         let head_dim = model.head_dim as u32;
-        if head_dim == 0 || head_dim % 32 != 0 || head_dim > 256 {
+        if head_dim == 0 || !head_dim.is_multiple_of(32) || head_dim > 256 {
             return Err(GpuError::Unsupported(format!(
                 "{}: head size {head_dim} is not a multiple of 32 up to 256",
                 model.name
             )));
         }
-        if model.num_kv_heads == 0 || model.num_q_heads % model.num_kv_heads != 0 {
+        if model.num_kv_heads == 0 || !model.num_q_heads.is_multiple_of(model.num_kv_heads) {
             return Err(GpuError::Unsupported(format!(
                 "{}: {} query heads are not a multiple of {} key/value heads",
                 model.name, model.num_q_heads, model.num_kv_heads

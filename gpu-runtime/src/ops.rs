@@ -391,7 +391,7 @@ mod tests {
             let len = len.min(max);
             let (splits, _) = decode_split(seqs, 8, max, sms);
             let c = decode_chunk(len, splits);
-            prop_assert!(c % DECODE_ROUND == 0 && c >= 64);
+            prop_assert!(c.is_multiple_of(DECODE_ROUND) && c >= 64);
             prop_assert!(splits * c >= len, "last token uncovered");
             prop_assert!(c <= len.div_ceil(splits).max(64) + DECODE_ROUND);
         }

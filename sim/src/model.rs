@@ -121,7 +121,7 @@ impl ModelSpec {
             return Err(ConfigError::Model(format!("{name}: {field} must be > 0")));
         }
         let num_kv_heads = c.num_key_value_heads.unwrap_or(c.num_attention_heads);
-        if num_kv_heads == 0 || c.num_attention_heads % num_kv_heads != 0 {
+        if num_kv_heads == 0 || !c.num_attention_heads.is_multiple_of(num_kv_heads) {
             return Err(ConfigError::Model(format!(
                 "{name}: num_key_value_heads ({num_kv_heads}) must divide num_attention_heads ({})",
                 c.num_attention_heads
@@ -229,13 +229,13 @@ impl ModelSpec {
                 self.name
             ))
         };
-        if self.num_q_heads % n != 0 {
+        if !self.num_q_heads.is_multiple_of(n) {
             return Err(err("attention heads", self.num_q_heads));
         }
-        if self.intermediate_size % n != 0 {
+        if !self.intermediate_size.is_multiple_of(n) {
             return Err(err("MLP intermediate channels", self.intermediate_size));
         }
-        let num_kv_heads = if self.num_kv_heads % n == 0 {
+        let num_kv_heads = if self.num_kv_heads.is_multiple_of(n) {
             self.num_kv_heads / n
         } else if n % self.num_kv_heads == 0 {
             1

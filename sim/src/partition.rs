@@ -68,8 +68,8 @@ impl Granularity {
         }
         match self {
             Self::Sm => true,
-            Self::Tpc => sms % 2 == 0,
-            Self::Green => sms % GREEN_STEP == 0 || (total - sms) % GREEN_STEP == 0 && total - sms >= GREEN_STEP,
+            Self::Tpc => sms.is_multiple_of(2),
+            Self::Green => sms.is_multiple_of(GREEN_STEP) || (total - sms).is_multiple_of(GREEN_STEP) && total - sms >= GREEN_STEP,
             Self::Green8 => sms >= GREEN_STEP && Self::Green.allows(sms, total),
         }
     }

@@ -134,7 +134,7 @@ impl PrefixCache {
     /// A cache for hash blocks of `hash_tokens` tokens over KV blocks of `kv_block` tokens; `None` unless
     /// `hash_tokens` is a positive multiple of `kv_block`.
     pub fn new(hash_tokens: u32, kv_block: u32) -> Option<Self> {
-        (kv_block > 0 && hash_tokens >= kv_block && hash_tokens % kv_block == 0).then(|| Self {
+        (kv_block > 0 && hash_tokens >= kv_block && hash_tokens.is_multiple_of(kv_block)).then(|| Self {
             hash_tokens,
             kv_block,
             entries: HashMap::new(),
