@@ -14,7 +14,9 @@ pub(crate) use duet_args::{config, load_workload};
 /// `duet sim`.
 pub fn sim(a: &SimArgs, out: Option<&Path>, overwrite: bool, timeline: Option<&Path>) -> Result<()> {
     let started = Instant::now();
-    let cfg = config(a)?;
+    let mut cfg = config(a)?;
+    // Without --out or --timeline no iteration record is written: keep only the recent ones (peak memory).
+    cfg.keep_iterations = out.is_some() || timeline.is_some();
     // The output folder is checked (and its staging folder made) before the run, not after it.
     let staged = out.map(|d| duet_sim::outdir::Staged::begin(d, overwrite)).transpose()?;
     let w = load_workload(a, &cfg)?;
@@ -65,7 +67,7 @@ pub fn bench(a: &SimArgs, runs: usize) -> Result<()> {
         if i > 0 {
             times.push(t.elapsed().as_secs_f64());
         }
-        last = Some((w.len(), run.output.iterations.len(), run.meta.policy));
+        last = Some((w.len(), run.output.stats.iterations as usize, run.meta.policy));
     }
     times.sort_by(f64::total_cmp);
     let (n, iters, policy) = last.expect("at least one run");

@@ -280,3 +280,29 @@ fn preemption_thrash_is_noted_with_the_requests_it_hits() {
     // A run without preemptions has no such note.
     assert!(!stderr(&duet(&["sim", "--num-requests", "50"])).contains("thrash"));
 }
+
+#[test]
+fn a_run_without_out_keeps_a_bounded_history_and_prints_the_same_results() {
+    // Without --out the engine keeps only the recent iteration records (peak memory); the results, the iteration
+    // count and adaptive's learning from its own history must not change. The bundled run has ~23k iterations,
+    // several times the kept tail.
+    let dir = tmp("bounded");
+    for policy in ["adaptive", "muxwise", "chunked"] {
+        let strip = |o: &std::process::Output| {
+            stdout(o)
+                .lines()
+                .filter(|l| !l.contains("wall time") && !l.starts_with("wrote"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let base = ["sim", "--policy", policy, "--granularity", "green"];
+        let a = duet(&base);
+        let out = dir.join(policy);
+        let b = duet(&[&base[..], &["--out", out.to_str().unwrap()]].concat());
+        assert!(a.status.success() && b.status.success(), "{}", stderr(&a));
+        assert_eq!(strip(&a), strip(&b), "{policy}");
+        let iterations = std::fs::read_to_string(out.join("iterations.csv")).unwrap().lines().count() - 1;
+        assert!(iterations > 3 * 4096, "{policy}: {iterations} iterations");
+        assert!(strip(&a).contains(&format!("{iterations} iterations")), "{policy}: {}", strip(&a));
+    }
+}

@@ -191,6 +191,7 @@ pub fn config(a: &SimArgs) -> Result<SimConfig> {
         seed: a.workload.seed,
         cluster: cluster_config(a)?,
         client,
+        keep_iterations: true,
     })
 }
 

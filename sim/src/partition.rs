@@ -69,7 +69,9 @@ impl Granularity {
         match self {
             Self::Sm => true,
             Self::Tpc => sms.is_multiple_of(2),
-            Self::Green => sms.is_multiple_of(GREEN_STEP) || (total - sms).is_multiple_of(GREEN_STEP) && total - sms >= GREEN_STEP,
+            Self::Green => {
+                sms.is_multiple_of(GREEN_STEP) || (total - sms).is_multiple_of(GREEN_STEP) && total - sms >= GREEN_STEP
+            }
             Self::Green8 => sms >= GREEN_STEP && Self::Green.allows(sms, total),
         }
     }

@@ -51,7 +51,7 @@ pub fn summary_json(run: &SimRun) -> Value {
     put("slo_tbt_ms", json!(meta.slo.tbt_ms));
     put("slo_tpot_ms", json!(meta.slo.tpot_ms));
     put("preemptions", json!(s.preemptions));
-    put("iterations", json!(run.output.iterations.len()));
+    put("iterations", json!(run.output.stats.iterations));
     put("kv_capacity_tokens", json!(meta.kv_capacity_tokens));
     put("peak_kv_utilization", json!(f64::from(s.peak_kv_blocks) / f64::from(s.total_kv_blocks.max(1))));
     // Prefix cache: block hit rate (hit hash blocks / hash blocks), token hit rate (prompt tokens served from
@@ -386,7 +386,7 @@ pub fn table(run: &SimRun) -> String {
         s,
         "{:<34}{} iterations, {} preemptions, peak KV {:.1}%",
         "Engine:",
-        run.output.iterations.len(),
+        run.output.stats.iterations,
         st.preemptions,
         100.0 * f64::from(st.peak_kv_blocks) / f64::from(st.total_kv_blocks.max(1))
     );

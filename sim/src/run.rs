@@ -54,6 +54,9 @@ pub struct SimConfig {
     pub cluster: ClusterConfig,
     /// Frontend cost and closed-loop client (single instance only; default: none).
     pub client: ClientConfig,
+    /// Keep every iteration record in the output (needed for `iterations.csv`, timelines and validation; when
+    /// false the output keeps the recent tail only and the count: `EngineConfig::keep_iterations`).
+    pub keep_iterations: bool,
 }
 
 /// Run parameters echoed into reports.
@@ -144,6 +147,8 @@ fn prepare(workload: &Workload, cfg: &SimConfig) -> Result<Prepared, SimError> {
         prefix_cache: cfg.prefix_cache,
         role: Role::Aggregated,
         client: cfg.client,
+        // A cluster's report sums every instance's records.
+        keep_iterations: cfg.keep_iterations || !cfg.cluster.is_single(),
     };
     let policy_name = cfg.policy.name();
     Ok(Prepared { model, kv, cost, ctx, engine_cfg, policy_name })

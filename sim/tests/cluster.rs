@@ -29,6 +29,7 @@ fn config(model: &str, cluster: ClusterConfig) -> SimConfig {
         seed: 0,
         cluster,
         client: Default::default(),
+        keep_iterations: true,
     }
 }
 

@@ -493,6 +493,7 @@ fn merge(
         let s = out.stats;
         stats.preemptions += s.preemptions;
         stats.recomputed_tokens += s.recomputed_tokens;
+        stats.iterations += s.iterations;
         stats.peak_kv_blocks = stats.peak_kv_blocks.max(s.peak_kv_blocks);
         stats.total_kv_blocks = s.total_kv_blocks;
         stats.end = stats.end.max(s.end);

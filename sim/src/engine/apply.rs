@@ -250,7 +250,7 @@ impl Engine {
             pending: timing.pending,
             device_ends: timing.pending.is_some(),
             decision,
-            record: self.iterations.len() - 1,
+            record: self.iter_base + self.iterations.len() - 1,
         });
         self.peak_sms = self.peak_sms.max(self.batches.iter().map(|b| b.sms).sum());
         Ok(())

@@ -14,7 +14,7 @@ impl Engine {
     pub(super) fn complete_step(&mut self, bi: usize, executor: &mut dyn Executor) -> Result<(), SimError> {
         let now = self.now;
         let record = self.batches[bi].record;
-        self.iterations[record].end = now;
+        self.iterations[record - self.iter_base].end = now;
         if self.batches[bi].segment + 1 < self.batches[bi].segments {
             return self.next_segment(bi, executor);
         }
@@ -69,7 +69,7 @@ impl Engine {
             b.last_update = now;
             b.dirty = true;
             b.pending = timing.pending;
-            b.record = self.iterations.len() - 1;
+            b.record = self.iter_base + self.iterations.len() - 1;
         } else {
             let b = self.batches.remove(bi);
             if let Some(d) = b.decision {
@@ -141,7 +141,7 @@ impl Engine {
         b.remaining = b.segment_solo;
         b.last_update = now;
         b.dirty = true;
-        b.record = self.iterations.len() - 1;
+        b.record = self.iter_base + self.iterations.len() - 1;
         self.peak_sms = self.peak_sms.max(self.batches.iter().map(|b| b.sms).sum());
         self.rebalance();
         Ok(())

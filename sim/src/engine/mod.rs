@@ -91,7 +91,15 @@ pub struct EngineConfig {
     pub role: Role,
     /// Frontend cost and closed-loop client in front of a single instance ([`ClientConfig`]).
     pub client: ClientConfig,
+    /// Keep every iteration record for the output (`SimOutput::iterations`). When false, only the records of
+    /// running steps and the last [`HISTORY_TAIL`] others are kept (policies read the recent tail, `View::history`),
+    /// and the output holds that tail; the count is `EngineStats::iterations` either way. For runs that write no
+    /// `iterations.csv`: peak memory then follows the requests in flight, not the run's length.
+    pub keep_iterations: bool,
 }
+
+/// Iteration records kept besides running steps' when [`EngineConfig::keep_iterations`] is false.
+pub const HISTORY_TAIL: usize = 4096;
 
 /// What an instance does in a cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -129,6 +137,7 @@ impl EngineConfig {
             prefix_cache: true,
             role: Role::Aggregated,
             client: ClientConfig::default(),
+            keep_iterations: true,
         }
     }
 }
@@ -214,6 +223,9 @@ pub(crate) struct Engine {
     peak_sms: u32,
     itl_ns: Vec<u64>,
     iterations: Vec<IterationRecord>,
+    /// Records dropped from the front of `iterations` (`keep_iterations: false`): record `r` is
+    /// `iterations[r - iter_base]`.
+    iter_base: usize,
     decisions: Vec<DecisionRecord>,
     work: Vec<SeqWork>,
     /// Per request: the stamp of the last plan that named it (duplicate detection in `validate`).
@@ -288,6 +300,7 @@ impl Engine {
             peak_sms: 0,
             itl_ns: Vec::new(),
             iterations: Vec::new(),
+            iter_base: 0,
             decisions: Vec::new(),
             work: Vec::new(),
             plan_stamp: Vec::new(),
@@ -537,6 +550,8 @@ impl Engine {
                 history: &self.iterations,
             };
             let plan = policy.plan(&view);
+            // After the policy has read the history of this moment (a step that just ended is seen once).
+            self.trim_history();
             if plan.is_empty() {
                 return Ok(());
             }
@@ -548,5 +563,19 @@ impl Engine {
             self.apply(plan, executor)?;
         }
         Ok(())
+    }
+
+    /// Drops old records when `keep_iterations` is false: those before the oldest running step's and before the
+    /// last [`HISTORY_TAIL`], once the kept vector is twice the tail (amortised).
+    fn trim_history(&mut self) {
+        if self.cfg.keep_iterations || self.iterations.len() < 2 * HISTORY_TAIL {
+            return;
+        }
+        let oldest_running = self.batches.iter().map(|b| b.record).min().unwrap_or(usize::MAX);
+        let cut = (self.iter_base + self.iterations.len() - HISTORY_TAIL).min(oldest_running);
+        if cut > self.iter_base {
+            self.iterations.drain(..cut - self.iter_base);
+            self.iter_base = cut;
+        }
     }
 }

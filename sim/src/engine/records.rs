@@ -57,6 +57,8 @@ pub struct EngineStats {
     pub preemptions: u64,
     /// KV tokens discarded by preemptions (recompute mode): computed again when the request is readmitted.
     pub recomputed_tokens: u64,
+    /// Iterations executed (all of them, whether or not their records were kept).
+    pub iterations: u64,
     /// Most KV blocks in use at once.
     pub peak_kv_blocks: u32,
     /// KV blocks in the cache.
@@ -110,6 +112,7 @@ impl Engine {
             d.apply(rec);
         }
         debug_assert!(self.requests.iter().all(|r| r.phase == Phase::Finished));
+        let executed = (self.iter_base + self.iterations.len()) as u64;
         SimOutput {
             requests,
             itl_ns: self.itl_ns,
@@ -118,6 +121,7 @@ impl Engine {
             stats: EngineStats {
                 preemptions: self.preemptions,
                 recomputed_tokens: self.recomputed_tokens,
+                iterations: executed,
                 peak_kv_blocks: self.kv.peak(),
                 total_kv_blocks: self.kv.total(),
                 end: self.now,
