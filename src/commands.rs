@@ -23,7 +23,26 @@ pub fn sim(a: &SimArgs, out: Option<&Path>, overwrite: bool, timeline: Option<&P
     for n in duet_args::option_notes(a).iter().chain(&w.notes) {
         eprintln!("note: {n}");
     }
-    let run = simulate(&w, &cfg)?;
+    // With --out (and no timeline, which needs every record in memory), iterations.csv is written as the run goes.
+    let streamed = staged.is_some() && timeline.is_none();
+    let run = match &staged {
+        Some(st) if streamed => {
+            let path = st.path().join("iterations.csv");
+            let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+            let mut file = std::io::BufWriter::new(file);
+            std::io::Write::write_all(&mut file, report::ITERATIONS_HEADER.as_bytes())?;
+            let sink: duet_sim::engine::IterationSink = Box::new(move |recs| {
+                let mut s = String::with_capacity(64 * recs.len());
+                for r in recs {
+                    report::iteration_row(&mut s, r);
+                }
+                std::io::Write::write_all(&mut file, s.as_bytes())?;
+                std::io::Write::flush(&mut file)
+            });
+            duet_sim::run::simulate_streaming(&w, &cfg, sink)?
+        }
+        _ => simulate(&w, &cfg)?,
+    };
     let elapsed = started.elapsed();
     for n in report::run_notes(&run) {
         eprintln!("note: {n}");
@@ -31,7 +50,8 @@ pub fn sim(a: &SimArgs, out: Option<&Path>, overwrite: bool, timeline: Option<&P
     println!("{}", report::table(&run));
     println!("simulated {} requests in {:.3} s wall time", w.len(), elapsed.as_secs_f64());
     if let (Some(dir), Some(staged)) = (out, staged) {
-        report::write_dir(&run, staged.path()).with_context(|| format!("writing results for {}", dir.display()))?;
+        report::write_dir_with(&run, staged.path(), !streamed)
+            .with_context(|| format!("writing results for {}", dir.display()))?;
         staged.commit()?;
         println!("wrote summary.json, requests.csv, decisions.csv and iterations.csv to {}", dir.display());
     }

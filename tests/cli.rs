@@ -304,5 +304,15 @@ fn a_run_without_out_keeps_a_bounded_history_and_prints_the_same_results() {
         let iterations = std::fs::read_to_string(out.join("iterations.csv")).unwrap().lines().count() - 1;
         assert!(iterations > 3 * 4096, "{policy}: {iterations} iterations");
         assert!(strip(&a).contains(&format!("{iterations} iterations")), "{policy}: {}", strip(&a));
+        // --out streams iterations.csv as the run goes; with --timeline every record stays in memory and the file
+        // is written at the end: the same bytes.
+        let kept = dir.join(format!("{policy}-kept"));
+        let t = dir.join(format!("{policy}.json"));
+        let c = duet(&[&base[..], &["--out", kept.to_str().unwrap(), "--timeline", t.to_str().unwrap()]].concat());
+        assert!(c.status.success(), "{}", stderr(&c));
+        assert!(
+            std::fs::read(out.join("iterations.csv")).unwrap() == std::fs::read(kept.join("iterations.csv")).unwrap(),
+            "{policy}: streamed iterations.csv differs"
+        );
     }
 }

@@ -51,6 +51,9 @@ pub enum SimError {
         /// Requests admitted.
         running: usize,
     },
+    /// Results could not be written as the run went (`engine::run_streaming`).
+    #[error("{0}")]
+    Output(String),
 }
 
 /// An executor failure (the GPU executor's errors; the simulated executor never fails).

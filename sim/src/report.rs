@@ -223,9 +223,11 @@ pub fn iterations_csv(records: &[crate::engine::IterationRecord]) -> String {
     rows_to_string(ITERATIONS_HEADER, records, iteration_row)
 }
 
-const ITERATIONS_HEADER: &str = "lane,sms,start_ms,end_ms,num_seqs,prefill_tokens,decode_tokens,instance\n";
+/// The header of `iterations.csv`.
+pub const ITERATIONS_HEADER: &str = "lane,sms,start_ms,end_ms,num_seqs,prefill_tokens,decode_tokens,instance\n";
 
-fn iteration_row(s: &mut String, r: &crate::engine::IterationRecord) {
+/// Appends `r` as one row of `iterations.csv`.
+pub fn iteration_row(s: &mut String, r: &crate::engine::IterationRecord) {
     let lane = r.lane.as_str();
     let _ = writeln!(
         s,
@@ -242,13 +244,20 @@ fn iteration_row(s: &mut String, r: &crate::engine::IterationRecord) {
 
 /// Writes `summary.json`, `requests.csv`, `decisions.csv` and `iterations.csv` into `dir` (created if missing).
 pub fn write_dir(run: &SimRun, dir: &Path) -> std::io::Result<()> {
+    write_dir_with(run, dir, true)
+}
+
+/// [`write_dir`] without `iterations.csv` when `iterations` is false (a run that streamed it already).
+pub fn write_dir_with(run: &SimRun, dir: &Path, iterations: bool) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let mut text = serde_json::to_string_pretty(&summary_json(run)).expect("JSON values serialise");
     text.push('\n');
     std::fs::write(dir.join("summary.json"), text)?;
     write_rows(&dir.join("requests.csv"), REQUESTS_HEADER, &run.output.requests, request_row)?;
     write_rows(&dir.join("decisions.csv"), DECISIONS_HEADER, &run.output.decisions, decision_row)?;
-    write_rows(&dir.join("iterations.csv"), ITERATIONS_HEADER, &run.output.iterations, iteration_row)?;
+    if iterations {
+        write_rows(&dir.join("iterations.csv"), ITERATIONS_HEADER, &run.output.iterations, iteration_row)?;
+    }
     if let Some(c) = run.cluster.as_ref().filter(|c| !c.transfers.is_empty()) {
         std::fs::write(dir.join("transfers.csv"), transfers_csv(&c.transfers))?;
     }

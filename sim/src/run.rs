@@ -182,11 +182,34 @@ fn finish(
 
 /// Runs `workload` under `cfg`.
 pub fn simulate(workload: &Workload, cfg: &SimConfig) -> Result<SimRun, SimError> {
+    simulate_inner(workload, cfg, None)
+}
+
+/// [`simulate`], handing every iteration record to `sink` in order instead of keeping them all in memory (a
+/// single instance keeps a bounded history and streams the rest; a cluster, which sums every instance's records,
+/// keeps them and hands them over at the end). The output's `iterations` holds only the last ones then.
+pub fn simulate_streaming(
+    workload: &Workload,
+    cfg: &SimConfig,
+    sink: engine::IterationSink,
+) -> Result<SimRun, SimError> {
+    simulate_inner(workload, cfg, Some(sink))
+}
+
+fn simulate_inner(
+    workload: &Workload,
+    cfg: &SimConfig,
+    sink: Option<engine::IterationSink>,
+) -> Result<SimRun, SimError> {
     let p = prepare(workload, cfg)?;
     let (output, cluster) = if cfg.cluster.is_single() {
         let mut policy = cfg.policy.build(&p.ctx)?;
         let mut executor = SimExecutor::new(Arc::clone(&p.cost));
-        (engine::run(workload, policy.as_mut(), &mut executor, &p.engine_cfg)?, None)
+        let out = match sink {
+            Some(sink) => engine::run_streaming(workload, policy.as_mut(), &mut executor, &p.engine_cfg, sink)?,
+            None => engine::run(workload, policy.as_mut(), &mut executor, &p.engine_cfg)?,
+        };
+        (out, None)
     } else {
         let mut parts = |_: u32| -> Result<InstanceParts, SimError> {
             Ok(InstanceParts {
@@ -196,6 +219,9 @@ pub fn simulate(workload: &Workload, cfg: &SimConfig) -> Result<SimRun, SimError
             })
         };
         let (out, report) = cluster::run(workload, &cfg.cluster, p.model.kv_bytes_per_token(), &mut parts)?;
+        if let Some(mut sink) = sink {
+            sink(&out.iterations).map_err(|e| SimError::Output(format!("writing iteration records: {e}")))?;
+        }
         (out, Some(report))
     };
     Ok(finish(workload, cfg, &p, output, cluster))

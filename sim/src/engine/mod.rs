@@ -101,6 +101,10 @@ pub struct EngineConfig {
 /// Iteration records kept besides running steps' when [`EngineConfig::keep_iterations`] is false.
 pub const HISTORY_TAIL: usize = 4096;
 
+/// Where every iteration record goes, in order, when the engine does not keep them all (`iterations.csv` written
+/// as the run goes): records trimmed from the history during the run, the rest at its end.
+pub type IterationSink = Box<dyn FnMut(&[IterationRecord]) -> std::io::Result<()>>;
+
 /// What an instance does in a cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Role {
@@ -181,6 +185,28 @@ pub fn run(
     Ok(engine.into_output())
 }
 
+/// [`run`] with `keep_iterations: false`, handing every iteration record to `sink` in order: those trimmed from
+/// the history as the run goes, the rest at its end (they also stay in the output's `iterations`).
+pub fn run_streaming(
+    workload: &Workload,
+    policy: &mut dyn Policy,
+    executor: &mut dyn Executor,
+    cfg: &EngineConfig,
+    sink: IterationSink,
+) -> Result<SimOutput, SimError> {
+    let cfg = EngineConfig { keep_iterations: false, ..*cfg };
+    let mut engine = Engine::for_workload(workload, &cfg)?;
+    engine.sink = Some(sink);
+    engine.drive(policy, &mut VirtualClock::new(executor))?;
+    engine.check_finished(policy)?;
+    let mut sink = engine.sink.take().expect("set above");
+    if let Some(e) = engine.sink_error.take() {
+        return Err(e);
+    }
+    sink(&engine.iterations).map_err(|e| SimError::Output(format!("writing iteration records: {e}")))?;
+    Ok(engine.into_output())
+}
+
 /// One engine with its policy, as the event kernel drives it.
 struct Single<'a> {
     engine: &'a mut Engine,
@@ -226,6 +252,10 @@ pub(crate) struct Engine {
     /// Records dropped from the front of `iterations` (`keep_iterations: false`): record `r` is
     /// `iterations[r - iter_base]`.
     iter_base: usize,
+    /// Receives the records trimmed from the history ([`run_streaming`]).
+    sink: Option<IterationSink>,
+    /// The sink's first error (reported when the run ends).
+    sink_error: Option<SimError>,
     decisions: Vec<DecisionRecord>,
     work: Vec<SeqWork>,
     /// Per request: the stamp of the last plan that named it (duplicate detection in `validate`).
@@ -301,6 +331,8 @@ impl Engine {
             itl_ns: Vec::new(),
             iterations: Vec::new(),
             iter_base: 0,
+            sink: None,
+            sink_error: None,
             decisions: Vec::new(),
             work: Vec::new(),
             plan_stamp: Vec::new(),
@@ -574,7 +606,14 @@ impl Engine {
         let oldest_running = self.batches.iter().map(|b| b.record).min().unwrap_or(usize::MAX);
         let cut = (self.iter_base + self.iterations.len() - HISTORY_TAIL).min(oldest_running);
         if cut > self.iter_base {
-            self.iterations.drain(..cut - self.iter_base);
+            let n = cut - self.iter_base;
+            if let Some(sink) = self.sink.as_mut()
+                && self.sink_error.is_none()
+                && let Err(e) = sink(&self.iterations[..n])
+            {
+                self.sink_error = Some(SimError::Output(format!("writing iteration records: {e}")));
+            }
+            self.iterations.drain(..n);
             self.iter_base = cut;
         }
     }
