@@ -87,6 +87,8 @@ pub struct CalibrationSummary {
 pub fn calibrate(cfg: &CalibrateConfig, log: &mut dyn FnMut(&str)) -> Result<CalibrationSummary, GpuError> {
     let start = Instant::now();
     let (gpu, identity, gpu_name) = open_identified(cfg.gpu.as_deref(), log)?;
+    // Marked partial until summary.json is written (records.jsonl grows as records are measured).
+    records::write(&cfg.out, PARTIAL_MARKER, PARTIAL_TEXT)?;
     records::write(
         &cfg.out,
         "device.json",
@@ -207,8 +209,18 @@ pub fn kv_bytes(r: &duet_calibration::record::Record) -> f64 {
     b * (r.d_in + 1) as f64 * r.kv_heads.unwrap_or(1) as f64 * r.d_out as f64 * 2.0 * r.dtype_bytes as f64
 }
 
+/// A file present while a calibration folder is incomplete (the run is measuring, or stopped before its summary).
+pub const PARTIAL_MARKER: &str = "PARTIAL";
+
+const PARTIAL_TEXT: &str = "This calibration has not finished: records.jsonl holds the records measured so far; \
+summary.json appears, and this file goes, when it completes.\n";
+
 fn write_summary(dir: &Path, s: &CalibrationSummary) -> Result<(), GpuError> {
     records::write(dir, "summary.json", &serde_json::to_string_pretty(s).expect("serialisable"))?;
+    let marker = dir.join(PARTIAL_MARKER);
+    if marker.exists() {
+        std::fs::remove_file(&marker).map_err(|source| GpuError::Io { path: marker.clone(), source })?;
+    }
     let mut md = format!("# duet-gpu calibrate: {} on {}\n\n", s.model, s.device.name);
     md.push_str(&table(&s.per_sms));
     md.push_str(&format!(
