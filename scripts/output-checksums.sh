@@ -16,12 +16,14 @@ run default sim
 for p in chunked prefill-first duet static-split muxwise; do
   extra=()
   [ "$p" = static-split ] && extra=(--split 100:32)
+  # Budgets named, so that a change of a policy's default does not change this reference.
+  [ "$p" = duet ] && extra=(--token-budget 2048)
   run "conv-$p" sim --trace "$S/azure2023/AzureLLMInferenceTrace_conv.csv" --policy "$p" "${extra[@]}"
 done
 run mooncake sim --trace "$S/mooncake/conversation_trace.jsonl" --model qwen3-8b --cap-to-context
 run replicas2 sim --trace "$S/azure2023/AzureLLMInferenceTrace_conv.csv" --replicas 2
 run disagg sim --trace "$S/azure2023/AzureLLMInferenceTrace_conv.csv" --disagg 1P1D
 run tp2 sim --trace "$S/azure2023/AzureLLMInferenceTrace_conv.csv" --tp 2 --model qwen3-32b
-run dry-run replay --dry-run --num-requests 300 --policy duet --tbt-target-ms 40
+run dry-run replay --dry-run --num-requests 300 --policy duet --token-budget 2048 --tbt-target-ms 40
 (cd "$OUT" && find . -type f | sort | xargs sha256sum)
 rm -rf "$OUT"

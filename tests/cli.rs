@@ -316,3 +316,20 @@ fn a_run_without_out_keeps_a_bounded_history_and_prints_the_same_results() {
         );
     }
 }
+
+#[test]
+fn duet_on_the_bundled_defaults_shows_its_mechanism() {
+    // Its default budget (8192, the paper's) lets mixed batches miss the 100 ms target, so it splits; the summary
+    // says in how many of the decisions that had both prefill and decode work.
+    let o = duet(&["sim", "--policy", "duet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let line = out.lines().find(|l| l.starts_with("Partitioning:")).expect("a partitioning line");
+    let pct: f64 = line.split("split the GPU (").nth(1).unwrap().split('%').next().unwrap().parse().unwrap();
+    assert!(pct >= 10.0, "{line}");
+    let p99_tbt = |text: &str| -> String {
+        text.lines().find(|l| l.starts_with("TBT (max/request)")).unwrap().split_whitespace().last().unwrap().into()
+    };
+    let chunked = stdout(&duet(&["sim", "--policy", "chunked"]));
+    assert_ne!(p99_tbt(&out), p99_tbt(&chunked), "duet's P99 TBT equals chunked's");
+}

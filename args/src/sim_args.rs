@@ -116,8 +116,9 @@ pub struct SimArgs {
     /// Default: chunked, or under --engine the engine's own scheduler.
     #[arg(long)]
     pub policy: Option<String>,
-    /// Tokens per iteration (chunked and duet, default 2048), prefill tokens per prefill batch (prefill-first,
-    /// default 8192; static-split and muxwise, default 2048).
+    /// Tokens per iteration (chunked, default 2048; duet, default 8192: the DuetServe paper's budget, which
+    /// saturates the linear layers so that mixed batches can miss the TBT target and duet splits), prefill tokens
+    /// per prefill batch (prefill-first, default 8192; static-split and muxwise, default 2048).
     #[arg(allow_negative_numbers = true, long, value_name = "TOKENS")]
     pub token_budget: Option<u32>,
     /// Most requests running at once (vLLM `max_num_seqs`) for chunked, vllm and duet (default 256).

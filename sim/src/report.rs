@@ -361,13 +361,18 @@ pub fn table(run: &SimRun) -> String {
         );
     }
     let splits = run.output.decisions.iter().filter(|d| d.decision.mode == Mode::Split).count();
+    // A real choice: a decision with both prefill and decode work (decode-only steps have nothing to split).
+    let choices =
+        run.output.decisions.iter().filter(|d| d.decision.prefill_sms > 0 && d.decision.decode_sms > 0).count();
     if !run.output.decisions.is_empty() {
         let _ = writeln!(
             s,
-            "{:<34}{} of {} decisions split the GPU ({} granularity)",
+            "{:<34}{} of {} decisions split the GPU ({} of the {} with both prefill and decode work; {} granularity)",
             "Partitioning:",
             splits,
             run.output.decisions.len(),
+            if choices > 0 { format!("{:.0}%", 100.0 * splits as f64 / choices as f64) } else { "none".into() },
+            choices,
             meta.granularity
         );
     }
