@@ -15,8 +15,8 @@ pub(crate) use duet_args::{config, load_workload};
 pub fn sim(a: &SimArgs, out: Option<&Path>, overwrite: bool, timeline: Option<&Path>) -> Result<()> {
     let started = Instant::now();
     let mut cfg = config(a)?;
-    // Without --out or --timeline no iteration record is written: keep only the recent ones (peak memory).
-    cfg.keep_iterations = out.is_some() || timeline.is_some();
+    // Only a timeline needs every iteration record in memory; --out streams them (below), else none is written.
+    cfg.keep_iterations = timeline.is_some();
     // The output folder is checked (and its staging folder made) before the run, not after it.
     let staged = out.map(|d| duet_sim::outdir::Staged::begin(d, overwrite)).transpose()?;
     let w = load_workload(a, &cfg)?;
@@ -28,17 +28,7 @@ pub fn sim(a: &SimArgs, out: Option<&Path>, overwrite: bool, timeline: Option<&P
     let run = match &staged {
         Some(st) if streamed => {
             let path = st.path().join("iterations.csv");
-            let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-            let mut file = std::io::BufWriter::new(file);
-            std::io::Write::write_all(&mut file, report::ITERATIONS_HEADER.as_bytes())?;
-            let sink: duet_sim::engine::IterationSink = Box::new(move |recs| {
-                let mut s = String::with_capacity(64 * recs.len());
-                for r in recs {
-                    report::iteration_row(&mut s, r);
-                }
-                std::io::Write::write_all(&mut file, s.as_bytes())?;
-                std::io::Write::flush(&mut file)
-            });
+            let sink = report::iterations_csv_sink(&path).with_context(|| format!("creating {}", path.display()))?;
             duet_sim::run::simulate_streaming(&w, &cfg, sink)?
         }
         _ => simulate(&w, &cfg)?,

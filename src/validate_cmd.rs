@@ -14,6 +14,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use duet_reports::figure::{CdfChart, Figure, ScatterChart};
 use duet_reports::style::ColorMap;
+use duet_reports::table::Table;
 use duet_sim::trace_event::{self, TraceRequest, TraceSource, TraceStep};
 use duet_sim::validate::{self, StepComparison, compare_steps, compare_summaries, read_steps};
 use duet_sim::{report, run::simulate};
@@ -147,38 +148,23 @@ struct RequestTimes {
     max_tbt_ms: Option<f64>,
 }
 
-/// Reads `id`, `arrival_ms`, `ttft_ms` and `max_tbt_ms` from a run's `requests.csv` (columns found by name).
+/// Reads `id`, `arrival_ms`, `ttft_ms` and `max_tbt_ms` from a run's `requests.csv` (columns found by name;
+/// empty fields are `None`), with the reports' table reader.
 fn read_requests(path: &Path) -> Result<Vec<RequestTimes>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    parse_requests(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
-}
-
-fn parse_requests(text: &str) -> std::result::Result<Vec<RequestTimes>, String> {
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().ok_or("empty file")?.split(',').collect();
-    let col = |name: &str| header.iter().position(|h| *h == name).ok_or(format!("no column {name:?}"));
-    let (id, arr, ttft, tbt) = (col("id")?, col("arrival_ms")?, col("ttft_ms")?, col("max_tbt_ms")?);
-    let mut out = Vec::new();
-    for (i, line) in lines.enumerate() {
-        let f: Vec<&str> = line.split(',').collect();
-        let lineno = i + 2;
-        let get = |c: usize, name: &str| f.get(c).copied().ok_or(format!("line {lineno}: no {name} field"));
-        let num = |c: usize, name: &str| -> std::result::Result<Option<f64>, String> {
-            let v = get(c, name)?;
-            if v.is_empty() {
-                return Ok(None);
-            }
-            v.parse::<f64>().map(Some).map_err(|_| format!("line {lineno}: {name} {v:?} is not a number"))
-        };
-        let id_v = get(id, "id")?;
-        out.push(RequestTimes {
-            id: id_v.parse().map_err(|_| format!("line {lineno}: id {id_v:?} is not an integer"))?,
-            arrival_ms: num(arr, "arrival_ms")?.ok_or(format!("line {lineno}: empty arrival_ms"))?,
-            ttft_ms: num(ttft, "ttft_ms")?,
-            max_tbt_ms: num(tbt, "max_tbt_ms")?,
-        });
-    }
-    Ok(out)
+    let t = Table::read(path)?;
+    let (ids, arrivals) = (t.f64s("id")?, t.f64s("arrival_ms")?);
+    let (ttft, tbt) = (t.f64s("ttft_ms")?, t.f64s("max_tbt_ms")?);
+    (0..t.height())
+        .map(|i| {
+            let row = || format!("{}: row {}", path.display(), i + 1);
+            Ok(RequestTimes {
+                id: ids[i].with_context(|| format!("{}: no id", row()))? as u32,
+                arrival_ms: arrivals[i].with_context(|| format!("{}: no arrival_ms", row()))?,
+                ttft_ms: ttft[i],
+                max_tbt_ms: tbt[i],
+            })
+        })
+        .collect()
 }
 
 /// The device run as a trace source: its measured steps (GPU-event start and duration) and its requests.
@@ -187,14 +173,17 @@ fn measured_source(steps: &[validate::StepRecord], reqs: &[RequestTimes]) -> Tra
         name: "measured".into(),
         steps: steps
             .iter()
-            .map(|s| TraceStep {
-                lane: s.lane,
-                sms: s.sms,
-                start_ns: s.start_ns,
-                dur_ns: s.measured_ns,
-                seqs: s.work.len() as u32,
-                prefill_tokens: s.work.iter().filter(|w| w.new_tokens > 1).map(|w| w.new_tokens).sum(),
-                decode_tokens: s.work.iter().filter(|w| w.new_tokens == 1).count() as u32,
+            .map(|s| {
+                let (prefill_tokens, decode_tokens) = s.token_counts();
+                TraceStep {
+                    lane: s.lane,
+                    sms: s.sms,
+                    start_ns: s.start_ns,
+                    dur_ns: s.measured_ns,
+                    seqs: s.work.len() as u32,
+                    prefill_tokens,
+                    decode_tokens,
+                }
             })
             .collect(),
         requests: reqs
@@ -244,13 +233,25 @@ mod tests {
 
     #[test]
     fn requests_are_read_by_column_name_with_empty_fields_as_none() {
+        let dir = std::env::temp_dir().join(format!("duet-validate-requests-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = |name: &str, text: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
         let text = "id,arrival_ms,input_tokens,ttft_ms,max_tbt_ms\n3,1.5,10,20.25,\n4,2,10,,\n";
-        let r = parse_requests(text).unwrap();
+        let r = read_requests(&file("ok.csv", text)).unwrap();
         assert_eq!(r[0], RequestTimes { id: 3, arrival_ms: 1.5, ttft_ms: Some(20.25), max_tbt_ms: None });
         assert_eq!((r[1].ttft_ms, r[1].max_tbt_ms), (None, None));
-        assert!(parse_requests("id,arrival_ms,ttft_ms\n").unwrap_err().contains("max_tbt_ms"));
-        let e = parse_requests("id,arrival_ms,ttft_ms,max_tbt_ms\n1,x,1,1\n").unwrap_err();
-        assert!(e.contains("line 2") && e.contains("arrival_ms"), "{e}");
+        let e = format!("{:#}", read_requests(&file("short.csv", "id,arrival_ms,ttft_ms\n1,2,3\n")).unwrap_err());
+        assert!(e.contains("max_tbt_ms"), "{e}");
+        let e = format!(
+            "{:#}",
+            read_requests(&file("bad.csv", "id,arrival_ms,ttft_ms,max_tbt_ms\n1,x,1,1\n")).unwrap_err()
+        );
+        assert!(e.contains("arrival_ms"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

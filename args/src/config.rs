@@ -31,11 +31,7 @@ fn parse_split(s: &str) -> Result<(u32, u32)> {
 /// options on purpose, so they are notes, not errors). `duet sim` prints them.
 pub fn option_notes(a: &SimArgs) -> Vec<String> {
     let preset = a.engine.as_deref().and_then(|e| EnginePreset::resolve(e).ok());
-    let name = match (&a.policy, &preset) {
-        (Some(n), _) => n.clone(),
-        (None, Some(p)) => p.policy.clone(),
-        (None, None) => "chunked".to_string(),
-    };
+    let name = policy_name(a, preset.as_ref());
     let opts = PolicyOptions {
         token_budget: a.token_budget,
         max_num_seqs: a.max_num_seqs,
@@ -45,10 +41,19 @@ pub fn option_notes(a: &SimArgs) -> Vec<String> {
         guard: a.decode_guard,
         without: a.adaptive_without.iter().map(String::clone).collect(),
     };
-    PolicyConfig::ignored_options(&name, &opts)
+    PolicyConfig::ignored_options(name, &opts)
         .into_iter()
         .map(|flag| format!("{flag} does not apply to policy {name}: ignored"))
         .collect()
+}
+
+/// The policy a run uses: `--policy`, else under an engine preset the engine's own scheduler, else chunked.
+fn policy_name<'a>(a: &'a SimArgs, preset: Option<&'a EnginePreset>) -> &'a str {
+    match (&a.policy, preset) {
+        (Some(name), _) => name,
+        (None, Some(p)) => &p.policy,
+        (None, None) => "chunked",
+    }
 }
 
 pub fn config(a: &SimArgs) -> Result<SimConfig> {
@@ -72,13 +77,7 @@ pub fn config(a: &SimArgs) -> Result<SimConfig> {
         guard: a.decode_guard,
         without: a.adaptive_without.iter().flat_map(|l| l.split(',')).map(|m| m.trim().to_string()).collect(),
     };
-    // Under an engine preset the default policy is the engine's own scheduler.
-    let policy_name = match (&a.policy, &preset) {
-        (Some(name), _) => name.as_str(),
-        (None, Some(p)) => p.policy.as_str(),
-        (None, None) => "chunked",
-    };
-    let policy = PolicyConfig::by_name(policy_name, &opts)?;
+    let policy = PolicyConfig::by_name(policy_name(a, preset.as_ref()), &opts)?;
     let granularity: Granularity = a.granularity.parse()?;
     let mut cost = CostConfig::default();
     if let Some(us) = a.iteration_overhead_us {

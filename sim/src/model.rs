@@ -156,19 +156,7 @@ impl ModelSpec {
                 1u32 << 30
             )));
         }
-        let w = |v: u64| u128::from(v);
-        let (h, l, hq, hkv, dh) =
-            (w(c.hidden_size), w(c.num_hidden_layers), w(c.num_attention_heads), w(num_kv_heads), w(head_dim));
-        let params = l * (h * (hq + 2 * hkv) * dh + hq * dh * h + 3 * h * w(c.intermediate_size) + 2 * h)
-            + 2 * w(c.vocab_size) * h
-            + h;
-        const MAX_PARAMS: u128 = 1 << 50;
-        if params > MAX_PARAMS {
-            return Err(ConfigError::Model(format!(
-                "{name}: {params} parameters is beyond the largest model duet accepts, 2^50 ({MAX_PARAMS})"
-            )));
-        }
-        Ok(ModelSpec {
+        let spec = ModelSpec {
             name: name.to_string(),
             hidden_size: c.hidden_size,
             num_layers: c.num_hidden_layers,
@@ -180,24 +168,41 @@ impl ModelSpec {
             tie_word_embeddings: c.tie_word_embeddings,
             dtype_bytes,
             max_context: c.max_position_embeddings,
-        })
+        };
+        // The parameter count in u128, so that a product of in-bound sizes cannot overflow before the check.
+        const MAX_PARAMS: u128 = 1 << 50;
+        let params = spec.params_wide();
+        if params > MAX_PARAMS {
+            return Err(ConfigError::Model(format!(
+                "{name}: {params} parameters is beyond the largest model duet accepts, 2^50 ({MAX_PARAMS})"
+            )));
+        }
+        Ok(spec)
     }
 
     /// Parameters of one layer: QKV `h (h_q + 2 h_kv) d_h`, O `h_q d_h h`, gated MLP `3 h I`, two RMSNorm
     /// weights `2 h`. (Qwen3's per-head q/k norms, `2 d_h`, are below 0.001% and left out.)
     pub fn params_per_layer(&self) -> u64 {
-        let h = self.hidden_size;
-        h * (self.num_q_heads + 2 * self.num_kv_heads) * self.head_dim
-            + self.num_q_heads * self.head_dim * h
-            + 3 * h * self.intermediate_size
-            + 2 * h
+        self.layer_params_wide() as u64
     }
 
     /// All parameters: `L x params_per_layer + V h (embedding) + V h (LM head, unless tied) + h (final norm)`.
     pub fn num_params(&self) -> u64 {
-        let emb = self.vocab_size * self.hidden_size;
+        self.params_wide() as u64
+    }
+
+    /// [`Self::params_per_layer`] in u128 (the one formula; `from_json` bounds it, so the u64 views are exact).
+    fn layer_params_wide(&self) -> u128 {
+        let w = u128::from;
+        let (h, hq, hkv, dh) = (w(self.hidden_size), w(self.num_q_heads), w(self.num_kv_heads), w(self.head_dim));
+        h * (hq + 2 * hkv) * dh + hq * dh * h + 3 * h * w(self.intermediate_size) + 2 * h
+    }
+
+    /// [`Self::num_params`] in u128.
+    fn params_wide(&self) -> u128 {
+        let emb = u128::from(self.vocab_size) * u128::from(self.hidden_size);
         let head = if self.tie_word_embeddings { 0 } else { emb };
-        self.num_layers * self.params_per_layer() + emb + head + self.hidden_size
+        u128::from(self.num_layers) * self.layer_params_wide() + emb + head + u128::from(self.hidden_size)
     }
 
     /// Bytes of weights: `num_params x s`.

@@ -223,11 +223,9 @@ pub fn iterations_csv(records: &[crate::engine::IterationRecord]) -> String {
     rows_to_string(ITERATIONS_HEADER, records, iteration_row)
 }
 
-/// The header of `iterations.csv`.
-pub const ITERATIONS_HEADER: &str = "lane,sms,start_ms,end_ms,num_seqs,prefill_tokens,decode_tokens,instance\n";
+const ITERATIONS_HEADER: &str = "lane,sms,start_ms,end_ms,num_seqs,prefill_tokens,decode_tokens,instance\n";
 
-/// Appends `r` as one row of `iterations.csv`.
-pub fn iteration_row(s: &mut String, r: &crate::engine::IterationRecord) {
+fn iteration_row(s: &mut String, r: &crate::engine::IterationRecord) {
     let lane = r.lane.as_str();
     let _ = writeln!(
         s,
@@ -240,6 +238,22 @@ pub fn iteration_row(s: &mut String, r: &crate::engine::IterationRecord) {
         r.decode_tokens,
         r.instance
     );
+}
+
+/// `iterations.csv` at `path` written as a run goes: the header now, then the rows of every batch of records the
+/// sink is handed ([`crate::run::simulate_streaming`]); the same bytes as [`iterations_csv`] of all of them.
+pub fn iterations_csv_sink(path: &Path) -> std::io::Result<crate::engine::IterationSink> {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    f.write_all(ITERATIONS_HEADER.as_bytes())?;
+    Ok(Box::new(move |records| {
+        let mut s = String::with_capacity(64 * records.len());
+        for r in records {
+            iteration_row(&mut s, r);
+        }
+        f.write_all(s.as_bytes())?;
+        f.flush()
+    }))
 }
 
 /// Writes `summary.json`, `requests.csv`, `decisions.csv` and `iterations.csv` into `dir` (created if missing).

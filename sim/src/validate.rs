@@ -51,6 +51,15 @@ pub struct StepRecord {
     pub work: Vec<SeqWork>,
 }
 
+impl StepRecord {
+    /// (prefill tokens, decode tokens): one-token items count as decode, longer ones as prefill chunks.
+    pub fn token_counts(&self) -> (u32, u32) {
+        let prefill = self.work.iter().filter(|w| w.new_tokens > 1).map(|w| w.new_tokens).sum();
+        let decode = self.work.iter().filter(|w| w.new_tokens == 1).count() as u32;
+        (prefill, decode)
+    }
+}
+
 /// Kind of a step in the reports: its lane, and `decode-graph` for a look-ahead step replayed from a graph.
 pub fn step_kind(s: &StepRecord) -> &'static str {
     match (s.lane, s.launch) {
@@ -92,9 +101,7 @@ pub fn parse_work(s: &str) -> Result<Vec<SeqWork>, String> {
 pub fn steps_csv(steps: &[StepRecord]) -> String {
     let mut s = format!("{STEPS_HEADER}\n");
     for (i, st) in steps.iter().enumerate() {
-        // Informational columns: one-token items count as decode, longer ones as prefill chunks.
-        let prefill: u32 = st.work.iter().filter(|w| w.new_tokens > 1).map(|w| w.new_tokens).sum();
-        let decode = st.work.iter().filter(|w| w.new_tokens == 1).count();
+        let (prefill, decode) = st.token_counts();
         let launch = match st.launch {
             Launch::Eager => "eager",
             Launch::Graph => "graph",
