@@ -252,7 +252,7 @@ fn result_json(s: &ServeArgs, run: &SimRun, ps: &[f64]) -> Value {
     let mut series: Vec<(&str, Vec<f64>)> = vec![
         ("ttft", done.iter().map(|r| metrics::ttft_ms(r)).collect()),
         ("tpot", done.iter().filter_map(|r| metrics::tpot_ms(r)).collect()),
-        ("itl", out.itl_ns.iter().map(|&g| g as f64 / 1e6).collect()),
+        ("itl", out.itl_ns.iter().map(|g| g as f64 / 1e6).collect()),
         ("e2el", done.iter().map(|r| metrics::e2el_ms(r)).collect()),
     ];
     let m = &run.metrics;

@@ -191,6 +191,7 @@ pub fn config(a: &SimArgs) -> Result<SimConfig> {
         cluster: cluster_config(a)?,
         client,
         keep_iterations: true,
+        leap: !a.no_leap,
     })
 }
 

@@ -176,6 +176,11 @@ pub struct SimArgs {
     /// Disable the prefix cache (on by default when the trace has prefix hashes, e.g. Mooncake).
     #[arg(long)]
     pub no_prefix_cache: bool,
+    /// Run every decode step through the policy instead of leaping over quiet ones (outputs are byte-identical
+    /// either way; for checking that, and for timing the difference)
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_leap: bool,
     /// Aggregated instances behind the router, each on --tp GPUs running --policy.
     #[arg(allow_negative_numbers = true, long, value_name = "N", default_value_t = 1)]
     pub replicas: u32,

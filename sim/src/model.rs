@@ -3,7 +3,7 @@
 //! Only the fields that set operator shapes and memory are read: `hidden_size`, `num_hidden_layers`,
 //! `num_attention_heads`, `num_key_value_heads` (defaults to `num_attention_heads`), `head_dim` (defaults to
 //! `hidden_size / num_attention_heads`), `intermediate_size`, `vocab_size`, `tie_word_embeddings` (default
-//! false), `torch_dtype` (default bfloat16) and `max_position_embeddings` (context limit, optional). Five
+//! false), `torch_dtype` (default bfloat16) and `max_position_embeddings` (context limit, optional). Six
 //! configs are bundled and selectable by name.
 
 use std::path::Path;
@@ -19,6 +19,7 @@ const BUNDLED: &[(&str, &str, &str)] = &[
     ("qwen3-32b", "Qwen/Qwen3-32B", include_str!("../models/qwen3-32b.json")),
     ("llama-3.1-8b", "meta-llama/Llama-3.1-8B", include_str!("../models/llama-3.1-8b.json")),
     ("llama-3.1-70b", "meta-llama/Llama-3.1-70B", include_str!("../models/llama-3.1-70b.json")),
+    ("codellama-34b", "codellama/CodeLlama-34b-hf", include_str!("../models/codellama-34b.json")),
 ];
 
 /// Shapes of a dense transformer, enough to count FLOPs, bytes, weights and KV-cache size.
@@ -287,13 +288,14 @@ mod tests {
 
     #[test]
     fn bundled_models_load_with_expected_sizes() {
-        // Published parameter counts (billions), rounded: Qwen3 8.2/14.8/32.8, Llama-3.1 8.0/70.6.
+        // Published parameter counts (billions), rounded: Qwen3 8.2/14.8/32.8, Llama-3.1 8.0/70.6, CodeLlama 33.7.
         let expect = [
             ("qwen3-8b", 8.19),
             ("qwen3-14b", 14.77),
             ("qwen3-32b", 32.76),
             ("llama-3.1-8b", 8.03),
             ("llama-3.1-70b", 70.55),
+            ("codellama-34b", 33.74),
         ];
         for (name, billions) in expect {
             let m = ModelSpec::resolve(name).unwrap();

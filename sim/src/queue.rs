@@ -45,6 +45,18 @@ impl<E: Ord> EventQueue<E> {
         self.heap.pop().map(|Reverse((t, _, e))| (t, e))
     }
 
+    /// Removes and returns the next event if it is due by `by`, satisfies `pred`, and is the only event due by
+    /// its time (the one after it is strictly later); otherwise leaves the queue as it was (the event keeps its
+    /// place in the (time, sequence) order).
+    pub fn pop_sole_if(&mut self, by: Nanos, pred: impl FnOnce(&E) -> bool) -> Option<(Nanos, E)> {
+        let Reverse((t, seq, ev)) = self.heap.pop()?;
+        if t > by || !pred(&ev) || self.next_time().is_some_and(|n| n <= t) {
+            self.heap.push(Reverse((t, seq, ev)));
+            return None;
+        }
+        Some((t, ev))
+    }
+
     /// Events queued.
     pub fn len(&self) -> usize {
         self.heap.len()
@@ -75,5 +87,22 @@ mod tests {
         }
         assert_eq!(out, [(Nanos(10), 'z'), (Nanos(10), 'b'), (Nanos(20), 'c'), (Nanos(20), 'a')]);
         assert!(q.is_empty() && q.next_time().is_none());
+    }
+
+    #[test]
+    fn pop_sole_takes_the_next_event_only_when_nothing_else_is_due_by_its_time() {
+        let mut q = EventQueue::new();
+        q.push(Nanos(10), 'a');
+        q.push(Nanos(10), 'b');
+        q.push(Nanos(30), 'c');
+        // 'a' shares its time with 'b': refused, and the order is kept.
+        assert_eq!(q.pop_sole_if(Nanos(100), |_| true), None);
+        assert_eq!(q.pop_due(Nanos(10)), Some((Nanos(10), 'a')));
+        // 'b' is alone at 10 but fails the predicate, then is past `by`, then is taken.
+        assert_eq!(q.pop_sole_if(Nanos(100), |&e| e == 'z'), None);
+        assert_eq!(q.pop_sole_if(Nanos(9), |_| true), None);
+        assert_eq!(q.pop_sole_if(Nanos(10), |&e| e == 'b'), Some((Nanos(10), 'b')));
+        assert_eq!(q.pop_sole_if(Nanos(30), |_| true), Some((Nanos(30), 'c')));
+        assert_eq!(q.pop_sole_if(Nanos(30), |_| true), None);
     }
 }

@@ -57,6 +57,8 @@ pub struct SimConfig {
     /// Keep every iteration record in the output (needed for `iterations.csv`, timelines and validation; when
     /// false the output keeps the recent tail only and the count: `EngineConfig::keep_iterations`).
     pub keep_iterations: bool,
+    /// Leap over quiet decode steps (`EngineConfig::leap`; outputs are byte-identical either way).
+    pub leap: bool,
 }
 
 /// Run parameters echoed into reports.
@@ -149,6 +151,7 @@ fn prepare(workload: &Workload, cfg: &SimConfig) -> Result<Prepared, SimError> {
         client: cfg.client,
         // A cluster's report sums every instance's records.
         keep_iterations: cfg.keep_iterations || !cfg.cluster.is_single(),
+        leap: cfg.leap,
     };
     let policy_name = cfg.policy.name();
     Ok(Prepared { model, kv, cost, ctx, engine_cfg, policy_name })

@@ -71,6 +71,144 @@ impl Dist {
     }
 }
 
+/// A multiset of durations in ns kept as `(value, count)` runs: the sequences of one step all see the same
+/// inter-token gap, so a step adds one run instead of one value per token (a 4-million-token trace holds a few
+/// hundred thousand runs, not 4 million values). [`Gaps::sort`] orders the runs by value and merges equal ones;
+/// [`Dist::of_gaps`] then gives exactly what [`Dist::of_sorted_ns`] gives on the expanded values.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Gaps {
+    runs: Vec<(u64, u64)>,
+    count: u64,
+}
+
+impl Gaps {
+    /// An empty multiset.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one value (merged into the last run when equal to it).
+    pub fn push(&mut self, v: u64) {
+        self.push_n(v, 1);
+    }
+
+    /// Adds `n` copies of `v`.
+    pub fn push_n(&mut self, v: u64, n: u64) {
+        if n == 0 {
+            return;
+        }
+        match self.runs.last_mut() {
+            Some(last) if last.0 == v => last.1 += n,
+            _ => self.runs.push((v, n)),
+        }
+        self.count += n;
+    }
+
+    /// Adds every value of `other`.
+    pub fn append(&mut self, other: &Gaps) {
+        for &(v, n) in &other.runs {
+            self.push_n(v, n);
+        }
+    }
+
+    /// Number of values (with multiplicity).
+    pub fn len(&self) -> u64 {
+        self.count
+    }
+
+    /// Whether there is no value.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Orders the runs by value and merges runs of equal values (ascending, distinct values).
+    pub fn sort(&mut self) {
+        self.runs.sort_unstable_by_key(|r| r.0);
+        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(self.runs.len());
+        for &(v, n) in &self.runs {
+            match merged.last_mut() {
+                Some(last) if last.0 == v => last.1 += n,
+                _ => merged.push((v, n)),
+            }
+        }
+        self.runs = merged;
+    }
+
+    /// The `(value, count)` runs, in the order kept (ascending and distinct after [`Gaps::sort`]).
+    pub fn runs(&self) -> &[(u64, u64)] {
+        &self.runs
+    }
+
+    /// Every value, each as many times as it was added, in run order.
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.runs.iter().flat_map(|&(v, n)| std::iter::repeat_n(v, n as usize))
+    }
+
+    /// Every value expanded into a vector (tests and small outputs).
+    pub fn to_vec(&self) -> Vec<u64> {
+        self.iter().collect()
+    }
+
+    /// The value at 0-based rank `k` of the run order (`k < len`).
+    fn at(&self, k: u64) -> u64 {
+        let mut seen = 0;
+        for &(v, n) in &self.runs {
+            seen += n;
+            if k < seen {
+                return v;
+            }
+        }
+        unreachable!("rank {k} of {} values", self.count)
+    }
+}
+
+impl FromIterator<u64> for Gaps {
+    fn from_iter<I: IntoIterator<Item = u64>>(iter: I) -> Self {
+        let mut g = Gaps::new();
+        for v in iter {
+            g.push(v);
+        }
+        g
+    }
+}
+
+impl Dist {
+    /// Statistics in **ms** of the durations of `gaps` (ns), which must be sorted ([`Gaps::sort`]): the same
+    /// values, bit for bit, as [`Dist::of_sorted_ns`] on the expanded ascending values (sums are taken value by
+    /// value in ascending order; percentile ranks are located in the runs).
+    pub fn of_gaps(gaps: &Gaps) -> Dist {
+        debug_assert!(gaps.runs.windows(2).all(|w| w[0].0 < w[1].0), "gaps not sorted");
+        if gaps.is_empty() {
+            return Dist::default();
+        }
+        let n = gaps.count as f64;
+        let ms = |v: u64| v as f64 / 1e6;
+        let mut sum = 0.0;
+        for &(v, c) in &gaps.runs {
+            let x = ms(v);
+            for _ in 0..c {
+                sum += x;
+            }
+        }
+        let mean = sum / n;
+        let mut var = 0.0;
+        for &(v, c) in &gaps.runs {
+            let d = (ms(v) - mean) * (ms(v) - mean);
+            for _ in 0..c {
+                var += d;
+            }
+        }
+        let var = var / n;
+        let pct = |p: f64| {
+            let rank = p / 100.0 * (gaps.count - 1) as f64;
+            let (lo, hi) = (rank.floor() as u64, rank.ceil() as u64);
+            let (a, b) = (ms(gaps.at(lo)), ms(gaps.at(hi)));
+            a + (b - a) * (rank - lo as f64)
+        };
+        Dist { mean, median: pct(50.0), std: var.sqrt(), p90: pct(90.0), p99: pct(99.0) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,5 +227,31 @@ mod tests {
         let ns = Dist::of_sorted_ns(&[1_000_000, 2_000_000, 3_000_000, 4_000_000]);
         assert_eq!((ns.mean, ns.median), (2.5, 2.5));
         assert!((ns.p90 - 3.7).abs() < 1e-12 && (ns.std - 1.25f64.sqrt()).abs() < 1e-12);
+        assert_eq!(Dist::of_gaps(&Gaps::new()), Dist::default());
+    }
+
+    proptest::proptest! {
+        /// Runs give bit-identical statistics to the expanded, sorted values, whatever the order and grouping.
+        #[test]
+        fn gaps_match_the_expanded_values(values in proptest::collection::vec((0u64..40, 1u64..5), 1..60)) {
+            let mut g = Gaps::new();
+            let mut flat = Vec::new();
+            for &(v, n) in &values {
+                // Few distinct values (ties and merges), some big enough to round in ms.
+                let v = v * 1_234_567 + 89;
+                g.push_n(v, n);
+                flat.extend(std::iter::repeat_n(v, n as usize));
+            }
+            flat.sort_unstable();
+            g.sort();
+            proptest::prop_assert_eq!(g.len(), flat.len() as u64);
+            proptest::prop_assert_eq!(g.to_vec(), flat.clone());
+            let (a, b) = (Dist::of_gaps(&g), Dist::of_sorted_ns(&flat));
+            proptest::prop_assert_eq!(a.mean.to_bits(), b.mean.to_bits());
+            proptest::prop_assert_eq!(a.std.to_bits(), b.std.to_bits());
+            for (x, y) in [(a.median, b.median), (a.p90, b.p90), (a.p99, b.p99)] {
+                proptest::prop_assert_eq!(x.to_bits(), y.to_bits());
+            }
+        }
     }
 }

@@ -30,6 +30,7 @@ fn config(model: &str, cluster: ClusterConfig) -> SimConfig {
         cluster,
         client: Default::default(),
         keep_iterations: true,
+        leap: true,
     }
 }
 

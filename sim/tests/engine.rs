@@ -28,7 +28,7 @@ fn three_requests_hand_computed_timeline_and_metrics() {
     assert_eq!(times(0), (0, 10, 30, 10));
     assert_eq!(times(1), (10, 20, 20, 0));
     assert_eq!(times(2), (30, 40, 50, 10));
-    assert_eq!(out.itl_ns, vec![10 * MS; 3]);
+    assert_eq!(out.itl_ns.to_vec(), vec![10 * MS; 3]);
     assert_eq!(out.iterations.len(), 5);
 
     let m = metrics::compute(&out, &Slo { ttft_ms: Some(12.0), ..Slo::default() });

@@ -60,7 +60,7 @@ fn tokens_reach_the_client_through_the_frontend_and_a_closed_loop_waits_for_them
     // 36 and 46.
     assert_eq!(r, [(0, 1, 13, 23), (23, 24, 36, 46)]);
     // Client-side gaps: 10 ms each; the run lasts until the last delivery.
-    assert_eq!(out.itl_ns, [10 * MS, 10 * MS]);
+    assert_eq!(out.itl_ns.to_vec(), [10 * MS, 10 * MS]);
     assert_eq!(out.requests.iter().map(|r| r.max_tbt.0 / MS).collect::<Vec<_>>(), [10, 10]);
 }
 

@@ -68,7 +68,7 @@ proptest! {
             prop_assert!(r.arrival <= r.first_scheduled && r.first_scheduled < r.first_token && r.first_token <= r.finish);
         }
         let gaps: u64 = w.requests.iter().map(|r| u64::from(r.output_tokens - 1)).sum();
-        prop_assert_eq!(out.itl_ns.len() as u64, gaps);
+        prop_assert_eq!(out.itl_ns.len(), gaps);
         // KV never over capacity.
         prop_assert!(out.stats.peak_kv_blocks <= cap.total_blocks);
         // Partitions: legal sizes; steps on one lane never overlap; concurrent steps fit in the GPU.

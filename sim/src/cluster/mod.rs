@@ -370,12 +370,24 @@ impl crate::kernel::Driven for ClusterRun<'_> {
             }
             return Ok(());
         }
+        // Replicas meet only at the cluster's arrivals (the router reads their loads): an instance may leap over
+        // quiet steps up to the next cluster event. Disaggregated instances also meet at each other's events
+        // (hand-offs, transfers admitted whenever the cluster advances): up to the next event anywhere.
+        let cluster_next = tc.unwrap_or(Nanos(u64::MAX));
+        let disaggregated = self.inst.iter().any(|x| x.role != Role::Aggregated);
         for i in 0..self.inst.len() {
             if self.inst[i].engine.next_time() != Some(t) {
                 continue;
             }
+            let horizon = if disaggregated {
+                let others =
+                    self.inst.iter().enumerate().filter(|&(j, _)| j != i).filter_map(|(_, x)| x.engine.next_time());
+                others.fold(cluster_next, Nanos::min)
+            } else {
+                cluster_next
+            };
             let x = &mut self.inst[i];
-            x.engine.advance_to(t, x.policy.as_mut(), x.executor.as_mut())?;
+            x.engine.advance_to(t, horizon, x.policy.as_mut(), x.executor.as_mut())?;
             if x.role != Role::Prefill {
                 continue;
             }
@@ -483,13 +495,13 @@ fn merge(
         })
         .collect();
     let end = requests.iter().map(|r| r.finish).max().unwrap_or_default();
-    let mut itl_ns = Vec::with_capacity(outs.iter().map(|o| o.0.itl_ns.len()).sum());
+    let mut itl_ns = crate::stats::Gaps::new();
     let mut iterations = Vec::new();
     let mut decisions = Vec::new();
     let mut stats = EngineStats::default();
     let mut instances = Vec::new();
     for (i, (out, role, global)) in outs.into_iter().enumerate() {
-        itl_ns.extend_from_slice(&out.itl_ns);
+        itl_ns.append(&out.itl_ns);
         let s = out.stats;
         stats.preemptions += s.preemptions;
         stats.recomputed_tokens += s.recomputed_tokens;
@@ -519,7 +531,7 @@ fn merge(
         }));
         decisions.extend(out.decisions);
     }
-    itl_ns.sort_unstable();
+    itl_ns.sort();
     // Stable sorts: equal times keep instance order.
     iterations.sort_by_key(|it| it.start);
     decisions.sort_by_key(|d| d.at);

@@ -214,42 +214,14 @@ impl CostModel {
         let n: u64 = batch.iter().map(|w| u64::from(w.new_tokens)).sum();
         let emitting = batch.iter().filter(|w| w.emits_token).count() as u64;
         let layers = m.num_layers as f64;
-        let qkv_width = (m.num_q_heads + 2 * m.num_kv_heads) * m.head_dim;
-        // Per-layer traffic is tallied once and multiplied by the layer count.
-        let mut per_layer = Tally::default();
-        let linear = self.linear(sms, n, m.hidden_size, qkv_width, &mut per_layer)
-            + self.linear(sms, n, m.num_q_heads * m.head_dim, m.hidden_size, &mut per_layer)
-            + self.linear(sms, n, m.hidden_size, 2 * m.intermediate_size, &mut per_layer)
-            + self.linear(sms, n, m.intermediate_size, m.hidden_size, &mut per_layer);
-        let per_layer_mem = if n > 0 {
-            2.0 * self.elementwise(sms, Elementwise::RmsNorm, ops::rmsnorm(n, m.hidden_size, s), &mut per_layer)
-                + self.elementwise(sms, Elementwise::SiluMul, ops::silu_mul(n, m.intermediate_size, s), &mut per_layer)
-                + self.elementwise(
-                    sms,
-                    Elementwise::Rotary,
-                    ops::rotary(n, m.num_q_heads, m.num_kv_heads, m.head_dim, s),
-                    &mut per_layer,
-                )
-        } else {
-            0.0
-        };
-        // The second norm of each layer moves bytes too.
-        if n > 0 {
-            per_layer.add(ops::rmsnorm(n, m.hidden_size, s), self.curves.bandwidth(sms));
-        }
+        // Everything but attention and overhead depends on (SMs, n, emitting) only: from the memo.
+        let memo::Fixed { linear, per_layer_mem, mut per_layer, once_mem, once, lm_head_s } =
+            memo::fixed(self.id, sms, n, emitting, || self.fixed(sms, n, emitting));
         let attention: f64 = batch
             .iter()
             .filter(|w| w.new_tokens > 0)
             .map(|w| self.attention(sms, u64::from(w.new_tokens), u64::from(w.cached_tokens), &mut per_layer))
             .sum();
-        let mut once = Tally::default();
-        let once_mem = if n > 0 {
-            self.elementwise(sms, Elementwise::Embedding, ops::embedding(n, m.hidden_size, s), &mut once)
-                + self.elementwise(sms, Elementwise::RmsNorm, ops::rmsnorm(n, m.hidden_size, s), &mut once)
-        } else {
-            0.0
-        };
-        let lm_head_s = self.linear(sms, emitting, m.hidden_size, m.vocab_size, &mut once);
         let overhead_ns = match launch {
             Launch::Eager => self.config.iteration_overhead_ns + self.config.per_seq_overhead_ns * batch.len() as u64,
             Launch::Graph => self.config.graph_launch_ns,
@@ -276,9 +248,51 @@ impl CostModel {
     }
 }
 
+impl CostModel {
+    /// The part of an iteration of `n` tokens (`emitting` of which sample) on `sms` SMs that does not depend on
+    /// the sequences' contexts: linear and elementwise operators of a layer with their traffic (attention's
+    /// traffic is added to that tally afterwards, in batch order), and the embedding, final norm and LM head.
+    fn fixed(&self, sms: u32, n: u64, emitting: u64) -> memo::Fixed {
+        let m = &self.model;
+        let s = m.dtype_bytes;
+        let qkv_width = (m.num_q_heads + 2 * m.num_kv_heads) * m.head_dim;
+        // Per-layer traffic is tallied once and multiplied by the layer count.
+        let mut per_layer = Tally::default();
+        let linear = self.linear(sms, n, m.hidden_size, qkv_width, &mut per_layer)
+            + self.linear(sms, n, m.num_q_heads * m.head_dim, m.hidden_size, &mut per_layer)
+            + self.linear(sms, n, m.hidden_size, 2 * m.intermediate_size, &mut per_layer)
+            + self.linear(sms, n, m.intermediate_size, m.hidden_size, &mut per_layer);
+        let per_layer_mem = if n > 0 {
+            2.0 * self.elementwise(sms, Elementwise::RmsNorm, ops::rmsnorm(n, m.hidden_size, s), &mut per_layer)
+                + self.elementwise(sms, Elementwise::SiluMul, ops::silu_mul(n, m.intermediate_size, s), &mut per_layer)
+                + self.elementwise(
+                    sms,
+                    Elementwise::Rotary,
+                    ops::rotary(n, m.num_q_heads, m.num_kv_heads, m.head_dim, s),
+                    &mut per_layer,
+                )
+        } else {
+            0.0
+        };
+        // The second norm of each layer moves bytes too.
+        if n > 0 {
+            per_layer.add(ops::rmsnorm(n, m.hidden_size, s), self.curves.bandwidth(sms));
+        }
+        let mut once = Tally::default();
+        let once_mem = if n > 0 {
+            self.elementwise(sms, Elementwise::Embedding, ops::embedding(n, m.hidden_size, s), &mut once)
+                + self.elementwise(sms, Elementwise::RmsNorm, ops::rmsnorm(n, m.hidden_size, s), &mut once)
+        } else {
+            0.0
+        };
+        let lm_head_s = self.linear(sms, emitting, m.hidden_size, m.vocab_size, &mut once);
+        memo::Fixed { linear, per_layer_mem, per_layer, once_mem, once, lm_head_s }
+    }
+}
+
 /// Bytes an iteration moves and the time they take at the partition's bandwidth.
 #[derive(Debug, Default, Clone, Copy)]
-struct Tally {
+pub(crate) struct Tally {
     bytes: f64,
     memory_s: f64,
 }

@@ -187,7 +187,12 @@ impl Engine {
         switch
     }
 
-    fn start(&mut self, batch: Batch, decision: Option<usize>, executor: &mut dyn Executor) -> Result<(), SimError> {
+    pub(super) fn start(
+        &mut self,
+        batch: Batch,
+        decision: Option<usize>,
+        executor: &mut dyn Executor,
+    ) -> Result<(), SimError> {
         let mut record = IterationRecord::starting(batch.lane, batch.sms, self.now, batch.items.len() as u32, 0);
         for item in &batch.items {
             let id = item.req();

@@ -16,6 +16,7 @@ mod complete;
 mod history;
 mod inflight;
 mod kv_store;
+mod leap;
 pub(crate) mod pending;
 mod records;
 
@@ -34,6 +35,7 @@ use crate::policy::{Policy, RunningBatch, View};
 use crate::prefix::PrefixCache;
 use crate::queue::EventQueue;
 use crate::request::{Phase, ReqId, Request};
+use crate::stats::Gaps;
 use crate::time::Nanos;
 pub use client::ClientConfig;
 use inflight::InFlight;
@@ -99,6 +101,9 @@ pub struct EngineConfig {
     /// and the output holds that tail; the count is `EngineStats::iterations` either way. For runs that write no
     /// `iterations.csv`: peak memory then follows the requests in flight, not the run's length.
     pub keep_iterations: bool,
+    /// Leap over quiet decode steps ([`leap`]) when the policy allows it ([`Policy::repeats_decode`]). Outputs are
+    /// byte-identical either way; false runs every step through the policy (tests compare the two).
+    pub leap: bool,
 }
 
 /// What an instance does in a cluster.
@@ -138,6 +143,7 @@ impl EngineConfig {
             role: Role::Aggregated,
             client: ClientConfig::default(),
             keep_iterations: true,
+            leap: true,
         }
     }
 }
@@ -192,7 +198,8 @@ impl crate::kernel::Driven for Single<'_> {
         self.engine.next_time()
     }
     fn advance_to(&mut self, now: Nanos, executor: &mut dyn Executor) -> Result<(), SimError> {
-        self.engine.advance_to(now, self.policy, executor)
+        // Nothing outside the engine can happen: it may leap as far as its own events allow.
+        self.engine.advance_to(now, Nanos(u64::MAX), self.policy, executor)
     }
     fn pending_steps(&self) -> usize {
         self.engine.pending_steps()
@@ -221,7 +228,7 @@ pub(crate) struct Engine {
     /// KV tokens discarded by preemptions.
     recomputed_tokens: u64,
     peak_sms: u32,
-    itl_ns: Vec<u64>,
+    itl_ns: Gaps,
     iterations: Vec<IterationRecord>,
     /// Records dropped from the front of `iterations` (`keep_iterations: false`): record `r` is
     /// `iterations[r - iter_base]`.
@@ -248,8 +255,6 @@ impl Engine {
     pub(crate) fn for_workload(workload: &Workload, cfg: &EngineConfig) -> Result<Self, SimError> {
         let mut engine = Engine::new(cfg, workload.prefix.as_ref().map(|p| p.block_tokens))?;
         engine.check_fit(workload.requests.iter())?;
-        // Exactly one gap per output token after the first: reserve it all (the largest buffer of a run).
-        engine.itl_ns.reserve(workload.requests.iter().map(|s| s.output_tokens as usize - 1).sum());
         for (i, s) in workload.requests.iter().enumerate() {
             let hashes = workload.prefix.as_ref().map(|p| p.get(i));
             if engine.client.sends_at_start(i) {
@@ -302,7 +307,7 @@ impl Engine {
             preemptions: 0,
             recomputed_tokens: 0,
             peak_sms: 0,
-            itl_ns: Vec::new(),
+            itl_ns: Gaps::new(),
             iterations: Vec::new(),
             iter_base: 0,
             sink: None,
@@ -452,14 +457,22 @@ impl Engine {
     }
 
     /// Applies every event due by `self.now` (in (time, sequence) order), then consults the policy once if
-    /// anything changed.
-    fn apply_due(&mut self, policy: &mut dyn Policy, executor: &mut dyn Executor) -> Result<(), SimError> {
+    /// anything changed, then leaps over the quiet decode steps that end before `horizon` ([`leap`]).
+    fn apply_due(
+        &mut self,
+        horizon: Nanos,
+        policy: &mut dyn Policy,
+        executor: &mut dyn Executor,
+    ) -> Result<(), SimError> {
         let mut changed = false;
         while let Some((_, ev)) = self.events.pop_due(self.now) {
             changed |= self.handle(ev, executor)?;
         }
         if changed {
             self.schedule(policy, executor)?;
+        }
+        if self.cfg.leap && policy.repeats_decode() {
+            self.leap(horizon, executor)?;
         }
         Ok(())
     }

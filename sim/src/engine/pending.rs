@@ -31,14 +31,17 @@ impl Engine {
     }
 
     /// Applies every event due by `wall` (the clock: virtual, stopping at each event time, or a device's), with the
-    /// engine's clock set to `wall`, then consults the policy once if anything changed.
+    /// engine's clock set to `wall`, then consults the policy once if anything changed. Quiet decode steps that
+    /// end before `horizon` (the next time something outside the engine may look at or change it) may be leapt
+    /// over ([`super::leap`]).
     pub(crate) fn advance_to(
         &mut self,
         wall: Nanos,
+        horizon: Nanos,
         policy: &mut dyn Policy,
         executor: &mut dyn Executor,
     ) -> Result<(), SimError> {
         self.now = self.now.max(wall);
-        self.apply_due(policy, executor)
+        self.apply_due(horizon, policy, executor)
     }
 }

@@ -8,6 +8,7 @@ use crate::policy::Decision;
 pub use crate::policy::IterationRecord;
 use crate::prefix::PrefixStats;
 use crate::request::Phase;
+use crate::stats::Gaps;
 use crate::time::Nanos;
 
 /// Per-request results.
@@ -78,8 +79,9 @@ pub struct EngineStats {
 pub struct SimOutput {
     /// One record per request, in id order.
     pub requests: Vec<RequestRecord>,
-    /// Every inter-token gap of every request, in ns, sorted ascending (pooled: the ITL population).
-    pub itl_ns: Vec<u64>,
+    /// Every inter-token gap of every request, in ns, sorted ascending (pooled: the ITL population), as
+    /// `(gap, count)` runs.
+    pub itl_ns: Gaps,
     /// Every executed step, in start order.
     pub iterations: Vec<IterationRecord>,
     /// Policy decisions that carried a [`Decision`].
@@ -91,7 +93,7 @@ pub struct SimOutput {
 impl Engine {
     /// Everything the run recorded (client-side token times where a frontend delivered them).
     pub(crate) fn into_output(mut self) -> SimOutput {
-        self.itl_ns.sort_unstable();
+        self.itl_ns.sort();
         let mut requests: Vec<RequestRecord> = self
             .requests
             .iter()

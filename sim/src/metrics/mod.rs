@@ -140,7 +140,7 @@ pub fn compute(out: &SimOutput, slo: &Slo) -> Metrics {
     let e2el = col(&|r| Some(e2el_ms(r)));
     let tbt = col(&max_tbt_ms);
     let queue = col(&|r| Some(queue_ms(r)));
-    let itl = Dist::of_sorted_ns(&out.itl_ns);
+    let itl = Dist::of_gaps(&out.itl_ns);
     Metrics {
         duration,
         completed: done.len(),
@@ -190,7 +190,7 @@ mod tests {
         // r1: arrives 5, one token at 25 -> TTFT 20, E2EL 20, no TPOT/TBT.
         // r2: arrives 20, tokens at 40, 45 -> TTFT 20, E2EL 25, TPOT 5, max TBT 5.
         let requests = vec![rec(0, 0, 1, &[10, 12, 30], 100), rec(1, 5, 6, &[25], 50), rec(2, 20, 30, &[40, 45], 10)];
-        let itl_ns = vec![2 * MS, 5 * MS, 18 * MS];
+        let itl_ns = [2 * MS, 5 * MS, 18 * MS].into_iter().collect();
         let out = SimOutput { requests, itl_ns, iterations: vec![], decisions: vec![], stats: EngineStats::default() };
         let slo = Slo { tbt_ms: Some(10.0), tpot_ms: Some(12.0), ..Slo::default() };
         let m = compute(&out, &slo);

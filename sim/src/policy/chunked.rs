@@ -86,4 +86,10 @@ impl Policy for Chunked {
         d.admit_waiting(self.cfg.max_num_seqs);
         d.into_plan(Lane::Whole, view.total_sms, 1)
     }
+
+    /// With nothing waiting and every running request decoding, the plan is one whole-GPU batch decoding all of
+    /// them in admission order while their blocks are free; the policy keeps no state and reads no time.
+    fn repeats_decode(&self) -> bool {
+        true
+    }
 }

@@ -187,6 +187,17 @@ pub trait Policy {
     fn name(&self) -> &'static str;
     /// Decides what to run now. Called whenever SMs are free and something changed.
     fn plan(&mut self, view: &View<'_>) -> Plan;
+
+    /// Whether the engine may skip this policy on quiet decode steps (leaping, [`crate::engine::EngineConfig`]
+    /// `leap`). A policy returns true only if all of this holds: given a view in which nothing runs, the waiting
+    /// queue is empty, every running request is decoding, and its last plan was one whole-GPU, one-step batch
+    /// decoding every running request (no preemption, no decision record), its plan is that same batch again
+    /// (same items in the same order), provided the blocks for every request's next token are free; and skipping
+    /// a call changes none of its later plans (it keeps no state that such calls would update, and it does not
+    /// read the time or the executed history). Default false: every step goes through [`Policy::plan`].
+    fn repeats_decode(&self) -> bool {
+        false
+    }
 }
 
 /// What a policy may use besides the view: the roofline predictor and the partitioning rules.

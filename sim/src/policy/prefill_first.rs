@@ -87,4 +87,10 @@ impl Policy for PrefillFirst {
         d.decode_running(1);
         d.into_plan(Lane::Whole, view.total_sms, 1)
     }
+
+    /// With nothing waiting and every running request decoding, the plan is one whole-GPU batch decoding all of
+    /// them in admission order while their blocks are free; the policy keeps no state and reads no time.
+    fn repeats_decode(&self) -> bool {
+        true
+    }
 }
