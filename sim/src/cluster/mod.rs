@@ -370,22 +370,15 @@ impl crate::kernel::Driven for ClusterRun<'_> {
             }
             return Ok(());
         }
-        // Replicas meet only at the cluster's arrivals (the router reads their loads): an instance may leap over
-        // quiet steps up to the next cluster event. Disaggregated instances also meet at each other's events
-        // (hand-offs, transfers admitted whenever the cluster advances): up to the next event anywhere.
-        let cluster_next = tc.unwrap_or(Nanos(u64::MAX));
+        // Replicas meet only at the cluster's arrivals (all queued from the start; the router reads their loads
+        // then): an instance may leap over quiet steps up to the next one. Disaggregated decode instances are read
+        // after every advance (waiting transfers reserve their KV), so no instance leaps there.
         let disaggregated = self.inst.iter().any(|x| x.role != Role::Aggregated);
+        let horizon = if disaggregated { t } else { tc.unwrap_or(Nanos(u64::MAX)) };
         for i in 0..self.inst.len() {
             if self.inst[i].engine.next_time() != Some(t) {
                 continue;
             }
-            let horizon = if disaggregated {
-                let others =
-                    self.inst.iter().enumerate().filter(|&(j, _)| j != i).filter_map(|(_, x)| x.engine.next_time());
-                others.fold(cluster_next, Nanos::min)
-            } else {
-                cluster_next
-            };
             let x = &mut self.inst[i];
             x.engine.advance_to(t, horizon, x.policy.as_mut(), x.executor.as_mut())?;
             if x.role != Role::Prefill {

@@ -138,7 +138,8 @@ mod tests {
 
     #[test]
     fn the_shapes_of_a_long_run_fit_without_thrashing() {
-        // 2,100 token counts x 5 Qwen3-8B shapes (10,500 keys) spread over the sets: few share a full set.
+        // 2,100 token counts x 5 Qwen3-8B shapes (10,500 keys, 0.64 per set): a uniform hash leaves about 510 keys
+        // beyond their set's two entries (Poisson); the first memo's hash sent 4,900 of them to occupied slots.
         let shapes = [(4096, 6144), (4096, 4096), (4096, 24576), (12288, 4096), (4096, 151936)];
         let mut per_set = vec![0u32; 1 << BITS];
         for n in 1..2100u64 {
@@ -147,6 +148,6 @@ mod tests {
             }
         }
         let over: u32 = per_set.iter().map(|&c| c.saturating_sub(2)).sum();
-        assert!(over < 200, "{over} keys beyond their set's two entries");
+        assert!(over < 700, "{over} keys beyond their set's two entries");
     }
 }

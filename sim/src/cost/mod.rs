@@ -217,10 +217,17 @@ impl CostModel {
         // Everything but attention and overhead depends on (SMs, n, emitting) only: from the memo.
         let memo::Fixed { linear, per_layer_mem, mut per_layer, once_mem, once, lm_head_s } =
             memo::fixed(self.id, sms, n, emitting, || self.fixed(sms, n, emitting));
+        // Each request's attention ([`CostModel::attention_time`]), its traffic tallied in batch order.
+        let bandwidth = self.curves.bandwidth(sms);
         let attention: f64 = batch
             .iter()
             .filter(|w| w.new_tokens > 0)
-            .map(|w| self.attention(sms, u64::from(w.new_tokens), u64::from(w.cached_tokens), &mut per_layer))
+            .map(|w| {
+                let q = u64::from(w.new_tokens);
+                let work = ops::attention(q, u64::from(w.cached_tokens), m.num_q_heads, m.num_kv_heads, m.head_dim, s);
+                per_layer.add(work, bandwidth);
+                self.curves.attention_time(sms, work, q == 1)
+            })
             .sum();
         let overhead_ns = match launch {
             Launch::Eager => self.config.iteration_overhead_ns + self.config.per_seq_overhead_ns * batch.len() as u64,

@@ -176,7 +176,7 @@ impl Engine {
     }
 
     /// Whether a batch on `lane` with `sms` SMs changes the partition layout (and pays the switch cost).
-    fn switches_layout(&mut self, lane: Lane, sms: u32) -> bool {
+    pub(super) fn switches_layout(&mut self, lane: Lane, sms: u32) -> bool {
         let whole = lane == Lane::Whole;
         let switch = match self.last_was_whole {
             None => false,

@@ -1,73 +1,195 @@
-//! Leaping over quiet decode steps: while one whole-GPU batch decodes every running request, nothing waits, no
-//! request finishes and the KV for the next token is free, a policy that declares it
-//! ([`crate::policy::Policy::repeats_decode`]) would plan the very same batch again. The engine then completes the
-//! step and starts the next one itself, without the kernel round, the view, the policy's plan and its
-//! validation: the same code as the full path ([`Engine::complete_step`], [`Engine::start`]), the same cost
-//! function for each step's time, the same order of state changes, so every output is byte-identical (a test runs
-//! each policy and layout both ways).
+//! Leaping over quiet decode steps. While a single one-step batch decodes every running request, nothing waits,
+//! no request finishes at the step's end and the KV for each next token is free, a policy may say what its plan
+//! would be ([`crate::policy::Policy::repeat_decode`]: the same requests on a lane and SMs, with a decision
+//! record). The engine then completes the step and starts the next one itself: no kernel round, no view, no plan
+//! and no validation, and no completion event queued per step. The state changes are those of the full path
+//! ([`Engine::complete_step`], the policy's moment, [`Engine::start`]) in the same order, with the same cost
+//! function for each step's time, so every output is byte-identical (`sim/tests/leap.rs` runs each policy and
+//! layout both ways; `scripts/output-checksums.sh` compares full traces).
 //!
 //! A leap stops before a step whose end is not strictly the next event (an arrival, a frontend or cluster event
 //! at or before it), reaches `horizon` (the next time something outside the engine may read or change it: a
-//! cluster's arrivals and transfers), finishes a request, or needs blocks that are not free (the policy would
-//! preempt); that step then goes through the full path.
+//! cluster's arrivals and transfers), finishes a request, needs blocks that are not free (the policy would
+//! preempt), or that the policy does not vouch for; that step goes through the full path.
 
-use super::{Engine, Event};
+use super::inflight::traffic;
+use super::{DecisionRecord, Engine, Event, IterationRecord};
+use crate::cost::{Launch, SeqWork};
 use crate::error::SimError;
-use crate::executor::Executor;
-use crate::policy::{Batch, BatchItem, Lane};
+use crate::executor::{Executor, Step};
+use crate::policy::{BatchItem, Lane, Policy, Repeat};
 use crate::time::Nanos;
 
 impl Engine {
     /// Completes and restarts the running decode batch while its steps are quiet (module docs) and end before
     /// `horizon`.
-    pub(super) fn leap(&mut self, horizon: Nanos, executor: &mut dyn Executor) -> Result<(), SimError> {
-        if self.client.cfg.has_frontend() {
+    pub(super) fn leap(
+        &mut self,
+        horizon: Nanos,
+        policy: &mut dyn Policy,
+        executor: &mut dyn Executor,
+    ) -> Result<(), SimError> {
+        if self.client.cfg.has_frontend() || !self.quiet_batch() {
             return Ok(());
         }
-        while let Some(sms) = self.quiet_batch() {
-            let (id, version) = (self.batches[0].id, self.batches[0].version);
-            let due = |e: &Event| *e == Event::StepDone { batch: id, version };
-            let Some((t, _)) = self.events.pop_sole_if(Nanos(horizon.0.saturating_sub(1)), due) else {
-                return Ok(());
-            };
-            // What the full path does at `t`: the step's completion, the policy's moment (the history is trimmed
-            // after it reads it), and the batch it plans, started and timed.
+        let Some(next) = self.ask(policy) else { return Ok(()) };
+        // The running step's completion event is queued: take it if it is the only event by its time.
+        let (id, version) = (self.batches[0].id, self.batches[0].version);
+        let due = |e: &Event| *e == Event::StepDone { batch: id, version };
+        let Some((mut t, _)) = self.events.pop_sole_if(Nanos(horizon.0.saturating_sub(1)), due) else {
+            return Ok(());
+        };
+        let mut next = next;
+        loop {
             self.now = t;
-            let items = self.batches[0].items.clone();
-            self.complete_step(0, executor)?;
-            self.trim_history();
-            self.start(Batch::new(Lane::Whole, sms, items), None, executor)?;
-            self.rebalance();
+            let (end, quiet) = self.restart_quiet(next, executor)?;
+            // The next step's completion would be the sole event by its time: go on without queueing it.
+            if !quiet || end >= horizon || self.events.next_time().is_some_and(|n| n <= end) {
+                break;
+            }
+            match self.ask(policy) {
+                Some(r) => next = r,
+                None => break,
+            }
+            t = end;
         }
+        // Queue the running step's completion, as starting it on the full path does.
+        self.rebalance();
         Ok(())
     }
 
-    /// The SMs of the running batch if the policy would plan it again when its step ends: the only batch, on the
-    /// whole GPU, one step in one piece, timed by the engine (virtual time), no decision record, decoding every
-    /// running request with none finishing at its end, nothing waiting, and the blocks of every request's next
-    /// token free.
-    fn quiet_batch(&self) -> Option<u32> {
-        let [b] = self.batches.as_slice() else { return None };
-        if b.lane != Lane::Whole
-            || b.steps_total != 1
+    /// The policy's batch for the running batch's next step, whose work (each request's decode over the tokens
+    /// it will hold then) is left in `self.work`.
+    fn ask(&mut self, policy: &mut dyn Policy) -> Option<Repeat> {
+        self.work.clear();
+        for item in &self.batches[0].items {
+            let r = &self.requests[item.req().index()];
+            self.work.push(SeqWork { new_tokens: 1, cached_tokens: r.kv_tokens + 1, emits_token: true });
+        }
+        policy.repeat_decode(self.cfg.num_sms, &self.work)
+    }
+
+    /// The step of the quiet batch ended at `self.now`: what [`Engine::complete_step`], the policy's moment and
+    /// [`Engine::start`] of `next` do, in the same order, without what cannot happen here (prefill items,
+    /// finishing requests, a frontend, look-ahead, layer groups, admissions). `self.work` holds the next step's
+    /// work ([`Engine::ask`]). Returns the end of the step it started and whether that step is quiet too
+    /// ([`Engine::quiet_batch`]; the batch's shape and the queues cannot have changed).
+    fn restart_quiet(&mut self, next: Repeat, executor: &mut dyn Executor) -> Result<(Nanos, bool), SimError> {
+        let now = self.now;
+        let b = &self.batches[0];
+        let (record, lane, decision, started) = (b.record, b.lane, b.decision, b.started);
+        self.iterations[record - self.iter_base].end = now;
+        let items = std::mem::take(&mut self.batches[0].items);
+        // Completion: every request took its decode step and emits a token (none finishes: `quiet_batch`).
+        for item in &items {
+            let r = &mut self.requests[item.req().index()];
+            r.kv_tokens += 1;
+            let e = r.emit_token(now);
+            debug_assert!(!e.finished);
+            if let Some(gap) = e.gap {
+                self.itl_ns.push(gap.0);
+            }
+        }
+        if let Some(d) = decision {
+            let rec = &mut self.decisions[d];
+            let took = Some((now - started).0);
+            match lane {
+                Lane::Whole => rec.whole_ns = took,
+                Lane::Prefill => rec.prefill_ns = took,
+                Lane::Decode => rec.decode_window_ns = took,
+            }
+        }
+        // The policy's moment: it has read the history; its plan's decision is logged.
+        self.trim_history();
+        let decision = next.decision.map(|decision| {
+            self.decisions.push(DecisionRecord {
+                at: now,
+                decision,
+                whole_ns: None,
+                prefill_ns: None,
+                decode_window_ns: None,
+            });
+            self.decisions.len() - 1
+        });
+        // The batch starts again: KV for each request's next token, in item order.
+        let mut rec = IterationRecord::starting(next.lane, next.sms, now, items.len() as u32, 0);
+        let bs = self.cfg.kv.block_size;
+        // For the step after (`quiet_batch`): whether a request finishes at its end, and the blocks it needs.
+        let (mut finishing, mut need) = (false, 0u64);
+        for item in &items {
+            let i = item.req().index();
+            let r = &self.requests[i];
+            // `blocks_for(kv + 1) - blocks`, without a division when the blocks held have room (most steps).
+            if r.kv_tokens + 1 > r.blocks * bs {
+                let extra = self.cfg.kv.blocks_for(r.kv_tokens + 1) - r.blocks;
+                assert!(self.alloc(extra), "a quiet batch's KV was checked");
+                self.requests[i].blocks += extra;
+            }
+            rec.decode_tokens += 1;
+            let r = &self.requests[i];
+            finishing |= r.generated + 1 >= r.spec.output_tokens;
+            if r.kv_tokens + 2 > r.blocks * bs {
+                need += u64::from(self.cfg.kv.blocks_for(r.kv_tokens + 2) - r.blocks);
+            }
+        }
+        debug_assert!(items.iter().zip(&self.work).all(|(it, w)| it.work(&self.requests[it.req().index()], 0) == *w));
+        let switch = if self.switches_layout(next.lane, next.sms) { self.cfg.partition_switch_ns } else { 0 };
+        let timing = executor.execute(&Step::new(now, next.sms, &self.work, Launch::Eager))?;
+        let solo = timing.duration.max(Nanos(1)).0 + switch;
+        let (demand, mem_fraction) = traffic(&timing, solo);
+        self.iterations.push(rec);
+        let id = self.next_batch;
+        self.next_batch += 1;
+        let b = &mut self.batches[0];
+        b.id = id;
+        b.lane = next.lane;
+        b.sms = next.sms;
+        b.items = items;
+        b.step = 0;
+        b.started = now;
+        b.remaining = solo as f64;
+        b.segment_solo = solo as f64;
+        b.demand = demand;
+        b.mem_fraction = mem_fraction;
+        b.rate = 1.0;
+        b.last_update = now;
+        b.version = 0;
+        b.dirty = true;
+        b.pending = timing.pending;
+        b.decision = decision;
+        b.record = self.iter_base + self.iterations.len() - 1;
+        debug_assert!(b.pending.is_none(), "a quiet batch is timed by the engine");
+        self.peak_sms = self.peak_sms.max(next.sms);
+        // Alone at rate 1, its step ends `solo` from now (what `rebalance` would schedule).
+        let quiet = !finishing && need <= u64::from(self.free_blocks());
+        Ok((now + Nanos(solo), quiet))
+    }
+
+    /// Whether the running batch is quiet: the only batch, one step in one piece, timed by the engine (virtual
+    /// time), decoding every running request with none finishing at its end, nothing waiting, and the blocks of
+    /// every request's next token free.
+    fn quiet_batch(&self) -> bool {
+        let [b] = self.batches.as_slice() else { return false };
+        if b.steps_total != 1
             || b.segments != 1
             || b.pending.is_some()
-            || b.decision.is_some()
             || b.items.len() != self.running.len()
             || !self.waiting.is_empty()
         {
-            return None;
+            return false;
         }
         let mut need = 0u64;
         for item in &b.items {
-            let BatchItem::Decode { req } = *item else { return None };
+            let BatchItem::Decode { req } = *item else { return false };
             let r = &self.requests[req.index()];
             if r.generated + 1 >= r.spec.output_tokens {
-                return None;
+                return false;
             }
             // After this step the request holds `kv_tokens + 1` tokens; its next step needs room for one more.
-            need += u64::from(self.cfg.kv.blocks_for(r.kv_tokens + 2).saturating_sub(r.blocks));
+            if r.kv_tokens + 2 > r.blocks * self.cfg.kv.block_size {
+                need += u64::from(self.cfg.kv.blocks_for(r.kv_tokens + 2) - r.blocks);
+            }
         }
-        (need <= u64::from(self.free_blocks())).then_some(b.sms)
+        need <= u64::from(self.free_blocks())
     }
 }

@@ -101,7 +101,7 @@ pub struct EngineConfig {
     /// and the output holds that tail; the count is `EngineStats::iterations` either way. For runs that write no
     /// `iterations.csv`: peak memory then follows the requests in flight, not the run's length.
     pub keep_iterations: bool,
-    /// Leap over quiet decode steps ([`leap`]) when the policy allows it ([`Policy::repeats_decode`]). Outputs are
+    /// Leap over quiet decode steps ([`leap`]) when the policy allows it ([`Policy::repeat_decode`]). Outputs are
     /// byte-identical either way; false runs every step through the policy (tests compare the two).
     pub leap: bool,
 }
@@ -471,8 +471,8 @@ impl Engine {
         if changed {
             self.schedule(policy, executor)?;
         }
-        if self.cfg.leap && policy.repeats_decode() {
-            self.leap(horizon, executor)?;
+        if self.cfg.leap {
+            self.leap(horizon, policy, executor)?;
         }
         Ok(())
     }

@@ -272,6 +272,22 @@ impl Policy for Duet {
         NAME
     }
 
+    /// With nothing waiting and every running request decoding, `plan_idle` has no prefill: one aggregated
+    /// whole-GPU batch of every decode (the budget permitting, which the engine checks), logged with its
+    /// predicted time. The policy keeps no state and reads no time.
+    fn repeat_decode(&self, total_sms: u32, work: &[SeqWork]) -> Option<super::Repeat> {
+        let decision = Decision {
+            mode: Mode::Aggregated,
+            prefill_sms: 0,
+            decode_sms: total_sms,
+            lookahead: 1,
+            predicted_mixed_ns: self.predict(total_sms, work, Launch::Eager),
+            predicted_prefill_ns: 0,
+            predicted_decode_step_ns: 0,
+        };
+        Some(super::Repeat { lane: Lane::Whole, sms: total_sms, decision: Some(decision) })
+    }
+
     fn plan(&mut self, view: &View<'_>) -> Plan {
         if view.on_lane(Lane::Whole).is_some() {
             return Plan::default();

@@ -188,16 +188,30 @@ pub trait Policy {
     /// Decides what to run now. Called whenever SMs are free and something changed.
     fn plan(&mut self, view: &View<'_>) -> Plan;
 
-    /// Whether the engine may skip this policy on quiet decode steps (leaping, [`crate::engine::EngineConfig`]
-    /// `leap`). A policy returns true only if all of this holds: given a view in which nothing runs, the waiting
-    /// queue is empty, every running request is decoding, and its last plan was one whole-GPU, one-step batch
-    /// decoding every running request (no preemption, no decision record), its plan is that same batch again
-    /// (same items in the same order), provided the blocks for every request's next token are free; and skipping
-    /// a call changes none of its later plans (it keeps no state that such calls would update, and it does not
-    /// read the time or the executed history). Default false: every step goes through [`Policy::plan`].
-    fn repeats_decode(&self) -> bool {
-        false
+    /// Leaping over quiet decode steps ([`crate::engine::EngineConfig`] `leap`): the batch this policy's plan
+    /// would be, or `None` to be asked through [`Policy::plan`]. The engine asks only when nothing runs, nothing
+    /// waits, every running request is decoding, the policy's last plan was one single-step batch decoding every
+    /// running request (no preemption), and the blocks for every request's next token are free; `work` is that
+    /// batch's next step (each request's decode over its cached tokens, in the batch's order). A policy answers
+    /// `Some` only if its plan for such a view is always one batch decoding the same requests in the same order,
+    /// on the lane and SMs and with the decision record it returns, and if skipping [`Policy::plan`] changes none
+    /// of its later plans (it keeps no state that a plan call would update and reads neither the time nor the
+    /// executed history). Default `None`: every step goes through [`Policy::plan`].
+    fn repeat_decode(&self, total_sms: u32, work: &[SeqWork]) -> Option<Repeat> {
+        let _ = (total_sms, work);
+        None
     }
+}
+
+/// The batch a policy's plan would be for the next step of a quiet decode batch ([`Policy::repeat_decode`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Repeat {
+    /// Its lane.
+    pub lane: Lane,
+    /// Its SMs.
+    pub sms: u32,
+    /// The decision record the plan would carry.
+    pub decision: Option<Decision>,
 }
 
 /// What a policy may use besides the view: the roofline predictor and the partitioning rules.

@@ -330,6 +330,23 @@ impl Policy for MuxWise {
         MUXWISE_NAME
     }
 
+    /// With nothing waiting and every running request decoding, `layered_plan` starts one decode batch of every
+    /// request on the partition `decode_partition` picks for its work (the prefill lane has nothing to run),
+    /// logged as a split; the policy keeps no state and reads no time.
+    fn repeat_decode(&self, _: u32, work: &[SeqWork]) -> Option<super::Repeat> {
+        let (s, t) = self.decode_partition(work);
+        let decision = Decision {
+            mode: Mode::Split,
+            prefill_sms: 0,
+            decode_sms: s,
+            lookahead: 1,
+            predicted_mixed_ns: 0,
+            predicted_prefill_ns: 0,
+            predicted_decode_step_ns: t,
+        };
+        Some(super::Repeat { lane: Lane::Decode, sms: s, decision: Some(decision) })
+    }
+
     fn plan(&mut self, view: &View<'_>) -> Plan {
         let order = || None;
         layered_plan(

@@ -1,0 +1,140 @@
+//! Leaping over quiet decode steps (`EngineConfig::leap`, issue 23) changes no output: every policy and layout gives
+//! the same run with and without it, compared as the Debug text of the whole run (every record, every counter,
+//! every `f64` printed exactly), which is what `summary.json`, `requests.csv`, `decisions.csv` and
+//! `iterations.csv` are written from. Workloads: an excerpt of the bundled Azure conversation trace at its own rate
+//! and four times faster, a KV cache small enough to preempt, a frontend (which turns leaping off), and, when
+//! `../shared` is there, the Mooncake trace's prefix hashes.
+
+use duet_sim::cluster::{ClusterConfig, Layout};
+use duet_sim::engine::{ClientConfig, Contention};
+use duet_sim::kv::KvConfig;
+use duet_sim::metrics::Slo;
+use duet_sim::partition::Granularity;
+use duet_sim::policy::{PolicyConfig, PolicyOptions};
+use duet_sim::{GpuSpec, ModelSpec, SimConfig, simulate};
+use duet_traces::Workload;
+
+fn config(policy: &str, opts: &PolicyOptions) -> SimConfig {
+    let gpu = GpuSpec::by_name("h100-sxm").unwrap();
+    SimConfig {
+        model: ModelSpec::resolve("qwen3-8b").unwrap(),
+        num_sms: gpu.num_sms,
+        gpu,
+        policy: PolicyConfig::by_name(policy, opts).unwrap(),
+        granularity: Granularity::Green,
+        contention: Some(Contention::bandwidth(3.35e12 * 0.84)),
+        partition_switch_ns: 20_000,
+        cost: Default::default(),
+        curves: None,
+        curves_name: "datasheet".into(),
+        kv: KvConfig::default(),
+        prefix_cache: true,
+        slo: Slo::default(),
+        seed: 0,
+        cluster: ClusterConfig::default(),
+        client: Default::default(),
+        keep_iterations: true,
+        leap: true,
+    }
+}
+
+fn excerpt(n: usize, rate_scale: f64) -> Workload {
+    let w = duet_traces::bundled_default();
+    duet_traces::transform::first_n(duet_traces::transform::scale_rate(w, rate_scale).unwrap(), n).unwrap()
+}
+
+/// Every policy with the options that make it do its distinctive thing on these loads.
+fn policies() -> Vec<(&'static str, PolicyOptions)> {
+    let o = PolicyOptions::default;
+    vec![
+        ("chunked", o()),
+        ("chunked", PolicyOptions { token_budget: Some(256), ..o() }),
+        ("vllm", o()),
+        ("prefill-first", o()),
+        ("duet", o()),
+        ("duet", PolicyOptions { tbt_target_ms: Some(40.0), token_budget: Some(2048), ..o() }),
+        ("static-split", PolicyOptions { split: Some((100, 32)), ..o() }),
+        ("muxwise", o()),
+        ("adaptive", o()),
+    ]
+}
+
+/// Runs `cfg` on `w` with and without leaping; fails on the first difference. Returns the iteration count.
+fn same_both_ways(w: &Workload, cfg: &SimConfig, label: &str) -> u64 {
+    let leapt = simulate(w, cfg).unwrap_or_else(|e| panic!("{label}: {e}"));
+    let full = simulate(w, &SimConfig { leap: false, ..cfg.clone() }).unwrap();
+    let (a, b) = (format!("{leapt:?}"), format!("{full:?}"));
+    if a != b {
+        let at = a.bytes().zip(b.bytes()).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
+        let from = at.saturating_sub(200);
+        panic!(
+            "{label}: outputs differ at byte {at}:\nleap: {}\nfull: {}",
+            &a[from..(at + 200).min(a.len())],
+            &b[from..(at + 200).min(b.len())]
+        );
+    }
+    assert_eq!(leapt.output.requests.len(), w.requests.len(), "{label}");
+    leapt.output.stats.iterations
+}
+
+#[test]
+fn every_policy_gives_the_same_output_with_and_without_leaping() {
+    for (rate, n) in [(1.0, 120), (4.0, 250)] {
+        let w = excerpt(n, rate);
+        for (name, opts) in policies() {
+            let iterations = same_both_ways(&w, &config(name, &opts), &format!("{name} {opts:?} at {rate}x"));
+            assert!(iterations > n as u64, "{name}: a real schedule ({iterations} iterations)");
+        }
+    }
+}
+
+#[test]
+fn every_layout_gives_the_same_output_with_and_without_leaping() {
+    let w = excerpt(200, 4.0);
+    let layouts = [
+        ("2 replicas", ClusterConfig { layout: Layout::Replicas(2), ..Default::default() }),
+        ("3 replicas tp 2", ClusterConfig { layout: Layout::Replicas(3), tp: 2, ..Default::default() }),
+        ("1P1D", ClusterConfig { layout: Layout::Disaggregated { prefill: 1, decode: 1 }, ..Default::default() }),
+        ("1P2D", ClusterConfig { layout: Layout::Disaggregated { prefill: 1, decode: 2 }, ..Default::default() }),
+        ("tp 2", ClusterConfig { tp: 2, ..Default::default() }),
+    ];
+    for (label, cluster) in layouts {
+        for name in ["chunked", "duet", "muxwise"] {
+            let cfg = SimConfig { cluster, ..config(name, &PolicyOptions::default()) };
+            same_both_ways(&w, &cfg, &format!("{name} on {label}"));
+        }
+    }
+}
+
+#[test]
+fn preemption_and_a_frontend_give_the_same_output_with_and_without_leaping() {
+    let w = excerpt(200, 4.0);
+    for (name, opts) in policies() {
+        // 600 blocks of 16 tokens: requests preempt each other (and quiet stretches end on KV).
+        let kv = KvConfig { total_blocks_override: Some(600), ..KvConfig::default() };
+        let cfg = SimConfig { kv, ..config(name, &opts) };
+        same_both_ways(&w, &cfg, &format!("{name} with 600 KV blocks"));
+        let client = ClientConfig { frontend_ns: 200_000, output_ns: 20_000, max_concurrency: Some(16) };
+        let cfg = SimConfig { client, ..config(name, &opts) };
+        same_both_ways(&w, &cfg, &format!("{name} behind a frontend"));
+    }
+}
+
+#[test]
+fn the_prefix_cache_gives_the_same_output_with_and_without_leaping() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/traces/mooncake/conversation_trace.jsonl");
+    if !path.exists() {
+        eprintln!("skipped: {} is absent (the Mooncake trace with prefix hashes)", path.display());
+        return;
+    }
+    let w = match duet_traces::load_path(&path, &duet_traces::LoadOptions::default()).unwrap() {
+        duet_traces::TraceData::Timed(w) => w,
+        duet_traces::TraceData::Lengths(_) => panic!("Mooncake is timed"),
+    };
+    let w = duet_traces::transform::first_n(w, 150).unwrap();
+    let mut cfg = config("chunked", &PolicyOptions::default());
+    cfg.kv.total_blocks_override = Some(12_000);
+    let iterations = same_both_ways(&w, &cfg, "chunked on Mooncake with a bounded prefix cache");
+    assert!(iterations > 150);
+}
