@@ -192,6 +192,7 @@ pub fn config(a: &SimArgs) -> Result<SimConfig> {
         client,
         keep_iterations: true,
         leap: !a.no_leap,
+        stop: None,
     })
 }
 

@@ -54,6 +54,12 @@ pub enum SimError {
     /// Results could not be written as the run went (`engine::run_streaming`).
     #[error("{0}")]
     Output(String),
+    /// A percentile limit the run was given (`EngineConfig::stop`) is certain to fail: the run stopped early.
+    #[error("stopped early: {what}")]
+    LimitExceeded {
+        /// Which limit, and the count that decided it.
+        what: String,
+    },
 }
 
 /// An executor failure (the GPU executor's errors; the simulated executor never fails).

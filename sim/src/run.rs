@@ -59,6 +59,9 @@ pub struct SimConfig {
     pub keep_iterations: bool,
     /// Leap over quiet decode steps (`EngineConfig::leap`; outputs are byte-identical either way).
     pub leap: bool,
+    /// Stop early once one of these percentile limits is certain to fail (`EngineConfig::stop`; single instance
+    /// only): `simulate` then returns [`SimError::LimitExceeded`].
+    pub stop: Option<crate::engine::StopLimits>,
 }
 
 /// Run parameters echoed into reports.
@@ -152,6 +155,7 @@ fn prepare(workload: &Workload, cfg: &SimConfig) -> Result<Prepared, SimError> {
         // A cluster's report sums every instance's records.
         keep_iterations: cfg.keep_iterations || !cfg.cluster.is_single(),
         leap: cfg.leap,
+        stop: cfg.stop.filter(|_| cfg.cluster.is_single()),
     };
     let policy_name = cfg.policy.name();
     Ok(Prepared { model, kv, cost, ctx, engine_cfg, policy_name })

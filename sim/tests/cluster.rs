@@ -31,6 +31,7 @@ fn config(model: &str, cluster: ClusterConfig) -> SimConfig {
         client: Default::default(),
         keep_iterations: true,
         leap: true,
+        stop: None,
     }
 }
 

@@ -35,6 +35,7 @@ fn config(policy: &str, opts: &PolicyOptions) -> SimConfig {
         client: Default::default(),
         keep_iterations: true,
         leap: true,
+        stop: None,
     }
 }
 
@@ -102,6 +103,9 @@ fn every_layout_gives_the_same_output_with_and_without_leaping() {
         for name in ["chunked", "duet", "muxwise"] {
             let cfg = SimConfig { cluster, ..config(name, &PolicyOptions::default()) };
             same_both_ways(&w, &cfg, &format!("{name} on {label}"));
+            // A small KV cache: transfers wait for room on decode instances, replicas preempt.
+            let kv = KvConfig { total_blocks_override: Some(400), ..KvConfig::default() };
+            same_both_ways(&w, &SimConfig { kv, ..cfg }, &format!("{name} on {label} with 400 KV blocks"));
         }
     }
 }
@@ -137,4 +141,41 @@ fn the_prefix_cache_gives_the_same_output_with_and_without_leaping() {
     cfg.kv.total_blocks_override = Some(12_000);
     let iterations = same_both_ways(&w, &cfg, "chunked on Mooncake with a bounded prefix cache");
     assert!(iterations > 150);
+}
+
+#[test]
+fn an_early_stop_fails_only_runs_whose_percentile_fails() {
+    use duet_sim::SimError;
+    use duet_sim::engine::StopLimits;
+    // Overloaded (8x the excerpt's rate): P99 TTFT is seconds; lightly loaded (0.5x): well under the limits. A
+    // stop is certain but not necessary: a run that does not stop is the full run (and may still fail).
+    let (mut stopped, mut failing) = (0, 0);
+    for (rate, n) in [(8.0, 400), (0.5, 150), (2.0, 300)] {
+        let w = excerpt(n, rate);
+        for (name, opts) in policies() {
+            let cfg = config(name, &opts);
+            let full = simulate(&w, &cfg).unwrap();
+            for (field, limit) in [("p99_ttft_ms", 2000.0), ("p99_itl_ms", 60.0), ("p90_tbt_ms", 80.0)] {
+                let mut limits = StopLimits::default();
+                assert!(limits.add_field(field, limit));
+                let fails = match field {
+                    "p99_ttft_ms" => full.metrics.ttft_ms.p99 > limit,
+                    "p99_itl_ms" => full.metrics.itl_ms.p99 > limit,
+                    _ => full.metrics.tbt_ms.p90 > limit,
+                };
+                failing += u32::from(fails);
+                let label = format!("{name} at {rate}x, {field} <= {limit}");
+                match simulate(&w, &SimConfig { stop: Some(limits), ..cfg.clone() }) {
+                    Ok(run) => assert_eq!(format!("{run:?}"), format!("{full:?}"), "{label}"),
+                    Err(SimError::LimitExceeded { what }) => {
+                        assert!(fails, "{label}: stopped ({what}) but meets it");
+                        stopped += 1;
+                    }
+                    Err(e) => panic!("{label}: {e}"),
+                }
+            }
+        }
+    }
+    // Most failing runs stop early (the rest fail by interpolation between the last two ranks).
+    assert!(stopped * 10 >= failing * 9 && stopped > 20, "{stopped} of {failing} failing runs stopped");
 }

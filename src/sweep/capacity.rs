@@ -13,6 +13,9 @@ use anyhow::{Result, bail};
 use rayon::prelude::*;
 use serde_json::{Map, Value};
 
+use duet_sim::SimError;
+use duet_sim::engine::StopLimits;
+
 use super::run::{arg_keys, prepare, simulate_point};
 use super::spec::{CapacitySpec, Point, SweepSpec};
 
@@ -64,6 +67,17 @@ pub fn bisect(low: f64, high: f64, tolerance: f64, mut meets: impl FnMut(f64) ->
     Ok(Search { capacity: Some(lo), failing: Some(hi), tried })
 }
 
+/// The `[capacity.max]` limits a run can stop on as soon as they are certain to fail (percentiles of TTFT, ITL and
+/// TBT: [`StopLimits`]); the search's outcome is the same as if every run went to its end, since such a run would
+/// report a failing percentile. `None` when no limit is of that kind.
+pub fn stop_limits(c: &CapacitySpec) -> Option<StopLimits> {
+    let mut limits = StopLimits::default();
+    for (k, limit) in &c.max {
+        limits.add_field(k, *limit);
+    }
+    limits.any().then_some(limits)
+}
+
 /// Whether `summary` meets the limits; an unknown or non-numeric field is an error naming it.
 pub fn meets(summary: &Map<String, Value>, c: &CapacitySpec) -> Result<bool> {
     let field = |k: &str| -> Result<f64> {
@@ -109,13 +123,18 @@ pub fn run(spec: &SweepSpec, jobs: Option<usize>) -> Result<Vec<Map<String, Valu
     for p in &spec.points {
         prepare(spec, &p.with("rate", c.low))?;
     }
+    let stop = stop_limits(c);
     let search = |p: &Point| -> Result<Search> {
         bisect(c.low, c.high, c.tolerance, |r| {
             let q = p.with("rate", r);
-            let (args, cfg) = prepare(spec, &q)?;
-            match simulate_point(&args, &cfg, &[], Path::new("."))? {
-                Value::Object(s) => meets(&s, c),
-                _ => unreachable!("summary_json returns an object"),
+            let (args, mut cfg) = prepare(spec, &q)?;
+            cfg.stop = stop;
+            match simulate_point(&args, &cfg, &[], Path::new(".")) {
+                Ok(Value::Object(s)) => meets(&s, c),
+                Ok(_) => unreachable!("summary_json returns an object"),
+                // A percentile limit was certain to fail before the run ended.
+                Err(e) if matches!(e.downcast_ref::<SimError>(), Some(SimError::LimitExceeded { .. })) => Ok(false),
+                Err(e) => Err(e),
             }
         })
     };

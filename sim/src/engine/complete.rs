@@ -36,7 +36,17 @@ impl Engine {
             if !emits {
                 continue;
             }
+            let before = r.max_tbt;
             let e = r.emit_token(now);
+            if let Some(w) = &mut self.watch {
+                match e.gap {
+                    None => w.first_token((now - r.arrival()).0),
+                    Some(g) => {
+                        w.gaps(g.0, 1);
+                        w.largest_gap(before.0, r.max_tbt.0);
+                    }
+                }
+            }
             // What the client sees: the engine's time, or when the frontend delivers the token.
             let (gap, seen) = self.client_token(item.req(), e.gap);
             if let Some(gap) = gap {

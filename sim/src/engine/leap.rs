@@ -84,10 +84,15 @@ impl Engine {
         for item in &items {
             let r = &mut self.requests[item.req().index()];
             r.kv_tokens += 1;
+            let before = r.max_tbt;
             let e = r.emit_token(now);
             debug_assert!(!e.finished);
             if let Some(gap) = e.gap {
                 self.itl_ns.push(gap.0);
+                if let Some(w) = &mut self.watch {
+                    w.gaps(gap.0, 1);
+                    w.largest_gap(before.0, r.max_tbt.0);
+                }
             }
         }
         if let Some(d) = decision {

@@ -19,8 +19,10 @@ mod kv_store;
 mod leap;
 pub(crate) mod pending;
 mod records;
+mod watch;
 
 pub use history::{HISTORY_TAIL, IterationSink, run_streaming};
+pub use watch::StopLimits;
 
 use std::collections::VecDeque;
 
@@ -104,6 +106,10 @@ pub struct EngineConfig {
     /// Leap over quiet decode steps ([`leap`]) when the policy allows it ([`Policy::repeat_decode`]). Outputs are
     /// byte-identical either way; false runs every step through the policy (tests compare the two).
     pub leap: bool,
+    /// Stop with [`SimError::LimitExceeded`] as soon as one of these percentile limits is certain to fail
+    /// (capacity searches; [`StopLimits`]). Ignored behind a frontend, whose token times the engine does not see
+    /// as the client does.
+    pub stop: Option<StopLimits>,
 }
 
 /// What an instance does in a cluster.
@@ -144,6 +150,7 @@ impl EngineConfig {
             client: ClientConfig::default(),
             keep_iterations: true,
             leap: true,
+            stop: None,
         }
     }
 }
@@ -248,6 +255,8 @@ pub(crate) struct Engine {
     client: client::Client,
     /// Per request, token times as the client sees them (only with a frontend output cost).
     delivered: Vec<client::Delivered>,
+    /// Counts towards the early stop (`EngineConfig::stop`).
+    watch: Option<watch::Watch>,
 }
 
 impl Engine {
@@ -255,6 +264,9 @@ impl Engine {
     pub(crate) fn for_workload(workload: &Workload, cfg: &EngineConfig) -> Result<Self, SimError> {
         let mut engine = Engine::new(cfg, workload.prefix.as_ref().map(|p| p.block_tokens))?;
         engine.check_fit(workload.requests.iter())?;
+        if let Some(limits) = cfg.stop.filter(|_| !engine.client.cfg.has_frontend()) {
+            engine.watch = Some(watch::Watch::new(&limits, &workload.requests));
+        }
         for (i, s) in workload.requests.iter().enumerate() {
             let hashes = workload.prefix.as_ref().map(|p| p.get(i));
             if engine.client.sends_at_start(i) {
@@ -319,6 +331,7 @@ impl Engine {
             handoffs: Vec::new(),
             client: client::Client::new(cfg.client),
             delivered: Vec::new(),
+            watch: None,
         })
     }
 
@@ -474,7 +487,7 @@ impl Engine {
         if self.cfg.leap {
             self.leap(horizon, policy, executor)?;
         }
-        Ok(())
+        self.watch.as_ref().map_or(Ok(()), watch::Watch::verdict)
     }
 
     /// Fails with [`SimError::Stalled`] if requests remain unfinished once no event is left.
