@@ -116,6 +116,13 @@ impl Engine {
     /// the next group, which takes `1 / segments` of the step's predicted time on the (new) SM count. On a device
     /// (wall-clock mode) every group is its own call, whose end the executor reports.
     fn next_segment(&mut self, bi: usize, executor: &mut dyn Executor) -> Result<(), SimError> {
+        self.advance_segment(bi, executor)?;
+        self.rebalance();
+        Ok(())
+    }
+
+    /// [`Engine::next_segment`] but for the re-timing of the running batches (the caller's).
+    pub(super) fn advance_segment(&mut self, bi: usize, executor: &mut dyn Executor) -> Result<(), SimError> {
         let now = self.now;
         let others: u32 = self.batches.iter().enumerate().filter(|&(i, _)| i != bi).map(|(_, b)| b.sms).sum();
         let b = &mut self.batches[bi];
@@ -153,7 +160,6 @@ impl Engine {
         b.dirty = true;
         b.record = self.iter_base + self.iterations.len() - 1;
         self.peak_sms = self.peak_sms.max(self.batches.iter().map(|b| b.sms).sum());
-        self.rebalance();
         Ok(())
     }
 }

@@ -47,7 +47,9 @@ impl Engine {
             if !quiet || end >= horizon || self.events.next_time().is_some_and(|n| n <= end) {
                 break;
             }
-            match self.ask(policy) {
+            // `restart_quiet` left the next step's work in `next_work`.
+            std::mem::swap(&mut self.work, &mut self.next_work);
+            match policy.repeat_decode(self.cfg.num_sms, &self.work) {
                 Some(r) => next = r,
                 None => break,
             }
@@ -71,30 +73,16 @@ impl Engine {
 
     /// The step of the quiet batch ended at `self.now`: what [`Engine::complete_step`], the policy's moment and
     /// [`Engine::start`] of `next` do, in the same order, without what cannot happen here (prefill items,
-    /// finishing requests, a frontend, look-ahead, layer groups, admissions). `self.work` holds the next step's
-    /// work ([`Engine::ask`]). Returns the end of the step it started and whether that step is quiet too
-    /// ([`Engine::quiet_batch`]; the batch's shape and the queues cannot have changed).
+    /// finishing requests, a frontend, look-ahead, layer groups, admissions). `self.work` holds the work of the step
+    /// it starts ([`Engine::ask`]); the work of the step after is left in `self.next_work`. Returns the end of the
+    /// step it started and whether that step is quiet too ([`Engine::quiet_batch`]; the batch's shape and the
+    /// queues cannot have changed).
     fn restart_quiet(&mut self, next: Repeat, executor: &mut dyn Executor) -> Result<(Nanos, bool), SimError> {
         let now = self.now;
         let b = &self.batches[0];
         let (record, lane, decision, started) = (b.record, b.lane, b.decision, b.started);
         self.iterations[record - self.iter_base].end = now;
         let items = std::mem::take(&mut self.batches[0].items);
-        // Completion: every request took its decode step and emits a token (none finishes: `quiet_batch`).
-        for item in &items {
-            let r = &mut self.requests[item.req().index()];
-            r.kv_tokens += 1;
-            let before = r.max_tbt;
-            let e = r.emit_token(now);
-            debug_assert!(!e.finished);
-            if let Some(gap) = e.gap {
-                self.itl_ns.push(gap.0);
-                if let Some(w) = &mut self.watch {
-                    w.gaps(gap.0, 1);
-                    w.largest_gap(before.0, r.max_tbt.0);
-                }
-            }
-        }
         if let Some(d) = decision {
             let rec = &mut self.decisions[d];
             let took = Some((now - started).0);
@@ -116,14 +104,28 @@ impl Engine {
             });
             self.decisions.len() - 1
         });
-        // The batch starts again: KV for each request's next token, in item order.
+        // Per request, in item order: the completion (it emits a token; none finishes: `quiet_batch`), then, as the
+        // batch starts again, KV for its next token. Completions touch only the request, its gaps and the watch,
+        // and allocations only the pool and the request, so one pass does both in the full path's order.
         let mut rec = IterationRecord::starting(next.lane, next.sms, now, items.len() as u32, 0);
         let bs = self.cfg.kv.block_size;
         // For the step after (`quiet_batch`): whether a request finishes at its end, and the blocks it needs.
         let (mut finishing, mut need) = (false, 0u64);
+        self.next_work.clear();
         for item in &items {
             let i = item.req().index();
-            let r = &self.requests[i];
+            let r = &mut self.requests[i];
+            r.kv_tokens += 1;
+            let before = r.max_tbt;
+            let e = r.emit_token(now);
+            debug_assert!(!e.finished);
+            if let Some(gap) = e.gap {
+                self.itl_ns.push(gap.0);
+                if let Some(w) = &mut self.watch {
+                    w.gaps(gap.0, 1);
+                    w.largest_gap(before.0, r.max_tbt.0);
+                }
+            }
             // `blocks_for(kv + 1) - blocks`, without a division when the blocks held have room (most steps).
             if r.kv_tokens + 1 > r.blocks * bs {
                 let extra = self.cfg.kv.blocks_for(r.kv_tokens + 1) - r.blocks;
@@ -136,6 +138,7 @@ impl Engine {
             if r.kv_tokens + 2 > r.blocks * bs {
                 need += u64::from(self.cfg.kv.blocks_for(r.kv_tokens + 2) - r.blocks);
             }
+            self.next_work.push(SeqWork { new_tokens: 1, cached_tokens: r.kv_tokens + 1, emits_token: true });
         }
         debug_assert!(items.iter().zip(&self.work).all(|(it, w)| it.work(&self.requests[it.req().index()], 0) == *w));
         let switch = if self.switches_layout(next.lane, next.sms) { self.cfg.partition_switch_ns } else { 0 };
@@ -168,6 +171,49 @@ impl Engine {
         // Alone at rate 1, its step ends `solo` from now (what `rebalance` would schedule).
         let quiet = !finishing && need <= u64::from(self.free_blocks());
         Ok((now + Nanos(solo), quiet))
+    }
+
+    /// Leaps over layer-group boundaries: while the next event is, alone, the end of a layer group that is not its
+    /// batch's last, no resize is pending, and every SM is held (the full path then consults no policy there: it
+    /// only starts the next group, [`Engine::next_segment`]), the next group starts without its completion event
+    /// being queued and popped. Every batch is re-timed at each boundary as on the full path.
+    pub(super) fn glide(&mut self, horizon: Nanos, executor: &mut dyn Executor) -> Result<(), SimError> {
+        let busy: u32 = self.batches.iter().map(|b| b.sms).sum();
+        if busy < self.cfg.num_sms {
+            return Ok(());
+        }
+        let batches = &self.batches;
+        let boundary = |e: &Event| match *e {
+            Event::StepDone { batch, version } => {
+                batches.iter().any(|b| b.id == batch && b.version == version && Self::glides(b))
+            }
+            _ => false,
+        };
+        let Some((mut t, Event::StepDone { batch: id, .. })) =
+            self.events.pop_sole_if(Nanos(horizon.0.saturating_sub(1)), boundary)
+        else {
+            return Ok(());
+        };
+        loop {
+            self.now = t;
+            let bi = self.batches.iter().position(|b| b.id == id).expect("the gliding batch runs");
+            let record = self.batches[bi].record;
+            self.iterations[record - self.iter_base].end = t;
+            self.advance_segment(bi, executor)?;
+            // Another batch re-timed: its event and this one's are queued in batch order.
+            let Some((at, ev)) = self.rebalance_holding(Some(id)) else { return Ok(()) };
+            let b = &self.batches[bi];
+            if !Self::glides(b) || at >= horizon || self.events.next_time().is_some_and(|n| n <= at) {
+                self.events.push(at, ev);
+                return Ok(());
+            }
+            t = at;
+        }
+    }
+
+    /// Whether the end of `b`'s current step is a layer-group boundary [`Engine::glide`] may leap over.
+    fn glides(b: &super::InFlight) -> bool {
+        b.segment + 1 < b.segments && b.pending_sms.is_none() && !b.device_ends && b.pending.is_none()
     }
 
     /// Whether the running batch is quiet: the only batch, one step in one piece, timed by the engine (virtual

@@ -246,6 +246,8 @@ pub(crate) struct Engine {
     sink_error: Option<SimError>,
     decisions: Vec<DecisionRecord>,
     work: Vec<SeqWork>,
+    /// The work of the step after the current one while leaping ([`leap`]).
+    next_work: Vec<SeqWork>,
     /// Per request: the stamp of the last plan that named it (duplicate detection in `validate`).
     plan_stamp: Vec<u64>,
     stamp: u64,
@@ -326,6 +328,7 @@ impl Engine {
             sink_error: None,
             decisions: Vec::new(),
             work: Vec::new(),
+            next_work: Vec::new(),
             plan_stamp: Vec::new(),
             stamp: 0,
             handoffs: Vec::new(),
@@ -486,6 +489,7 @@ impl Engine {
         }
         if self.cfg.leap {
             self.leap(horizon, policy, executor)?;
+            self.glide(horizon, executor)?;
         }
         self.watch.as_ref().map_or(Ok(()), watch::Watch::verdict)
     }
@@ -549,15 +553,32 @@ impl Engine {
     /// Brings every running batch's progress up to `now`, recomputes rates under contention, and (re)schedules
     /// completion events whose estimate changed.
     fn rebalance(&mut self) {
+        let held = self.rebalance_holding(None);
+        debug_assert!(held.is_none());
+    }
+
+    /// [`Engine::rebalance`], except that the completion event of batch `hold` is returned instead of queued, as
+    /// long as no later batch queues one (then it is queued first, in batch order, and `None` is returned).
+    fn rebalance_holding(&mut self, hold: Option<u64>) -> Option<(Nanos, Event)> {
         let now = self.now;
         let n = self.batches.len();
         let total_demand: f64 = self.batches.iter().map(|b| b.demand).sum();
+        let mut held = None;
         for b in &mut self.batches {
             let rate = b.contention_rate(self.cfg.contention, n, total_demand);
             if let Some((at, version)) = b.retime(now, rate) {
-                self.events.push(at, Event::StepDone { batch: b.id, version });
+                let ev = Event::StepDone { batch: b.id, version };
+                if hold == Some(b.id) {
+                    held = Some((at, ev));
+                } else {
+                    if let Some((t, e)) = held.take() {
+                        self.events.push(t, e);
+                    }
+                    self.events.push(at, ev);
+                }
             }
         }
+        held
     }
 
     /// Consults the policy until it has nothing more to start (bounded: each round starts a batch or preempts).

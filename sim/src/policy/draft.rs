@@ -56,14 +56,13 @@ impl<'v, 'a> Draft<'v, 'a> {
         self.view.running.len() - self.preempt.len() + admitted
     }
 
-    /// Running positions (admission order) that are schedulable: not in flight, not preempted, in `phase`.
-    pub fn running_in_phase(&self, phase: Phase) -> Vec<usize> {
-        (0..self.view.running.len())
-            .filter(|&p| {
-                let r = self.view.req(self.view.running[p]);
-                !self.preempted[p] && !r.in_flight() && r.phase() == phase
-            })
-            .collect()
+    /// Whether the running request at position `pos` (admission order) is schedulable: not in flight, not
+    /// preempted, in `phase`. Loops test each position when they reach it: a position preempted earlier in the same loop is skipped
+    /// there, where [`Draft::add_running`] would refuse it without side effects.
+    #[inline]
+    pub fn running_in_phase(&self, pos: usize, phase: Phase) -> bool {
+        let r = self.view.req(self.view.running[pos]);
+        !self.preempted[pos] && !r.in_flight() && r.phase() == phase
     }
 
     /// Most tokens (up to `want`) the running request at `pos` can add without more blocks than are free.
@@ -106,7 +105,10 @@ impl<'v, 'a> Draft<'v, 'a> {
     /// Decode for every running decode, oldest first, while the budget lasts, with KV reserved for `lookahead`
     /// steps; a decode whose KV cannot grow preempts newer requests, or itself when none is left.
     pub fn decode_running(&mut self, lookahead: u32) {
-        for pos in self.running_in_phase(Phase::Decoding) {
+        for pos in 0..self.view.running.len() {
+            if !self.running_in_phase(pos, Phase::Decoding) {
+                continue;
+            }
             if self.budget == 0 {
                 break;
             }
@@ -142,7 +144,10 @@ impl<'v, 'a> Draft<'v, 'a> {
     /// `min(remaining, budget left)`, shrunk to the free KV; when not even one token fits, newer requests are
     /// preempted to make room (never the request itself).
     pub fn continue_prefills(&mut self) {
-        for pos in self.running_in_phase(Phase::Prefilling) {
+        for pos in 0..self.view.running.len() {
+            if !self.running_in_phase(pos, Phase::Prefilling) {
+                continue;
+            }
             let want = self.view.req(self.view.running[pos]).remaining_prefill().min(self.budget);
             if want == 0 {
                 break;

@@ -226,6 +226,17 @@ impl Policy for StaticSplit {
         STATIC_SPLIT_NAME
     }
 
+    /// With nothing waiting and every running request decoding, the prefill partition has nothing to run and the
+    /// plan is one decode batch of every request on the decode partition; with one step per batch it is the same
+    /// batch every step (look-ahead windows are not single steps, so they always go through `plan`).
+    fn repeat_decode(&self, _: u32, _: &[SeqWork]) -> Option<super::Repeat> {
+        (self.cfg.lookahead == 1).then_some(super::Repeat {
+            lane: Lane::Decode,
+            sms: self.cfg.decode_sms,
+            decision: None,
+        })
+    }
+
     fn plan(&mut self, view: &View<'_>) -> Plan {
         let decode = view.on_lane(Lane::Decode).is_none().then_some((self.cfg.decode_sms, self.cfg.lookahead));
         let prefill = view.on_lane(Lane::Prefill).is_none().then_some((self.cfg.prefill_sms, 1));
