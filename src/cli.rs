@@ -192,6 +192,10 @@ pub struct CapacityArgs {
     /// Worker threads (default: all cores).
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// Only check the file and list its points (each at the search's `low` rate) with their `duet sim` arguments
+    /// and the workload each loads, without searching.
+    #[arg(long)]
+    pub list: bool,
 }
 
 /// Options of `duet report`.

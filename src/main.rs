@@ -22,6 +22,7 @@ fn run() -> anyhow::Result<()> {
         Command::Sim(a) => commands::sim(&a.sim, a.out.as_deref(), a.overwrite, a.timeline.as_deref()),
         Command::Sweep(a) if a.list => sweep::list(&a.config, a.out, a.shard.as_deref()),
         Command::Sweep(a) => sweep::sweep(&a.config, a.out, a.shard.as_deref(), a.jobs),
+        Command::Capacity(a) if a.list => sweep::capacity_list(&a.config),
         Command::Capacity(a) => sweep::capacity(&a.config, a.out, a.jobs),
         Command::Report(a) => {
             let files = report_cmd::run(&report_cmd::ReportOptions {

@@ -90,5 +90,5 @@ fn every_real_data_set_verifies_against_the_shared_copies() {
     let data = common::tmp("fetch", "real");
     let o = fetch(&data, &shared, None, &[]);
     assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(text(&o).matches("SHA-256 verified").count(), 8, "{}", text(&o));
+    assert_eq!(text(&o).matches("SHA-256 verified").count(), 9, "{}", text(&o));
 }

@@ -104,6 +104,30 @@ pub fn meets(summary: &Map<String, Value>, c: &CapacitySpec) -> Result<bool> {
     Ok(ok)
 }
 
+/// Checks `spec` as [`run`] does before searching (a `[capacity]` table, no `rate`, every point's options) and
+/// loads each point's workload at the `low` rate; returns the number of requests of each.
+pub fn check(spec: &SweepSpec) -> Result<Vec<usize>> {
+    let Some(c) = &spec.capacity else {
+        bail!(
+            "{}: no [capacity] table (low, high, tolerance and [capacity.max]/[capacity.min] limits)",
+            spec.path.display()
+        )
+    };
+    if spec.points.iter().any(|p| p.get("rate").is_some()) {
+        bail!(
+            "{}: `rate` is what `duet capacity` searches: remove it from [base]/[axes]/[[policy]]",
+            spec.path.display()
+        );
+    }
+    spec.points
+        .iter()
+        .map(|p| {
+            let (args, cfg) = prepare(spec, &p.with("rate", c.low))?;
+            Ok(duet_args::workload::build(&args.workload, cfg.model.max_context)?.requests.len())
+        })
+        .collect()
+}
+
 /// Runs the capacity search for every point of `spec` (in parallel across points) and returns one results row
 /// per point: `point`, `label`, `group`, the `arg_*` options (without `rate`), `capacity_rps`, `failing_rps`,
 /// `status`, `evaluations` and the limits.

@@ -26,8 +26,22 @@ pub fn list(config: &Path, out: Option<PathBuf>, shard: Option<&str>) -> Result<
     let mut pending = 0;
     let mut shown = 0;
     let mut text = String::new();
+    let mut seen: Vec<PathBuf> = Vec::new();
     for p in spec.points.iter().filter(|p| p.in_shard(shard)) {
-        run::prepare(&spec, p)?;
+        let (args, _) = run::prepare(&spec, p)?;
+        // Each trace once: a missing or unreadable file is named here, not when the sweep runs.
+        if let Some(t) = args.workload.trace.as_ref().filter(|t| !seen.contains(t)) {
+            if let Err(e) = std::fs::File::open(t) {
+                bail!(
+                    "point {} ({}): cannot read trace {}: {e} (the public traces: scripts/fetch-data.sh downloads \
+                     them into data/)",
+                    p.index,
+                    p.label,
+                    t.display()
+                );
+            }
+            seen.push(t.clone());
+        }
         let done = run::is_done(&out, p);
         pending += usize::from(!done);
         shown += 1;
@@ -42,6 +56,23 @@ pub fn list(config: &Path, out: Option<PathBuf>, shard: Option<&str>) -> Result<
     }
     text.push_str(&format!("{shown} points, {pending} pending, output folder {}\n", out.display()));
     // A closed pipe (`duet sweep F --list | head`) is not an error.
+    match std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `duet capacity CONFIG --list`: the file checked and its points listed, each at the search's `low` rate with
+/// its workload loaded (so that a missing trace is named), without searching.
+pub fn capacity_list(config: &Path) -> Result<()> {
+    let spec = SweepSpec::load(config)?;
+    let rows = capacity::check(&spec)?;
+    let mut text = String::new();
+    for (p, requests) in spec.points.iter().zip(&rows) {
+        text.push_str(&format!("{:>5} {:<24} {} requests  {}\n", p.index, p.label, requests, p.argv().join(" ")));
+    }
+    text.push_str(&format!("{} points\n", rows.len()));
     match std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
         _ => {}
