@@ -45,6 +45,7 @@ policies() {
 [[policy]]
 label = "prefill-first"
 policy = "prefill-first"
+token-budget = 8192
 
 EOF
   for budget in 512 2048 8192; do
@@ -55,10 +56,12 @@ EOF
 label = "static-split 100:32"
 policy = "static-split"
 split = "100:32"
+token-budget = 2048
 
 [[policy]]
 label = "muxwise"
 policy = "muxwise"
+token-budget = 2048
 tbt-target-ms = 100
 
 [[policy]]
