@@ -42,9 +42,9 @@ MECHANISMS = ["learn-contention", "occupancy", "join-aware", "aggregate", "hrrn"
 
 
 def ablation():
-    out = [("adaptive", {"policy": "adaptive", "tbt-target-ms": 100})]
+    out = [("adaptive", {"policy": "adaptive", "token-budget": 4096, "tbt-target-ms": 100})]
     for m in MECHANISMS:
-        out.append((f"adaptive without {m}", {"policy": "adaptive", "tbt-target-ms": 100, "adaptive-without": m}))
+        out.append((f"adaptive without {m}", {"policy": "adaptive", "token-budget": 4096, "tbt-target-ms": 100, "adaptive-without": m}))
     return out
 
 
@@ -55,13 +55,13 @@ def policies(new_policy=True):
     for b in BUDGETS:
         out.append((f"prefill-first {b}", {"policy": "prefill-first", "token-budget": b}))
     for p, d in green_splits():
-        out.append((f"static-split {p}:{d}", {"policy": "static-split", "split": f"{p}:{d}"}))
+        out.append((f"static-split {p}:{d}", {"policy": "static-split", "split": f"{p}:{d}", "token-budget": 2048}))
     for b in (2048, 8192):
         out.append((f"duet {b}", {"policy": "duet", "token-budget": b, "tbt-target-ms": 100}))
         out.append((f"duet {b} guard 0.15", {"policy": "duet", "token-budget": b, "tbt-target-ms": 100, "decode-guard": 0.15}))
-    out.append(("muxwise", {"policy": "muxwise", "tbt-target-ms": 100}))
+    out.append(("muxwise", {"policy": "muxwise", "token-budget": 2048, "tbt-target-ms": 100}))
     if new_policy:
-        out.append(("adaptive", {"policy": "adaptive", "tbt-target-ms": 100}))
+        out.append(("adaptive", {"policy": "adaptive", "token-budget": 4096, "tbt-target-ms": 100}))
     return out
 
 
