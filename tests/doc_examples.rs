@@ -86,11 +86,7 @@ fn shortened(mut args: Vec<String>) -> Option<Vec<String>> {
 
 #[test]
 fn every_example_in_the_docs_starts_after_the_fetch() {
-    let shared = root().join("../shared");
-    if !shared.join("traces").is_dir() {
-        eprintln!("SKIPPED: {} is absent (the local mirror of the public data)", shared.display());
-        return;
-    }
+    let Some(shared) = common::shared() else { return };
     if Command::new("curl").arg("--version").output().is_err() {
         eprintln!("SKIPPED: no curl on this machine (scripts/fetch-data.sh uses it)");
         return;

@@ -82,11 +82,7 @@ fn a_mirror_with_a_good_a_corrupted_and_a_missing_file() {
 
 #[test]
 fn every_real_data_set_verifies_against_the_shared_copies() {
-    let shared = root().join("../shared");
-    if !shared.join("traces").is_dir() {
-        eprintln!("SKIPPED: {} not found (../shared is not next to this checkout)", shared.display());
-        return;
-    }
+    let Some(shared) = common::shared() else { return };
     let data = common::tmp("fetch", "real");
     let o = fetch(&data, &shared, None, &[]);
     assert!(o.status.success(), "{}", text(&o));

@@ -86,6 +86,16 @@ impl KvCapacity {
         tokens.div_ceil(self.block_size)
     }
 
+    /// Blocks to add to `held` blocks to hold `tokens` tokens: `blocks_for(tokens) - held`, 0 when `held` covers
+    /// them (checked by a multiplication first: most decode steps need no block, and need no division then).
+    #[inline]
+    pub fn blocks_beyond(&self, held: u32, tokens: u32) -> u32 {
+        if u64::from(tokens) <= u64::from(held) * u64::from(self.block_size) {
+            return 0;
+        }
+        self.blocks_for(tokens).saturating_sub(held)
+    }
+
     /// Capacity in tokens.
     pub fn total_tokens(&self) -> u64 {
         u64::from(self.total_blocks) * u64::from(self.block_size)

@@ -3,36 +3,12 @@
 mod common;
 
 use duet_sim::cluster::{ClusterConfig, KvLink, Layout, Router};
-use duet_sim::kv::KvConfig;
-use duet_sim::metrics::Slo;
-use duet_sim::partition::Granularity;
 use duet_sim::policy::{ChunkedConfig, PolicyConfig};
-use duet_sim::{GpuSpec, ModelSpec, SimConfig, SimRun, report, simulate};
+use duet_sim::{SimConfig, SimRun, report, simulate};
 use duet_traces::Workload;
 
 fn config(model: &str, cluster: ClusterConfig) -> SimConfig {
-    let gpu = GpuSpec::by_name("h100-sxm").unwrap();
-    SimConfig {
-        model: ModelSpec::resolve(model).unwrap(),
-        num_sms: gpu.num_sms,
-        gpu,
-        policy: PolicyConfig::new(ChunkedConfig::default()),
-        granularity: Granularity::Tpc,
-        contention: None,
-        partition_switch_ns: 20_000,
-        cost: Default::default(),
-        curves: None,
-        curves_name: "datasheet".into(),
-        kv: KvConfig::default(),
-        prefix_cache: true,
-        slo: Slo::default(),
-        seed: 0,
-        cluster,
-        client: Default::default(),
-        keep_iterations: true,
-        leap: true,
-        stop: None,
-    }
+    SimConfig { cluster, ..common::sim_config(model, PolicyConfig::new(ChunkedConfig::default())) }
 }
 
 fn disagg(prefill: u32, decode: u32) -> ClusterConfig {

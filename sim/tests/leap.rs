@@ -5,37 +5,22 @@
 //! and four times faster, a KV cache small enough to preempt, a frontend (which turns leaping off), and, when
 //! `../shared` is there, the Mooncake trace's prefix hashes.
 
+mod common;
+
 use duet_sim::cluster::{ClusterConfig, Layout};
 use duet_sim::engine::{ClientConfig, Contention};
 use duet_sim::kv::KvConfig;
-use duet_sim::metrics::Slo;
 use duet_sim::partition::Granularity;
 use duet_sim::policy::{PolicyConfig, PolicyOptions};
-use duet_sim::{GpuSpec, ModelSpec, SimConfig, simulate};
+use duet_sim::{SimConfig, simulate};
 use duet_traces::Workload;
 
+/// Qwen3-8B on an H100 at green-context granularity with the bandwidth contention model (partitions interact).
 fn config(policy: &str, opts: &PolicyOptions) -> SimConfig {
-    let gpu = GpuSpec::by_name("h100-sxm").unwrap();
     SimConfig {
-        model: ModelSpec::resolve("qwen3-8b").unwrap(),
-        num_sms: gpu.num_sms,
-        gpu,
-        policy: PolicyConfig::by_name(policy, opts).unwrap(),
         granularity: Granularity::Green,
         contention: Some(Contention::bandwidth(3.35e12 * 0.84)),
-        partition_switch_ns: 20_000,
-        cost: Default::default(),
-        curves: None,
-        curves_name: "datasheet".into(),
-        kv: KvConfig::default(),
-        prefix_cache: true,
-        slo: Slo::default(),
-        seed: 0,
-        cluster: ClusterConfig::default(),
-        client: Default::default(),
-        keep_iterations: true,
-        leap: true,
-        stop: None,
+        ..common::sim_config("qwen3-8b", PolicyConfig::by_name(policy, opts).unwrap())
     }
 }
 

@@ -104,9 +104,8 @@ pub fn meets(summary: &Map<String, Value>, c: &CapacitySpec) -> Result<bool> {
     Ok(ok)
 }
 
-/// Checks `spec` as [`run`] does before searching (a `[capacity]` table, no `rate`, every point's options) and
-/// loads each point's workload at the `low` rate; returns the number of requests of each.
-pub fn check(spec: &SweepSpec) -> Result<Vec<usize>> {
+/// The `[capacity]` table of `spec`, which must have one and must leave `rate` to the search.
+fn capacity_table(spec: &SweepSpec) -> Result<&CapacitySpec> {
     let Some(c) = &spec.capacity else {
         bail!(
             "{}: no [capacity] table (low, high, tolerance and [capacity.max]/[capacity.min] limits)",
@@ -119,6 +118,13 @@ pub fn check(spec: &SweepSpec) -> Result<Vec<usize>> {
             spec.path.display()
         );
     }
+    Ok(c)
+}
+
+/// Checks `spec` as [`run`] does before searching (a `[capacity]` table, no `rate`, every point's options) and
+/// loads each point's workload at the `low` rate; returns the number of requests of each.
+pub fn check(spec: &SweepSpec) -> Result<Vec<usize>> {
+    let c = capacity_table(spec)?;
     spec.points
         .iter()
         .map(|p| {
@@ -132,18 +138,7 @@ pub fn check(spec: &SweepSpec) -> Result<Vec<usize>> {
 /// per point: `point`, `label`, `group`, the `arg_*` options (without `rate`), `capacity_rps`, `failing_rps`,
 /// `status`, `evaluations` and the limits.
 pub fn run(spec: &SweepSpec, jobs: Option<usize>) -> Result<Vec<Map<String, Value>>> {
-    let Some(c) = &spec.capacity else {
-        bail!(
-            "{}: no [capacity] table (low, high, tolerance and [capacity.max]/[capacity.min] limits)",
-            spec.path.display()
-        )
-    };
-    if spec.points.iter().any(|p| p.get("rate").is_some()) {
-        bail!(
-            "{}: `rate` is what `duet capacity` searches: remove it from [base]/[axes]/[[policy]]",
-            spec.path.display()
-        );
-    }
+    let c = capacity_table(spec)?;
     for p in &spec.points {
         prepare(spec, &p.with("rate", c.low))?;
     }

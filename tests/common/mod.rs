@@ -18,6 +18,21 @@ pub fn tmp(kind: &str, name: &str) -> PathBuf {
     d
 }
 
+/// The development copies of the public data (`../shared` beside the checkout), or `None` with a printed reason
+/// for the test that needs them to skip.
+pub fn shared() -> Option<PathBuf> {
+    let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared");
+    if shared.join("traces").is_dir() {
+        Some(shared)
+    } else {
+        eprintln!(
+            "SKIPPED: {} not found (../shared, the local mirror of the public data, is not next to this checkout)",
+            shared.display()
+        );
+        None
+    }
+}
+
 /// Standard output as text.
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

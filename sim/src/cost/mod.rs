@@ -184,13 +184,16 @@ impl CostModel {
 
     /// Time in seconds of one request's attention in one layer (`max(F_r / Pi_attn, B_r / BW)` by default).
     pub fn attention_time(&self, sms: u32, q: u64, c: u64) -> f64 {
-        self.attention(sms, q, c, &mut Tally::default())
+        self.attention(sms, q, c, self.curves.bandwidth(sms), &mut Tally::default())
     }
 
-    fn attention(&self, sms: u32, q: u64, c: u64, t: &mut Tally) -> f64 {
+    /// One request's attention in one layer, its traffic tallied at `bandwidth` (the partition's, `curves.bandwidth
+    /// (sms)`, looked up once per iteration by the caller).
+    #[inline]
+    fn attention(&self, sms: u32, q: u64, c: u64, bandwidth: f64, t: &mut Tally) -> f64 {
         let m = &self.model;
         let w = ops::attention(q, c, m.num_q_heads, m.num_kv_heads, m.head_dim, m.dtype_bytes);
-        t.add(w, self.curves.bandwidth(sms));
+        t.add(w, bandwidth);
         self.curves.attention_time(sms, w, q == 1)
     }
 
@@ -223,10 +226,7 @@ impl CostModel {
             .iter()
             .filter(|w| w.new_tokens > 0)
             .map(|w| {
-                let q = u64::from(w.new_tokens);
-                let work = ops::attention(q, u64::from(w.cached_tokens), m.num_q_heads, m.num_kv_heads, m.head_dim, s);
-                per_layer.add(work, bandwidth);
-                self.curves.attention_time(sms, work, q == 1)
+                self.attention(sms, u64::from(w.new_tokens), u64::from(w.cached_tokens), bandwidth, &mut per_layer)
             })
             .sum();
         let overhead_ns = match launch {

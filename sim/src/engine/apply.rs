@@ -104,10 +104,7 @@ impl Engine {
                     (item, phase) => return Err(format!("request {}: {item:?} while {phase:?}", id.0)),
                 }
                 need += u64::from(
-                    self.cfg
-                        .kv
-                        .blocks_for(r.kv_tokens + Self::item_kv_tokens(item, b.lookahead))
-                        .saturating_sub(r.blocks),
+                    self.cfg.kv.blocks_beyond(r.blocks, r.kv_tokens + Self::item_kv_tokens(item, b.lookahead)),
                 );
             }
         }
@@ -204,11 +201,7 @@ impl Engine {
                 self.kv.on_admit(id, &self.requests[id.index()]);
             }
             let r = &self.requests[id.index()];
-            let extra = self
-                .cfg
-                .kv
-                .blocks_for(r.kv_tokens + Self::item_kv_tokens(item, batch.lookahead))
-                .saturating_sub(r.blocks);
+            let extra = self.cfg.kv.blocks_beyond(r.blocks, r.kv_tokens + Self::item_kv_tokens(item, batch.lookahead));
             assert!(self.alloc(extra), "validated plan over-allocated KV");
             let r = &mut self.requests[id.index()];
             r.blocks += extra;

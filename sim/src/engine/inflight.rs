@@ -1,11 +1,46 @@
 //! A batch in execution: its items, its look-ahead steps and layer groups, and its progress at a rate that
-//! contention with co-running partitions changes ([`InFlight::contention_rate`], [`InFlight::retime`]), or, in
+//! contention with co-running partitions changes ([`Contention`], [`InFlight::contention_rate`],
+//! [`InFlight::retime`], and the engine's re-timing of every running batch, [`Engine::rebalance`]), or, in
 //! wall-clock mode, a step whose end the device reports.
 
-use super::Contention;
+use super::{Engine, Event};
 use crate::executor::StepTiming;
 use crate::policy::{BatchItem, Lane, RunningBatch};
 use crate::time::Nanos;
+
+/// How co-running partitions slow each other down (SM partitions share HBM and L2).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Contention {
+    /// Bandwidth sharing. Each running step has an average HBM demand `d_i = bytes_i / duration_i` and a
+    /// memory-bound share `f_i = min(1, memory_time_i / duration_i)` (its bytes at its partition's own bandwidth
+    /// over its duration). While two or more steps overlap, their memory-bound parts stretch by
+    /// `s = max(1, sum_j d_j / hbm_bandwidth) x (1 + interference)`, and step `i` progresses at
+    /// `1 / ((1 - f_i) + f_i s)`. `interference` stands for L2 and memory-controller interference below HBM
+    /// saturation. Limits: demand is averaged over a step (a step's memory-bound phases are not resolved in time),
+    /// and compute-bound parts never slow down.
+    Bandwidth {
+        /// Achievable HBM bandwidth of the whole GPU, bytes/s.
+        hbm_bandwidth: f64,
+        /// Extra stretch of memory-bound parts while partitions overlap.
+        interference: f64,
+    },
+    /// Fixed slowdowns: a step runs at `1 / (1 + s)` while another runs, `s = decode_slowdown` on the decode
+    /// lane and `prefill_slowdown` otherwise (MuxWise reports 0-30% decode slowdown when co-running).
+    Fixed {
+        /// Slowdown of a decode step.
+        decode_slowdown: f64,
+        /// Slowdown of a prefill or whole-GPU step.
+        prefill_slowdown: f64,
+    },
+}
+
+impl Contention {
+    /// The bandwidth model for a GPU delivering `hbm_bandwidth` bytes/s, with 10% interference (an assumption
+    /// until measured).
+    pub fn bandwidth(hbm_bandwidth: f64) -> Self {
+        Contention::Bandwidth { hbm_bandwidth, interference: 0.1 }
+    }
+}
 
 /// A batch in execution.
 pub(super) struct InFlight {
@@ -102,4 +137,37 @@ impl InFlight {
 pub(super) fn traffic(t: &StepTiming, solo_ns: u64) -> (f64, f64) {
     let d = solo_ns.max(1) as f64;
     (t.hbm_bytes / d, (t.memory_ns / d).min(1.0))
+}
+
+impl Engine {
+    /// Brings every running batch's progress up to `now`, recomputes rates under contention, and (re)schedules
+    /// completion events whose estimate changed.
+    pub(super) fn rebalance(&mut self) {
+        let held = self.rebalance_holding(None);
+        debug_assert!(held.is_none());
+    }
+
+    /// [`Engine::rebalance`], except that the completion event of batch `hold` is returned instead of queued, as
+    /// long as no later batch queues one (then it is queued first, in batch order, and `None` is returned).
+    pub(super) fn rebalance_holding(&mut self, hold: Option<u64>) -> Option<(Nanos, Event)> {
+        let now = self.now;
+        let n = self.batches.len();
+        let total_demand: f64 = self.batches.iter().map(|b| b.demand).sum();
+        let mut held = None;
+        for b in &mut self.batches {
+            let rate = b.contention_rate(self.cfg.contention, n, total_demand);
+            if let Some((at, version)) = b.retime(now, rate) {
+                let ev = Event::StepDone { batch: b.id, version };
+                if hold == Some(b.id) {
+                    held = Some((at, ev));
+                } else {
+                    if let Some((t, e)) = held.take() {
+                        self.events.push(t, e);
+                    }
+                    self.events.push(at, ev);
+                }
+            }
+        }
+        held
+    }
 }

@@ -14,7 +14,7 @@
 
 use super::inflight::traffic;
 use super::{DecisionRecord, Engine, Event, IterationRecord};
-use crate::cost::{Launch, SeqWork};
+use crate::cost::Launch;
 use crate::error::SimError;
 use crate::executor::{Executor, Step};
 use crate::policy::{BatchItem, Lane, Policy, Repeat};
@@ -65,8 +65,8 @@ impl Engine {
     fn ask(&mut self, policy: &mut dyn Policy) -> Option<Repeat> {
         self.work.clear();
         for item in &self.batches[0].items {
-            let r = &self.requests[item.req().index()];
-            self.work.push(SeqWork { new_tokens: 1, cached_tokens: r.kv_tokens + 1, emits_token: true });
+            // One step after the running one.
+            self.work.push(item.work(&self.requests[item.req().index()], 1));
         }
         policy.repeat_decode(self.cfg.num_sms, &self.work)
     }
@@ -108,7 +108,6 @@ impl Engine {
         // batch starts again, KV for its next token. Completions touch only the request, its gaps and the watch,
         // and allocations only the pool and the request, so one pass does both in the full path's order.
         let mut rec = IterationRecord::starting(next.lane, next.sms, now, items.len() as u32, 0);
-        let bs = self.cfg.kv.block_size;
         // For the step after (`quiet_batch`): whether a request finishes at its end, and the blocks it needs.
         let (mut finishing, mut need) = (false, 0u64);
         self.next_work.clear();
@@ -126,19 +125,16 @@ impl Engine {
                     w.largest_gap(before.0, r.max_tbt.0);
                 }
             }
-            // `blocks_for(kv + 1) - blocks`, without a division when the blocks held have room (most steps).
-            if r.kv_tokens + 1 > r.blocks * bs {
-                let extra = self.cfg.kv.blocks_for(r.kv_tokens + 1) - r.blocks;
+            let extra = self.cfg.kv.blocks_beyond(r.blocks, r.kv_tokens + 1);
+            if extra > 0 {
                 assert!(self.alloc(extra), "a quiet batch's KV was checked");
                 self.requests[i].blocks += extra;
             }
             rec.decode_tokens += 1;
             let r = &self.requests[i];
             finishing |= r.generated + 1 >= r.spec.output_tokens;
-            if r.kv_tokens + 2 > r.blocks * bs {
-                need += u64::from(self.cfg.kv.blocks_for(r.kv_tokens + 2) - r.blocks);
-            }
-            self.next_work.push(SeqWork { new_tokens: 1, cached_tokens: r.kv_tokens + 1, emits_token: true });
+            need += u64::from(self.cfg.kv.blocks_beyond(r.blocks, r.kv_tokens + 2));
+            self.next_work.push(item.work(r, 1));
         }
         debug_assert!(items.iter().zip(&self.work).all(|(it, w)| it.work(&self.requests[it.req().index()], 0) == *w));
         let switch = if self.switches_layout(next.lane, next.sms) { self.cfg.partition_switch_ns } else { 0 };
@@ -237,9 +233,7 @@ impl Engine {
                 return false;
             }
             // After this step the request holds `kv_tokens + 1` tokens; its next step needs room for one more.
-            if r.kv_tokens + 2 > r.blocks * self.cfg.kv.block_size {
-                need += u64::from(self.cfg.kv.blocks_for(r.kv_tokens + 2) - r.blocks);
-            }
+            need += u64::from(self.cfg.kv.blocks_beyond(r.blocks, r.kv_tokens + 2));
         }
         need <= u64::from(self.free_blocks())
     }

@@ -42,8 +42,8 @@ impl StopLimits {
             "tbt_ms" => &mut self.tbt,
             _ => return false,
         };
-        // Two limits on one metric: the one reached with fewer values over it decides first; keep both simple by
-        // keeping the stricter count (lower percentile of the same limit is not comparable: keep the first).
+        // One limit per metric is watched (the first named); a second one on the same metric is still checked
+        // when the run ends, it only cannot stop the run early.
         if slot.is_none() {
             *slot = Some((p, limit_ms));
         }

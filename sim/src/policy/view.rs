@@ -236,7 +236,7 @@ impl View<'_> {
     /// Blocks request `id` must add to hold `new_tokens` more tokens.
     pub fn extra_blocks(&self, id: ReqId, new_tokens: u32) -> u32 {
         let r = self.requests.raw(id);
-        self.kv.blocks_for(r.kv_tokens + new_tokens).saturating_sub(r.blocks)
+        self.kv.blocks_beyond(r.blocks, r.kv_tokens + new_tokens)
     }
 
     /// Blocks that admitting queued request `id` with a first chunk of `tokens` takes from `free_blocks`: its

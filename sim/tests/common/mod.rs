@@ -51,6 +51,33 @@ pub fn kv(blocks: u32) -> KvCapacity {
 
 pub const MS: u64 = 1_000_000;
 
+/// One H100-SXM running `model` under `policy`: TPC granularity, no contention model, the datasheet curves, default
+/// KV, one instance, every iteration kept.
+pub fn sim_config(model: &str, policy: duet_sim::policy::PolicyConfig) -> duet_sim::SimConfig {
+    let gpu = duet_sim::GpuSpec::by_name("h100-sxm").unwrap();
+    duet_sim::SimConfig {
+        model: ModelSpec::resolve(model).unwrap(),
+        num_sms: gpu.num_sms,
+        gpu,
+        policy,
+        granularity: duet_sim::partition::Granularity::Tpc,
+        contention: None,
+        partition_switch_ns: 20_000,
+        cost: Default::default(),
+        curves: None,
+        curves_name: "datasheet".into(),
+        kv: Default::default(),
+        prefix_cache: true,
+        slo: Default::default(),
+        seed: 0,
+        cluster: Default::default(),
+        client: Default::default(),
+        keep_iterations: true,
+        leap: true,
+        stop: None,
+    }
+}
+
 /// Builds a policy by name for qwen3-8b on an H100 (TPC granularity).
 pub fn build_policy(name: &str, opts: &duet_sim::policy::PolicyOptions) -> Box<dyn duet_sim::policy::Policy> {
     let cost = std::sync::Arc::new(duet_sim::cost::CostModel::new(
