@@ -2,7 +2,7 @@
 //! GEMM efficiency by token count and SMs with wave quantisation, attention and elementwise bandwidths, floors.
 
 use duet_sim::cost::ops::Work;
-use duet_sim::cost::{DeviceCurves, Elementwise};
+use duet_sim::cost::{AttentionRates, DeviceCurves, Elementwise};
 
 use crate::interp::{at, locate, row_value};
 use crate::profile::{ELEMENTWISE_OPS, Profile, elementwise_name};
@@ -133,5 +133,13 @@ impl DeviceCurves for ProfileCurves {
     fn attention_time(&self, sms: u32, w: Work, decode: bool) -> f64 {
         let bw = if decode { self.decode_bw[self.idx(sms)] } else { self.bandwidth(sms) };
         (w.flops / self.attention_flops(sms)).max(w.bytes / bw)
+    }
+
+    fn attention_rates(&self, sms: u32) -> Option<AttentionRates> {
+        Some(AttentionRates {
+            flops: self.attention_flops(sms),
+            prefill_bandwidth: self.bandwidth(sms),
+            decode_bandwidth: self.decode_bw[self.idx(sms)],
+        })
     }
 }

@@ -37,6 +37,27 @@ fn bundled_profiles_load_and_match_their_gpu() {
     assert!(matches!(Profile::resolve("tpu-v5"), Err(CalibrationError::UnknownProfile(_))));
 }
 
+/// The cost model evaluates attention from `attention_rates` when the curves give them: the very `f64` that
+/// `attention_time` returns, for bundled profiles and the datasheet curves, every SM count, both phases.
+#[test]
+fn attention_rates_give_the_same_times_as_attention_time() {
+    let mut curves: Vec<(String, Box<dyn DeviceCurves>)> = Vec::new();
+    for name in ["h100-sxm", "h200", "a100-80gb"] {
+        curves.push((format!("{name} profile"), Box::new(Profile::resolve(name).unwrap().curves())));
+        curves.push((format!("{name} datasheet"), Box::new(DefaultCurves::new(GpuSpec::by_name(name).unwrap()))));
+    }
+    for (label, c) in &curves {
+        for sms in [1, 7, 8, 33, 64, 100, 108, 131, 132, 200] {
+            let r = c.attention_rates(sms).unwrap_or_else(|| panic!("{label}: rates"));
+            for (q, ctx) in [(1, 0), (1, 17), (1, 4095), (1, 100_000), (2, 0), (512, 3000), (8192, 0)] {
+                let w = ops::attention(q, ctx, 32, 8, 128, 2);
+                let (a, b) = (r.time(w, q == 1), c.attention_time(sms, w, q == 1));
+                assert_eq!(a.to_bits(), b.to_bits(), "{label}: {sms} SMs, q {q}, context {ctx}");
+            }
+        }
+    }
+}
+
 #[test]
 fn datasheet_profile_reproduces_the_default_curves() {
     for name in ["h100-sxm", "a100-80gb"] {

@@ -8,12 +8,18 @@
 mod common;
 
 use duet_sim::cluster::{ClusterConfig, Layout};
+use duet_sim::cost::CostModel;
+use duet_sim::engine;
 use duet_sim::engine::{ClientConfig, Contention};
+use duet_sim::executor::SimExecutor;
 use duet_sim::kv::KvConfig;
 use duet_sim::partition::Granularity;
-use duet_sim::policy::{PolicyConfig, PolicyOptions};
+use duet_sim::policy::{Plan, Policy, PolicyConfig, PolicyContext, PolicyOptions, QuietStep, Repeat, View};
+use duet_sim::{GpuSpec, ModelSpec};
 use duet_sim::{SimConfig, simulate};
 use duet_traces::Workload;
+use std::cell::Cell;
+use std::sync::Arc;
 
 /// Qwen3-8B on an H100 at green-context granularity with the bandwidth contention model (partitions interact).
 fn config(policy: &str, opts: &PolicyOptions) -> SimConfig {
@@ -42,6 +48,9 @@ fn policies() -> Vec<(&'static str, PolicyOptions)> {
         ("static-split", PolicyOptions { split: Some((100, 32)), ..o() }),
         ("muxwise", o()),
         ("adaptive", o()),
+        ("adaptive", PolicyOptions { tbt_target_ms: Some(40.0), ..o() }),
+        ("adaptive", PolicyOptions { without: vec!["join-aware".into(), "occupancy".into()], ..o() }),
+        ("adaptive", PolicyOptions { without: vec!["aggregate".into()], ..o() }),
     ]
 }
 
@@ -74,6 +83,51 @@ fn every_policy_gives_the_same_output_with_and_without_leaping() {
     }
 }
 
+/// Counts a policy's answers to [`Policy::repeat_decode`].
+struct Vouching {
+    inner: Box<dyn Policy>,
+    asked: Cell<u64>,
+    vouched: Cell<u64>,
+}
+
+impl Policy for Vouching {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn plan(&mut self, view: &View<'_>) -> Plan {
+        self.inner.plan(view)
+    }
+    fn repeat_decode(&self, step: &QuietStep<'_>) -> Option<Repeat> {
+        let r = self.inner.repeat_decode(step);
+        self.asked.set(self.asked.get() + 1);
+        self.vouched.set(self.vouched.get() + u64::from(r.is_some()));
+        r
+    }
+}
+
+/// The comparisons above are not vacuous: on the slower excerpt every policy is asked about quiet steps and
+/// vouches for some (adaptive only while its aggregated batch meets the step target: not when aggregation is off).
+#[test]
+fn every_policy_vouches_for_quiet_steps() {
+    let w = excerpt(120, 1.0);
+    for (name, opts) in policies() {
+        let model = ModelSpec::resolve("qwen3-8b").unwrap();
+        let cost = Arc::new(CostModel::new(model, GpuSpec::by_name("h100-sxm").unwrap(), Default::default()));
+        let ctx = PolicyContext { cost: cost.clone(), total_sms: 132, granularity: Granularity::Green };
+        let inner = PolicyConfig::by_name(name, &opts).unwrap().build(&ctx).unwrap();
+        let mut policy = Vouching { inner, asked: Cell::new(0), vouched: Cell::new(0) };
+        engine::run(&w, &mut policy, &mut SimExecutor::new(cost), &common::engine_cfg(20_000)).unwrap();
+        let (asked, vouched) = (policy.asked.get(), policy.vouched.get());
+        let label = format!("{name} {opts:?}");
+        assert!(asked > 100, "{label}: asked {asked} times");
+        if opts.without.iter().any(|m| m == "aggregate") {
+            assert_eq!(vouched, 0, "{label}");
+        } else {
+            assert!(vouched * 2 > asked, "{label}: vouched for {vouched} of {asked} quiet steps");
+        }
+    }
+}
+
 #[test]
 fn every_layout_gives_the_same_output_with_and_without_leaping() {
     let w = excerpt(200, 4.0);
@@ -85,7 +139,7 @@ fn every_layout_gives_the_same_output_with_and_without_leaping() {
         ("tp 2", ClusterConfig { tp: 2, ..Default::default() }),
     ];
     for (label, cluster) in layouts {
-        for name in ["chunked", "duet", "muxwise"] {
+        for name in ["chunked", "duet", "muxwise", "adaptive"] {
             let cfg = SimConfig { cluster, ..config(name, &PolicyOptions::default()) };
             same_both_ways(&w, &cfg, &format!("{name} on {label}"));
             // A small KV cache: transfers wait for room on decode instances, replicas preempt.

@@ -46,6 +46,33 @@ pub trait DeviceCurves: Debug + Send + Sync {
     fn attention_time(&self, sms: u32, w: Work, _decode: bool) -> f64 {
         (w.flops / self.attention_flops(sms)).max(w.bytes / self.bandwidth(sms))
     }
+    /// `Some(rates)` when [`DeviceCurves::attention_time`] on `sms` SMs is exactly [`AttentionRates::time`] with
+    /// these rates: the cost model then evaluates each request's attention without a call through the trait.
+    /// Default `None` (curves that override `attention_time` with another formula keep it).
+    fn attention_rates(&self, sms: u32) -> Option<AttentionRates> {
+        let _ = sms;
+        None
+    }
+}
+
+/// The three rates of an attention roofline on one partition ([`DeviceCurves::attention_rates`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AttentionRates {
+    /// Achievable attention FLOP/s.
+    pub flops: f64,
+    /// Bandwidth of a request with more than one new token (prefill chunks), bytes/s.
+    pub prefill_bandwidth: f64,
+    /// Bandwidth of a request with one new token (decode), bytes/s.
+    pub decode_bandwidth: f64,
+}
+
+impl AttentionRates {
+    /// `max(F / flops, B / bandwidth)`, the bandwidth by phase.
+    #[inline]
+    pub fn time(&self, w: Work, decode: bool) -> f64 {
+        let bw = if decode { self.decode_bandwidth } else { self.prefill_bandwidth };
+        (w.flops / self.flops).max(w.bytes / bw)
+    }
 }
 
 /// Default analytic curves from a [`GpuSpec`].
@@ -96,6 +123,16 @@ impl DeviceCurves for DefaultCurves {
     fn bandwidth(&self, sms: u32) -> f64 {
         let sat = f64::from(self.gpu.bandwidth_saturation_sms.max(1));
         self.gpu.hbm_bandwidth * self.gpu.bandwidth_efficiency * (f64::from(sms.max(1)) / sat).min(1.0)
+    }
+
+    /// The default `attention_time`'s rates: one bandwidth for both phases.
+    fn attention_rates(&self, sms: u32) -> Option<AttentionRates> {
+        let bandwidth = self.bandwidth(sms);
+        Some(AttentionRates {
+            flops: self.attention_flops(sms),
+            prefill_bandwidth: bandwidth,
+            decode_bandwidth: bandwidth,
+        })
     }
 }
 

@@ -41,7 +41,7 @@ use std::sync::Arc;
 use crate::gpu::GpuSpec;
 use crate::model::ModelSpec;
 use crate::time::Nanos;
-pub use curves::{DefaultCurves, DeviceCurves, Elementwise, LinearSmScaling};
+pub use curves::{AttentionRates, DefaultCurves, DeviceCurves, Elementwise, LinearSmScaling};
 pub use efficiency::{EngineCurves, KernelEfficiency};
 use ops::Work;
 
@@ -184,17 +184,20 @@ impl CostModel {
 
     /// Time in seconds of one request's attention in one layer (`max(F_r / Pi_attn, B_r / BW)` by default).
     pub fn attention_time(&self, sms: u32, q: u64, c: u64) -> f64 {
-        self.attention(sms, q, c, self.curves.bandwidth(sms), &mut Tally::default())
+        self.attention(sms, q, c, self.curves.attention_rates(sms).as_ref()).1
     }
 
-    /// One request's attention in one layer, its traffic tallied at `bandwidth` (the partition's, `curves.bandwidth
-    /// (sms)`, looked up once per iteration by the caller).
+    /// One request's attention in one layer: its work and time (from `rates`, the partition's
+    /// [`DeviceCurves::attention_rates`] looked up once per iteration by the caller, when the curves have them).
     #[inline]
-    fn attention(&self, sms: u32, q: u64, c: u64, bandwidth: f64, t: &mut Tally) -> f64 {
+    fn attention(&self, sms: u32, q: u64, c: u64, rates: Option<&AttentionRates>) -> (Work, f64) {
         let m = &self.model;
         let w = ops::attention(q, c, m.num_q_heads, m.num_kv_heads, m.head_dim, m.dtype_bytes);
-        t.add(w, bandwidth);
-        self.curves.attention_time(sms, w, q == 1)
+        let t = match rates {
+            Some(r) => r.time(w, q == 1),
+            None => self.curves.attention_time(sms, w, q == 1),
+        };
+        (w, t)
     }
 
     /// Predicted latency of one eagerly launched iteration running `batch` on `sms` SMs (module docs).
@@ -212,6 +215,19 @@ impl CostModel {
 
     /// Predicted latency of one iteration running `batch` on `sms` SMs, launched as `launch`.
     pub fn iteration_launched(&self, sms: u32, batch: &[SeqWork], launch: Launch) -> IterationCost {
+        self.iteration_with::<true>(sms, batch, launch)
+    }
+
+    /// [`CostModel::iteration_launched`]'s `total` in ns (the same value), without tallying the traffic that only
+    /// the executor's contention model reads: what the policies' predictions use.
+    pub fn predict_ns(&self, sms: u32, batch: &[SeqWork], launch: Launch) -> u64 {
+        self.iteration_with::<false>(sms, batch, launch).total.0
+    }
+
+    /// An iteration's cost; with `TALLY` false, attention's traffic is left out of `hbm_bytes` and `memory_s`
+    /// (`total` is the same either way).
+    #[inline(always)]
+    fn iteration_with<const TALLY: bool>(&self, sms: u32, batch: &[SeqWork], launch: Launch) -> IterationCost {
         let m = &self.model;
         let s = m.dtype_bytes;
         let n: u64 = batch.iter().map(|w| u64::from(w.new_tokens)).sum();
@@ -222,11 +238,17 @@ impl CostModel {
             memo::fixed(self.id, sms, n, emitting, || self.fixed(sms, n, emitting));
         // Each request's attention ([`CostModel::attention_time`]), its traffic tallied in batch order.
         let bandwidth = self.curves.bandwidth(sms);
+        let rates = self.curves.attention_rates(sms);
         let attention: f64 = batch
             .iter()
             .filter(|w| w.new_tokens > 0)
             .map(|w| {
-                self.attention(sms, u64::from(w.new_tokens), u64::from(w.cached_tokens), bandwidth, &mut per_layer)
+                let (work, t) =
+                    self.attention(sms, u64::from(w.new_tokens), u64::from(w.cached_tokens), rates.as_ref());
+                if TALLY {
+                    per_layer.add(work, bandwidth);
+                }
+                t
             })
             .sum();
         let overhead_ns = match launch {
@@ -410,6 +432,36 @@ mod tests {
             let t = cm.iteration(sms, &batch).total;
             assert!(t <= last, "{sms} SMs: {t} > {last}");
             last = t;
+        }
+    }
+
+    /// The policies' `predict_ns` is the executor's `total`, through the trait (`Flat` has no attention rates)
+    /// and through the rates (the default curves), for decode, prefill and mixed batches.
+    #[test]
+    fn predictions_equal_the_executed_total() {
+        let gpu = GpuSpec::by_name("h100-sxm").unwrap();
+        let models = [
+            CostModel::with_curves(tiny(), gpu.clone(), Arc::new(Flat), CostConfig::default()),
+            CostModel::new(ModelSpec::resolve("qwen3-8b").unwrap(), gpu, CostConfig::default()),
+        ];
+        let seq = |q, c, e| SeqWork { new_tokens: q, cached_tokens: c, emits_token: e };
+        let batches = [
+            vec![seq(1, 9, true)],
+            (0..200).map(|i| seq(1, 100 + 37 * i, true)).collect(),
+            vec![seq(4096, 0, false)],
+            vec![seq(1, 500, true), seq(0, 800, false), seq(1500, 3000, true), seq(1, 20, true)],
+        ];
+        for cm in &models {
+            for batch in &batches {
+                for sms in [4, 66, 132] {
+                    for launch in [Launch::Eager, Launch::Graph] {
+                        assert_eq!(
+                            cm.predict_ns(sms, batch, launch),
+                            cm.iteration_launched(sms, batch, launch).total.0
+                        );
+                    }
+                }
+            }
         }
     }
 

@@ -17,7 +17,7 @@ use super::{DecisionRecord, Engine, Event, IterationRecord};
 use crate::cost::Launch;
 use crate::error::SimError;
 use crate::executor::{Executor, Step};
-use crate::policy::{BatchItem, Lane, Policy, Repeat};
+use crate::policy::{BatchItem, Lane, Policy, QuietStep, Repeat};
 use crate::time::Nanos;
 
 impl Engine {
@@ -32,8 +32,10 @@ impl Engine {
         if self.client.cfg.has_frontend() || !self.quiet_batch() {
             return Ok(());
         }
-        let Some(next) = self.ask(policy) else { return Ok(()) };
-        // The running step's completion event is queued: take it if it is the only event by its time.
+        // The running step's completion event is queued (the next one, if the leap may take it).
+        let Some(at) = self.events.next_time() else { return Ok(()) };
+        let Some(next) = self.ask(at, policy) else { return Ok(()) };
+        // Take the completion if it is the only event by its time.
         let (id, version) = (self.batches[0].id, self.batches[0].version);
         let due = |e: &Event| *e == Event::StepDone { batch: id, version };
         let Some((mut t, _)) = self.events.pop_sole_if(Nanos(horizon.0.saturating_sub(1)), due) else {
@@ -49,7 +51,7 @@ impl Engine {
             }
             // `restart_quiet` left the next step's work in `next_work`.
             std::mem::swap(&mut self.work, &mut self.next_work);
-            match policy.repeat_decode(self.cfg.num_sms, &self.work) {
+            match policy.repeat_decode(&self.quiet_step(end)) {
                 Some(r) => next = r,
                 None => break,
             }
@@ -60,15 +62,25 @@ impl Engine {
         Ok(())
     }
 
-    /// The policy's batch for the running batch's next step, whose work (each request's decode over the tokens
-    /// it will hold then) is left in `self.work`.
-    fn ask(&mut self, policy: &mut dyn Policy) -> Option<Repeat> {
+    /// The policy's batch for the running batch's next step, starting at `at` (the running step's end), whose
+    /// work (each request's decode over the tokens it will hold then) is left in `self.work`.
+    fn ask(&mut self, at: Nanos, policy: &mut dyn Policy) -> Option<Repeat> {
         self.work.clear();
         for item in &self.batches[0].items {
             // One step after the running one.
             self.work.push(item.work(&self.requests[item.req().index()], 1));
         }
-        policy.repeat_decode(self.cfg.num_sms, &self.work)
+        policy.repeat_decode(&self.quiet_step(at))
+    }
+
+    /// What [`Policy::repeat_decode`] is told about the step in `self.work` starting at `at`.
+    fn quiet_step(&self, at: Nanos) -> QuietStep<'_> {
+        QuietStep {
+            now: at,
+            total_sms: self.cfg.num_sms,
+            kv_total_tokens: self.cfg.kv.total_tokens(),
+            work: &self.work,
+        }
     }
 
     /// The step of the quiet batch ended at `self.now`: what [`Engine::complete_step`], the policy's moment and
@@ -226,8 +238,12 @@ impl Engine {
             return false;
         }
         let mut need = 0u64;
-        for item in &b.items {
+        for (item, &id) in b.items.iter().zip(&self.running) {
+            // Every running request, in admission order (the order of a policy's own decode batch).
             let BatchItem::Decode { req } = *item else { return false };
+            if req != id {
+                return false;
+            }
             let r = &self.requests[req.index()];
             if r.generated + 1 >= r.spec.output_tokens {
                 return false;

@@ -20,6 +20,8 @@ pub(super) struct Draft<'v, 'a> {
     items: Vec<(BatchItem, u32)>,
     /// Per running position: preempted in this draft.
     preempted: Vec<bool>,
+    /// Queued requests admitted ([`Draft::try_admit`]).
+    admitted: usize,
 }
 
 impl<'v, 'a> Draft<'v, 'a> {
@@ -29,8 +31,10 @@ impl<'v, 'a> Draft<'v, 'a> {
             free: view.free_blocks,
             budget,
             preempt: Vec::new(),
-            items: Vec::new(),
+            // Room for every running request and a few admissions: a plan's items are seldom more.
+            items: Vec::with_capacity(view.running.len() + 8),
             preempted: vec![false; view.running.len()],
+            admitted: 0,
         }
     }
 
@@ -46,14 +50,15 @@ impl<'v, 'a> Draft<'v, 'a> {
 
     /// Requests that will hold KV after this plan: running minus preempted plus admitted.
     pub fn admitted_count(&self) -> usize {
-        let admitted = self
-            .items
-            .iter()
-            .filter(|(it, _)| {
-                self.view.req(it.req()).phase() == Phase::Queued || self.view.req(it.req()).phase() == Phase::Preempted
-            })
-            .count();
-        self.view.running.len() - self.preempt.len() + admitted
+        // Only `try_admit` schedules queued requests, and preemption takes only running ones out again.
+        debug_assert_eq!(
+            self.admitted,
+            self.items
+                .iter()
+                .filter(|(it, _)| matches!(self.view.req(it.req()).phase(), Phase::Queued | Phase::Preempted))
+                .count()
+        );
+        self.view.running.len() - self.preempt.len() + self.admitted
     }
 
     /// Whether the running request at position `pos` (admission order) is schedulable: not in flight, not
@@ -191,6 +196,7 @@ impl<'v, 'a> Draft<'v, 'a> {
             return false;
         }
         self.push(BatchItem::Prefill { req: id, tokens }, need);
+        self.admitted += 1;
         true
     }
 

@@ -127,7 +127,7 @@ impl Duet {
     }
 
     fn predict(&self, sms: u32, work: &[SeqWork], launch: Launch) -> u64 {
-        self.ctx.cost.iteration_launched(sms, work, launch).total.0
+        self.ctx.cost.predict_ns(sms, work, launch)
     }
 
     /// Largest `k <= K` whose look-ahead KV for `decodes` fits in `free` blocks.
@@ -275,7 +275,8 @@ impl Policy for Duet {
     /// With nothing waiting and every running request decoding, `plan_idle` has no prefill: one aggregated
     /// whole-GPU batch of every decode (the budget permitting, which the engine checks), logged with its
     /// predicted time. The policy keeps no state and reads no time.
-    fn repeat_decode(&self, total_sms: u32, work: &[SeqWork]) -> Option<super::Repeat> {
+    fn repeat_decode(&self, step: &super::QuietStep<'_>) -> Option<super::Repeat> {
+        let (total_sms, work) = (step.total_sms, step.work);
         let decision = Decision {
             mode: Mode::Aggregated,
             prefill_sms: 0,

@@ -29,6 +29,7 @@ pub use vllm::{VllmV1, VllmV1Config};
 use crate::cost::{CostModel, SeqWork};
 use crate::partition::Granularity;
 use crate::request::{ReqId, Request};
+use crate::time::Nanos;
 
 /// One request's share of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,17 +191,31 @@ pub trait Policy {
 
     /// Leaping over quiet decode steps ([`crate::engine::EngineConfig`] `leap`): the batch this policy's plan
     /// would be, or `None` to be asked through [`Policy::plan`]. The engine asks only when nothing runs, nothing
-    /// waits, every running request is decoding, the policy's last plan was one single-step batch decoding every
-    /// running request (no preemption), and the blocks for every request's next token are free; `work` is that
-    /// batch's next step (each request's decode over its cached tokens, in the batch's order). A policy answers
-    /// `Some` only if its plan for such a view is always one batch decoding the same requests in the same order,
-    /// on the lane and SMs and with the decision record it returns, and if skipping [`Policy::plan`] changes none
-    /// of its later plans (it keeps no state that a plan call would update and reads neither the time nor the
-    /// executed history). Default `None`: every step goes through [`Policy::plan`].
-    fn repeat_decode(&self, total_sms: u32, work: &[SeqWork]) -> Option<Repeat> {
-        let _ = (total_sms, work);
+    /// waits, every running request is decoding and has just emitted a token (at `step.now`), the batch that
+    /// ended was one single-step batch decoding every running request in admission order (no preemption), and
+    /// the blocks for every request's next token are free; `step.work` is the next step (each request's decode
+    /// over its cached tokens, in admission order). A policy answers `Some` only if its plan for such a view is
+    /// always one batch decoding the same requests in the same order, on the lane and SMs and with the decision
+    /// record it returns, and if skipping [`Policy::plan`] at these moments changes none of its later plans
+    /// (state a plan call would update there must come out the same when only the next call updates it).
+    /// Default `None`: every step goes through [`Policy::plan`].
+    fn repeat_decode(&self, step: &QuietStep<'_>) -> Option<Repeat> {
+        let _ = step;
         None
     }
+}
+
+/// What a policy is told about a quiet decode step ([`Policy::repeat_decode`]): what its view would show.
+#[derive(Debug, Clone, Copy)]
+pub struct QuietStep<'a> {
+    /// When the step would start: the end of the step before, when every running request emitted a token.
+    pub now: Nanos,
+    /// SMs of the GPU.
+    pub total_sms: u32,
+    /// KV capacity in tokens ([`crate::kv::KvCapacity::total_tokens`]).
+    pub kv_total_tokens: u64,
+    /// Each running request's decode, in admission order; `cached_tokens` is the KV it holds at `now`.
+    pub work: &'a [SeqWork],
 }
 
 /// The batch a policy's plan would be for the next step of a quiet decode batch ([`Policy::repeat_decode`]).

@@ -229,7 +229,7 @@ impl Policy for StaticSplit {
     /// With nothing waiting and every running request decoding, the prefill partition has nothing to run and the
     /// plan is one decode batch of every request on the decode partition; with one step per batch it is the same
     /// batch every step (look-ahead windows are not single steps, so they always go through `plan`).
-    fn repeat_decode(&self, _: u32, _: &[SeqWork]) -> Option<super::Repeat> {
+    fn repeat_decode(&self, _: &super::QuietStep<'_>) -> Option<super::Repeat> {
         (self.cfg.lookahead == 1).then_some(super::Repeat {
             lane: Lane::Decode,
             sms: self.cfg.decode_sms,
@@ -324,7 +324,7 @@ impl MuxWise {
     /// Smallest legal decode partition whose guarded step time meets the target, else the largest legal one;
     /// with its predicted step time.
     fn decode_partition(&self, work: &[SeqWork]) -> (u32, u64) {
-        let predict = |s: u32| self.ctx.cost.iteration_launched(s, work, Launch::Eager).total.0;
+        let predict = |s: u32| self.ctx.cost.predict_ns(s, work, Launch::Eager);
         for &s in &self.decode_sizes {
             let t = predict(s);
             if t as f64 * (1.0 + self.cfg.guard) <= self.cfg.tbt_target_ns as f64 {
@@ -344,8 +344,8 @@ impl Policy for MuxWise {
     /// With nothing waiting and every running request decoding, `layered_plan` starts one decode batch of every
     /// request on the partition `decode_partition` picks for its work (the prefill lane has nothing to run),
     /// logged as a split; the policy keeps no state and reads no time.
-    fn repeat_decode(&self, _: u32, work: &[SeqWork]) -> Option<super::Repeat> {
-        let (s, t) = self.decode_partition(work);
+    fn repeat_decode(&self, step: &super::QuietStep<'_>) -> Option<super::Repeat> {
+        let (s, t) = self.decode_partition(step.work);
         let decision = Decision {
             mode: Mode::Split,
             prefill_sms: 0,

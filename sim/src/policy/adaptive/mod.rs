@@ -81,7 +81,7 @@ pub use config::{AdaptiveConfig, ENTRY, Mechanisms, NAME};
 
 use super::draft::Draft;
 use super::split::layered_plan;
-use super::{BatchItem, Decision, Lane, Mode, Plan, Policy, PolicyContext, View};
+use super::{BatchItem, Decision, Lane, Mode, Plan, Policy, PolicyContext, QuietStep, Repeat, View};
 use crate::cost::{Launch, SeqWork};
 use crate::error::ConfigError;
 use crate::request::{Phase, ReqId};
@@ -167,7 +167,7 @@ impl Adaptive {
         let ratio = 1.0 + cfg.prior_guard;
         let target_ns = cfg.tbt_target_ns as f64 / (1.0 + cfg.slack);
         let probe = [SeqWork { new_tokens: 4096, cached_tokens: 0, emits_token: true }];
-        let t = ctx.cost.iteration_launched(ctx.total_sms, &probe, Launch::Eager).total.0.max(1);
+        let t = ctx.cost.predict_ns(ctx.total_sms, &probe, Launch::Eager).max(1);
         let prefill_rate = 4096.0 / (t as f64 / 1e9);
         Ok(Self {
             cfg,
@@ -251,28 +251,49 @@ impl Adaptive {
         }
     }
 
-    /// The decode step target `T` (module docs, rule 2).
+    /// The decode step target `T` and the join bound (module docs, rules 2 and 4), after [`Adaptive::observe`].
     fn steer(&mut self, view: &View<'_>) {
+        let waited = if self.cfg.mechanisms.join_aware { Self::waited(view) } else { 0 };
+        let held = || view.running.iter().map(|&id| u64::from(view.req(id).kv_tokens())).sum();
+        (self.target_ns, self.join_ns) =
+            self.targets(view.now, waited, held, view.running.len(), view.kv.total_tokens());
+    }
+
+    /// `(T, min(tau / (1 + slack), tau / (1 + gap_margin) - w))` at `now` (rules 2 and 4), ns: `waited` is `w`,
+    /// `held` the KV tokens the `running` requests hold, `kv_tokens` the capacity. Admissions older than the
+    /// rate window at `now` are not counted (whether or not [`Adaptive::observe`] has dropped them yet).
+    fn targets(
+        &self,
+        now: Nanos,
+        waited: u64,
+        held: impl FnOnce() -> u64,
+        running: usize,
+        kv_tokens: u64,
+    ) -> (f64, f64) {
         let tau = self.cfg.tbt_target_ns as f64 / (1.0 + self.cfg.slack);
-        self.target_ns = tau;
-        self.join_ns = self.join_target(view);
-        let (Some(&first), true) = (self.admissions.front(), self.finished > 0 && self.cfg.mechanisms.occupancy) else {
-            return;
+        let join = if self.cfg.mechanisms.join_aware {
+            tau.min(self.cfg.tbt_target_ns as f64 / (1.0 + self.cfg.gap_margin) - waited as f64)
+        } else {
+            tau
         };
-        let span = (view.now - first).0.max(1) as f64 / 1e9;
-        let lambda = self.admissions.len() as f64 / span.min(self.cfg.window_ns as f64 / 1e9);
+        let window = Nanos(self.cfg.window_ns);
+        let old = self.admissions.partition_point(|&t| t + window < now);
+        let (Some(&first), true) = (self.admissions.get(old), self.finished > 0 && self.cfg.mechanisms.occupancy)
+        else {
+            return (tau, join);
+        };
+        let span = (now - first).0.max(1) as f64 / 1e9;
+        let lambda = (self.admissions.len() - old) as f64 / span.min(self.cfg.window_ns as f64 / 1e9);
         let mean_out = self.finished_tokens as f64 / self.finished as f64;
-        let held: u64 = view.running.iter().map(|&id| u64::from(view.req(id).kv_tokens())).sum();
-        let slots = if held > 0 && !view.running.is_empty() {
-            let c = held as f64 / view.running.len() as f64;
-            (self.cfg.max_num_seqs as f64).min(view.kv.total_tokens() as f64 / c)
+        let held = held();
+        let slots = if held > 0 && running > 0 {
+            let c = held as f64 / running as f64;
+            (self.cfg.max_num_seqs as f64).min(kv_tokens as f64 / c)
         } else {
             self.cfg.max_num_seqs as f64
         };
         let little = self.cfg.occupancy * slots / (lambda * mean_out) * 1e9;
-        if little.is_finite() {
-            self.target_ns = tau.min(little);
-        }
+        (if little.is_finite() { tau.min(little) } else { tau }, join)
     }
 
     /// The next step's target `T' = min(T, join bound)` (rule 4), ns.
@@ -280,22 +301,16 @@ impl Adaptive {
         self.join_ns.min(self.target_ns)
     }
 
-    /// `min(tau / (1 + slack), tau / (1 + gap_margin) - w)` (rule 4; `T` itself is applied by `steer`).
-    fn join_target(&self, view: &View<'_>) -> f64 {
-        let tau = self.cfg.tbt_target_ns as f64 / (1.0 + self.cfg.slack);
-        if !self.cfg.mechanisms.join_aware {
-            return tau;
-        }
-        let waited = view
-            .running
+    /// `w` of rule 4: the longest wait so far of a decoding request since its last token, ns.
+    fn waited(view: &View<'_>) -> u64 {
+        view.running
             .iter()
             .map(|&id| view.req(id))
             .filter(|r| r.phase() == Phase::Decoding)
             .filter_map(|r| r.last_token())
             .map(|t| (view.now - t).0)
             .max()
-            .unwrap_or(0);
-        tau.min(self.cfg.tbt_target_ns as f64 / (1.0 + self.cfg.gap_margin) - waited as f64)
+            .unwrap_or(0)
     }
 
     /// Smallest legal decode partition expected to meet the step target `T'`; if none does (the occupancy bound
@@ -333,8 +348,7 @@ impl Adaptive {
         // Bisection (module docs, rule 3): O(log n) predictions instead of n, each made at most once.
         let sizes = &self.decode_sizes[..n];
         let predict = |i: usize| -> u64 {
-            *memo.borrow_mut()[i]
-                .get_or_insert_with(|| self.ctx.cost.iteration_launched(sizes[i], work, Launch::Eager).total.0)
+            *memo.borrow_mut()[i].get_or_insert_with(|| self.ctx.cost.predict_ns(sizes[i], work, Launch::Eager))
         };
         let last = n - 1;
         let t_last = predict(last);
@@ -377,7 +391,7 @@ impl Adaptive {
             if work.is_empty() {
                 return None;
             }
-            let t = self.ctx.cost.iteration_launched(total, &work, Launch::Eager).total.0;
+            let t = self.ctx.cost.predict_ns(total, &work, Launch::Eager);
             if t as f64 <= self.step_ns() {
                 break (d, t);
             }
@@ -386,18 +400,23 @@ impl Adaptive {
             }
             budget /= 2;
         };
-        let decode_items = d.items().filter(|it| matches!(it, BatchItem::Decode { .. })).count();
+        let decodes = d.items().any(|it| matches!(it, BatchItem::Decode { .. }));
         let mut plan = d.into_plan(Lane::Whole, total, 1);
-        plan.decision = Some(Decision {
+        plan.decision = Some(Self::aggregated_decision(total, decodes, t));
+        Some(plan)
+    }
+
+    /// The decision record of an aggregated batch on `total` SMs predicted at `t` ns.
+    fn aggregated_decision(total: u32, decodes: bool, t: u64) -> Decision {
+        Decision {
             mode: Mode::Aggregated,
             prefill_sms: total,
-            decode_sms: if decode_items > 0 { total } else { 0 },
+            decode_sms: if decodes { total } else { 0 },
             lookahead: 1,
             predicted_mixed_ns: t,
             predicted_prefill_ns: 0,
             predicted_decode_step_ns: 0,
-        });
-        Some(plan)
+        }
     }
 
     /// The first [`ORDER_WINDOW`] queued requests, highest response ratio first (rule 5).
@@ -435,7 +454,7 @@ impl Adaptive {
                 break;
             }
         }
-        let t = self.ctx.cost.iteration_launched(view.total_sms, &work, Launch::Eager).total.0;
+        let t = self.ctx.cost.predict_ns(view.total_sms, &work, Launch::Eager);
         t as f64 <= self.target_ns
     }
 }
@@ -443,6 +462,33 @@ impl Adaptive {
 impl Policy for Adaptive {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    /// A quiet decode step (nothing waits or runs, every running request just emitted a token) is planned as
+    /// rule 5's aggregated batch of every decode when it is predicted to meet `T'`, which is then computed as
+    /// [`Adaptive::steer`] would at `step.now` (`w` = 0: every request just emitted). Skipping `plan` there
+    /// leaves the state as it finds it: nothing is pending to learn, no request was admitted or finished (the
+    /// running set is the one [`Adaptive::observe`] noted), admissions leave the rate window by time alone
+    /// (they are dropped at the next call, and not counted here), and `T` and the join bound are set afresh by
+    /// every later call that reads them (any call with no decode-lane batch running).
+    fn repeat_decode(&self, step: &QuietStep<'_>) -> Option<Repeat> {
+        let n = step.work.len();
+        if !self.cfg.mechanisms.aggregate
+            || self.pending.is_some()
+            || n == 0
+            || n != self.running.len()
+            || n > self.cfg.max_chunk as usize
+        {
+            return None;
+        }
+        let held = || step.work.iter().map(|w| u64::from(w.cached_tokens)).sum();
+        let (target, join) = self.targets(step.now, 0, held, n, step.kv_total_tokens);
+        let t = self.ctx.cost.predict_ns(step.total_sms, step.work, Launch::Eager);
+        (t as f64 <= join.min(target)).then(|| Repeat {
+            lane: Lane::Whole,
+            sms: step.total_sms,
+            decision: Some(Self::aggregated_decision(step.total_sms, true, t)),
+        })
     }
 
     fn plan(&mut self, view: &View<'_>) -> Plan {
