@@ -35,6 +35,7 @@ pub mod curves;
 pub mod efficiency;
 mod memo;
 pub mod ops;
+mod pricer;
 
 use std::sync::Arc;
 
@@ -44,6 +45,7 @@ use crate::time::Nanos;
 pub use curves::{AttentionRates, DefaultCurves, DeviceCurves, Elementwise, LinearSmScaling};
 pub use efficiency::{EngineCurves, KernelEfficiency};
 use ops::Work;
+pub use pricer::Pricer;
 
 /// Settings of the cost model that are not properties of the model or GPU.
 #[derive(Debug, Clone, PartialEq)]
@@ -228,14 +230,10 @@ impl CostModel {
     /// (`total` is the same either way).
     #[inline(always)]
     fn iteration_with<const TALLY: bool>(&self, sms: u32, batch: &[SeqWork], launch: Launch) -> IterationCost {
-        let m = &self.model;
-        let s = m.dtype_bytes;
         let n: u64 = batch.iter().map(|w| u64::from(w.new_tokens)).sum();
         let emitting = batch.iter().filter(|w| w.emits_token).count() as u64;
-        let layers = m.num_layers as f64;
         // Everything but attention and overhead depends on (SMs, n, emitting) only: from the memo.
-        let memo::Fixed { linear, per_layer_mem, mut per_layer, once_mem, once, lm_head_s } =
-            memo::fixed(self.id, sms, n, emitting, || self.fixed(sms, n, emitting));
+        let mut fixed = self.fixed_part(sms, n, emitting);
         // Each request's attention ([`CostModel::attention_time`]), its traffic tallied in batch order.
         let bandwidth = self.curves.bandwidth(sms);
         let rates = self.curves.attention_rates(sms);
@@ -246,18 +244,36 @@ impl CostModel {
                 let (work, t) =
                     self.attention(sms, u64::from(w.new_tokens), u64::from(w.cached_tokens), rates.as_ref());
                 if TALLY {
-                    per_layer.add(work, bandwidth);
+                    fixed.per_layer.add(work, bandwidth);
                 }
                 t
             })
             .sum();
+        self.assemble(&fixed, attention, n, batch.len(), launch)
+    }
+
+    /// The fixed part of an iteration ([`CostModel::fixed`]), from the memo when it is there.
+    #[inline]
+    fn fixed_part(&self, sms: u32, n: u64, emitting: u64) -> memo::Fixed {
+        memo::fixed(self.id, sms, n, emitting, || self.fixed(sms, n, emitting))
+    }
+
+    /// An iteration's cost from its fixed part (with attention's traffic tallied in, or not), its summed
+    /// per-layer attention time, its `n` tokens and `seqs` sequences.
+    #[inline(always)]
+    fn assemble(&self, fixed: &memo::Fixed, attention: f64, n: u64, seqs: usize, launch: Launch) -> IterationCost {
+        let m = &self.model;
+        let layers = m.num_layers as f64;
+        let memo::Fixed { linear, per_layer_mem, per_layer, once_mem, once, lm_head_s } = *fixed;
         let overhead_ns = match launch {
-            Launch::Eager => self.config.iteration_overhead_ns + self.config.per_seq_overhead_ns * batch.len() as u64,
+            Launch::Eager => self.config.iteration_overhead_ns + self.config.per_seq_overhead_ns * seqs as u64,
             Launch::Graph => self.config.graph_launch_ns,
         };
         let overhead_s = overhead_ns as f64 * 1e-9;
         let comm_s = match self.config.tensor_parallel {
-            Some(tp) if n > 0 => (2.0 * layers + 1.0) * tp.all_reduce.time_s((n * m.hidden_size * s) as f64, tp.degree),
+            Some(tp) if n > 0 => {
+                (2.0 * layers + 1.0) * tp.all_reduce.time_s((n * m.hidden_size * m.dtype_bytes) as f64, tp.degree)
+            }
             _ => 0.0,
         };
         let mut cost = IterationCost {
@@ -455,10 +471,9 @@ mod tests {
             for batch in &batches {
                 for sms in [4, 66, 132] {
                     for launch in [Launch::Eager, Launch::Graph] {
-                        assert_eq!(
-                            cm.predict_ns(sms, batch, launch),
-                            cm.iteration_launched(sms, batch, launch).total.0
-                        );
+                        let total = cm.iteration_launched(sms, batch, launch).total.0;
+                        assert_eq!(cm.predict_ns(sms, batch, launch), total);
+                        assert_eq!(cm.pricer(batch, launch).predict_ns(sms), total);
                     }
                 }
             }

@@ -86,6 +86,18 @@ pub(super) fn split_plan(
     if let Some((_, k)) = decode {
         d.decode_running(k);
     }
+    finish_split(d, budget, max_num_seqs, decode, prefill, order)
+}
+
+/// [`split_plan`] from a draft that already holds the decode items (or none when `decode` is `None`).
+fn finish_split(
+    mut d: Draft<'_, '_>,
+    budget: u32,
+    max_num_seqs: usize,
+    decode: Option<(u32, u32)>,
+    prefill: Option<(u32, u32)>,
+    order: Option<&[crate::request::ReqId]>,
+) -> Plan {
     if prefill.is_some() {
         d.budget = budget;
         d.continue_prefills();
@@ -95,7 +107,11 @@ pub(super) fn split_plan(
         }
     }
     let (preempt, items) = d.into_parts();
-    let (pre, dec): (Vec<_>, Vec<_>) = items.into_iter().partition(|it| matches!(it, super::BatchItem::Prefill { .. }));
+    let prefills = items.iter().filter(|it| matches!(it, super::BatchItem::Prefill { .. })).count();
+    let (mut pre, mut dec) = (Vec::with_capacity(prefills), Vec::with_capacity(items.len() - prefills));
+    for it in items {
+        if matches!(it, super::BatchItem::Prefill { .. }) { pre.push(it) } else { dec.push(it) }
+    }
     let mut batches = Vec::new();
     if let (Some((sms, k)), false) = (decode, dec.is_empty()) {
         batches.push(Batch { lookahead: k, ..Batch::new(Lane::Decode, sms, dec) });
@@ -132,8 +148,10 @@ pub(super) fn layered_plan(
     let mut decode = None;
     let mut resize = Vec::new();
     let mut decision = None;
+    // The draft of every running decode: the plan's own when a decode batch starts (`split_plan` begins so).
+    let mut probe = None;
     if view.on_lane(Lane::Decode).is_none() {
-        let mut probe = Draft::new(view, u32::MAX);
+        let probe = probe.insert(Draft::new(view, u32::MAX));
         probe.decode_running(1);
         let work: Vec<SeqWork> = probe.items().map(|it| view.seq_work(it, 0)).collect();
         if !work.is_empty() {
@@ -174,7 +192,10 @@ pub(super) fn layered_plan(
     };
     // The admission order matters only when a prefill batch is planned.
     let order = prefill.and_then(|_| order());
-    let mut plan = split_plan(view, budget, max_num_seqs, decode, prefill, order.as_deref());
+    let mut plan = match (decode, probe) {
+        (Some(_), Some(d)) => finish_split(d, budget, max_num_seqs, decode, prefill, order.as_deref()),
+        _ => split_plan(view, budget, max_num_seqs, decode, prefill, order.as_deref()),
+    };
     plan.resize = resize;
     let started = decision.filter(|_| plan.batches.iter().any(|b| b.lane == Lane::Decode));
     if let Some((s, t)) = started {
@@ -324,7 +345,8 @@ impl MuxWise {
     /// Smallest legal decode partition whose guarded step time meets the target, else the largest legal one;
     /// with its predicted step time.
     fn decode_partition(&self, work: &[SeqWork]) -> (u32, u64) {
-        let predict = |s: u32| self.ctx.cost.predict_ns(s, work, Launch::Eager);
+        let pricer = self.ctx.cost.pricer(work, Launch::Eager);
+        let predict = |s: u32| pricer.predict_ns(s);
         for &s in &self.decode_sizes {
             let t = predict(s);
             if t as f64 * (1.0 + self.cfg.guard) <= self.cfg.tbt_target_ns as f64 {

@@ -82,15 +82,20 @@ pub use config::{AdaptiveConfig, ENTRY, Mechanisms, NAME};
 use super::draft::Draft;
 use super::split::layered_plan;
 use super::{BatchItem, Decision, Lane, Mode, Plan, Policy, PolicyContext, QuietStep, Repeat, View};
-use crate::cost::{Launch, SeqWork};
+use crate::cost::{Launch, Pricer, SeqWork};
 use crate::error::ConfigError;
 use crate::request::{Phase, ReqId};
 use crate::time::Nanos;
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::VecDeque;
 
-/// Decode step predictions of one plan, by index into the legal decode sizes.
-type Memo = RefCell<Vec<Option<u64>>>;
+/// Decode step predictions of one plan (its decode work, priced once per legal decode size asked about).
+struct Memo<'c> {
+    /// The work, priced lazily ([`crate::cost::CostModel::pricer`]).
+    pricer: OnceCell<Pricer<'c>>,
+    /// By index into the legal decode sizes.
+    prices: RefCell<Vec<Option<u64>>>,
+}
 
 /// Queued requests (from the head of the queue) that the admission order considers.
 pub const ORDER_WINDOW: usize = 256;
@@ -316,7 +321,7 @@ impl Adaptive {
     /// Smallest legal decode partition expected to meet the step target `T'`; if none does (the occupancy bound
     /// is out of reach), the smallest expected to meet the TBT bound alone and the join-aware bound; else the
     /// largest legal one (the fastest). With its predicted (roofline) step time.
-    fn decode_partition(&self, memo: &Memo, work: &[SeqWork]) -> (u32, u64) {
+    fn decode_partition<'s>(&'s self, memo: &Memo<'s>, work: &[SeqWork]) -> (u32, u64) {
         let (s, t, _) = self.choose(memo, work, self.decode_sizes.len());
         (s, t)
     }
@@ -327,7 +332,7 @@ impl Adaptive {
     /// expected step still meets the join bound; otherwise it starts now on the smallest size that fits and meets
     /// `T'` or else the join bound, or, if none does and the wanted size misses the join bound too, on the largest
     /// that fits (waiting would only make the gap longer).
-    fn interim(&self, view: &View<'_>, memo: &Memo, work: &[SeqWork], free: u32) -> Option<(u32, u64)> {
+    fn interim<'s>(&'s self, view: &View<'_>, memo: &Memo<'s>, work: &[SeqWork], free: u32) -> Option<(u32, u64)> {
         let fits = self.decode_sizes.partition_point(|&s| s <= free);
         if fits == 0 {
             return None;
@@ -344,12 +349,12 @@ impl Adaptive {
     /// Among the first `n` legal sizes: the smallest with `r x t_d <= T'`, else the smallest with
     /// `r x t_d <= join bound`, else the largest; with its predicted step and whether it met a bound.
     /// `memo` holds the predictions already made for this `work` (one plan's decode work), by size index.
-    fn choose(&self, memo: &Memo, work: &[SeqWork], n: usize) -> (u32, u64, bool) {
+    fn choose<'s>(&'s self, memo: &Memo<'s>, work: &[SeqWork], n: usize) -> (u32, u64, bool) {
         // Bisection (module docs, rule 3): O(log n) predictions instead of n, each made at most once.
         let sizes = &self.decode_sizes[..n];
-        let predict = |i: usize| -> u64 {
-            *memo.borrow_mut()[i].get_or_insert_with(|| self.ctx.cost.predict_ns(sizes[i], work, Launch::Eager))
-        };
+        let pricer = memo.pricer.get_or_init(|| self.ctx.cost.pricer(work, Launch::Eager));
+        let predict =
+            |i: usize| -> u64 { *memo.prices.borrow_mut()[i].get_or_insert_with(|| pricer.predict_ns(sizes[i])) };
         let last = n - 1;
         let t_last = predict(last);
         for bound in [self.step_ns(), self.join_ns] {
@@ -379,9 +384,21 @@ impl Adaptive {
         let total = view.total_sms;
         let mut budget = self.cfg.max_chunk;
         let order = self.cfg.mechanisms.hrrn.then(|| self.admission_order(view));
+        // Every running decode, drafted once: each takes one token of budget and none is ever refunded (a decode
+        // preempts only requests not drafted yet), so any budget above the tokens they took drafts the same.
+        let mut decodes = Draft::new(view, budget);
+        decodes.decode_running(1);
+        let taken = budget - decodes.budget;
         let (d, t) = loop {
-            let mut d = Draft::new(view, budget);
-            d.decode_running(1);
+            let mut d = if taken < budget {
+                let mut d = decodes.clone();
+                d.budget = budget - taken;
+                d
+            } else {
+                let mut d = Draft::new(view, budget);
+                d.decode_running(1);
+                d
+            };
             d.continue_prefills();
             match &order {
                 Some(ids) => d.admit_in_order(ids.iter().copied(), self.cfg.max_num_seqs),
@@ -515,7 +532,7 @@ impl Policy for Adaptive {
         }
         let order = || self.cfg.mechanisms.hrrn.then(|| self.admission_order(view));
         // `layered_plan` passes the same decode work to both closures.
-        let memo: Memo = RefCell::new(vec![None; self.decode_sizes.len()]);
+        let memo = Memo { pricer: OnceCell::new(), prices: RefCell::new(vec![None; self.decode_sizes.len()]) };
         let (plan, started) = layered_plan(
             view,
             self.cfg.token_budget,
