@@ -347,9 +347,14 @@ impl MuxWise {
     fn decode_partition(&self, work: &[SeqWork]) -> (u32, u64) {
         let pricer = self.ctx.cost.pricer(work, Launch::Eager);
         let predict = |s: u32| pricer.predict_ns(s);
+        let meets = |t: u64| t as f64 * (1.0 + self.cfg.guard) <= self.cfg.tbt_target_ns as f64;
         for &s in &self.decode_sizes {
+            // Sizes certain to miss (Pricer::lower_bound_ns) are passed over unpriced.
+            if !meets(pricer.lower_bound_ns(s)) {
+                continue;
+            }
             let t = predict(s);
-            if t as f64 * (1.0 + self.cfg.guard) <= self.cfg.tbt_target_ns as f64 {
+            if meets(t) {
                 return (s, t);
             }
         }

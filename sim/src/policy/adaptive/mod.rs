@@ -355,17 +355,20 @@ impl Adaptive {
         let pricer = memo.pricer.get_or_init(|| self.ctx.cost.pricer(work, Launch::Eager));
         let predict =
             |i: usize| -> u64 { *memo.prices.borrow_mut()[i].get_or_insert_with(|| pricer.predict_ns(sizes[i])) };
+        // `r x t_d <= bound`, unpriced when the O(1) lower bound of `t_d` already misses (`r` is positive).
+        let meets = |i: usize, bound: f64| {
+            pricer.lower_bound_ns(sizes[i]) as f64 * self.ratio <= bound && predict(i) as f64 * self.ratio <= bound
+        };
         let last = n - 1;
-        let t_last = predict(last);
         for bound in [self.step_ns(), self.join_ns] {
-            if t_last as f64 * self.ratio > bound {
+            if !meets(last, bound) {
                 continue;
             }
             // Invariant: sizes[hi] meets the bound; every index below lo misses it.
             let (mut lo, mut hi) = (0, last);
             while lo < hi {
                 let mid = (lo + hi) / 2;
-                if predict(mid) as f64 * self.ratio <= bound {
+                if meets(mid, bound) {
                     hi = mid;
                 } else {
                     lo = mid + 1;
@@ -373,7 +376,7 @@ impl Adaptive {
             }
             return (sizes[hi], predict(hi), true);
         }
-        (sizes[last], t_last, false)
+        (sizes[last], predict(last), false)
     }
 }
 
