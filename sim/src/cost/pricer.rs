@@ -9,7 +9,7 @@
 //! ones by under `n` ulps each (`n` requests), so that bound shrunk by [`SLACK`] is below the computed attention
 //! sum for any batch under about a million requests. Only sizes whose bound meets the target are priced.
 
-use super::{CostModel, Launch, SeqWork, Work};
+use super::{AttentionRates, CostModel, Launch, SeqWork, Work};
 
 /// Relative margin of [`Pricer::lower_bound_ns`]'s attention bound against rounding (module docs).
 pub const SLACK: f64 = 1e-9;
@@ -73,27 +73,43 @@ impl Pricer<'_> {
     /// rates (nothing otherwise). A size whose bound already misses a target need not be priced.
     pub fn lower_bound_ns(&self, sms: u32) -> u64 {
         let c = self.cost;
-        let attention = c.curves.attention_rates(sms).map_or(0.0, |r| {
+        self.bound(&c.fixed_part(sms, self.n, self.emitting), c.curves.attention_rates(sms).as_ref())
+    }
+
+    /// [`Pricer::predict_ns`] on `sms` SMs, or `None` when `hopeless` holds for [`Pricer::lower_bound_ns`]
+    /// (the price could only be higher): one memo lookup for both.
+    pub fn price_unless(&self, sms: u32, hopeless: impl FnOnce(u64) -> bool) -> Option<u64> {
+        let c = self.cost;
+        let fixed = c.fixed_part(sms, self.n, self.emitting);
+        let rates = c.curves.attention_rates(sms);
+        (!hopeless(self.bound(&fixed, rates.as_ref()))).then(|| self.price(sms, &fixed, rates.as_ref()))
+    }
+
+    fn bound(&self, fixed: &super::memo::Fixed, rates: Option<&AttentionRates>) -> u64 {
+        let attention = rates.map_or(0.0, |r| {
             let phase = |t: Totals, bw: f64| (t.flops / r.flops).max(t.bytes / bw);
             (phase(self.decode, r.decode_bandwidth) + phase(self.prefill, r.prefill_bandwidth)) * (1.0 - SLACK)
         });
-        c.assemble(&c.fixed_part(sms, self.n, self.emitting), attention, self.n, self.seqs, self.launch).total.0
+        self.cost.assemble(fixed, attention, self.n, self.seqs, self.launch).total.0
+    }
+
+    fn price(&self, sms: u32, fixed: &super::memo::Fixed, rates: Option<&AttentionRates>) -> u64 {
+        let c = self.cost;
+        let attention: f64 = self
+            .attention
+            .iter()
+            .map(|&(w, decode)| match rates {
+                Some(r) => r.time(w, decode),
+                None => c.curves.attention_time(sms, w, decode),
+            })
+            .sum();
+        c.assemble(fixed, attention, self.n, self.seqs, self.launch).total.0
     }
 
     /// [`CostModel::predict_ns`] of the batch on `sms` SMs.
     pub fn predict_ns(&self, sms: u32) -> u64 {
         let c = self.cost;
-        let fixed = c.fixed_part(sms, self.n, self.emitting);
-        let rates = c.curves.attention_rates(sms);
-        let attention: f64 = self
-            .attention
-            .iter()
-            .map(|&(w, decode)| match &rates {
-                Some(r) => r.time(w, decode),
-                None => c.curves.attention_time(sms, w, decode),
-            })
-            .sum();
-        c.assemble(&fixed, attention, self.n, self.seqs, self.launch).total.0
+        self.price(sms, &c.fixed_part(sms, self.n, self.emitting), c.curves.attention_rates(sms).as_ref())
     }
 }
 
@@ -130,6 +146,8 @@ mod tests {
                         let want = cm.predict_ns(sms, batch, launch);
                         assert_eq!(p.predict_ns(sms), want, "{sms} SMs, {} seqs", batch.len());
                         assert!(p.lower_bound_ns(sms) <= want, "{sms} SMs, {} seqs", batch.len());
+                        assert_eq!(p.price_unless(sms, |_| false), Some(want));
+                        assert_eq!(p.price_unless(sms, |b| b == p.lower_bound_ns(sms)), None);
                         assert_eq!(cm.iteration_launched(sms, batch, launch).total.0, want);
                     }
                 }

@@ -350,11 +350,9 @@ impl MuxWise {
         let meets = |t: u64| t as f64 * (1.0 + self.cfg.guard) <= self.cfg.tbt_target_ns as f64;
         for &s in &self.decode_sizes {
             // Sizes certain to miss (Pricer::lower_bound_ns) are passed over unpriced.
-            if !meets(pricer.lower_bound_ns(s)) {
-                continue;
-            }
-            let t = predict(s);
-            if meets(t) {
+            if let Some(t) = pricer.price_unless(s, |lb| !meets(lb))
+                && meets(t)
+            {
                 return (s, t);
             }
         }

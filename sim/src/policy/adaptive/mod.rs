@@ -225,6 +225,18 @@ impl Adaptive {
     /// Notes admissions and finishes since the last call (made where the step target is set: every decode step
     /// boundary and whenever every SM is free).
     fn observe(&mut self, view: &View<'_>) {
+        // An unchanged running list (same requests, same order) admitted and finished nobody.
+        if view.running != self.running.as_slice() {
+            self.note_changes(view);
+        }
+        let window = Nanos(self.cfg.window_ns);
+        while self.admissions.front().is_some_and(|&t| t + window < view.now) {
+            self.admissions.pop_front();
+        }
+    }
+
+    /// [`Adaptive::observe`]'s admissions and finishes, when the running list changed since the last call.
+    fn note_changes(&mut self, view: &View<'_>) {
         // Membership marks indexed by request: bit 0 = running at the last call, bit 1 = running now.
         const PREV: u8 = 1;
         const NOW: u8 = 2;
@@ -249,10 +261,6 @@ impl Adaptive {
         for &id in view.running {
             self.marks[id.index()] = PREV;
             self.running.push(id);
-        }
-        let window = Nanos(self.cfg.window_ns);
-        while self.admissions.front().is_some_and(|&t| t + window < view.now) {
-            self.admissions.pop_front();
         }
     }
 
@@ -357,7 +365,15 @@ impl Adaptive {
             |i: usize| -> u64 { *memo.prices.borrow_mut()[i].get_or_insert_with(|| pricer.predict_ns(sizes[i])) };
         // `r x t_d <= bound`, unpriced when the O(1) lower bound of `t_d` already misses (`r` is positive).
         let meets = |i: usize, bound: f64| {
-            pricer.lower_bound_ns(sizes[i]) as f64 * self.ratio <= bound && predict(i) as f64 * self.ratio <= bound
+            let misses = |t: u64| t as f64 * self.ratio > bound;
+            let known = memo.prices.borrow()[i];
+            match known.or_else(|| pricer.price_unless(sizes[i], misses)) {
+                Some(t) => {
+                    memo.prices.borrow_mut()[i] = Some(t);
+                    !misses(t)
+                }
+                None => false,
+            }
         };
         let last = n - 1;
         for bound in [self.step_ns(), self.join_ns] {
