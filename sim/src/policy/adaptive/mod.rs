@@ -31,7 +31,8 @@
 //!    are predicted a little slower than a smaller one), and there bisection may choose a slightly larger
 //!    partition than a linear scan would (Qwen3-8B at 30 req/s on the bundled excerpt: 96 SMs where the scan
 //!    took 84, both predicted at 24.1 ms). It costs `log2 n` predictions instead of up to `n`
-//!    (32 legal green-context sizes on 132 SMs), which is most of the policy's time.
+//!    (32 legal green-context sizes on 132 SMs), which is most of the policy's time; a size whose O(1) lower
+//!    bound already misses is not priced at all ([`crate::cost::Pricer::price_unless`]: same choices).
 //!    When `S_d` needs SMs the running prefill holds, the prefill is shrunk at its next layer boundary, and the
 //!    decode step waits for it only if the wait (to the boundary the prefill batch is expected to reach) plus
 //!    the step still meets the join bound of rule 4; otherwise it starts at once on the free SMs (the smallest
