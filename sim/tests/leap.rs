@@ -160,6 +160,10 @@ fn preemption_and_a_frontend_give_the_same_output_with_and_without_leaping() {
         let client = ClientConfig { frontend_ns: 200_000, output_ns: 20_000, max_concurrency: Some(16) };
         let cfg = SimConfig { client, ..config(name, &opts) };
         same_both_ways(&w, &cfg, &format!("{name} behind a frontend"));
+        // A closed loop without a frontend: a finish sends the next request (so it ends a leap).
+        let client = ClientConfig { max_concurrency: Some(8), ..ClientConfig::default() };
+        let cfg = SimConfig { client, ..config(name, &opts) };
+        same_both_ways(&w, &cfg, &format!("{name} in a closed loop of 8"));
     }
 }
 

@@ -70,6 +70,11 @@ impl Client {
         self.pending.push_back((spec, hashes.map(<[u64]>::to_vec)));
     }
 
+    /// Whether requests are held back (a finish sends the next).
+    pub fn holds(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     /// The next held request, if any (called when a request finishes).
     pub fn next_held(&mut self) -> Option<(RequestSpec, Option<Vec<u64>>)> {
         self.pending.pop_front()

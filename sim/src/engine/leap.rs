@@ -1,23 +1,27 @@
-//! Leaping over quiet decode steps. While a single one-step batch decodes every running request, nothing waits,
-//! no request finishes at the step's end and the KV for each next token is free, a policy may say what its plan
-//! would be ([`crate::policy::Policy::repeat_decode`]: the same requests on a lane and SMs, with a decision
-//! record). The engine then completes the step and starts the next one itself: no kernel round, no view, no plan
-//! and no validation, and no completion event queued per step. The state changes are those of the full path
-//! ([`Engine::complete_step`], the policy's moment, [`Engine::start`]) in the same order, with the same cost
-//! function for each step's time, so every output is byte-identical (`sim/tests/leap.rs` runs each policy and
+//! Leaping over quiet decode steps. While a single one-step batch decodes every running request, nothing waits and
+//! the KV for each next token is free, a policy may say what its plan would be
+//! ([`crate::policy::Policy::repeat_decode`]: the same requests, less those that just finished, on a lane and SMs,
+//! with a decision record). The engine then completes the step and starts the next one itself: no kernel round, no
+//! view, no plan and no validation, and no completion event queued per step. The state changes are those of the
+//! full path ([`Engine::complete_step`], the policy's moment, [`Engine::start`]) in the same order, with the same
+//! cost function for each step's time, so every output is byte-identical (`sim/tests/leap.rs` runs each policy and
 //! layout both ways; `scripts/output-checksums.sh` compares full traces).
 //!
+//! A request may finish inside a leap when its finish only releases its KV (no prefix cache, which might wake a
+//! request waiting for a block; no client holding requests back; not a prefill instance); the others go on.
 //! A leap stops before a step whose end is not strictly the next event (an arrival, a frontend or cluster event
 //! at or before it), reaches `horizon` (the next time something outside the engine may read or change it: a
-//! cluster's arrivals and transfers), finishes a request, needs blocks that are not free (the policy would
-//! preempt), or that the policy does not vouch for; that step goes through the full path.
+//! cluster's arrivals and transfers), ends with every request finished or with a finish that may do more, needs
+//! blocks that are not free (the policy would preempt), or that the policy does not vouch for; that step goes
+//! through the full path.
 
 use super::inflight::traffic;
-use super::{DecisionRecord, Engine, Event, IterationRecord};
+use super::{DecisionRecord, Engine, Event, IterationRecord, Role};
 use crate::cost::Launch;
 use crate::error::SimError;
 use crate::executor::{Executor, Step};
 use crate::policy::{BatchItem, Lane, Policy, QuietStep, Repeat};
+use crate::request::Phase;
 use crate::time::Nanos;
 
 impl Engine {
@@ -67,8 +71,11 @@ impl Engine {
     fn ask(&mut self, at: Nanos, policy: &mut dyn Policy) -> Option<Repeat> {
         self.work.clear();
         for item in &self.batches[0].items {
-            // One step after the running one.
-            self.work.push(item.work(&self.requests[item.req().index()], 1));
+            let r = &self.requests[item.req().index()];
+            // One step after the running one, by the requests that do not finish at its end.
+            if !Self::finishes_next(r) {
+                self.work.push(item.work(r, 1));
+            }
         }
         policy.repeat_decode(&self.quiet_step(at))
     }
@@ -84,11 +91,11 @@ impl Engine {
     }
 
     /// The step of the quiet batch ended at `self.now`: what [`Engine::complete_step`], the policy's moment and
-    /// [`Engine::start`] of `next` do, in the same order, without what cannot happen here (prefill items,
-    /// finishing requests, a frontend, look-ahead, layer groups, admissions). `self.work` holds the work of the step
-    /// it starts ([`Engine::ask`]); the work of the step after is left in `self.next_work`. Returns the end of the
-    /// step it started and whether that step is quiet too ([`Engine::quiet_batch`]; the batch's shape and the
-    /// queues cannot have changed).
+    /// [`Engine::start`] of `next` do, in the same order, without what cannot happen here (prefill items, a
+    /// frontend, look-ahead, layer groups, admissions, a finish that does more than release KV). `self.work` holds
+    /// the work of the step it starts ([`Engine::ask`]: the requests that did not finish); the work of the step
+    /// after is left in `self.next_work`. Returns the end of the step it started and whether that step is quiet
+    /// too ([`Engine::quiet_batch`]; the queues cannot have changed).
     fn restart_quiet(&mut self, next: Repeat, executor: &mut dyn Executor) -> Result<(Nanos, bool), SimError> {
         let now = self.now;
         let b = &self.batches[0];
@@ -116,20 +123,18 @@ impl Engine {
             });
             self.decisions.len() - 1
         });
-        // Per request, in item order: the completion (it emits a token; none finishes: `quiet_batch`), then, as the
-        // batch starts again, KV for its next token. Completions touch only the request, its gaps and the watch,
-        // and allocations only the pool and the request, so one pass does both in the full path's order.
-        let mut rec = IterationRecord::starting(next.lane, next.sms, now, items.len() as u32, 0);
-        // For the step after (`quiet_batch`): whether a request finishes at its end, and the blocks it needs.
-        let (mut finishing, mut need) = (false, 0u64);
-        self.next_work.clear();
+        // Per request, in item order, the completion (it emits a token); then, as on the full path, the requests that
+        // finished leave (their in-flight mark, their KV, the running list, in item order); then, as the batch
+        // starts again, KV for each remaining request's next token. Completions touch only the request, its gaps and
+        // the watch, and allocations only the pool and the request, so without a finish one pass does both.
+        let mut items = items;
+        let mut finished = false;
         for item in &items {
             let i = item.req().index();
             let r = &mut self.requests[i];
             r.kv_tokens += 1;
             let before = r.max_tbt;
             let e = r.emit_token(now);
-            debug_assert!(!e.finished);
             if let Some(gap) = e.gap {
                 self.itl_ns.push(gap.0);
                 if let Some(w) = &mut self.watch {
@@ -137,6 +142,35 @@ impl Engine {
                     w.largest_gap(before.0, r.max_tbt.0);
                 }
             }
+            if e.finished {
+                // `quiet_batch`: no prefix cache to wake a request, no held request to send, not a prefill role.
+                self.finished += 1;
+                finished = true;
+            }
+        }
+        if finished {
+            for item in &items {
+                let r = &mut self.requests[item.req().index()];
+                if r.phase == Phase::Finished {
+                    r.in_flight = false;
+                    if r.blocks > 0 {
+                        self.release_kv(item.req());
+                    }
+                }
+            }
+            debug_assert!(self.waiting.is_empty(), "a finish in a leap woke a request");
+            let reqs = &self.requests;
+            items.retain(|it| reqs[it.req().index()].phase != Phase::Finished);
+            self.running.retain(|id| reqs[id.index()].phase != Phase::Finished);
+        }
+        let mut rec = IterationRecord::starting(next.lane, next.sms, now, items.len() as u32, 0);
+        // For the step after (`quiet_batch`): whether a request finishes at its end (it leaves the work of the
+        // step after), whether any stays, and the blocks the others need.
+        let (mut finishing, mut staying, mut need) = (false, false, 0u64);
+        self.next_work.clear();
+        for item in &items {
+            let i = item.req().index();
+            let r = &self.requests[i];
             let extra = self.cfg.kv.blocks_beyond(r.blocks, r.kv_tokens + 1);
             if extra > 0 {
                 assert!(self.alloc(extra), "a quiet batch's KV was checked");
@@ -144,9 +178,13 @@ impl Engine {
             }
             rec.decode_tokens += 1;
             let r = &self.requests[i];
-            finishing |= r.generated + 1 >= r.spec.output_tokens;
-            need += u64::from(self.cfg.kv.blocks_beyond(r.blocks, r.kv_tokens + 2));
-            self.next_work.push(item.work(r, 1));
+            if Self::finishes_next(r) {
+                finishing = true;
+            } else {
+                staying = true;
+                need += u64::from(self.cfg.kv.blocks_beyond(r.blocks, r.kv_tokens + 2));
+                self.next_work.push(item.work(r, 1));
+            }
         }
         debug_assert!(items.iter().zip(&self.work).all(|(it, w)| it.work(&self.requests[it.req().index()], 0) == *w));
         let switch = if self.switches_layout(next.lane, next.sms) { self.cfg.partition_switch_ns } else { 0 };
@@ -177,7 +215,7 @@ impl Engine {
         debug_assert!(b.pending.is_none(), "a quiet batch is timed by the engine");
         self.peak_sms = self.peak_sms.max(next.sms);
         // Alone at rate 1, its step ends `solo` from now (what `rebalance` would schedule).
-        let quiet = !finishing && need <= u64::from(self.free_blocks());
+        let quiet = staying && (!finishing || self.may_finish_quietly()) && need <= u64::from(self.free_blocks());
         Ok((now + Nanos(solo), quiet))
     }
 
@@ -225,8 +263,9 @@ impl Engine {
     }
 
     /// Whether the running batch is quiet: the only batch, one step in one piece, timed by the engine (virtual
-    /// time), decoding every running request with none finishing at its end, nothing waiting, and the blocks of
-    /// every request's next token free.
+    /// time), decoding every running request in admission order, nothing waiting, some request going on after its
+    /// end and none finishing there unless finishes may happen in a leap ([`Engine::may_finish_quietly`]), and the
+    /// blocks of every next token free.
     fn quiet_batch(&self) -> bool {
         let [b] = self.batches.as_slice() else { return false };
         if b.steps_total != 1
@@ -237,7 +276,7 @@ impl Engine {
         {
             return false;
         }
-        let mut need = 0u64;
+        let (mut need, mut finishing, mut staying) = (0u64, false, false);
         for (item, &id) in b.items.iter().zip(&self.running) {
             // Every running request, in admission order (the order of a policy's own decode batch).
             let BatchItem::Decode { req } = *item else { return false };
@@ -245,12 +284,27 @@ impl Engine {
                 return false;
             }
             let r = &self.requests[req.index()];
-            if r.generated + 1 >= r.spec.output_tokens {
-                return false;
+            if Self::finishes_next(r) {
+                finishing = true;
+                continue;
             }
+            staying = true;
             // After this step the request holds `kv_tokens + 1` tokens; its next step needs room for one more.
             need += u64::from(self.cfg.kv.blocks_beyond(r.blocks, r.kv_tokens + 2));
         }
-        need <= u64::from(self.free_blocks())
+        staying && (!finishing || self.may_finish_quietly()) && need <= u64::from(self.free_blocks())
+    }
+
+    /// Whether request `r`, decoding in the running step, finishes at its end.
+    #[inline]
+    fn finishes_next(r: &crate::request::Request) -> bool {
+        r.generated + 1 >= r.spec.output_tokens
+    }
+
+    /// Whether a request may finish inside a leap: its finish then only releases its KV. Not with a prefix cache
+    /// (a release may wake a request waiting for a block), a client holding requests back (a finish sends the
+    /// next), or on a prefill instance (a finish hands the request off).
+    fn may_finish_quietly(&self) -> bool {
+        self.kv.cache().is_none() && !self.client.holds() && self.cfg.role != Role::Prefill
     }
 }

@@ -192,9 +192,10 @@ pub trait Policy {
     /// Leaping over quiet decode steps ([`crate::engine::EngineConfig`] `leap`): the batch this policy's plan
     /// would be, or `None` to be asked through [`Policy::plan`]. The engine asks only when nothing runs, nothing
     /// waits, every running request is decoding and has just emitted a token (at `step.now`), the batch that
-    /// ended was one single-step batch decoding every running request in admission order (no preemption), and
-    /// the blocks for every request's next token are free; `step.work` is the next step (each request's decode
-    /// over its cached tokens, in admission order). A policy answers `Some` only if its plan for such a view is
+    /// ended was one single-step batch decoding every running request in admission order (no preemption; some of
+    /// them may have finished at its end and left), and the blocks for every request's next token are free;
+    /// `step.work` is the next step (each running request's decode over its cached tokens, in admission order).
+    /// A policy answers `Some` only if its plan for such a view is
     /// always one batch decoding the same requests in the same order, on the lane and SMs and with the decision
     /// record it returns, and if skipping [`Policy::plan`] at these moments changes none of its later plans
     /// (state a plan call would update there must come out the same when only the next call updates it).
