@@ -14,6 +14,32 @@ pub fn load_options(model: Option<&String>, log: Option<&String>) -> LoadOptions
     LoadOptions { burstgpt: BurstFilter { model: model.cloned(), log_type: log.cloned() } }
 }
 
+/// The trace file last loaded, by path, load options and the file's length and modification time: a sweep loads
+/// the same file for every point, and parsing it is a few percent of a point's run.
+type Loaded = (std::path::PathBuf, LoadOptions, u64, Option<std::time::SystemTime>, std::sync::Arc<TraceData>);
+static LAST_LOADED: std::sync::Mutex<Option<Loaded>> = std::sync::Mutex::new(None);
+
+/// [`duet_traces::load_path`], reusing the last file loaded when neither it nor the options changed.
+fn load_cached(path: &std::path::Path, opts: &LoadOptions) -> Result<std::sync::Arc<TraceData>> {
+    let meta = std::fs::metadata(path).ok();
+    let (len, modified) = (meta.as_ref().map_or(0, |m| m.len()), meta.and_then(|m| m.modified().ok()));
+    let last = LAST_LOADED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((p, o, l, m, data)) = last.as_ref()
+        && p == path
+        && o == opts
+        && *l == len
+        && *m == modified
+        && modified.is_some()
+    {
+        return Ok(data.clone());
+    }
+    drop(last);
+    let data = std::sync::Arc::new(duet_traces::load_path(path, opts)?);
+    *LAST_LOADED.lock().unwrap_or_else(|e| e.into_inner()) =
+        Some((path.to_path_buf(), opts.clone(), len, modified, data.clone()));
+    Ok(data)
+}
+
 /// Parses `MIN:MAX` (either side may be empty) into inclusive bounds.
 fn range(s: &str) -> Result<(u32, u32)> {
     let (lo, hi) = s.split_once(':').with_context(|| format!("range {s:?} must be MIN:MAX"))?;
@@ -35,8 +61,8 @@ fn range(s: &str) -> Result<(u32, u32)> {
 /// `context` is the model's context limit, checked last.
 pub fn build(a: &WorkloadArgs, context: Option<u32>) -> Result<Workload> {
     let data = match &a.trace {
-        Some(p) => duet_traces::load_path(p, &load_options(a.burstgpt_model.as_ref(), a.burstgpt_log.as_ref()))?,
-        None => TraceData::Timed(duet_traces::bundled_default()),
+        Some(p) => load_cached(p, &load_options(a.burstgpt_model.as_ref(), a.burstgpt_log.as_ref()))?,
+        None => std::sync::Arc::new(TraceData::Timed(duet_traces::bundled_default())),
     };
     let arrivals: ArrivalProcess = a.arrivals.parse()?;
     let lengths_given = match (&a.input_len, &a.output_len) {
@@ -45,14 +71,14 @@ pub fn build(a: &WorkloadArgs, context: Option<u32>) -> Result<Workload> {
         }
         _ => None,
     };
-    let mut w = match (&data, a.synthetic) {
+    let mut w = match (&*data, a.synthetic) {
         (TraceData::Timed(base), None) => match (a.rate, a.rate_scale) {
             (Some(r), _) => transform::rescale_to_rate(base.clone(), r)?,
             (None, Some(f)) => transform::scale_rate(base.clone(), f)?,
             (None, None) => base.clone(),
         },
         (_, synthetic) => {
-            let (pairs, default_rate, source) = match &data {
+            let (pairs, default_rate, source) = match &*data {
                 TraceData::Timed(w) => (w.lengths(), w.mean_rate(), &w.source),
                 TraceData::Lengths(t) => (t.pairs.clone(), None, &t.source),
             };
