@@ -81,6 +81,44 @@ impl<E: Ord> EventQueue<E> {
         self.pop().map(|(t, _, e)| (t, e))
     }
 
+    /// The time of the next event if it is due by `by`, satisfies `pred`, and is the only event due by its time:
+    /// what [`EventQueue::pop_sole_if`] would take, without taking it.
+    pub fn peek_sole_if(&self, by: Nanos, pred: impl FnOnce(&E) -> bool) -> Option<Nanos> {
+        let (t, s, e) = match (self.run.front(), self.heap.peek()) {
+            (Some((t, s, e)), Some(Reverse((ht, hs, he)))) => {
+                if (t, s) < (ht, hs) {
+                    (*t, *s, e)
+                } else {
+                    (*ht, *hs, he)
+                }
+            }
+            (Some((t, s, e)), None) => (*t, *s, e),
+            (None, Some(Reverse((ht, hs, he)))) => (*ht, *hs, he),
+            (None, None) => return None,
+        };
+        if t > by || !pred(e) {
+            return None;
+        }
+        // The second smallest key: the other store's front, or the next in the run, or the heap's next.
+        let from_run = self.run.front().is_some_and(|&(rt, rs, _)| (rt, rs) == (t, s));
+        let after = if from_run {
+            let next_run = self.run.get(1).map(|&(rt, _, _)| rt);
+            let heap = self.heap.peek().map(|Reverse((ht, _, _))| *ht);
+            [next_run, heap].into_iter().flatten().min()
+        } else {
+            // The heap's second smallest is one of the top's children; the run's front.
+            let run = self.run.front().map(|&(rt, _, _)| rt);
+            let heap = self
+                .heap
+                .iter()
+                .filter(|Reverse((ht, hs, _))| (*ht, *hs) != (t, s))
+                .map(|Reverse((ht, _, _))| *ht)
+                .min();
+            [run, heap].into_iter().flatten().min()
+        };
+        after.is_none_or(|n| n > t).then_some(t)
+    }
+
     /// Removes and returns the next event if it is due by `by`, satisfies `pred`, and is the only event due by
     /// its time (the one after it is strictly later); otherwise leaves the queue as it was (the event keeps its
     /// place in the (time, sequence) order).
@@ -177,6 +215,7 @@ mod tests {
                             t <= Nanos(x) && e % 2 == v % 2 && r.items.iter().filter(|o| o.0 <= t).count() == 1
                         });
                         let want = want.map(|i| r.items.remove(i)).map(|(t, _, e)| (t, e));
+                        proptest::prop_assert_eq!(q.peek_sole_if(Nanos(x), |&e| e % 2 == v % 2), want.map(|(t, _)| t));
                         proptest::prop_assert_eq!(q.pop_sole_if(Nanos(x), |&e| e % 2 == v % 2), want);
                     }
                 }

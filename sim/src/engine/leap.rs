@@ -7,8 +7,8 @@
 //! cost function for each step's time, so every output is byte-identical (`sim/tests/leap.rs` runs each policy and
 //! layout both ways; `scripts/output-checksums.sh` compares full traces).
 //!
-//! A request may finish inside a leap when its finish only releases its KV (no prefix cache, which might wake a
-//! request waiting for a block; no client holding requests back; not a prefill instance); the others go on.
+//! A request may finish inside a leap when its finish only releases its KV (no client holding requests back, not a
+//! prefill instance); the others go on.
 //! A leap stops before a step whose end is not strictly the next event (an arrival, a frontend or cluster event
 //! at or before it), reaches `horizon` (the next time something outside the engine may read or change it: a
 //! cluster's arrivals and transfers), ends with every request finished or with a finish that may do more, needs
@@ -36,16 +36,14 @@ impl Engine {
         if self.client.cfg.has_frontend() || !self.quiet_batch() {
             return Ok(());
         }
-        // The running step's completion event is queued (the next one, if the leap may take it).
-        let Some(at) = self.events.next_time() else { return Ok(()) };
-        let Some(next) = self.ask(at, policy) else { return Ok(()) };
-        // Take the completion if it is the only event by its time.
+        // The running step's completion, if it is the only event by its time (before `horizon`): the policy is
+        // asked only then (a policy may update its state when it vouches, as its plan there would).
         let (id, version) = (self.batches[0].id, self.batches[0].version);
         let due = |e: &Event| *e == Event::StepDone { batch: id, version };
-        let Some((mut t, _)) = self.events.pop_sole_if(Nanos(horizon.0.saturating_sub(1)), due) else {
-            return Ok(());
-        };
-        let mut next = next;
+        let by = Nanos(horizon.0.saturating_sub(1));
+        let Some(at) = self.events.peek_sole_if(by, due) else { return Ok(()) };
+        let Some(mut next) = self.ask(at, policy) else { return Ok(()) };
+        let (mut t, _) = self.events.pop_sole_if(by, due).expect("peeked: the running step's completion");
         loop {
             self.now = t;
             let (end, quiet) = self.restart_quiet(next, executor)?;
@@ -70,10 +68,13 @@ impl Engine {
     /// work (each request's decode over the tokens it will hold then) is left in `self.work`.
     fn ask(&mut self, at: Nanos, policy: &mut dyn Policy) -> Option<Repeat> {
         self.work.clear();
+        self.left.clear();
         for item in &self.batches[0].items {
             let r = &self.requests[item.req().index()];
             // One step after the running one, by the requests that do not finish at its end.
-            if !Self::finishes_next(r) {
+            if Self::finishes_next(r) {
+                self.left.push((item.req(), r.generated + 1));
+            } else {
                 self.work.push(item.work(r, 1));
             }
         }
@@ -87,6 +88,7 @@ impl Engine {
             total_sms: self.cfg.num_sms,
             kv_total_tokens: self.cfg.kv.total_tokens(),
             work: &self.work,
+            left: &self.left,
         }
     }
 
@@ -143,7 +145,7 @@ impl Engine {
                 }
             }
             if e.finished {
-                // `quiet_batch`: no prefix cache to wake a request, no held request to send, not a prefill role.
+                // `quiet_batch`: no held request to send, not a prefill role (`may_finish_quietly`).
                 self.finished += 1;
                 finished = true;
             }
@@ -158,7 +160,7 @@ impl Engine {
                     }
                 }
             }
-            debug_assert!(self.waiting.is_empty(), "a finish in a leap woke a request");
+            assert!(self.waiting.is_empty(), "a decoding request's release woke a request (see may_finish_quietly)");
             let reqs = &self.requests;
             items.retain(|it| reqs[it.req().index()].phase != Phase::Finished);
             self.running.retain(|id| reqs[id.index()].phase != Phase::Finished);
@@ -168,6 +170,7 @@ impl Engine {
         // step after), whether any stays, and the blocks the others need.
         let (mut finishing, mut staying, mut need) = (false, false, 0u64);
         self.next_work.clear();
+        self.left.clear();
         for item in &items {
             let i = item.req().index();
             let r = &self.requests[i];
@@ -180,6 +183,7 @@ impl Engine {
             let r = &self.requests[i];
             if Self::finishes_next(r) {
                 finishing = true;
+                self.left.push((item.req(), r.generated + 1));
             } else {
                 staying = true;
                 need += u64::from(self.cfg.kv.blocks_beyond(r.blocks, r.kv_tokens + 2));
@@ -301,10 +305,11 @@ impl Engine {
         r.generated + 1 >= r.spec.output_tokens
     }
 
-    /// Whether a request may finish inside a leap: its finish then only releases its KV. Not with a prefix cache
-    /// (a release may wake a request waiting for a block), a client holding requests back (a finish sends the
-    /// next), or on a prefill instance (a finish hands the request off).
+    /// Whether a request may finish inside a leap: its finish then only releases its KV. Not with a client holding
+    /// requests back (a finish sends the next) or on a prefill instance (a finish hands the request off). (With a
+    /// prefix cache, a release wakes the requests waiting for blocks the request was still computing: a decoding
+    /// request computed all of its prompt's, so none.)
     fn may_finish_quietly(&self) -> bool {
-        self.kv.cache().is_none() && !self.client.holds() && self.cfg.role != Role::Prefill
+        !self.client.holds() && self.cfg.role != Role::Prefill
     }
 }

@@ -215,6 +215,8 @@ pub(crate) struct Engine {
     work: Vec<SeqWork>,
     /// The work of the step after the current one while leaping ([`leap`]).
     next_work: Vec<SeqWork>,
+    /// Leaping: the requests that finish at the running step's end, with their generated tokens then.
+    left: Vec<(ReqId, u32)>,
     /// Per request: the stamp of the last plan that named it (duplicate detection in `validate`).
     plan_stamp: Vec<u64>,
     stamp: u64,
@@ -296,6 +298,7 @@ impl Engine {
             decisions: Vec::new(),
             work: Vec::new(),
             next_work: Vec::new(),
+            left: Vec::new(),
             plan_stamp: Vec::new(),
             stamp: 0,
             handoffs: Vec::new(),

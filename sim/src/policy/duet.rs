@@ -275,7 +275,7 @@ impl Policy for Duet {
     /// With nothing waiting and every running request decoding, `plan_idle` has no prefill: one aggregated
     /// whole-GPU batch of every decode (the budget permitting, which the engine checks), logged with its
     /// predicted time. The policy keeps no state and reads no time.
-    fn repeat_decode(&self, step: &super::QuietStep<'_>) -> Option<super::Repeat> {
+    fn repeat_decode(&mut self, step: &super::QuietStep<'_>) -> Option<super::Repeat> {
         let (total_sms, work) = (step.total_sms, step.work);
         let decision = Decision {
             mode: Mode::Aggregated,

@@ -195,12 +195,12 @@ pub trait Policy {
     /// ended was one single-step batch decoding every running request in admission order (no preemption; some of
     /// them may have finished at its end and left), and the blocks for every request's next token are free;
     /// `step.work` is the next step (each running request's decode over its cached tokens, in admission order).
-    /// A policy answers `Some` only if its plan for such a view is
-    /// always one batch decoding the same requests in the same order, on the lane and SMs and with the decision
-    /// record it returns, and if skipping [`Policy::plan`] at these moments changes none of its later plans
-    /// (state a plan call would update there must come out the same when only the next call updates it).
-    /// Default `None`: every step goes through [`Policy::plan`].
-    fn repeat_decode(&self, step: &QuietStep<'_>) -> Option<Repeat> {
+    /// The engine asks exactly at a moment it would call [`Policy::plan`], and calls `plan` there when the answer
+    /// is `None`. A policy answers `Some` only if its plan for such a view is always one batch decoding the same
+    /// requests in the same order, on the lane and SMs and with the decision record it returns; state a plan call
+    /// would update at that moment must come out as that call would leave it (either here, or by the next plan
+    /// call alone). Default `None`: every step goes through [`Policy::plan`].
+    fn repeat_decode(&mut self, step: &QuietStep<'_>) -> Option<Repeat> {
         let _ = step;
         None
     }
@@ -217,6 +217,9 @@ pub struct QuietStep<'a> {
     pub kv_total_tokens: u64,
     /// Each running request's decode, in admission order; `cached_tokens` is the KV it holds at `now`.
     pub work: &'a [SeqWork],
+    /// The requests that finished at `now` and left the running list (in admission order), each with the tokens
+    /// it generated.
+    pub left: &'a [(ReqId, u32)],
 }
 
 /// The batch a policy's plan would be for the next step of a quiet decode batch ([`Policy::repeat_decode`]).

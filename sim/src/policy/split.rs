@@ -250,7 +250,7 @@ impl Policy for StaticSplit {
     /// With nothing waiting and every running request decoding, the prefill partition has nothing to run and the
     /// plan is one decode batch of every request on the decode partition; with one step per batch it is the same
     /// batch every step (look-ahead windows are not single steps, so they always go through `plan`).
-    fn repeat_decode(&self, _: &super::QuietStep<'_>) -> Option<super::Repeat> {
+    fn repeat_decode(&mut self, _: &super::QuietStep<'_>) -> Option<super::Repeat> {
         (self.cfg.lookahead == 1).then_some(super::Repeat {
             lane: Lane::Decode,
             sms: self.cfg.decode_sms,
@@ -369,7 +369,7 @@ impl Policy for MuxWise {
     /// With nothing waiting and every running request decoding, `layered_plan` starts one decode batch of every
     /// request on the partition `decode_partition` picks for its work (the prefill lane has nothing to run),
     /// logged as a split; the policy keeps no state and reads no time.
-    fn repeat_decode(&self, step: &super::QuietStep<'_>) -> Option<super::Repeat> {
+    fn repeat_decode(&mut self, step: &super::QuietStep<'_>) -> Option<super::Repeat> {
         let (s, t) = self.decode_partition(step.work);
         let decision = Decision {
             mode: Mode::Split,

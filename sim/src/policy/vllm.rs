@@ -93,7 +93,7 @@ impl Policy for VllmV1 {
 
     /// With nothing waiting and every running request decoding, the plan is one whole-GPU batch decoding all of
     /// them in admission order while their blocks are free; the policy keeps no state and reads no time.
-    fn repeat_decode(&self, step: &super::QuietStep<'_>) -> Option<super::Repeat> {
+    fn repeat_decode(&mut self, step: &super::QuietStep<'_>) -> Option<super::Repeat> {
         Some(super::Repeat { lane: Lane::Whole, sms: step.total_sms, decision: None })
     }
 }

@@ -503,12 +503,24 @@ impl Policy for Adaptive {
 
     /// A quiet decode step (nothing waits or runs, every running request just emitted a token) is planned as
     /// rule 5's aggregated batch of every decode when it is predicted to meet `T'`, which is then computed as
-    /// [`Adaptive::steer`] would at `step.now` (`w` = 0: every request just emitted). Skipping `plan` there
-    /// leaves the state as it finds it: nothing is pending to learn, no request was admitted or finished (the
-    /// running set is the one [`Adaptive::observe`] noted), admissions leave the rate window by time alone
-    /// (they are dropped at the next call, and not counted here), and `T` and the join bound are set afresh by
-    /// every later call that reads them (any call with no decode-lane batch running).
-    fn repeat_decode(&self, step: &QuietStep<'_>) -> Option<Repeat> {
+    /// [`Adaptive::steer`] would at `step.now` (`w` = 0: every request just emitted). The requests that finished
+    /// are noted as [`Adaptive::observe`] would note them (counts, marks, running list), so a plan call at the
+    /// same moment finds nothing new. Skipping `plan` otherwise leaves the state as it finds it: nothing is
+    /// pending to learn, no request was admitted, admissions leave the rate window by time alone (they are
+    /// dropped at the next call, and not counted here), and `T` and the join bound are set afresh by every later
+    /// call that reads them (any call with no decode-lane batch running).
+    fn repeat_decode(&mut self, step: &QuietStep<'_>) -> Option<Repeat> {
+        // What `observe` would note now: the requests that finished and left (it then finds the list unchanged).
+        if !step.left.is_empty() && self.running.len() == step.work.len() + step.left.len() {
+            for &(id, generated) in step.left {
+                self.finished += 1;
+                self.finished_tokens += u64::from(generated);
+                if let Some(m) = self.marks.get_mut(id.index()) {
+                    *m = 0;
+                }
+            }
+            self.running.retain(|id| !step.left.iter().any(|&(l, _)| l == *id));
+        }
         let n = step.work.len();
         if !self.cfg.mechanisms.aggregate
             || self.pending.is_some()
