@@ -14,16 +14,13 @@ WORKLOADS=(
   "Azure conv, Qwen3-8B, 16 req/s|5|--trace $CONV --rate 16 --granularity green"
   "Mooncake, Qwen3-14B, 0.9 req/s|3|--trace $MOONCAKE --cap-to-context --model qwen3-14b --rate 0.9 --granularity green"
 )
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+source scripts/bench-lib.sh
 bench() { "$BIN" bench $1 --policy "$2" --runs "$3" 2>/dev/null | sed -n 's/.*median \([0-9.]*\) s.*/\1/p'; }
 printf '| workload | chunked median (s) | adaptive median (s) | adaptive / chunked |\n|---|---:|---:|---:|\n'
 for w in "${WORKLOADS[@]}"; do
   name=${w%%|*}; rest=${w#*|}; runs=${rest%%|*}; args=${rest#*|}
-  c=(); a=()
-  for _ in $(seq "$ROUNDS"); do
-    c+=("$(bench "$args" chunked "$runs")")
-    a+=("$(bench "$args" adaptive "$runs")")
-  done
-  cm=$(printf '%s\n' "${c[@]}" | median); am=$(printf '%s\n' "${a[@]}" | median)
+  chunked() { bench "$args" chunked "$runs"; }
+  adaptive() { bench "$args" adaptive "$runs"; }
+  read -r cm am < <(alternate "$ROUNDS" chunked adaptive)
   printf '| %s | %s | %s | %.2fx |\n' "$name" "$cm" "$am" "$(echo "$am / $cm" | bc -l)"
 done

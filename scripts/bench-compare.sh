@@ -16,17 +16,14 @@ WORKLOADS=(
   "conv duet|--policy duet"
   "conv muxwise|--policy muxwise"
 )
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+source scripts/bench-lib.sh
 bench() { "$1" bench --trace "$CONV" $2 --runs 5 2>/dev/null | sed -n 's/.*median \([0-9.]*\) s.*/\1/p'; }
 printf '| workload | old median (s) | new median (s) | old / new |\n|---|---:|---:|---:|\n'
 for w in "${WORKLOADS[@]}"; do
   name=${w%%|*}; args=${w#*|}
-  old=(); new=()
-  for _ in $(seq "$ROUNDS"); do
-    old+=("$(bench "$OLD" "$args")")
-    new+=("$(bench "$NEW" "$args")")
-  done
-  o=$(printf '%s\n' "${old[@]}" | median); n=$(printf '%s\n' "${new[@]}" | median)
+  old() { bench "$OLD" "$args"; }
+  new() { bench "$NEW" "$args"; }
+  read -r o n < <(alternate "$ROUNDS" old new)
   printf '| %s | %s | %s | %.2fx |\n' "$name" "$o" "$n" "$(echo "$o / $n" | bc -l)"
 done
 for b in "$OLD" "$NEW"; do
