@@ -82,53 +82,29 @@ impl<E: Ord> EventQueue<E> {
     }
 
     /// The time of the next event if it is due by `by`, satisfies `pred`, and is the only event due by its time:
-    /// what [`EventQueue::pop_sole_if`] would take, without taking it.
-    pub fn peek_sole_if(&self, by: Nanos, pred: impl FnOnce(&E) -> bool) -> Option<Nanos> {
-        let (t, s, e) = match (self.run.front(), self.heap.peek()) {
-            (Some((t, s, e)), Some(Reverse((ht, hs, he)))) => {
-                if (t, s) < (ht, hs) {
-                    (*t, *s, e)
-                } else {
-                    (*ht, *hs, he)
-                }
-            }
-            (Some((t, s, e)), None) => (*t, *s, e),
-            (None, Some(Reverse((ht, hs, he)))) => (*ht, *hs, he),
-            (None, None) => return None,
-        };
-        if t > by || !pred(e) {
-            return None;
-        }
-        // The second smallest key: the other store's front, or the next in the run, or the heap's next.
-        let from_run = self.run.front().is_some_and(|&(rt, rs, _)| (rt, rs) == (t, s));
-        let after = if from_run {
-            let next_run = self.run.get(1).map(|&(rt, _, _)| rt);
-            let heap = self.heap.peek().map(|Reverse((ht, _, _))| *ht);
-            [next_run, heap].into_iter().flatten().min()
-        } else {
-            // The heap's second smallest is one of the top's children; the run's front.
-            let run = self.run.front().map(|&(rt, _, _)| rt);
-            let heap = self
-                .heap
-                .iter()
-                .filter(|Reverse((ht, hs, _))| (*ht, *hs) != (t, s))
-                .map(|Reverse((ht, _, _))| *ht)
-                .min();
-            [run, heap].into_iter().flatten().min()
-        };
-        after.is_none_or(|n| n > t).then_some(t)
+    /// what [`EventQueue::pop_sole_if`] would take, left in its place.
+    pub fn peek_sole_if(&mut self, by: Nanos, pred: impl FnOnce(&E) -> bool) -> Option<Nanos> {
+        let e = self.take_sole_if(by, pred)?;
+        let t = e.0;
+        self.unpop(e);
+        Some(t)
     }
 
     /// Removes and returns the next event if it is due by `by`, satisfies `pred`, and is the only event due by
     /// its time (the one after it is strictly later); otherwise leaves the queue as it was (the event keeps its
     /// place in the (time, sequence) order).
     pub fn pop_sole_if(&mut self, by: Nanos, pred: impl FnOnce(&E) -> bool) -> Option<(Nanos, E)> {
+        self.take_sole_if(by, pred).map(|(t, _, e)| (t, e))
+    }
+
+    /// [`EventQueue::pop_sole_if`] with the event's sequence number.
+    fn take_sole_if(&mut self, by: Nanos, pred: impl FnOnce(&E) -> bool) -> Option<(Nanos, u64, E)> {
         let (t, seq, ev) = self.pop()?;
         if t > by || !pred(&ev) || self.next_time().is_some_and(|n| n <= t) {
             self.unpop((t, seq, ev));
             return None;
         }
-        Some((t, ev))
+        Some((t, seq, ev))
     }
 
     /// Events queued.

@@ -142,6 +142,12 @@ impl Request {
         self.phase = Phase::Prefilling;
     }
 
+    /// Whether the next token it emits ([`Request::emit_token`]) is its last: it finishes then.
+    #[inline]
+    pub fn next_token_is_last(&self) -> bool {
+        self.generated + 1 >= self.spec.output_tokens
+    }
+
     /// A token is produced at `now`: the first one sets `first_token`, later ones are a gap since the previous
     /// (the largest kept in `max_tbt`). The request decodes from now on, or is finished when this was its last
     /// output token.

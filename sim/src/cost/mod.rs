@@ -195,11 +195,24 @@ impl CostModel {
     fn attention(&self, sms: u32, q: u64, c: u64, rates: Option<&AttentionRates>) -> (Work, f64) {
         let m = &self.model;
         let w = ops::attention(q, c, m.num_q_heads, m.num_kv_heads, m.head_dim, m.dtype_bytes);
-        let t = match rates {
-            Some(r) => r.time(w, q == 1),
-            None => self.curves.attention_time(sms, w, q == 1),
-        };
-        (w, t)
+        (w, self.attention_of(sms, w, q == 1, rates))
+    }
+
+    /// The time of attention work `w` (`decode`: one new token) on `sms` SMs: from `rates` when the curves give
+    /// them, else through [`DeviceCurves::attention_time`] (the same value either way).
+    #[inline]
+    fn attention_of(&self, sms: u32, w: Work, decode: bool, rates: Option<&AttentionRates>) -> f64 {
+        match rates {
+            Some(r) => r.time(w, decode),
+            None => self.curves.attention_time(sms, w, decode),
+        }
+    }
+
+    /// A batch's new tokens and the sequences that emit a token.
+    #[inline]
+    fn counts(batch: &[SeqWork]) -> (u64, u64) {
+        let n = batch.iter().map(|w| u64::from(w.new_tokens)).sum();
+        (n, batch.iter().filter(|w| w.emits_token).count() as u64)
     }
 
     /// Predicted latency of one eagerly launched iteration running `batch` on `sms` SMs (module docs).
@@ -230,8 +243,7 @@ impl CostModel {
     /// (`total` is the same either way).
     #[inline(always)]
     fn iteration_with<const TALLY: bool>(&self, sms: u32, batch: &[SeqWork], launch: Launch) -> IterationCost {
-        let n: u64 = batch.iter().map(|w| u64::from(w.new_tokens)).sum();
-        let emitting = batch.iter().filter(|w| w.emits_token).count() as u64;
+        let (n, emitting) = Self::counts(batch);
         // Everything but attention and overhead depends on (SMs, n, emitting) only: from the memo.
         let mut fixed = self.fixed_part(sms, n, emitting);
         // Each request's attention ([`CostModel::attention_time`]), its traffic tallied in batch order.

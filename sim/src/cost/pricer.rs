@@ -54,16 +54,8 @@ impl CostModel {
             t.flops += w.flops;
             t.bytes += w.bytes;
         }
-        Pricer {
-            cost: self,
-            launch,
-            n: batch.iter().map(|w| u64::from(w.new_tokens)).sum(),
-            emitting: batch.iter().filter(|w| w.emits_token).count() as u64,
-            seqs: batch.len(),
-            attention,
-            decode,
-            prefill,
-        }
+        let (n, emitting) = Self::counts(batch);
+        Pricer { cost: self, launch, n, emitting, seqs: batch.len(), attention, decode, prefill }
     }
 }
 
@@ -95,14 +87,7 @@ impl Pricer<'_> {
 
     fn price(&self, sms: u32, fixed: &super::memo::Fixed, rates: Option<&AttentionRates>) -> u64 {
         let c = self.cost;
-        let attention: f64 = self
-            .attention
-            .iter()
-            .map(|&(w, decode)| match rates {
-                Some(r) => r.time(w, decode),
-                None => c.curves.attention_time(sms, w, decode),
-            })
-            .sum();
+        let attention: f64 = self.attention.iter().map(|&(w, decode)| c.attention_of(sms, w, decode, rates)).sum();
         c.assemble(fixed, attention, self.n, self.seqs, self.launch).total.0
     }
 

@@ -72,7 +72,7 @@ impl Engine {
         for item in &self.batches[0].items {
             let r = &self.requests[item.req().index()];
             // One step after the running one, by the requests that do not finish at its end.
-            if Self::finishes_next(r) {
+            if r.next_token_is_last() {
                 self.left.push((item.req(), r.generated + 1));
             } else {
                 self.work.push(item.work(r, 1));
@@ -103,7 +103,7 @@ impl Engine {
         let b = &self.batches[0];
         let (record, lane, decision, started) = (b.record, b.lane, b.decision, b.started);
         self.iterations[record - self.iter_base].end = now;
-        let items = std::mem::take(&mut self.batches[0].items);
+        let mut items = std::mem::take(&mut self.batches[0].items);
         if let Some(d) = decision {
             let rec = &mut self.decisions[d];
             let took = Some((now - started).0);
@@ -129,7 +129,6 @@ impl Engine {
         // finished leave (their in-flight mark, their KV, the running list, in item order); then, as the batch
         // starts again, KV for each remaining request's next token. Completions touch only the request, its gaps and
         // the watch, and allocations only the pool and the request, so without a finish one pass does both.
-        let mut items = items;
         let mut finished = false;
         for item in &items {
             let i = item.req().index();
@@ -181,7 +180,7 @@ impl Engine {
             }
             rec.decode_tokens += 1;
             let r = &self.requests[i];
-            if Self::finishes_next(r) {
+            if r.next_token_is_last() {
                 finishing = true;
                 self.left.push((item.req(), r.generated + 1));
             } else {
@@ -288,7 +287,7 @@ impl Engine {
                 return false;
             }
             let r = &self.requests[req.index()];
-            if Self::finishes_next(r) {
+            if r.next_token_is_last() {
                 finishing = true;
                 continue;
             }
@@ -297,12 +296,6 @@ impl Engine {
             need += u64::from(self.cfg.kv.blocks_beyond(r.blocks, r.kv_tokens + 2));
         }
         staying && (!finishing || self.may_finish_quietly()) && need <= u64::from(self.free_blocks())
-    }
-
-    /// Whether request `r`, decoding in the running step, finishes at its end.
-    #[inline]
-    fn finishes_next(r: &crate::request::Request) -> bool {
-        r.generated + 1 >= r.spec.output_tokens
     }
 
     /// Whether a request may finish inside a leap: its finish then only releases its KV. Not with a client holding

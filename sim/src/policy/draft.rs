@@ -9,7 +9,6 @@
 use super::{Batch, BatchItem, Lane, Plan, View};
 use crate::request::{Phase, ReqId};
 
-#[derive(Clone)]
 pub(super) struct Draft<'v, 'a> {
     view: &'v View<'a>,
     /// Blocks still free after the items and preemptions so far.

@@ -71,26 +71,20 @@ impl super::Settings for StaticSplitConfig {
     }
 }
 
-/// Builds the decode batch (`decode`: SMs and look-ahead) and the prefill batch (`prefill`: SMs and layer
-/// groups) of one plan from one draft, so KV accounting covers both; queued requests are admitted in the order
-/// of `order` when given (else queue order).
-pub(super) fn split_plan(
-    view: &View<'_>,
-    budget: u32,
-    max_num_seqs: usize,
-    decode: Option<(u32, u32)>,
-    prefill: Option<(u32, u32)>,
-    order: Option<&[crate::request::ReqId]>,
-) -> Plan {
+/// A draft of every running decode with KV for `decode`'s look-ahead (none when `decode` is `None`): where
+/// [`split_plan`] starts.
+fn decode_draft<'v, 'a>(view: &'v View<'a>, decode: Option<(u32, u32)>) -> Draft<'v, 'a> {
     let mut d = Draft::new(view, u32::MAX);
     if let Some((_, k)) = decode {
         d.decode_running(k);
     }
-    finish_split(d, budget, max_num_seqs, decode, prefill, order)
+    d
 }
 
-/// [`split_plan`] from a draft that already holds the decode items (or none when `decode` is `None`).
-fn finish_split(
+/// Builds the decode batch (`decode`: SMs and look-ahead) and the prefill batch (`prefill`: SMs and layer
+/// groups) of one plan from one draft `d` ([`decode_draft`] of `decode`), so KV accounting covers both; queued
+/// requests are admitted in the order of `order` when given (else queue order).
+pub(super) fn split_plan(
     mut d: Draft<'_, '_>,
     budget: u32,
     max_num_seqs: usize,
@@ -192,10 +186,11 @@ pub(super) fn layered_plan(
     };
     // The admission order matters only when a prefill batch is planned.
     let order = prefill.and_then(|_| order());
-    let mut plan = match (decode, probe) {
-        (Some(_), Some(d)) => finish_split(d, budget, max_num_seqs, decode, prefill, order.as_deref()),
-        _ => split_plan(view, budget, max_num_seqs, decode, prefill, order.as_deref()),
+    let draft = match (decode, probe) {
+        (Some(_), Some(d)) => d,
+        _ => decode_draft(view, decode),
     };
+    let mut plan = split_plan(draft, budget, max_num_seqs, decode, prefill, order.as_deref());
     plan.resize = resize;
     let started = decision.filter(|_| plan.batches.iter().any(|b| b.lane == Lane::Decode));
     if let Some((s, t)) = started {
@@ -261,7 +256,7 @@ impl Policy for StaticSplit {
     fn plan(&mut self, view: &View<'_>) -> Plan {
         let decode = view.on_lane(Lane::Decode).is_none().then_some((self.cfg.decode_sms, self.cfg.lookahead));
         let prefill = view.on_lane(Lane::Prefill).is_none().then_some((self.cfg.prefill_sms, 1));
-        split_plan(view, self.cfg.token_budget, self.cfg.max_num_seqs, decode, prefill, None)
+        split_plan(decode_draft(view, decode), self.cfg.token_budget, self.cfg.max_num_seqs, decode, prefill, None)
     }
 }
 

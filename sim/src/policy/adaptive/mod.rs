@@ -404,21 +404,9 @@ impl Adaptive {
         let total = view.total_sms;
         let mut budget = self.cfg.max_chunk;
         let order = self.cfg.mechanisms.hrrn.then(|| self.admission_order(view));
-        // Every running decode, drafted once: each takes one token of budget and none is ever refunded (a decode
-        // preempts only requests not drafted yet), so any budget above the tokens they took drafts the same.
-        let mut decodes = Draft::new(view, budget);
-        decodes.decode_running(1);
-        let taken = budget - decodes.budget;
         let (d, t) = loop {
-            let mut d = if taken < budget {
-                let mut d = decodes.clone();
-                d.budget = budget - taken;
-                d
-            } else {
-                let mut d = Draft::new(view, budget);
-                d.decode_running(1);
-                d
-            };
+            let mut d = Draft::new(view, budget);
+            d.decode_running(1);
             d.continue_prefills();
             match &order {
                 Some(ids) => d.admit_in_order(ids.iter().copied(), self.cfg.max_num_seqs),
