@@ -45,7 +45,7 @@ use crate::time::Nanos;
 pub use curves::{AttentionRates, DefaultCurves, DeviceCurves, Elementwise, LinearSmScaling};
 pub use efficiency::{EngineCurves, KernelEfficiency};
 use ops::Work;
-pub use pricer::Pricer;
+pub use pricer::{Pricer, PricerScratch};
 
 /// Settings of the cost model that are not properties of the model or GPU.
 #[derive(Debug, Clone, PartialEq)]

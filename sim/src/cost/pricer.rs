@@ -3,15 +3,26 @@
 //! attention work do not depend on the SM count, so they are computed once; each price is then
 //! [`CostModel::predict_ns`]'s value for that SM count, bit for bit (the same operations in the same order).
 //!
-//! A policy that only needs to know whether a size *misses* a target can ask [`Pricer::lower_bound_ns`] first, in
-//! O(1): with `F`, `B` the attention FLOPs and bytes summed per phase,
-//! `sum_r max(F_r / Pi, B_r / BW) >= max(F / Pi, B / BW)` (per phase), and the float sums differ from the exact
-//! ones by under `n` ulps each (`n` requests), so that bound shrunk by [`SLACK`] is below the computed attention
-//! sum for any batch under about a million requests. Only sizes whose bound meets the target are priced.
+//! A policy that only needs to know whether a size meets a target can ask [`Pricer::bounds_ns`] first, in O(1).
+//! Per phase, with `F_r`, `B_r` request `r`'s attention FLOPs and bytes, `F`, `B` their sums, `Pi` and `BW` the
+//! partition's attention FLOP rate and bandwidth, and `I = max_r F_r / B_r` (the highest arithmetic intensity):
+//! - lower: `sum_r max(F_r / Pi, B_r / BW) >= max(F / Pi, B / BW)`;
+//! - upper: `F_r / Pi = (F_r / B_r) B_r / Pi <= I B_r / Pi`, so
+//!   `sum_r max(F_r / Pi, B_r / BW) <= (B / BW) max(1, I BW / Pi)` (and `<= F / Pi + B / BW`; the smaller is
+//!   used). Decode attention is memory-bound (`I BW / Pi < 1`), so for a decode batch the two bounds differ by
+//!   rounding only.
+//!
+//! The float sums and quotients differ from the exact ones by under `n + 4` ulps each (`n` requests), so the
+//! lower bound shrunk by [`SLACK`] and the upper one grown by it enclose the computed attention sum for any batch
+//! under about a million requests; an iteration's total is non-decreasing in its attention term (a sum of
+//! non-negative terms and a rounding), so the bounds of the total enclose the price. A target (a predicate that
+//! holds for every price above one where it holds) is then settled without pricing unless it falls between them.
 
+use super::memo::Fixed;
 use super::{AttentionRates, CostModel, Launch, SeqWork, Work};
+use std::cell::RefCell;
 
-/// Relative margin of [`Pricer::lower_bound_ns`]'s attention bound against rounding (module docs).
+/// Relative margin of [`Pricer::bounds_ns`]'s attention bounds against rounding (module docs).
 pub const SLACK: f64 = 1e-9;
 
 /// FLOPs and bytes of attention summed over the requests of one phase.
@@ -19,6 +30,15 @@ pub const SLACK: f64 = 1e-9;
 struct Totals {
     flops: f64,
     bytes: f64,
+    /// The work of a request with the highest arithmetic intensity (`flops / bytes`).
+    peak: Work,
+}
+
+impl Totals {
+    /// `I`, the highest `flops / bytes` of a request (module docs).
+    fn intensity(&self) -> f64 {
+        if self.peak.flops > 0.0 { self.peak.flops / self.peak.bytes } else { 0.0 }
+    }
 }
 
 /// A batch ready to be priced on any SM count ([`CostModel::pricer`]).
@@ -37,13 +57,46 @@ pub struct Pricer<'c> {
     /// Attention work of the decoding requests and of the others.
     decode: Totals,
     prefill: Totals,
+    /// [`PricerScratch::per_sms`].
+    per_sms: RefCell<Vec<Option<PerSms>>>,
+    model: u64,
+}
+
+/// The buffers of a [`Pricer`], kept by a caller that prices one batch after another, so that building a pricer
+/// allocates nothing and what depends only on the SM count and the batch's token counts is looked up once per SM
+/// count while those counts stay the same ([`CostModel::pricer_in`], [`Pricer::into_scratch`]).
+#[derive(Debug, Clone, Default)]
+pub struct PricerScratch {
+    attention: Vec<(Work, bool)>,
+    /// The cost model whose values `per_sms` holds ([`CostModel`]'s memo identity; 0: none yet).
+    model: u64,
+    /// By SM count: the fixed part and attention rates last looked up, with the token counts they are for.
+    per_sms: Vec<Option<PerSms>>,
+}
+
+/// What one SM count costs apart from the requests' attention, for one `(n, emitting)` ([`PricerScratch`]).
+#[derive(Debug, Clone, Copy)]
+struct PerSms {
+    n: u64,
+    emitting: u64,
+    fixed: Fixed,
+    rates: Option<AttentionRates>,
 }
 
 impl CostModel {
     /// `batch` (launched as `launch`) ready to be priced on several SM counts ([`Pricer::predict_ns`]).
     pub fn pricer(&self, batch: &[SeqWork], launch: Launch) -> Pricer<'_> {
+        self.pricer_in(batch, launch, PricerScratch::default())
+    }
+
+    /// [`CostModel::pricer`] in the buffer `scratch` (its contents are replaced).
+    pub fn pricer_in(&self, batch: &[SeqWork], launch: Launch, scratch: PricerScratch) -> Pricer<'_> {
         let m = self.model();
-        let mut attention = Vec::with_capacity(batch.len());
+        let PricerScratch { mut attention, model, mut per_sms } = scratch;
+        if model != self.id {
+            per_sms.clear();
+        }
+        attention.clear();
         attention.extend(batch.iter().filter(|w| w.new_tokens > 0).map(|w| {
             let (q, c) = (u64::from(w.new_tokens), u64::from(w.cached_tokens));
             (super::ops::attention(q, c, m.num_q_heads, m.num_kv_heads, m.head_dim, m.dtype_bytes), q == 1)
@@ -53,48 +106,102 @@ impl CostModel {
             let t = if d { &mut decode } else { &mut prefill };
             t.flops += w.flops;
             t.bytes += w.bytes;
+            // `w.flops / w.bytes > peak.flops / peak.bytes`, without a division per request.
+            if w.flops * t.peak.bytes > t.peak.flops * w.bytes || t.peak.flops == 0.0 {
+                t.peak = w;
+            }
         }
         let (n, emitting) = Self::counts(batch);
-        Pricer { cost: self, launch, n, emitting, seqs: batch.len(), attention, decode, prefill }
+        let per_sms = RefCell::new(per_sms);
+        Pricer {
+            cost: self,
+            launch,
+            n,
+            emitting,
+            seqs: batch.len(),
+            attention,
+            decode,
+            prefill,
+            per_sms,
+            model: self.id,
+        }
     }
 }
 
 impl Pricer<'_> {
-    /// A lower bound of [`Pricer::predict_ns`] on `sms` SMs in O(1) (module docs): the fixed part, plus the
-    /// per-phase attention roofline of the summed work shrunk by [`SLACK`] when the curves give their attention
-    /// rates (nothing otherwise). A size whose bound already misses a target need not be priced.
-    pub fn lower_bound_ns(&self, sms: u32) -> u64 {
-        let c = self.cost;
-        self.bound(&c.fixed_part(sms, self.n, self.emitting), c.curves.attention_rates(sms).as_ref())
+    /// The pricer's buffer, for the next [`CostModel::pricer_in`].
+    pub fn into_scratch(self) -> PricerScratch {
+        PricerScratch { attention: self.attention, model: self.model, per_sms: self.per_sms.into_inner() }
     }
 
-    /// [`Pricer::predict_ns`] on `sms` SMs, or `None` when `hopeless` holds for [`Pricer::lower_bound_ns`]
-    /// (the price could only be higher): one memo lookup for both.
-    pub fn price_unless(&self, sms: u32, hopeless: impl FnOnce(u64) -> bool) -> Option<u64> {
+    /// The fixed part of the batch on `sms` SMs ([`CostModel::fixed_part`]) and the attention rates there, from
+    /// [`PricerScratch::per_sms`] when they were looked up for the same token counts.
+    fn parts(&self, sms: u32) -> (Fixed, Option<AttentionRates>) {
+        let i = sms as usize;
+        let mut per_sms = self.per_sms.borrow_mut();
+        if let Some(Some(e)) = per_sms.get(i)
+            && (e.n, e.emitting) == (self.n, self.emitting)
+        {
+            return (e.fixed, e.rates);
+        }
         let c = self.cost;
-        let fixed = c.fixed_part(sms, self.n, self.emitting);
-        let rates = c.curves.attention_rates(sms);
-        (!hopeless(self.bound(&fixed, rates.as_ref()))).then(|| self.price(sms, &fixed, rates.as_ref()))
+        let (fixed, rates) = (c.fixed_part(sms, self.n, self.emitting), c.curves.attention_rates(sms));
+        if per_sms.len() <= i {
+            per_sms.resize(i + 1, None);
+        }
+        per_sms[i] = Some(PerSms { n: self.n, emitting: self.emitting, fixed, rates });
+        (fixed, rates)
     }
 
-    fn bound(&self, fixed: &super::memo::Fixed, rates: Option<&AttentionRates>) -> u64 {
-        let attention = rates.map_or(0.0, |r| {
-            let phase = |t: Totals, bw: f64| (t.flops / r.flops).max(t.bytes / bw);
-            (phase(self.decode, r.decode_bandwidth) + phase(self.prefill, r.prefill_bandwidth)) * (1.0 - SLACK)
-        });
+    /// Bounds `(lower, upper)` of [`Pricer::predict_ns`] on `sms` SMs, in O(1) (module docs): the fixed part plus
+    /// the per-phase attention bounds. Without the curves' attention rates the lower bound is the fixed part
+    /// alone and the upper one `u64::MAX`.
+    pub fn bounds_ns(&self, sms: u32) -> (u64, u64) {
+        let (fixed, rates) = self.parts(sms);
+        let Some(r) = rates else {
+            return (self.total(&fixed, 0.0), u64::MAX);
+        };
+        let lower = |t: Totals, bw: f64| (t.flops / r.flops).max(t.bytes / bw);
+        let upper = |t: Totals, bw: f64| {
+            let memory = t.bytes / bw;
+            (t.flops / r.flops + memory).min(memory * (t.intensity() * bw / r.flops).max(1.0))
+        };
+        let (d, p) = (r.decode_bandwidth, r.prefill_bandwidth);
+        let lo = (lower(self.decode, d) + lower(self.prefill, p)) * (1.0 - SLACK);
+        let hi = (upper(self.decode, d) + upper(self.prefill, p)) * (1.0 + SLACK);
+        (self.total(&fixed, lo), self.total(&fixed, hi))
+    }
+
+    /// Whether `misses` holds for the price on `sms` SMs, `misses` being a target missed (it holds for every price
+    /// above one where it holds): settled by [`Pricer::bounds_ns`] when it holds for the lower bound or fails for
+    /// the upper one, else priced. With the price when one was made.
+    pub fn misses(&self, sms: u32, misses: impl Fn(u64) -> bool) -> (bool, Option<u64>) {
+        let (lo, hi) = self.bounds_ns(sms);
+        if misses(lo) {
+            (true, None)
+        } else if !misses(hi) {
+            (false, None)
+        } else {
+            let t = self.predict_ns(sms);
+            (misses(t), Some(t))
+        }
+    }
+
+    /// The total of an iteration with this batch's counts, fixed part `fixed` and attention sum `attention`.
+    fn total(&self, fixed: &Fixed, attention: f64) -> u64 {
         self.cost.assemble(fixed, attention, self.n, self.seqs, self.launch).total.0
     }
 
-    fn price(&self, sms: u32, fixed: &super::memo::Fixed, rates: Option<&AttentionRates>) -> u64 {
+    fn price(&self, sms: u32, fixed: &Fixed, rates: Option<&AttentionRates>) -> u64 {
         let c = self.cost;
         let attention: f64 = self.attention.iter().map(|&(w, decode)| c.attention_of(sms, w, decode, rates)).sum();
-        c.assemble(fixed, attention, self.n, self.seqs, self.launch).total.0
+        self.total(fixed, attention)
     }
 
     /// [`CostModel::predict_ns`] of the batch on `sms` SMs.
     pub fn predict_ns(&self, sms: u32) -> u64 {
-        let c = self.cost;
-        self.price(sms, &c.fixed_part(sms, self.n, self.emitting), c.curves.attention_rates(sms).as_ref())
+        let (fixed, rates) = self.parts(sms);
+        self.price(sms, &fixed, rates.as_ref())
     }
 }
 
@@ -130,9 +237,11 @@ mod tests {
                     for sms in 1..=132 {
                         let want = cm.predict_ns(sms, batch, launch);
                         assert_eq!(p.predict_ns(sms), want, "{sms} SMs, {} seqs", batch.len());
-                        assert!(p.lower_bound_ns(sms) <= want, "{sms} SMs, {} seqs", batch.len());
-                        assert_eq!(p.price_unless(sms, |_| false), Some(want));
-                        assert_eq!(p.price_unless(sms, |b| b == p.lower_bound_ns(sms)), None);
+                        let (lo, hi) = p.bounds_ns(sms);
+                        assert!(lo <= want && want <= hi, "{sms} SMs, {} seqs: {lo} {want} {hi}", batch.len());
+                        // Settled by a bound, or priced when the target falls between them.
+                        assert_eq!(p.misses(sms, |t| t > want), (false, (hi > want).then_some(want)));
+                        assert_eq!(p.misses(sms, |t| t >= want), (true, (lo < want).then_some(want)));
                         assert_eq!(cm.iteration_launched(sms, batch, launch).total.0, want);
                     }
                 }
@@ -140,11 +249,35 @@ mod tests {
         }
     }
 
+    /// A pricer built in a scratch another batch (other token counts) or another cost model used prices as a
+    /// fresh one: nothing cached for other counts or curves is reused.
+    #[test]
+    fn a_reused_scratch_prices_as_a_fresh_pricer() {
+        let gpu = GpuSpec::by_name("h100-sxm").unwrap();
+        let small = CostModel::new(ModelSpec::resolve("qwen3-8b").unwrap(), gpu.clone(), CostConfig::default());
+        let large = CostModel::new(ModelSpec::resolve("qwen3-14b").unwrap(), gpu, CostConfig::default());
+        let decode =
+            |n: u32, c: u32| (0..n).map(move |i| SeqWork { new_tokens: 1, cached_tokens: c + i, emits_token: true });
+        let batches: Vec<Vec<SeqWork>> =
+            vec![decode(8, 100).collect(), decode(9, 100).collect(), decode(8, 5000).collect()];
+        let mut scratch = PricerScratch::default();
+        for cm in [&small, &large, &small] {
+            for batch in &batches {
+                let p = cm.pricer_in(batch, Launch::Eager, scratch);
+                for sms in [4, 8, 64, 132, 8] {
+                    assert_eq!(p.predict_ns(sms), cm.predict_ns(sms, batch, Launch::Eager), "{sms} SMs");
+                    assert_eq!(p.bounds_ns(sms), cm.pricer(batch, Launch::Eager).bounds_ns(sms));
+                }
+                scratch = p.into_scratch();
+            }
+        }
+    }
+
     proptest::proptest! {
-        /// The O(1) bound never exceeds the price, on any batch (decodes over long contexts, where it is tight,
-        /// mixed with prefill chunks) and SM count.
+        /// The O(1) bounds enclose the price, on any batch (decodes over long contexts, where they are tight,
+        /// mixed with prefill chunks) and SM count, and a target settled by them is settled as the price would.
         #[test]
-        fn the_lower_bound_is_below_the_price(
+        fn the_bounds_enclose_the_price(
             seqs in proptest::collection::vec((0u32..3, 0u32..200_000, 1u32..4096), 1..400),
             sms in 1u32..=132,
         ) {
@@ -158,7 +291,11 @@ mod tests {
                 .map(|&(kind, c, q)| SeqWork { new_tokens: if kind == 0 { q } else { 1 }, cached_tokens: c, emits_token: kind != 2 })
                 .collect();
             let p = cm.pricer(&batch, Launch::Eager);
-            proptest::prop_assert!(p.lower_bound_ns(sms) <= p.predict_ns(sms));
+            let (lo, hi, price) = (p.bounds_ns(sms).0, p.bounds_ns(sms).1, p.predict_ns(sms));
+            proptest::prop_assert!(lo <= price && price <= hi, "{} {} {}", lo, price, hi);
+            for target in [lo, price, hi, (lo + hi) / 2] {
+                proptest::prop_assert_eq!(p.misses(sms, |t| t > target).0, price > target);
+            }
         }
     }
 }

@@ -102,10 +102,15 @@ pub(super) fn split_plan(
     }
     let (preempt, items) = d.into_parts();
     let prefills = items.iter().filter(|it| matches!(it, super::BatchItem::Prefill { .. })).count();
-    let (mut pre, mut dec) = (Vec::with_capacity(prefills), Vec::with_capacity(items.len() - prefills));
-    for it in items {
-        if matches!(it, super::BatchItem::Prefill { .. }) { pre.push(it) } else { dec.push(it) }
-    }
+    let (pre, dec) = if prefills == 0 {
+        (Vec::new(), items)
+    } else {
+        let (mut pre, mut dec) = (Vec::with_capacity(prefills), Vec::with_capacity(items.len() - prefills));
+        for it in items {
+            if matches!(it, super::BatchItem::Prefill { .. }) { pre.push(it) } else { dec.push(it) }
+        }
+        (pre, dec)
+    };
     let mut batches = Vec::new();
     if let (Some((sms, k)), false) = (decode, dec.is_empty()) {
         batches.push(Batch { lookahead: k, ..Batch::new(Lane::Decode, sms, dec) });
@@ -319,6 +324,8 @@ pub struct MuxWise {
     /// Legal decode partition sizes (with a legal remainder), ascending.
     decode_sizes: Vec<u32>,
     segments: u32,
+    /// The pricer's buffers, kept between decode steps.
+    scratch: std::cell::RefCell<crate::cost::PricerScratch>,
 }
 
 impl MuxWise {
@@ -334,25 +341,24 @@ impl MuxWise {
         let g: Granularity = ctx.granularity;
         let decode_sizes = g.splits(ctx.total_sms).into_iter().map(|(d, _)| d).collect();
         let segments = (ctx.cost.model().num_layers as u32).div_ceil(cfg.layers_per_segment).max(1);
-        Ok(Self { cfg, ctx, decode_sizes, segments })
+        Ok(Self { cfg, ctx, decode_sizes, segments, scratch: Default::default() })
     }
 
     /// Smallest legal decode partition whose guarded step time meets the target, else the largest legal one;
     /// with its predicted step time.
     fn decode_partition(&self, work: &[SeqWork]) -> (u32, u64) {
-        let pricer = self.ctx.cost.pricer(work, Launch::Eager);
-        let predict = |s: u32| pricer.predict_ns(s);
+        let pricer = self.ctx.cost.pricer_in(work, Launch::Eager, self.scratch.take());
         let meets = |t: u64| t as f64 * (1.0 + self.cfg.guard) <= self.cfg.tbt_target_ns as f64;
-        for &s in &self.decode_sizes {
-            // Sizes certain to miss (Pricer::lower_bound_ns) are passed over unpriced.
-            if let Some(t) = pricer.price_unless(s, |lb| !meets(lb))
-                && meets(t)
-            {
-                return (s, t);
-            }
-        }
-        let s = *self.decode_sizes.last().expect("validated: the granularity splits this GPU");
-        (s, predict(s))
+        // Priced only when the O(1) bounds (Pricer::misses) leave it open, and for the size chosen.
+        let found = self.decode_sizes.iter().find_map(|&s| match pricer.misses(s, |t| !meets(t)) {
+            (false, t) => Some((s, t)),
+            (true, _) => None,
+        });
+        let (s, t) =
+            found.unwrap_or((*self.decode_sizes.last().expect("validated: the granularity splits this GPU"), None));
+        let t = t.unwrap_or_else(|| pricer.predict_ns(s));
+        self.scratch.replace(pricer.into_scratch());
+        (s, t)
     }
 }
 

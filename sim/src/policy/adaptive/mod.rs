@@ -31,8 +31,9 @@
 //!    are predicted a little slower than a smaller one), and there bisection may choose a slightly larger
 //!    partition than a linear scan would (Qwen3-8B at 30 req/s on the bundled excerpt: 96 SMs where the scan
 //!    took 84, both predicted at 24.1 ms). It costs `log2 n` predictions instead of up to `n`
-//!    (32 legal green-context sizes on 132 SMs), which is most of the policy's time; a size whose O(1) lower
-//!    bound already misses is not priced at all ([`crate::cost::Pricer::price_unless`]: same choices).
+//!    (32 legal green-context sizes on 132 SMs), which is most of the policy's time; a size whose O(1) bounds
+//!    already settle whether it meets the target is not priced at all ([`crate::cost::Pricer::bounds_ns`]: same
+//!    choices).
 //!    When `S_d` needs SMs the running prefill holds, the prefill is shrunk at its next layer boundary, and the
 //!    decode step waits for it only if the wait (to the boundary the prefill batch is expected to reach) plus
 //!    the step still meets the join bound of rule 4; otherwise it starts at once on the free SMs (the smallest
@@ -83,19 +84,52 @@ pub use config::{AdaptiveConfig, ENTRY, Mechanisms, NAME};
 use super::draft::Draft;
 use super::split::layered_plan;
 use super::{BatchItem, Decision, Lane, Mode, Plan, Policy, PolicyContext, QuietStep, Repeat, View};
-use crate::cost::{Launch, Pricer, SeqWork};
+use crate::cost::{Launch, Pricer, PricerScratch, SeqWork};
 use crate::error::ConfigError;
 use crate::request::{Phase, ReqId};
 use crate::time::Nanos;
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::VecDeque;
 
 /// Decode step predictions of one plan (its decode work, priced once per legal decode size asked about).
 struct Memo<'c> {
     /// The work, priced lazily ([`crate::cost::CostModel::pricer`]).
     pricer: OnceCell<Pricer<'c>>,
-    /// By index into the legal decode sizes.
+    /// By index into the legal decode sizes: prices, and the O(1) bounds ([`Pricer::bounds_ns`]).
     prices: RefCell<Vec<Option<u64>>>,
+    bounds: RefCell<Vec<Option<(u64, u64)>>>,
+    /// The buffer the pricer is built in (the policy's, lent for one plan).
+    scratch: Cell<PricerScratch>,
+}
+
+/// [`Memo`]'s buffers, kept by the policy between plans (no allocation per plan).
+#[derive(Debug, Default)]
+struct Buffers {
+    prices: Vec<Option<u64>>,
+    bounds: Vec<Option<(u64, u64)>>,
+    scratch: PricerScratch,
+}
+
+impl Memo<'_> {
+    /// An empty memo for `sizes` legal decode sizes in `b`'s buffers.
+    fn new(mut b: Buffers, sizes: usize) -> Self {
+        b.prices.clear();
+        b.prices.resize(sizes, None);
+        b.bounds.clear();
+        b.bounds.resize(sizes, None);
+        Memo {
+            pricer: OnceCell::new(),
+            prices: RefCell::new(b.prices),
+            bounds: RefCell::new(b.bounds),
+            scratch: Cell::new(b.scratch),
+        }
+    }
+
+    /// The buffers, for the next plan's memo.
+    fn into_buffers(self) -> Buffers {
+        let scratch = self.pricer.into_inner().map_or_else(|| self.scratch.into_inner(), Pricer::into_scratch);
+        Buffers { prices: self.prices.into_inner(), bounds: self.bounds.into_inner(), scratch }
+    }
 }
 
 /// Queued requests (from the head of the queue) that the admission order considers.
@@ -129,6 +163,8 @@ pub struct Adaptive {
     /// Requests seen to finish, and their output tokens.
     finished: u64,
     finished_tokens: u64,
+    /// [`Memo`]'s buffers, kept between plans.
+    buffers: Buffers,
 }
 
 impl Adaptive {
@@ -190,6 +226,7 @@ impl Adaptive {
             finished: 0,
             finished_tokens: 0,
             prefill_rate,
+            buffers: Buffers::default(),
         })
     }
 
@@ -361,20 +398,23 @@ impl Adaptive {
     fn choose<'s>(&'s self, memo: &Memo<'s>, work: &[SeqWork], n: usize) -> (u32, u64, bool) {
         // Bisection (module docs, rule 3): O(log n) predictions instead of n, each made at most once.
         let sizes = &self.decode_sizes[..n];
-        let pricer = memo.pricer.get_or_init(|| self.ctx.cost.pricer(work, Launch::Eager));
+        let pricer = memo.pricer.get_or_init(|| self.ctx.cost.pricer_in(work, Launch::Eager, memo.scratch.take()));
         let predict =
             |i: usize| -> u64 { *memo.prices.borrow_mut()[i].get_or_insert_with(|| pricer.predict_ns(sizes[i])) };
-        // `r x t_d <= bound`, unpriced when the O(1) lower bound of `t_d` already misses (`r` is positive).
+        // `r x t_d <= bound`, unpriced when the O(1) bounds of `t_d` settle it (`r` is positive).
         let meets = |i: usize, bound: f64| {
             let misses = |t: u64| t as f64 * self.ratio > bound;
-            let known = memo.prices.borrow()[i];
-            match known.or_else(|| pricer.price_unless(sizes[i], misses)) {
-                Some(t) => {
-                    memo.prices.borrow_mut()[i] = Some(t);
-                    !misses(t)
-                }
-                None => false,
+            if let Some(t) = memo.prices.borrow()[i] {
+                return !misses(t);
             }
+            let (lo, hi) = *memo.bounds.borrow_mut()[i].get_or_insert_with(|| pricer.bounds_ns(sizes[i]));
+            if misses(lo) {
+                return false;
+            }
+            if !misses(hi) {
+                return true;
+            }
+            !misses(predict(i))
         };
         let last = n - 1;
         for bound in [self.step_ns(), self.join_ns] {
@@ -550,9 +590,9 @@ impl Policy for Adaptive {
             self.observe(view);
             self.steer(view);
         }
+        let memo = Memo::new(std::mem::take(&mut self.buffers), self.decode_sizes.len());
         let order = || self.cfg.mechanisms.hrrn.then(|| self.admission_order(view));
         // `layered_plan` passes the same decode work to both closures.
-        let memo = Memo { pricer: OnceCell::new(), prices: RefCell::new(vec![None; self.decode_sizes.len()]) };
         let (plan, started) = layered_plan(
             view,
             self.cfg.token_budget,
@@ -562,6 +602,7 @@ impl Policy for Adaptive {
             &|w, free| self.interim(view, &memo, w, free),
             &order,
         );
+        self.buffers = memo.into_buffers();
         if let Some((_, t)) = started {
             self.pending = Some((view.now, t));
         }
