@@ -26,6 +26,17 @@ impl Nanos {
         Nanos(x.round() as u64)
     }
 
+    /// A non-negative number of nanoseconds rounded up, exactly as `x.ceil() as u64`; below 2^53 without a
+    /// call to `ceil` (see [`Nanos::from_secs_f64`]).
+    #[inline]
+    pub fn ceil(x: f64) -> Nanos {
+        if (0.0..9_007_199_254_740_992.0).contains(&x) {
+            let t = x as u64;
+            return Nanos(t + u64::from((t as f64) < x));
+        }
+        Nanos(x.ceil() as u64)
+    }
+
     /// This time in milliseconds, for reports.
     pub fn as_ms(self) -> f64 {
         self.0 as f64 / 1e6
@@ -78,7 +89,24 @@ mod tests {
         }
     }
 
+    #[test]
+    fn rounding_up_matches_ceil_at_integers_and_edges() {
+        let edges: [f64; 7] = [0.0, 0.5, 1.0, 2.0, 4_503_599_627_370_495.5, 9_007_199_254_740_991.0, 1e19];
+        for x in edges {
+            for x in [x, f64::from_bits(x.to_bits() + 1), f64::from_bits(x.to_bits().saturating_sub(1))] {
+                assert_eq!(Nanos::ceil(x).0, x.ceil() as u64, "{x:e}");
+            }
+        }
+    }
+
     proptest::proptest! {
+        #[test]
+        fn rounding_up_matches_ceil(bits in 0u64..0x4400_0000_0000_0000, x in 0.0f64..1e12) {
+            for x in [f64::from_bits(bits), x] {
+                proptest::prop_assert_eq!(Nanos::ceil(x).0, x.ceil() as u64);
+            }
+        }
+
         #[test]
         fn rounding_matches_round(bits in 0u64..0x4400_0000_0000_0000, secs in 0.0f64..1e6) {
             // Any non-negative double up to 2^65 ns, and seconds on the scale of a run.

@@ -76,6 +76,22 @@ mod tests {
         assert_eq!(linear(1, 128, 64, 2), Work { flops: 16_384.0, bytes: 16_768.0 });
     }
 
+    /// At one new token, attention work is affine in the context: `W(c) = W(0) + c (W(1) - W(0))` (what
+    /// `Pricer` sums decoding requests by), exactly for the bundled models' shapes up to the longest contexts.
+    #[test]
+    fn decode_attention_is_affine_in_the_context() {
+        for (h_q, h_kv, d_h, s) in [(32, 8, 128, 2), (40, 8, 128, 2), (64, 8, 128, 2), (4, 2, 16, 2), (28, 4, 128, 1)] {
+            let w = |c: u64| attention(1, c, h_q, h_kv, d_h, s);
+            let (w0, w1) = (w(0), w(1));
+            for c in [0, 1, 2, 17, 4095, 131_072, 1 << 20, (1 << 24) + 3] {
+                let cf = c as f64;
+                let affine =
+                    Work { flops: w0.flops + cf * (w1.flops - w0.flops), bytes: w0.bytes + cf * (w1.bytes - w0.bytes) };
+                assert_eq!(w(c), affine, "context {c}, heads {h_q}/{h_kv}");
+            }
+        }
+    }
+
     #[test]
     fn elementwise_counts_by_hand() {
         // n = 3, h = 64: F = 960; B = (768 + 64) * 2 = 1,664.

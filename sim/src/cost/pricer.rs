@@ -39,6 +39,18 @@ impl Totals {
     fn intensity(&self) -> f64 {
         if self.peak.flops > 0.0 { self.peak.flops / self.peak.bytes } else { 0.0 }
     }
+
+    /// Adds request work `w`.
+    fn add(&mut self, w: Work) {
+        self.flops += w.flops;
+        self.bytes += w.bytes;
+        self.peak = Self::denser(self.peak, w);
+    }
+
+    /// The one of `a`, `b` with the higher intensity (`b` when `a` has no FLOPs), without a division.
+    fn denser(a: Work, b: Work) -> Work {
+        if b.flops * a.bytes > a.flops * b.bytes || a.flops == 0.0 { b } else { a }
+    }
 }
 
 /// A batch ready to be priced on any SM count ([`CostModel::pricer`]).
@@ -52,8 +64,8 @@ pub struct Pricer<'c> {
     emitting: u64,
     /// Sequences (for the per-sequence host overhead).
     seqs: usize,
-    /// Each request with new tokens: its attention work and whether it decodes (one new token), in batch order.
-    attention: Vec<(Work, bool)>,
+    /// The batch (each request's attention is computed when a price is asked for).
+    batch: Vec<SeqWork>,
     /// Attention work of the decoding requests and of the others.
     decode: Totals,
     prefill: Totals,
@@ -67,7 +79,7 @@ pub struct Pricer<'c> {
 /// count while those counts stay the same ([`CostModel::pricer_in`], [`Pricer::into_scratch`]).
 #[derive(Debug, Clone, Default)]
 pub struct PricerScratch {
-    attention: Vec<(Work, bool)>,
+    batch: Vec<SeqWork>,
     /// The cost model whose values `per_sms` holds ([`CostModel`]'s memo identity; 0: none yet).
     model: u64,
     /// By SM count: the fixed part and attention rates last looked up, with the token counts they are for.
@@ -92,26 +104,46 @@ impl CostModel {
     /// [`CostModel::pricer`] in the buffer `scratch` (its contents are replaced).
     pub fn pricer_in(&self, batch: &[SeqWork], launch: Launch, scratch: PricerScratch) -> Pricer<'_> {
         let m = self.model();
-        let PricerScratch { mut attention, model, mut per_sms } = scratch;
+        let work =
+            |q: u64, c: u64| super::ops::attention(q, c, m.num_q_heads, m.num_kv_heads, m.head_dim, m.dtype_bytes);
+        let PricerScratch { batch: mut requests, model, mut per_sms } = scratch;
         if model != self.id {
             per_sms.clear();
         }
-        attention.clear();
-        attention.extend(batch.iter().filter(|w| w.new_tokens > 0).map(|w| {
-            let (q, c) = (u64::from(w.new_tokens), u64::from(w.cached_tokens));
-            (super::ops::attention(q, c, m.num_q_heads, m.num_kv_heads, m.head_dim, m.dtype_bytes), q == 1)
-        }));
-        let (mut decode, mut prefill) = (Totals::default(), Totals::default());
-        for &(w, d) in &attention {
-            let t = if d { &mut decode } else { &mut prefill };
-            t.flops += w.flops;
-            t.bytes += w.bytes;
-            // `w.flops / w.bytes > peak.flops / peak.bytes`, without a division per request.
-            if w.flops * t.peak.bytes > t.peak.flops * w.bytes || t.peak.flops == 0.0 {
-                t.peak = w;
+        requests.clear();
+        requests.extend_from_slice(batch);
+        // The batch's token counts (as `CostModel::counts`); decoding requests by their count and contexts (sum,
+        // least, most); the others one by one.
+        let (mut n, mut emitting) = (0u64, 0u64);
+        let (mut decodes, mut context, mut least, mut most) = (0u64, 0u64, u64::MAX, 0u64);
+        let mut prefill = Totals::default();
+        for w in &requests {
+            n += u64::from(w.new_tokens);
+            emitting += u64::from(w.emits_token);
+            let c = u64::from(w.cached_tokens);
+            if w.new_tokens == 0 {
+                continue;
+            } else if w.new_tokens == 1 {
+                (decodes, context) = (decodes + 1, context + c);
+                (least, most) = (least.min(c), most.max(c));
+            } else {
+                prefill.add(work(u64::from(w.new_tokens), c));
             }
         }
-        let (n, emitting) = Self::counts(batch);
+        // A request's attention work at one new token is affine in its context `c` (`ops::attention`), so the
+        // decoding requests' sum is `k W(0) + (sum c) (W(1) - W(0))` and the densest of them has the least or the
+        // most context.
+        let decode = if decodes == 0 {
+            Totals::default()
+        } else {
+            let (w0, w1) = (work(1, 0), work(1, 1));
+            let (k, sum) = (decodes as f64, context as f64);
+            Totals {
+                flops: k * w0.flops + sum * (w1.flops - w0.flops),
+                bytes: k * w0.bytes + sum * (w1.bytes - w0.bytes),
+                peak: Totals::denser(work(1, least), work(1, most)),
+            }
+        };
         let per_sms = RefCell::new(per_sms);
         Pricer {
             cost: self,
@@ -119,7 +151,7 @@ impl CostModel {
             n,
             emitting,
             seqs: batch.len(),
-            attention,
+            batch: requests,
             decode,
             prefill,
             per_sms,
@@ -131,7 +163,7 @@ impl CostModel {
 impl Pricer<'_> {
     /// The pricer's buffer, for the next [`CostModel::pricer_in`].
     pub fn into_scratch(self) -> PricerScratch {
-        PricerScratch { attention: self.attention, model: self.model, per_sms: self.per_sms.into_inner() }
+        PricerScratch { batch: self.batch, model: self.model, per_sms: self.per_sms.into_inner() }
     }
 
     /// The fixed part of the batch on `sms` SMs ([`CostModel::fixed_part`]) and the attention rates there, from
@@ -194,7 +226,12 @@ impl Pricer<'_> {
 
     fn price(&self, sms: u32, fixed: &Fixed, rates: Option<&AttentionRates>) -> u64 {
         let c = self.cost;
-        let attention: f64 = self.attention.iter().map(|&(w, decode)| c.attention_of(sms, w, decode, rates)).sum();
+        let attention: f64 = self
+            .batch
+            .iter()
+            .filter(|w| w.new_tokens > 0)
+            .map(|w| c.attention(sms, u64::from(w.new_tokens), u64::from(w.cached_tokens), rates).1)
+            .sum();
         self.total(fixed, attention)
     }
 

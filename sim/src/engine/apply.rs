@@ -152,8 +152,10 @@ impl Engine {
             self.decisions.len() - 1
         });
         // Decode first (as DuetServe dispatches it): on a device its kernels are enqueued before the prefill's.
-        let (decode, others): (Vec<Batch>, Vec<Batch>) = plan.batches.into_iter().partition(|b| b.lane == Lane::Decode);
-        for batch in decode.into_iter().chain(others) {
+        let mut batches = plan.batches;
+        // A stable sort (no allocation for a plan's few batches): the decode batches, then the others, each in plan order.
+        batches.sort_by_key(|b| b.lane != Lane::Decode);
+        for batch in batches {
             self.start(batch, decision, executor)?;
         }
         for r in plan.resize {

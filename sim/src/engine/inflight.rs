@@ -113,7 +113,7 @@ impl InFlight {
             self.rate = rate;
             self.version += 1;
             self.dirty = false;
-            return Some((now + Nanos((self.remaining / rate).ceil() as u64), self.version));
+            return Some((now + Nanos::ceil(self.remaining / rate), self.version));
         }
         None
     }
@@ -125,7 +125,7 @@ impl InFlight {
             lane: self.lane,
             sms: self.sms,
             started: self.started,
-            expected_end: now + Nanos((self.remaining / self.rate).ceil() as u64),
+            expected_end: now + Nanos::ceil(self.remaining / self.rate),
             segments_left: self.segments - self.segment - 1,
             pending_sms: self.pending_sms,
         }

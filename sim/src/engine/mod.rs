@@ -217,6 +217,8 @@ pub(crate) struct Engine {
     next_work: Vec<SeqWork>,
     /// Leaping: the requests that finish at the running step's end, with their generated tokens then.
     left: Vec<(ReqId, u32)>,
+    /// The running batches as the policy sees them ([`Engine::schedule`]'s buffer).
+    busy: Vec<RunningBatch>,
     /// Per request: the stamp of the last plan that named it (duplicate detection in `validate`).
     plan_stamp: Vec<u64>,
     stamp: u64,
@@ -299,6 +301,7 @@ impl Engine {
             work: Vec::new(),
             next_work: Vec::new(),
             left: Vec::new(),
+            busy: Vec::new(),
             plan_stamp: Vec::new(),
             stamp: 0,
             handoffs: Vec::new(),
@@ -528,7 +531,9 @@ impl Engine {
             if busy_sms >= self.cfg.num_sms || (self.waiting.is_empty() && self.running.is_empty()) {
                 return Ok(());
             }
-            let busy: Vec<RunningBatch> = self.batches.iter().map(|b| b.as_running(self.now)).collect();
+            let mut busy = std::mem::take(&mut self.busy);
+            busy.clear();
+            busy.extend(self.batches.iter().map(|b| b.as_running(self.now)));
             let view = View {
                 now: self.now,
                 waiting: &self.waiting,
@@ -542,6 +547,7 @@ impl Engine {
                 history: &self.iterations,
             };
             let plan = policy.plan(&view);
+            self.busy = busy;
             // After the policy has read the history of this moment (a step that just ended is seen once).
             self.trim_history();
             if plan.is_empty() {

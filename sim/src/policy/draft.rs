@@ -16,8 +16,9 @@ pub(super) struct Draft<'v, 'a> {
     /// Tokens still allowed in the batch.
     pub budget: u32,
     preempt: Vec<ReqId>,
-    /// Scheduled items with the blocks each one adds.
-    items: Vec<(BatchItem, u32)>,
+    /// Scheduled items, and the blocks each one adds (by position).
+    items: Vec<BatchItem>,
+    blocks: Vec<u32>,
     /// Per running position: preempted in this draft.
     preempted: Vec<bool>,
     /// Queued requests admitted ([`Draft::try_admit`]).
@@ -33,6 +34,7 @@ impl<'v, 'a> Draft<'v, 'a> {
             preempt: Vec::new(),
             // Room for every running request and a few admissions: a plan's items are seldom more.
             items: Vec::with_capacity(view.running.len() + 8),
+            blocks: Vec::with_capacity(view.running.len() + 8),
             preempted: vec![false; view.running.len()],
             admitted: 0,
         }
@@ -55,7 +57,7 @@ impl<'v, 'a> Draft<'v, 'a> {
             self.admitted,
             self.items
                 .iter()
-                .filter(|(it, _)| matches!(self.view.req(it.req()).phase(), Phase::Queued | Phase::Preempted))
+                .filter(|it| matches!(self.view.req(it.req()).phase(), Phase::Queued | Phase::Preempted))
                 .count()
         );
         self.view.running.len() - self.preempt.len() + self.admitted
@@ -203,7 +205,8 @@ impl<'v, 'a> Draft<'v, 'a> {
     fn push(&mut self, item: BatchItem, blocks: u32) {
         self.free -= blocks;
         self.budget -= item.tokens();
-        self.items.push((item, blocks));
+        self.items.push(item);
+        self.blocks.push(blocks);
     }
 
     fn newest_victim_after(&self, pos: usize) -> Option<usize> {
@@ -214,8 +217,8 @@ impl<'v, 'a> Draft<'v, 'a> {
 
     fn preempt_pos(&mut self, pos: usize) {
         let id = self.view.running[pos];
-        if let Some(i) = self.items.iter().position(|(it, _)| it.req() == id) {
-            let (item, blocks) = self.items.remove(i);
+        if let Some(i) = self.items.iter().position(|it| it.req() == id) {
+            let (item, blocks) = (self.items.remove(i), self.blocks.remove(i));
             self.free += blocks;
             self.budget += item.tokens();
         }
@@ -226,12 +229,12 @@ impl<'v, 'a> Draft<'v, 'a> {
 
     /// The items scheduled so far.
     pub fn items(&self) -> impl Iterator<Item = &BatchItem> {
-        self.items.iter().map(|(it, _)| it)
+        self.items.iter()
     }
 
     /// The preemptions and the scheduled items, for policies that split them into several batches.
     pub fn into_parts(self) -> (Vec<crate::request::ReqId>, Vec<BatchItem>) {
-        (self.preempt, self.items.into_iter().map(|(it, _)| it).collect())
+        (self.preempt, self.items)
     }
 
     /// The plan: preemptions, then one batch of everything scheduled on `lane` with `sms` SMs.
