@@ -58,6 +58,37 @@ fn attention_rates_give_the_same_times_as_attention_time() {
     }
 }
 
+/// The cost model times a decoding request's attention as its bytes over the decode bandwidth where every decode
+/// is memory-bound: the very `f64` of the curves' `max(F / Pi, B / BW)`, for every bundled model on the bundled
+/// profiles and datasheet curves, every SM count, contexts up to the longest; and that shortcut is taken.
+#[test]
+fn memory_bound_decodes_are_timed_as_the_curves_time_them() {
+    use duet_sim::ModelSpec;
+    use duet_sim::cost::{CostConfig, CostModel};
+    use std::sync::Arc;
+    let mut taken = 0;
+    for name in ["h100-sxm", "h200", "a100-80gb"] {
+        let g = GpuSpec::by_name(name).unwrap();
+        let curves: [Arc<dyn DeviceCurves>; 2] =
+            [Arc::new(Profile::resolve(name).unwrap().curves()), Arc::new(DefaultCurves::new(g.clone()))];
+        for c in curves {
+            for model in ModelSpec::bundled_names() {
+                let m = ModelSpec::resolve(model).unwrap();
+                let cm = CostModel::with_curves(m.clone(), g.clone(), c.clone(), CostConfig::default());
+                for sms in 1..=g.num_sms {
+                    taken += usize::from(cm.decode_is_memory_bound(sms));
+                    for ctx in [0, 1, 17, 4095, 32_768, 131_071, 1 << 20] {
+                        let w = ops::attention(1, ctx, m.num_q_heads, m.num_kv_heads, m.head_dim, m.dtype_bytes);
+                        let (a, b) = (cm.attention_time(sms, 1, ctx), c.attention_time(sms, w, true));
+                        assert_eq!(a.to_bits(), b.to_bits(), "{name} {model}: {sms} SMs, context {ctx}");
+                    }
+                }
+            }
+        }
+    }
+    assert!(taken > 0, "the memory-bound shortcut was never taken");
+}
+
 #[test]
 fn datasheet_profile_reproduces_the_default_curves() {
     for name in ["h100-sxm", "a100-80gb"] {

@@ -138,6 +138,9 @@ pub struct CostModel {
     gpu: GpuSpec,
     curves: Arc<dyn DeviceCurves>,
     config: CostConfig,
+    /// The highest arithmetic intensity (FLOPs / byte) of one decoding request's attention over every context
+    /// ([`CostModel::memory_bound_decode`]).
+    decode_intensity: f64,
 }
 
 impl CostModel {
@@ -151,7 +154,20 @@ impl CostModel {
     pub fn with_curves(model: ModelSpec, gpu: GpuSpec, curves: Arc<dyn DeviceCurves>, config: CostConfig) -> Self {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Self { id, model, gpu, curves, config }
+        // At one new token the work is affine in the context `c` (`ops::attention`): `W(c) = W(0) + c D`, so
+        // `F / B` moves monotonically from `F(0) / B(0)` towards `D_F / D_B` and never exceeds the larger.
+        let at = |c| ops::attention(1, c, model.num_q_heads, model.num_kv_heads, model.head_dim, model.dtype_bytes);
+        let (w0, w1) = (at(0), at(1));
+        let (df, db) = (w1.flops - w0.flops, w1.bytes - w0.bytes);
+        let limit = if db > 0.0 {
+            df / db
+        } else if df > 0.0 {
+            f64::INFINITY
+        } else {
+            0.0
+        };
+        let decode_intensity = (w0.flops / w0.bytes).max(limit);
+        Self { id, model, gpu, curves, config, decode_intensity }
     }
 
     /// The model this cost model describes.
@@ -186,16 +202,48 @@ impl CostModel {
 
     /// Time in seconds of one request's attention in one layer (`max(F_r / Pi_attn, B_r / BW)` by default).
     pub fn attention_time(&self, sms: u32, q: u64, c: u64) -> f64 {
-        self.attention(sms, q, c, self.curves.attention_rates(sms).as_ref()).1
+        let rates = self.curves.attention_rates(sms);
+        self.attention(sms, q, c, rates.as_ref(), self.memory_bound_decode(rates.as_ref())).1
     }
 
     /// One request's attention in one layer: its work and time (from `rates`, the partition's
-    /// [`DeviceCurves::attention_rates`] looked up once per iteration by the caller, when the curves have them).
+    /// [`DeviceCurves::attention_rates`] looked up once per iteration by the caller, when the curves have them;
+    /// `decode_bw` is [`CostModel::memory_bound_decode`] of them).
     #[inline]
-    fn attention(&self, sms: u32, q: u64, c: u64, rates: Option<&AttentionRates>) -> (Work, f64) {
+    fn attention(
+        &self,
+        sms: u32,
+        q: u64,
+        c: u64,
+        rates: Option<&AttentionRates>,
+        decode_bw: Option<f64>,
+    ) -> (Work, f64) {
         let m = &self.model;
         let w = ops::attention(q, c, m.num_q_heads, m.num_kv_heads, m.head_dim, m.dtype_bytes);
-        (w, self.attention_of(sms, w, q == 1, rates))
+        let t = match decode_bw {
+            Some(bw) if q == 1 => w.bytes / bw,
+            _ => self.attention_of(sms, w, q == 1, rates),
+        };
+        (w, t)
+    }
+
+    /// Whether every decoding request's attention is memory-bound on `sms` SMs (for any context), so that its time
+    /// is its bytes over the decode bandwidth ([`CostModel::memory_bound_decode`]): the cost model then skips the
+    /// compute side's division.
+    pub fn decode_is_memory_bound(&self, sms: u32) -> bool {
+        self.memory_bound_decode(self.curves.attention_rates(sms).as_ref()).is_some()
+    }
+
+    /// The decode bandwidth of `rates` when every decoding request's attention is memory-bound there, else `None`.
+    /// A decoding request's time is then its bytes over that bandwidth, bit for bit: with `I` the highest
+    /// intensity of a decoding request (`decode_intensity`) and `I BW < Pi` (checked with a relative margin of
+    /// 1e-9 against rounding), each request has `F_r / Pi < B_r / BW` exactly, so the rounded quotients keep that
+    /// order and `max(F_r / Pi, B_r / BW)` ([`AttentionRates::time`]) is the second; its division is skipped.
+    #[inline]
+    fn memory_bound_decode(&self, rates: Option<&AttentionRates>) -> Option<f64> {
+        rates
+            .filter(|r| self.decode_intensity * r.decode_bandwidth < r.flops * (1.0 - 1e-9))
+            .map(|r| r.decode_bandwidth)
     }
 
     /// The time of attention work `w` (`decode`: one new token) on `sms` SMs: from `rates` when the curves give
@@ -249,14 +297,21 @@ impl CostModel {
         // Each request's attention ([`CostModel::attention_time`]), its traffic tallied in batch order.
         let bandwidth = self.curves.bandwidth(sms);
         let rates = self.curves.attention_rates(sms);
+        let decode_bw = self.memory_bound_decode(rates.as_ref());
+        // A memory-bound decode's time is its traffic's time at `bandwidth` too when the bandwidths are the same.
+        let same_bw = decode_bw == Some(bandwidth);
         let attention: f64 = batch
             .iter()
             .filter(|w| w.new_tokens > 0)
             .map(|w| {
-                let (work, t) =
-                    self.attention(sms, u64::from(w.new_tokens), u64::from(w.cached_tokens), rates.as_ref());
+                let q = u64::from(w.new_tokens);
+                let (work, t) = self.attention(sms, q, u64::from(w.cached_tokens), rates.as_ref(), decode_bw);
                 if TALLY {
-                    fixed.per_layer.add(work, bandwidth);
+                    if same_bw && q == 1 {
+                        fixed.per_layer.add_timed(work.bytes, t);
+                    } else {
+                        fixed.per_layer.add(work, bandwidth);
+                    }
                 }
                 t
             })
@@ -358,6 +413,12 @@ impl Tally {
     fn add(&mut self, w: Work, bandwidth: f64) {
         self.bytes += w.bytes;
         self.memory_s += w.bytes / bandwidth;
+    }
+
+    /// [`Tally::add`] of `bytes` whose time at the bandwidth, `bytes / bandwidth`, is `time` already.
+    fn add_timed(&mut self, bytes: f64, time: f64) {
+        self.bytes += bytes;
+        self.memory_s += time;
     }
 }
 

@@ -226,11 +226,12 @@ impl Pricer<'_> {
 
     fn price(&self, sms: u32, fixed: &Fixed, rates: Option<&AttentionRates>) -> u64 {
         let c = self.cost;
+        let decode_bw = c.memory_bound_decode(rates);
         let attention: f64 = self
             .batch
             .iter()
             .filter(|w| w.new_tokens > 0)
-            .map(|w| c.attention(sms, u64::from(w.new_tokens), u64::from(w.cached_tokens), rates).1)
+            .map(|w| c.attention(sms, u64::from(w.new_tokens), u64::from(w.cached_tokens), rates, decode_bw).1)
             .sum();
         self.total(fixed, attention)
     }
