@@ -110,6 +110,13 @@ pub fn config(a: &SimArgs) -> Result<SimConfig> {
     if let Some(p) = &profile {
         cost.iteration_overhead_ns = a.iteration_overhead_us.map_or(p.overheads.iteration_overhead_ns, |us| us * 1_000);
         cost.graph_launch_ns = a.graph_launch_us.map_or(p.overheads.graph_launch_ns, |us| us * 1_000);
+        cost.mixed_attention_penalty = p.overheads.mixed_attention_penalty;
+    }
+    if let Some(v) = a.mixed_attention_penalty {
+        if !(v.is_finite() && v > -1.0) {
+            bail!("--mixed-attention-penalty must be a fraction > -1, got {v}");
+        }
+        cost.mixed_attention_penalty = v;
     }
     let (hbm, interference) = match &profile {
         Some(p) => (p.contention.hbm_bandwidth, p.contention.interference),

@@ -153,6 +153,10 @@ pub struct SimArgs {
     /// Launch time of a decode step replayed from a CUDA graph in a look-ahead window, microseconds (default 30).
     #[arg(allow_negative_numbers = true, long, value_name = "US")]
     pub graph_launch_us: Option<u64>,
+    /// Extra attention time of each decode in an iteration that also carries a prefill chunk, as a fraction of
+    /// its time in a uniform batch (default: the profile's fitted value, 0 until measured; must be > -1).
+    #[arg(allow_negative_numbers = true, long, value_name = "FRACTION")]
+    pub mixed_attention_penalty: Option<f64>,
     /// Time to change the partition layout, microseconds (default 20).
     #[arg(allow_negative_numbers = true, long, value_name = "US")]
     pub partition_switch_us: Option<u64>,

@@ -130,6 +130,14 @@ pub struct Overheads {
     pub iteration_overhead_ns: u64,
     /// Launch of a graph-replayed decode step, ns.
     pub graph_launch_ns: u64,
+    /// Extra attention time of a decode in a mixed prefill+decode call, as a fraction of its time alone
+    /// ([`crate::mixed`]); 0 (and not written) until measured.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub mixed_attention_penalty: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 /// Ring all-reduce model: `t = 2 (N - 1) x latency + 2 (N - 1) / N x bytes / bus_bandwidth` for `N` GPUs, with
@@ -286,7 +294,11 @@ impl Profile {
                 decode_bandwidth: bws.clone(),
             },
             elementwise,
-            overheads: Overheads { iteration_overhead_ns: 1_000_000, graph_launch_ns: 30_000 },
+            overheads: Overheads {
+                iteration_overhead_ns: 1_000_000,
+                graph_launch_ns: 30_000,
+                mixed_attention_penalty: 0.0,
+            },
             allreduce: AllReduce { latency_ns: 10_000.0, bus_bandwidth: 0.8 * 450e9, by_workers: Vec::new() },
             contention: ContentionCoefficients {
                 hbm_bandwidth: gpu.hbm_bandwidth * gpu.bandwidth_efficiency,
@@ -352,6 +364,10 @@ impl Profile {
 
     /// Checks every structural rule of the schema.
     pub fn validate(&self) -> Result<(), String> {
+        let mixed = self.overheads.mixed_attention_penalty;
+        if !(mixed.is_finite() && mixed > -1.0) {
+            return Err(format!("overheads.mixed_attention_penalty must be a fraction > -1, got {mixed}"));
+        }
         let rows = self.sm_counts.len();
         let xs: Vec<f64> = self.sm_counts.iter().map(|&s| f64::from(s)).collect();
         if rows == 0

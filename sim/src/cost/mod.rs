@@ -64,6 +64,13 @@ pub struct CostConfig {
     pub per_seq_overhead_ns: u64,
     /// Tensor parallelism of the instance (`None`: one GPU).
     pub tensor_parallel: Option<TensorParallel>,
+    /// Extra attention time of each decoding request in a *mixed* iteration (one that also carries a prefill
+    /// chunk), as a fraction `p` of its roofline time: attention kernels run less efficiently on mixed
+    /// prefill+decode batches than on uniform ones (DuetServe's motivation), so each decode's attention there
+    /// takes `(1 + p) x max(F_r / Pi, B_r / BW)`; its traffic is unchanged. Default 0 (no penalty) until measured:
+    /// a profile's fitted value ([`CostModel`] callers set it from `Overheads::mixed_attention_penalty`), or
+    /// `--mixed-attention-penalty`.
+    pub mixed_attention_penalty: f64,
 }
 
 impl Default for CostConfig {
@@ -73,6 +80,7 @@ impl Default for CostConfig {
             graph_launch_ns: 30_000,
             per_seq_overhead_ns: 0,
             tensor_parallel: None,
+            mixed_attention_penalty: 0.0,
         }
     }
 }
@@ -227,6 +235,15 @@ impl CostModel {
         (w, t)
     }
 
+    /// `1 + p` ([`CostConfig::mixed_attention_penalty`]) for a batch with both a decode (one new token) and a
+    /// prefill chunk (more than one) when `p` is not 0, else `None` (decode attention timed as is).
+    #[inline]
+    fn mixed_factor(&self, batch: &[SeqWork]) -> Option<f64> {
+        let p = self.config.mixed_attention_penalty;
+        let mixed = p != 0.0 && batch.iter().any(|w| w.new_tokens == 1) && batch.iter().any(|w| w.new_tokens > 1);
+        mixed.then_some(1.0 + p)
+    }
+
     /// Whether every decoding request's attention is memory-bound on `sms` SMs (for any context), so that its time
     /// is its bytes over the decode bandwidth ([`CostModel::memory_bound_decode`]): the cost model then skips the
     /// compute side's division.
@@ -300,6 +317,7 @@ impl CostModel {
         let decode_bw = self.memory_bound_decode(rates.as_ref());
         // A memory-bound decode's time is its traffic's time at `bandwidth` too when the bandwidths are the same.
         let same_bw = decode_bw == Some(bandwidth);
+        let mixed = self.mixed_factor(batch);
         let attention: f64 = batch
             .iter()
             .filter(|w| w.new_tokens > 0)
@@ -313,7 +331,10 @@ impl CostModel {
                         fixed.per_layer.add(work, bandwidth);
                     }
                 }
-                t
+                match mixed {
+                    Some(k) if q == 1 => t * k,
+                    _ => t,
+                }
             })
             .sum();
         self.assemble(&fixed, attention, n, batch.len(), launch)
@@ -450,6 +471,34 @@ mod tests {
         .unwrap()
     }
 
+    /// A mixed-batch penalty `p` adds `p` times the decodes' attention to a mixed iteration (every layer), and
+    /// leaves decode-only and prefill-only iterations, and every iteration at `p = 0`, as they were.
+    #[test]
+    fn the_mixed_penalty_slows_only_the_decodes_of_mixed_batches() {
+        let (m, gpu) = (ModelSpec::resolve("qwen3-8b").unwrap(), GpuSpec::by_name("h100-sxm").unwrap());
+        let with = |p: f64| {
+            CostModel::new(m.clone(), gpu.clone(), CostConfig { mixed_attention_penalty: p, ..CostConfig::default() })
+        };
+        let (plain, slowed) = (with(0.0), with(0.25));
+        let seq = |q, c| SeqWork { new_tokens: q, cached_tokens: c, emits_token: q == 1 };
+        let decodes: Vec<SeqWork> = (0..40).map(|i| seq(1, 2000 + 97 * i)).collect();
+        let chunk = seq(512, 1000);
+        let mixed: Vec<SeqWork> = decodes.iter().copied().chain([chunk]).collect();
+        for sms in [16, 66, 132] {
+            for batch in [&decodes[..], &[chunk][..]] {
+                assert_eq!(slowed.iteration(sms, batch), plain.iteration(sms, batch), "{sms} SMs, uniform batch");
+            }
+            let (a, b) = (plain.iteration(sms, &mixed), slowed.iteration(sms, &mixed));
+            let decode_attention: f64 =
+                decodes.iter().map(|w| plain.attention_time(sms, 1, u64::from(w.cached_tokens))).sum();
+            let extra = b.attention_s - a.attention_s;
+            let want = 0.25 * decode_attention * m.num_layers as f64;
+            assert!((extra - want).abs() <= 1e-9 * want, "{sms} SMs: {extra} vs {want}");
+            assert_eq!((b.hbm_bytes, b.memory_s, b.linear_s), (a.hbm_bytes, a.memory_s, a.linear_s));
+            assert!(b.total > a.total);
+        }
+    }
+
     #[test]
     fn iteration_sums_operators_by_hand() {
         let gpu = GpuSpec::by_name("h100-sxm").unwrap();
@@ -462,6 +511,7 @@ mod tests {
                 graph_launch_ns: 7,
                 per_seq_overhead_ns: 0,
                 tensor_parallel: None,
+                mixed_attention_penalty: 0.0,
             },
         );
         // One decode (q=1, c=4, emits) and one prefill chunk (q=2, c=0, does not emit): n = 3, m = 1.

@@ -72,6 +72,8 @@ pub struct Pricer<'c> {
     /// [`PricerScratch::per_sms`].
     per_sms: RefCell<Vec<Option<PerSms>>>,
     model: u64,
+    /// [`CostModel::mixed_factor`] of the batch.
+    mixed: Option<f64>,
 }
 
 /// The buffers of a [`Pricer`], kept by a caller that prices one batch after another, so that building a pricer
@@ -145,6 +147,7 @@ impl CostModel {
             }
         };
         let per_sms = RefCell::new(per_sms);
+        let mixed = self.mixed_factor(batch);
         Pricer {
             cost: self,
             launch,
@@ -156,6 +159,7 @@ impl CostModel {
             prefill,
             per_sms,
             model: self.id,
+            mixed,
         }
     }
 }
@@ -199,8 +203,10 @@ impl Pricer<'_> {
             (t.flops / r.flops + memory).min(memory * (t.intensity() * bw / r.flops).max(1.0))
         };
         let (d, p) = (r.decode_bandwidth, r.prefill_bandwidth);
-        let lo = (lower(self.decode, d) + lower(self.prefill, p)) * (1.0 - SLACK);
-        let hi = (upper(self.decode, d) + upper(self.prefill, p)) * (1.0 + SLACK);
+        // Each decode's time is scaled by a mixed batch's factor, so their sum (and its bounds) is too.
+        let k = self.mixed.unwrap_or(1.0);
+        let lo = (lower(self.decode, d) * k + lower(self.prefill, p)) * (1.0 - SLACK);
+        let hi = (upper(self.decode, d) * k + upper(self.prefill, p)) * (1.0 + SLACK);
         (self.total(&fixed, lo), self.total(&fixed, hi))
     }
 
@@ -231,7 +237,13 @@ impl Pricer<'_> {
             .batch
             .iter()
             .filter(|w| w.new_tokens > 0)
-            .map(|w| c.attention(sms, u64::from(w.new_tokens), u64::from(w.cached_tokens), rates, decode_bw).1)
+            .map(|w| {
+                let t = c.attention(sms, u64::from(w.new_tokens), u64::from(w.cached_tokens), rates, decode_bw).1;
+                match self.mixed {
+                    Some(k) if w.new_tokens == 1 => t * k,
+                    _ => t,
+                }
+            })
             .sum();
         self.total(fixed, attention)
     }
@@ -260,7 +272,12 @@ mod tests {
             tensor_parallel: Some(crate::cost::TensorParallel { degree: 2, all_reduce }),
             ..CostConfig::default()
         };
-        let models = [CostModel::new(m.clone(), gpu.clone(), CostConfig::default()), CostModel::new(m, gpu, tp)];
+        let mixed = CostConfig { mixed_attention_penalty: 0.5, ..CostConfig::default() };
+        let models = [
+            CostModel::new(m.clone(), gpu.clone(), CostConfig::default()),
+            CostModel::new(m.clone(), gpu.clone(), tp),
+            CostModel::new(m, gpu, mixed),
+        ];
         let seq = |q, c, e| SeqWork { new_tokens: q, cached_tokens: c, emits_token: e };
         let batches = [
             vec![],
