@@ -29,6 +29,7 @@
 //! bytes). Contention between partitions running at the same time is applied by the
 //! engine ([`crate::engine::Contention`]), not here.
 
+mod attention;
 pub mod check;
 pub mod collective;
 pub mod curves;
@@ -45,7 +46,7 @@ use crate::time::Nanos;
 pub use curves::{AttentionRates, DefaultCurves, DeviceCurves, Elementwise, LinearSmScaling};
 pub use efficiency::{EngineCurves, KernelEfficiency};
 use ops::Work;
-pub use pricer::{Pricer, PricerScratch};
+pub use pricer::{Pricer, PricerScratch, settled};
 
 /// Settings of the cost model that are not properties of the model or GPU.
 #[derive(Debug, Clone, PartialEq)]
@@ -147,7 +148,7 @@ pub struct CostModel {
     curves: Arc<dyn DeviceCurves>,
     config: CostConfig,
     /// The highest arithmetic intensity (FLOPs / byte) of one decoding request's attention over every context
-    /// ([`CostModel::memory_bound_decode`]).
+    /// ([`attention::decode_intensity`]).
     decode_intensity: f64,
 }
 
@@ -162,19 +163,7 @@ impl CostModel {
     pub fn with_curves(model: ModelSpec, gpu: GpuSpec, curves: Arc<dyn DeviceCurves>, config: CostConfig) -> Self {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        // At one new token the work is affine in the context `c` (`ops::attention`): `W(c) = W(0) + c D`, so
-        // `F / B` moves monotonically from `F(0) / B(0)` towards `D_F / D_B` and never exceeds the larger.
-        let at = |c| ops::attention(1, c, model.num_q_heads, model.num_kv_heads, model.head_dim, model.dtype_bytes);
-        let (w0, w1) = (at(0), at(1));
-        let (df, db) = (w1.flops - w0.flops, w1.bytes - w0.bytes);
-        let limit = if db > 0.0 {
-            df / db
-        } else if df > 0.0 {
-            f64::INFINITY
-        } else {
-            0.0
-        };
-        let decode_intensity = (w0.flops / w0.bytes).max(limit);
+        let decode_intensity = attention::decode_intensity(&model);
         Self { id, model, gpu, curves, config, decode_intensity }
     }
 
@@ -206,71 +195,6 @@ impl CostModel {
     fn elementwise(&self, sms: u32, op: Elementwise, w: Work, t: &mut Tally) -> f64 {
         t.add(w, self.curves.bandwidth(sms));
         self.curves.elementwise_time(sms, op, w)
-    }
-
-    /// Time in seconds of one request's attention in one layer (`max(F_r / Pi_attn, B_r / BW)` by default).
-    pub fn attention_time(&self, sms: u32, q: u64, c: u64) -> f64 {
-        let rates = self.curves.attention_rates(sms);
-        self.attention(sms, q, c, rates.as_ref(), self.memory_bound_decode(rates.as_ref())).1
-    }
-
-    /// One request's attention in one layer: its work and time (from `rates`, the partition's
-    /// [`DeviceCurves::attention_rates`] looked up once per iteration by the caller, when the curves have them;
-    /// `decode_bw` is [`CostModel::memory_bound_decode`] of them).
-    #[inline]
-    fn attention(
-        &self,
-        sms: u32,
-        q: u64,
-        c: u64,
-        rates: Option<&AttentionRates>,
-        decode_bw: Option<f64>,
-    ) -> (Work, f64) {
-        let m = &self.model;
-        let w = ops::attention(q, c, m.num_q_heads, m.num_kv_heads, m.head_dim, m.dtype_bytes);
-        let t = match decode_bw {
-            Some(bw) if q == 1 => w.bytes / bw,
-            _ => self.attention_of(sms, w, q == 1, rates),
-        };
-        (w, t)
-    }
-
-    /// `1 + p` ([`CostConfig::mixed_attention_penalty`]) for a batch with both a decode (one new token) and a
-    /// prefill chunk (more than one) when `p` is not 0, else `None` (decode attention timed as is).
-    #[inline]
-    fn mixed_factor(&self, batch: &[SeqWork]) -> Option<f64> {
-        let p = self.config.mixed_attention_penalty;
-        let mixed = p != 0.0 && batch.iter().any(|w| w.new_tokens == 1) && batch.iter().any(|w| w.new_tokens > 1);
-        mixed.then_some(1.0 + p)
-    }
-
-    /// Whether every decoding request's attention is memory-bound on `sms` SMs (for any context), so that its time
-    /// is its bytes over the decode bandwidth ([`CostModel::memory_bound_decode`]): the cost model then skips the
-    /// compute side's division.
-    pub fn decode_is_memory_bound(&self, sms: u32) -> bool {
-        self.memory_bound_decode(self.curves.attention_rates(sms).as_ref()).is_some()
-    }
-
-    /// The decode bandwidth of `rates` when every decoding request's attention is memory-bound there, else `None`.
-    /// A decoding request's time is then its bytes over that bandwidth, bit for bit: with `I` the highest
-    /// intensity of a decoding request (`decode_intensity`) and `I BW < Pi` (checked with a relative margin of
-    /// 1e-9 against rounding), each request has `F_r / Pi < B_r / BW` exactly, so the rounded quotients keep that
-    /// order and `max(F_r / Pi, B_r / BW)` ([`AttentionRates::time`]) is the second; its division is skipped.
-    #[inline]
-    fn memory_bound_decode(&self, rates: Option<&AttentionRates>) -> Option<f64> {
-        rates
-            .filter(|r| self.decode_intensity * r.decode_bandwidth < r.flops * (1.0 - 1e-9))
-            .map(|r| r.decode_bandwidth)
-    }
-
-    /// The time of attention work `w` (`decode`: one new token) on `sms` SMs: from `rates` when the curves give
-    /// them, else through [`DeviceCurves::attention_time`] (the same value either way).
-    #[inline]
-    fn attention_of(&self, sms: u32, w: Work, decode: bool, rates: Option<&AttentionRates>) -> f64 {
-        match rates {
-            Some(r) => r.time(w, decode),
-            None => self.curves.attention_time(sms, w, decode),
-        }
     }
 
     /// A batch's new tokens and the sequences that emit a token.
@@ -313,28 +237,23 @@ impl CostModel {
         let mut fixed = self.fixed_part(sms, n, emitting);
         // Each request's attention ([`CostModel::attention_time`]), its traffic tallied in batch order.
         let bandwidth = self.curves.bandwidth(sms);
-        let rates = self.curves.attention_rates(sms);
-        let decode_bw = self.memory_bound_decode(rates.as_ref());
+        let pass = self.attention_pass(sms, self.curves.attention_rates(sms), self.mixed_factor(batch));
         // A memory-bound decode's time is its traffic's time at `bandwidth` too when the bandwidths are the same.
-        let same_bw = decode_bw == Some(bandwidth);
-        let mixed = self.mixed_factor(batch);
+        let same_bw = pass.decode_bandwidth() == Some(bandwidth);
         let attention: f64 = batch
             .iter()
             .filter(|w| w.new_tokens > 0)
             .map(|w| {
                 let q = u64::from(w.new_tokens);
-                let (work, t) = self.attention(sms, q, u64::from(w.cached_tokens), rates.as_ref(), decode_bw);
+                let (work, solo, t) = pass.time(self, q, u64::from(w.cached_tokens));
                 if TALLY {
                     if same_bw && q == 1 {
-                        fixed.per_layer.add_timed(work.bytes, t);
+                        fixed.per_layer.add_timed(work.bytes, solo);
                     } else {
                         fixed.per_layer.add(work, bandwidth);
                     }
                 }
-                match mixed {
-                    Some(k) if q == 1 => t * k,
-                    _ => t,
-                }
+                t
             })
             .sum();
         self.assemble(&fixed, attention, n, batch.len(), launch)

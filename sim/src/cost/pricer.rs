@@ -164,6 +164,19 @@ impl CostModel {
     }
 }
 
+/// Whether `misses` (a target missed: it holds for every price above one where it holds) holds for a price within
+/// `bounds` ([`Pricer::bounds_ns`]), when the bounds settle it: `Some(true)` when it holds for the lower bound,
+/// `Some(false)` when it fails for the upper one, else `None` (price it).
+pub fn settled((lo, hi): (u64, u64), misses: impl Fn(u64) -> bool) -> Option<bool> {
+    if misses(lo) {
+        Some(true)
+    } else if !misses(hi) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 impl Pricer<'_> {
     /// The pricer's buffer, for the next [`CostModel::pricer_in`].
     pub fn into_scratch(self) -> PricerScratch {
@@ -214,14 +227,12 @@ impl Pricer<'_> {
     /// above one where it holds): settled by [`Pricer::bounds_ns`] when it holds for the lower bound or fails for
     /// the upper one, else priced. With the price when one was made.
     pub fn misses(&self, sms: u32, misses: impl Fn(u64) -> bool) -> (bool, Option<u64>) {
-        let (lo, hi) = self.bounds_ns(sms);
-        if misses(lo) {
-            (true, None)
-        } else if !misses(hi) {
-            (false, None)
-        } else {
-            let t = self.predict_ns(sms);
-            (misses(t), Some(t))
+        match settled(self.bounds_ns(sms), &misses) {
+            Some(m) => (m, None),
+            None => {
+                let t = self.predict_ns(sms);
+                (misses(t), Some(t))
+            }
         }
     }
 
@@ -232,18 +243,12 @@ impl Pricer<'_> {
 
     fn price(&self, sms: u32, fixed: &Fixed, rates: Option<&AttentionRates>) -> u64 {
         let c = self.cost;
-        let decode_bw = c.memory_bound_decode(rates);
+        let pass = c.attention_pass(sms, rates.copied(), self.mixed);
         let attention: f64 = self
             .batch
             .iter()
             .filter(|w| w.new_tokens > 0)
-            .map(|w| {
-                let t = c.attention(sms, u64::from(w.new_tokens), u64::from(w.cached_tokens), rates, decode_bw).1;
-                match self.mixed {
-                    Some(k) if w.new_tokens == 1 => t * k,
-                    _ => t,
-                }
-            })
+            .map(|w| pass.time(c, u64::from(w.new_tokens), u64::from(w.cached_tokens)).2)
             .sum();
         self.total(fixed, attention)
     }
