@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use duet_calibration::launch::{fit_graph_launch_ns, is_graph, read_graph};
+use duet_calibration::mixed::{fit_mixed_attention_penalty, is_mixed, read_mixed};
 use duet_calibration::record::{Record, is_corun, read_any, read_corun};
 use duet_calibration::{Profile, check, fit};
 use duet_sim::GpuSpec;
@@ -11,7 +13,7 @@ use crate::cli::CalibrateCommand;
 
 fn records(files: &[PathBuf], num_sms: u32) -> Result<Vec<Record>> {
     let mut all = Vec::new();
-    for f in files.iter().filter(|f| !is_corun(f)) {
+    for f in files.iter().filter(|f| !is_corun(f) && !is_mixed(f) && !is_graph(f)) {
         all.extend(read_any(f, num_sms)?);
     }
     Ok(all)
@@ -50,6 +52,28 @@ pub fn run(cmd: CalibrateCommand) -> Result<()> {
                     "contention interference {:.3} from {} co-running measurement(s)",
                     p.contention.interference,
                     rows.len()
+                );
+            }
+            for f in measured.iter().filter(|f| is_mixed(f)) {
+                let samples = read_mixed(f)?;
+                p.overheads.mixed_attention_penalty = fit_mixed_attention_penalty(f, &samples.one_call)?;
+                println!(
+                    "mixed attention penalty {:.3} (one call) from {} mixed-batch measurement(s); as two calls in \
+                     one step (duet's replay executor) {:.3}",
+                    p.overheads.mixed_attention_penalty,
+                    samples.one_call.len(),
+                    fit_mixed_attention_penalty(f, &samples.two_calls)?
+                );
+            }
+            for f in measured.iter().filter(|f| is_graph(f)) {
+                let samples = read_graph(f)?;
+                let g = fit_graph_launch_ns(f, &samples)?;
+                p.overheads.graph_launch_ns = g.graph_launch_ns;
+                println!(
+                    "graph launch {} ns per decode step (median graph - eager step {:+.2} us) from {} measurement(s)",
+                    g.graph_launch_ns,
+                    g.median_extra_us,
+                    samples.len()
                 );
             }
             std::fs::write(&out, p.to_json()).with_context(|| format!("cannot write {}", out.display()))?;

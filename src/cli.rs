@@ -88,7 +88,9 @@ pub struct ValidateArgs {
 pub enum CalibrateCommand {
     /// Fit a profile from measurement records (JSONL) or Vidur profiling CSVs.
     Fit {
-        /// Measurement files: `.csv` = Vidur `*.mlp.csv` (ms), anything else = duet JSONL records.
+        /// Measurement files: `.csv` = Vidur `*.mlp.csv` (ms), anything else = duet JSONL records; `duet-gpu
+        /// calibrate`'s `corun.csv` (contention), `mixed.csv` (mixed-batch attention penalty) and `graph.csv`
+        /// (graph launch per decode step) are recognised by their headers.
         #[arg(long, required = true, num_args = 1..)]
         measured: Vec<PathBuf>,
         /// GPU the measurements come from (identity, SM count, datasheet starting point).

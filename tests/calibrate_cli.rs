@@ -80,3 +80,56 @@ fn profile_errors_are_clear() {
         assert!(!o.status.success() && e.contains(needle) && !e.contains("panicked"), "{args:?}: {e}");
     }
 }
+
+#[test]
+fn fit_takes_the_mixed_penalty_and_graph_launch_from_their_csvs() {
+    let (mixed, graph, out) = (tmp("mixed.csv"), tmp("graph.csv"), tmp("pm.json"));
+    // One call: excesses (0.13 - 0.1 - 0.02) / 0.02 = 0.5, (0.25 - 0.2 - 0.04) / 0.04 = 0.25 and 0.5: median 0.5.
+    // Two calls: 0, 0 and 0: median 0.
+    std::fs::write(
+        &mixed,
+        "sms,chunk,before,batch,context,decode_ms,prefill_ms,mixed_ms,two_calls_ms\n\
+         132,512,0,16,1024,0.02,0.1,0.13,0.12\n132,512,0,64,2048,0.04,0.2,0.25,0.24\n66,512,0,16,1024,0.04,0.2,0.26,0.24\n",
+    )
+    .unwrap();
+    // Graph minus eager: 4 and 8 us, median 6 us.
+    std::fs::write(
+        &graph,
+        "sms,nodes,eager_step_us,eager_host_us,graph_step_us,graph_host_us\n132,32,100,120,104,3\n132,512,900,1000,908,4\n",
+    )
+    .unwrap();
+    let (m, g) = (mixed.to_str().unwrap(), graph.to_str().unwrap());
+    let o = duet(&[
+        "calibrate",
+        "fit",
+        "--gpu",
+        "h100-sxm",
+        "--measured",
+        &measured(),
+        m,
+        g,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("mixed attention penalty 0.500 (one call) from 3")
+            && stdout.contains("two calls in one step (duet's replay executor) 0.000")
+            && stdout.contains("graph launch 6000 ns"),
+        "{stdout}"
+    );
+    let p: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(p["overheads"]["graph_launch_ns"], 6000);
+    assert!((p["overheads"]["mixed_attention_penalty"].as_f64().unwrap() - 0.5).abs() < 1e-9, "{}", p["overheads"]);
+    // A bad field names its file and line.
+    std::fs::write(
+        &mixed,
+        "sms,chunk,before,batch,context,decode_ms,prefill_ms,mixed_ms,two_calls_ms\n132,512,0,16,1024,0,0.1,0.13,0.12\n",
+    )
+    .unwrap();
+    let o =
+        duet(&["calibrate", "fit", "--gpu", "h100-sxm", "--measured", &measured(), m, "--out", out.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("mixed.csv:2") && err.contains("decode_ms must be > 0"), "{err}");
+}

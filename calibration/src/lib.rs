@@ -7,6 +7,7 @@ pub mod curves;
 pub mod error;
 pub mod fit;
 pub mod interp;
+pub mod launch;
 pub mod mixed;
 pub mod profile;
 pub mod record;

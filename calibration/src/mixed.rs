@@ -6,6 +6,12 @@
 //! alone, is `(t_m - t_p - t_d) / t_d` (the prefill part taken as unchanged: the cost model's term slows only the
 //! decodes); the fitted penalty is the median over samples, so a few noisy calls do not move it. It may be
 //! negative (one call cheaper than two): the simulator then speeds mixed decodes up, as measured.
+//!
+//! `duet-gpu calibrate` writes the samples as `mixed.csv` ([`MIXED_HEADER`]; times in ms), which
+//! `duet calibrate fit` recognises by its header ([`is_mixed`], [`read_mixed`]). Each row also times the two
+//! calls back to back in one step (`two_calls_ms`, what duet's own replay executor does with a mixed batch), so
+//! the file gives two sample sets: one call (an engine with one varlen attention kernel, the paper's case; what
+//! `fit` uses) and two calls (the penalty that applies when validating duet's replays).
 
 use std::path::Path;
 
@@ -63,6 +69,74 @@ pub fn fit_mixed_attention_penalty(source: &Path, samples: &[MixedAttentionSampl
     Ok(median)
 }
 
+/// Header of `mixed.csv`: the case (SMs, prefill chunk and its cached tokens, decode batch and context) and the
+/// three attention times in ms.
+pub const MIXED_HEADER: &str = "sms,chunk,before,batch,context,decode_ms,prefill_ms,mixed_ms,two_calls_ms";
+
+/// The samples of a `mixed.csv`: the same parts against one call and against two calls in one step.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MixedFile {
+    /// `mixed_ns` is the one-call time.
+    pub one_call: Vec<MixedAttentionSample>,
+    /// `mixed_ns` is the two-calls time.
+    pub two_calls: Vec<MixedAttentionSample>,
+}
+
+/// Whether `path` is a `mixed.csv` (its first line is [`MIXED_HEADER`]).
+pub fn is_mixed(path: &Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|t| t.lines().next().is_some_and(|l| l.trim() == MIXED_HEADER))
+}
+
+/// Reads a `mixed.csv` into samples (ms to ns); a field that is not a positive finite number (`before`: not
+/// negative) is an error naming the file, line, field and value.
+pub fn read_mixed(path: &Path) -> Result<MixedFile, CalibrationError> {
+    let text = std::fs::read_to_string(path).map_err(|cause| CalibrationError::Io { path: path.into(), cause })?;
+    let names: Vec<&str> = MIXED_HEADER.split(',').collect();
+    let mut out = MixedFile::default();
+    for (i, line) in text.lines().enumerate() {
+        if i == 0 {
+            if line.trim() != MIXED_HEADER {
+                return Err(CalibrationError::invalid(path, 1, format!("expected the header {MIXED_HEADER}")));
+            }
+            continue;
+        }
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        if fields.len() != names.len() {
+            return Err(CalibrationError::invalid(
+                path,
+                i + 1,
+                format!("expected {} fields, got {}", names.len(), fields.len()),
+            ));
+        }
+        let mut v = [0.0; 9];
+        for (k, (f, name)) in fields.iter().zip(&names).enumerate() {
+            // Only `before` (cached tokens ahead of the chunk) may be 0.
+            let least = if *name == "before" { ">= 0" } else { "> 0" };
+            v[k] = match f.parse::<f64>() {
+                Ok(x) if x.is_finite() && (x > 0.0 || (x == 0.0 && *name == "before")) => x,
+                _ => {
+                    return Err(CalibrationError::invalid(path, i + 1, format!("{name} must be {least}, got {f:?}")));
+                }
+            };
+        }
+        if v[0].fract() != 0.0 {
+            return Err(CalibrationError::invalid(path, i + 1, format!("sms must be a whole number, got {}", v[0])));
+        }
+        let one = MixedAttentionSample {
+            sms: v[0] as u32,
+            decode_ns: v[5] * 1e6,
+            prefill_ns: v[6] * 1e6,
+            mixed_ns: v[7] * 1e6,
+        };
+        out.two_calls.push(MixedAttentionSample { mixed_ns: v[8] * 1e6, ..one });
+        out.one_call.push(one);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +156,31 @@ mod tests {
         assert!((p - 0.3).abs() < 1e-12, "{p}");
         let faster = [sample(-0.2, 1000.0, 0.0), sample(-0.2, 2000.0, 0.0)];
         assert!((fit_mixed_attention_penalty(Path::new("s"), &faster).unwrap() + 0.2).abs() < 1e-12);
+    }
+
+    #[test]
+    fn mixed_csv_reads_in_ns_and_names_bad_fields() {
+        let dir = std::env::temp_dir().join(format!("duet-mixed-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("mixed.csv");
+        std::fs::write(&p, format!("{MIXED_HEADER}\n132,512,0,16,1024,0.05,0.2,0.3,0.26\n\n")).unwrap();
+        assert!(is_mixed(&p));
+        let f = read_mixed(&p).unwrap();
+        let one = MixedAttentionSample { sms: 132, decode_ns: 50_000.0, prefill_ns: 200_000.0, mixed_ns: 300_000.0 };
+        assert_eq!(f.one_call, [one]);
+        assert_eq!(f.two_calls, [MixedAttentionSample { mixed_ns: 260_000.0, ..one }]);
+        // (0.3 - 0.2 - 0.05) / 0.05 = 1: the decodes took twice as long inside the one call; two calls 0.2.
+        assert!((fit_mixed_attention_penalty(&p, &f.one_call).unwrap() - 1.0).abs() < 1e-9);
+        assert!((fit_mixed_attention_penalty(&p, &f.two_calls).unwrap() - 0.2).abs() < 1e-9);
+        std::fs::write(&p, format!("{MIXED_HEADER}\n132,512,1,16,1024,0.05,-1,0.3,0.3\n")).unwrap();
+        let e = read_mixed(&p).unwrap_err().to_string();
+        assert!(e.contains("mixed.csv:2") && e.contains("prefill_ms must be > 0, got \"-1\""), "{e}");
+        std::fs::write(&p, format!("{MIXED_HEADER}\n132,512\n")).unwrap();
+        assert!(read_mixed(&p).unwrap_err().to_string().contains("expected 9 fields, got 2"));
+        std::fs::write(&p, "sms,other\n").unwrap();
+        assert!(!is_mixed(&p));
+        assert!(read_mixed(&p).unwrap_err().to_string().contains("expected the header"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

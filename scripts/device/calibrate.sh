@@ -6,7 +6,7 @@
 # Then, back here (the GPU name is the device's, recorded in calibrate/summary.json as "gpu"):
 #   tar xzf OUT/calibrate.tar.gz -C M
 #   cargo run --release -- calibrate fit --gpu "$(jq -r .gpu M/calibrate/summary.json)" \
-#       --measured M/calibrate/records.jsonl M/calibrate/corun.csv --out calibration/profiles/<gpu>.measured.json
+#       --measured M/calibrate/records.jsonl M/calibrate/corun.csv M/calibrate/mixed.csv M/calibrate/graph.csv --out calibration/profiles/<gpu>.measured.json
 # records.jsonl gets each record as it is measured, so a calibration cut at its cap keeps what it measured.
 set -uo pipefail
 OUT=${1:?usage: scripts/device/calibrate.sh OUTDIR}

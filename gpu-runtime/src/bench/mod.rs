@@ -2,9 +2,12 @@
 //!
 //! [`calibrate`] opens the device session ([`crate::device::Setup`]: the split menu from what the device reports, every
 //! green-context partition, the kernels compiled and checked), then measures projections, elementwise operators,
-//! bandwidth, decode and prefill attention on every SM count of the plan, launch and stream-switch overheads, and
-//! co-running slowdowns, and writes the files listed in [`records`].
+//! bandwidth, decode and prefill attention on every SM count of the plan, launch and stream-switch overheads, graph
+//! launches ([`graph`]), co-running slowdowns, and mixed prefill+decode attention against its parts ([`mixed`]),
+//! and writes the files listed in [`records`].
 
+pub mod graph;
+pub mod mixed;
 pub mod plan;
 pub mod records;
 pub mod run;
@@ -77,6 +80,10 @@ pub struct CalibrationSummary {
     pub overheads: Option<Overheads>,
     /// Co-running slowdowns.
     pub contention: Vec<CorunRow>,
+    /// Graph-launch rows (`graph.csv`).
+    pub graph_launch: Vec<graph::GraphRow>,
+    /// Mixed prefill+decode attention against its parts (`mixed.csv`).
+    pub mixed_attention: Vec<mixed::MixedRow>,
     /// Records written.
     pub records: usize,
     /// Wall time of the whole run (s).
@@ -117,6 +124,19 @@ pub fn calibrate(cfg: &CalibrateConfig, log: &mut dyn FnMut(&str)) -> Result<Cal
     let overheads = run::overheads(whole, &ga, &gb, 2000)?;
     gpu.bind()?;
     log(&format!("overheads: {overheads:?}"));
+    let mut graph_rows = Vec::new();
+    for b in [whole, &ga, &gb] {
+        for nodes in graph::GRAPH_NODES {
+            let row = graph::graph_launch(b, nodes, 200)?;
+            log(&format!(
+                "graph launch {} SMs, {} kernels: eager {:.1} us (host {:.1}), graph {:.1} us (host {:.1})",
+                row.sms, row.nodes, row.eager_step_us, row.eager_host_us, row.graph_step_us, row.graph_host_us
+            ));
+            graph_rows.push(row);
+        }
+    }
+    gpu.bind()?;
+    records::write(&cfg.out, "graph.csv", &graph::graph_csv(&graph_rows))?;
     let up = plan::projections(m)[2];
     let mut contention = Vec::new();
     for &(d, _p) in &plan.contention {
@@ -146,6 +166,8 @@ pub fn calibrate(cfg: &CalibrateConfig, log: &mut dyn FnMut(&str)) -> Result<Cal
     recs.extend(bench.elementwise()?);
     recs.extend(bench.decode_attention()?);
     recs.extend(bench.prefill_attention(prefill_kernel)?);
+    let mixed_rows = bench.mixed_attention(prefill_kernel, cfg.options.quick)?;
+    records::write(&cfg.out, "mixed.csv", &mixed::mixed_csv(&mixed_rows))?;
     if let Some(e) = sink.error() {
         return Err(GpuError::Invalid(format!("records.jsonl could not be appended to: {e}")));
     }
@@ -170,6 +192,8 @@ pub fn calibrate(cfg: &CalibrateConfig, log: &mut dyn FnMut(&str)) -> Result<Cal
         per_sms,
         overheads: Some(overheads),
         contention,
+        graph_launch: graph_rows,
+        mixed_attention: mixed_rows,
         records: recs.len(),
         wall_s: start.elapsed().as_secs_f64(),
     };

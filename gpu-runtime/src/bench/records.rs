@@ -3,6 +3,10 @@
 //! Files written by `duet-gpu calibrate` (all under the output folder):
 //! - `records.jsonl`: one [`Record`] per measured operator, shape and SM count (`duet calibrate fit` reads it);
 //! - `corun.csv`: co-running slowdowns in the calibration crate's [`CORUN_HEADER`] layout;
+//! - `graph.csv`: eager against graph-replayed steps of empty kernels ([`super::graph`]; `duet calibrate fit` reads
+//!   it for `graph_launch_ns`);
+//! - `mixed.csv`: mixed prefill+decode attention against its parts ([`super::mixed`]; `duet calibrate fit` reads it
+//!   for the mixed-attention penalty);
 //! - `bandwidth.csv`: `sms,read_gbps,copy_gbps` (copy counts bytes read plus written);
 //! - `checks.json`: kernel correctness against the float64 references;
 //! - `summary.json` and `summary.md`: device, overheads and headline numbers.
