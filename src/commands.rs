@@ -67,7 +67,9 @@ pub fn bench(a: &SimArgs, runs: usize) -> Result<()> {
     if runs == 0 {
         bail!("--runs must be >= 1");
     }
-    let cfg = config(a)?;
+    let mut cfg = config(a)?;
+    // What `duet sim` without a timeline runs: no run keeps every iteration record in memory.
+    cfg.keep_iterations = false;
     let mut times = Vec::with_capacity(runs);
     let mut last = None;
     for i in 0..=runs {

@@ -152,8 +152,7 @@ fn prepare(workload: &Workload, cfg: &SimConfig) -> Result<Prepared, SimError> {
         prefix_cache: cfg.prefix_cache,
         role: Role::Aggregated,
         client: cfg.client,
-        // A cluster's report sums every instance's records.
-        keep_iterations: cfg.keep_iterations || !cfg.cluster.is_single(),
+        keep_iterations: cfg.keep_iterations,
         leap: cfg.leap,
         stop: cfg.stop.filter(|_| cfg.cluster.is_single()),
     };
@@ -208,7 +207,9 @@ fn simulate_inner(
     cfg: &SimConfig,
     sink: Option<engine::IterationSink>,
 ) -> Result<SimRun, SimError> {
-    let p = prepare(workload, cfg)?;
+    let mut p = prepare(workload, cfg)?;
+    // A cluster hands its merged records to the sink at the end: its instances keep every record then.
+    p.engine_cfg.keep_iterations |= sink.is_some() && !cfg.cluster.is_single();
     let (output, cluster) = if cfg.cluster.is_single() {
         let mut policy = cfg.policy.build(&p.ctx)?;
         let mut executor = SimExecutor::new(Arc::clone(&p.cost));

@@ -88,11 +88,13 @@ impl Gaps {
     }
 
     /// Adds one value (merged into the last run when equal to it).
+    #[inline]
     pub fn push(&mut self, v: u64) {
         self.push_n(v, 1);
     }
 
     /// Adds `n` copies of `v`.
+    #[inline]
     pub fn push_n(&mut self, v: u64, n: u64) {
         if n == 0 {
             return;
@@ -123,7 +125,7 @@ impl Gaps {
 
     /// Orders the runs by value and merges runs of equal values (ascending, distinct values).
     pub fn sort(&mut self) {
-        self.runs.sort_unstable_by_key(|r| r.0);
+        sort_runs(&mut self.runs);
         let mut merged: Vec<(u64, u64)> = Vec::with_capacity(self.runs.len());
         for &(v, n) in &self.runs {
             match merged.last_mut() {
@@ -185,18 +187,12 @@ impl Dist {
         let ms = |v: u64| v as f64 / 1e6;
         let mut sum = 0.0;
         for &(v, c) in &gaps.runs {
-            let x = ms(v);
-            for _ in 0..c {
-                sum += x;
-            }
+            sum = add_repeated(sum, ms(v), c);
         }
         let mean = sum / n;
         let mut var = 0.0;
         for &(v, c) in &gaps.runs {
-            let d = (ms(v) - mean) * (ms(v) - mean);
-            for _ in 0..c {
-                var += d;
-            }
+            var = add_repeated(var, (ms(v) - mean) * (ms(v) - mean), c);
         }
         let var = var / n;
         let pct = |p: f64| {
@@ -207,6 +203,83 @@ impl Dist {
         };
         Dist { mean, median: pct(50.0), std: var.sqrt(), p90: pct(90.0), p99: pct(99.0) }
     }
+}
+
+/// Orders `(value, count)` runs by value: a least-significant-digit radix sort (11-bit digits, as many as the
+/// largest value needs) for long lists, the standard unstable sort for short ones. Runs of equal values may end in
+/// any order ([`Gaps::sort`] merges them).
+fn sort_runs(runs: &mut Vec<(u64, u64)>) {
+    const DIGIT: u32 = 11;
+    if runs.len() < 4096 {
+        runs.sort_unstable_by_key(|r| r.0);
+        return;
+    }
+    let bits = 64 - runs.iter().map(|r| r.0).max().unwrap_or(0).leading_zeros();
+    let mut buf = vec![(0u64, 0u64); runs.len()];
+    let mut shift = 0;
+    while shift < bits {
+        let digit = |v: u64| ((v >> shift) & ((1 << DIGIT) - 1)) as usize;
+        let mut start = vec![0usize; 1 << DIGIT];
+        for r in runs.iter() {
+            start[digit(r.0)] += 1;
+        }
+        let mut at = 0;
+        for s in start.iter_mut() {
+            (*s, at) = (at, at + *s);
+        }
+        for &r in runs.iter() {
+            let d = digit(r.0);
+            buf[start[d]] = r;
+            start[d] += 1;
+        }
+        std::mem::swap(runs, &mut buf);
+        shift += DIGIT;
+    }
+}
+
+/// `s` after `c` times `s += x`, each sum rounded to nearest (ties to even), for finite `s >= 0` and `x >= 0`: the
+/// same bits as the loop, in a few operations per binade of `s` instead of one per addition.
+///
+/// Why it is exact: every double in the binade `[2^e, 2^(e+1))` of `s` is a multiple of its ulp `u`. When `x / u`
+/// is not exactly halfway between two integers, `fl(s + x) = s + u round(x / u) = s + r` for every such `s` whose
+/// exact sum stays below `2^(e+1)`, so `k` further additions give exactly `s + k r` while `s + k r <= 2^(e+1) - u`
+/// (then `s + x < s + r + u/2 < 2^(e+1)` at every step). Anything else (a tie, a subnormal `s` or `u`, a sum that
+/// leaves the binade, fewer than four additions left) is added one at a time, as the loop would.
+pub fn add_repeated(mut s: f64, x: f64, mut c: u64) -> f64 {
+    debug_assert!(s >= 0.0 && x >= 0.0 && s.is_finite() && x.is_finite(), "add_repeated({s}, {x}, {c})");
+    while c > 0 {
+        let e = s.to_bits() >> 52;
+        // Biased exponents: u = 2^(e - 52) normal and 2^(e + 1) finite, or the plain path.
+        if c < 4 || e <= 53 || e >= 2046 {
+            s += x;
+            c -= 1;
+            continue;
+        }
+        let u = f64::from_bits((e - 52) << 52);
+        let hi = f64::from_bits((e + 1) << 52);
+        let q = x / u;
+        let t = s + x;
+        if !q.is_finite() || q.fract() == 0.5 || t >= hi {
+            s = t;
+            c -= 1;
+            continue;
+        }
+        let r = t - s;
+        if r == 0.0 {
+            return s;
+        }
+        // Multiples of u, below 2^53 of them: exact in u64.
+        let (room, m) = (((hi - s) / u) as u64, (r / u) as u64);
+        let k = c.min((room - 1) / m);
+        if k == 0 {
+            s = t;
+            c -= 1;
+            continue;
+        }
+        s += (k * m) as f64 * u;
+        c -= k;
+    }
+    s
 }
 
 #[cfg(test)]
@@ -230,7 +303,57 @@ mod tests {
         assert_eq!(Dist::of_gaps(&Gaps::new()), Dist::default());
     }
 
+    fn add_loop(mut s: f64, x: f64, c: u64) -> f64 {
+        for _ in 0..c {
+            s += x;
+        }
+        s
+    }
+
+    #[test]
+    fn repeated_additions_by_hand() {
+        // Ties (x = u/2 at s = 2^53: u = 2) and sums crossing binades take the careful path, with the loop's bits.
+        for (s, x, c) in [
+            (9007199254740992.0, 1.0, 10),
+            (9007199254740992.0, 3.0, 1000),
+            (0.0, 0.1, 100_000),
+            (1e8, 0.0, 5),
+            (1.0, 1e-17, 1000),
+            (0.0, 5e-324, 10),
+            (1e300, 1e300, 100),
+            (123.456, 0.001, 3),
+            (0.0, 23.456789, 4_000_000),
+        ] {
+            assert_eq!(add_repeated(s, x, c).to_bits(), add_loop(s, x, c).to_bits(), "{s} + {c} x {x}");
+        }
+    }
+
     proptest::proptest! {
+        /// `add_repeated` is the loop, bit for bit, over gap-like values (ms) and counts of all sizes.
+        #[test]
+        fn repeated_additions_are_the_loop(s in 0.0f64..1e9, ns in 0u64..10_000_000_000, c in 0u64..20_000, tiny in proptest::bool::ANY) {
+            let x = if tiny { ns as f64 * 1e-20 } else { ns as f64 / 1e6 };
+            proptest::prop_assert_eq!(add_repeated(s, x, c).to_bits(), add_loop(s, x, c).to_bits());
+            proptest::prop_assert_eq!(add_repeated(0.0, x, c).to_bits(), add_loop(0.0, x, c).to_bits());
+        }
+
+        /// The radix sort orders like the standard sort.
+        #[test]
+        fn runs_sort_like_the_standard_sort(mut runs in proptest::collection::vec((0u64..u64::MAX, 1u64..3), 0..9000), small in proptest::bool::ANY) {
+            if small {
+                for r in &mut runs {
+                    r.0 %= 5000;
+                }
+            }
+            let mut want = runs.clone();
+            want.sort_unstable();
+            sort_runs(&mut runs);
+            proptest::prop_assert!(runs.windows(2).all(|w| w[0].0 <= w[1].0));
+            // The same (value, count) pairs.
+            runs.sort_unstable();
+            proptest::prop_assert_eq!(runs, want);
+        }
+
         /// Runs give bit-identical statistics to the expanded, sorted values, whatever the order and grouping.
         #[test]
         fn gaps_match_the_expanded_values(values in proptest::collection::vec((0u64..40, 1u64..5), 1..60)) {

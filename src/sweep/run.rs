@@ -121,7 +121,9 @@ pub fn prepare(spec: &SweepSpec, point: &Point) -> Result<(SimArgs, SimConfig)> 
     let ctx =
         || format!("{}: point {} ({}, {})", spec.path.display(), point.index, point.label, point.argv().join(" "));
     let args = sim_args(point).with_context(ctx)?;
-    let cfg = commands::config(&args).with_context(ctx)?;
+    let mut cfg = commands::config(&args).with_context(ctx)?;
+    // Every iteration record stays in memory only for a point that writes iterations.csv (the summary needs none).
+    cfg.keep_iterations = spec.details.iter().any(|f| f == "iterations.csv");
     Ok((args, cfg))
 }
 

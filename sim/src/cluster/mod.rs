@@ -27,7 +27,7 @@ use duet_traces::{RequestSpec, Workload};
 pub use link::KvLink;
 pub use router::{Load, Router};
 
-use crate::engine::{Engine, EngineConfig, EngineStats, RequestRecord, Role, SimOutput};
+use crate::engine::{Engine, EngineConfig, EngineStats, IterationTotals, RequestRecord, Role, SimOutput};
 use crate::error::{ConfigError, SimError};
 use crate::executor::{Executor, Step, StepTiming, VirtualClock};
 use crate::policy::Policy;
@@ -434,23 +434,6 @@ impl crate::kernel::Driven for ClusterRun<'_> {
     }
 }
 
-/// Total length of the union of `[start, end)` intervals given in start order, ns.
-fn busy_ns(mut spans: Vec<(Nanos, Nanos)>) -> u64 {
-    spans.sort_unstable();
-    let (mut total, mut cur): (u64, Option<(Nanos, Nanos)>) = (0, None);
-    for (s, e) in spans {
-        cur = match cur {
-            Some((cs, ce)) if s <= ce => Some((cs, ce.max(e))),
-            Some((cs, ce)) => {
-                total += (ce - cs).0;
-                Some((s, e))
-            }
-            None => Some((s, e)),
-        };
-    }
-    total + cur.map_or(0, |(s, e)| (e - s).0)
-}
-
 /// Builds the cluster's [`SimOutput`] (requests in workload order with their end-to-end timings) and report.
 fn merge(
     workload: &Workload,
@@ -459,8 +442,15 @@ fn merge(
     mut transfers: Vec<TransferRecord>,
     placed: &[(u32, ReqId)],
 ) -> (SimOutput, ClusterReport) {
-    let outs: Vec<(SimOutput, Role, Vec<u32>)> =
-        inst.into_iter().map(|x| (x.engine.into_output(), x.role, x.global)).collect();
+    // Per instance, totals over all its records (kept or trimmed), for the report.
+    let mut totals: Vec<IterationTotals> = Vec::with_capacity(inst.len());
+    let outs: Vec<(SimOutput, Role, Vec<u32>)> = inst
+        .into_iter()
+        .map(|x| {
+            totals.push(x.engine.iteration_totals());
+            (x.engine.into_output(), x.role, x.global)
+        })
+        .collect();
     // Prefill-side record of each request (disaggregation), to take its first scheduling and preemptions.
     let mut prefill_side: Vec<Option<RequestRecord>> = vec![None; workload.len()];
     for (out, role, global) in &outs {
@@ -493,7 +483,7 @@ fn merge(
     let mut decisions = Vec::new();
     let mut stats = EngineStats::default();
     let mut instances = Vec::new();
-    for (i, (out, role, global)) in outs.into_iter().enumerate() {
+    for (i, ((out, role, global), totals)) in outs.into_iter().zip(totals).enumerate() {
         itl_ns.append(&out.itl_ns);
         let s = out.stats;
         stats.preemptions += s.preemptions;
@@ -505,16 +495,16 @@ fn merge(
         stats.peak_sms = stats.peak_sms.max(s.peak_sms);
         stats.prefix.merge(&s.prefix);
         stats.prefix_cache |= s.prefix_cache;
-        let busy = busy_ns(out.iterations.iter().map(|it| (it.start, it.end)).collect());
+        let busy = totals.busy.total();
         instances.push(InstanceStats {
             index: i as u32,
             role,
             requests: global.len(),
             busy_fraction: if end.0 > 0 { busy as f64 / end.0 as f64 } else { 0.0 },
             peak_kv_utilization: f64::from(s.peak_kv_blocks) / f64::from(s.total_kv_blocks.max(1)),
-            iterations: out.iterations.len(),
-            prefill_tokens: out.iterations.iter().map(|it| u64::from(it.prefill_tokens)).sum(),
-            decode_tokens: out.iterations.iter().map(|it| u64::from(it.decode_tokens)).sum(),
+            iterations: totals.count,
+            prefill_tokens: totals.prefill_tokens,
+            decode_tokens: totals.decode_tokens,
             preemptions: s.preemptions,
             prefix_hit_rate: s.prefix_cache.then(|| s.prefix.hit_rate()),
         });
@@ -555,12 +545,5 @@ mod tests {
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("4 instance(s) x --tp 2 need 8 GPUs, but --gpus is 4"), "{e}");
         assert!(ClusterConfig { gpus: Some(8), ..c }.validate().is_ok());
-    }
-
-    #[test]
-    fn busy_time_is_the_union_of_intervals() {
-        let s = |a: u64, b: u64| (Nanos(a), Nanos(b));
-        assert_eq!(busy_ns(vec![s(0, 10), s(5, 12), s(20, 25), s(21, 22)]), 17);
-        assert_eq!(busy_ns(Vec::new()), 0);
     }
 }

@@ -9,6 +9,7 @@ use super::{Engine, EngineConfig, IterationRecord};
 use crate::error::SimError;
 use crate::executor::{Executor, VirtualClock};
 use crate::policy::Policy;
+use crate::time::Nanos;
 
 use super::records::SimOutput;
 
@@ -45,7 +46,71 @@ pub fn run_streaming(
     Ok(engine.into_output())
 }
 
+/// The length of the union of intervals `[start, end)` added in order of their starts (one pass, exact integers).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BusyUnion {
+    total: u64,
+    cur: Option<(Nanos, Nanos)>,
+}
+
+impl BusyUnion {
+    /// Adds `[start, end)`; `start` must not be before the previous interval's.
+    pub fn add(&mut self, start: Nanos, end: Nanos) {
+        self.cur = match self.cur {
+            Some((cs, ce)) if start <= ce => {
+                debug_assert!(start >= cs, "intervals out of start order");
+                Some((cs, ce.max(end)))
+            }
+            Some((cs, ce)) => {
+                self.total += (ce - cs).0;
+                Some((start, end))
+            }
+            None => Some((start, end)),
+        };
+    }
+
+    /// The union's length, ns.
+    pub fn total(&self) -> u64 {
+        self.total + self.cur.map_or(0, |(s, e)| (e - s).0)
+    }
+}
+
+/// What a cluster reports of one instance's iteration records ([`Engine::iteration_totals`]): their number, summed
+/// prefill and decode tokens, and the union of their busy intervals. Kept as records leave a trimmed history, so an
+/// instance need not keep every record for its report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IterationTotals {
+    /// Records.
+    pub count: usize,
+    /// Prefill tokens over the records.
+    pub prefill_tokens: u64,
+    /// Decode tokens over the records.
+    pub decode_tokens: u64,
+    /// Union of the records' `[start, end)`.
+    pub busy: BusyUnion,
+}
+
+impl IterationTotals {
+    /// Adds a finished record (records come in start order).
+    pub fn add(&mut self, r: &IterationRecord) {
+        self.count += 1;
+        self.prefill_tokens += u64::from(r.prefill_tokens);
+        self.decode_tokens += u64::from(r.decode_tokens);
+        self.busy.add(r.start, r.end);
+    }
+}
+
 impl Engine {
+    /// Totals over every record of the run so far: those trimmed from the history and those kept (the run has
+    /// ended, or the kept records' ends are provisional).
+    pub(crate) fn iteration_totals(&self) -> IterationTotals {
+        let mut t = self.trimmed;
+        for r in &self.iterations {
+            t.add(r);
+        }
+        t
+    }
+
     /// Drops old records when `keep_iterations` is false: those before the oldest running step's and before the
     /// last [`HISTORY_TAIL`], once the kept vector is twice the tail (amortised).
     pub(super) fn trim_history(&mut self) {
@@ -56,6 +121,9 @@ impl Engine {
         let cut = (self.iter_base + self.iterations.len() - HISTORY_TAIL).min(oldest_running);
         if cut > self.iter_base {
             let n = cut - self.iter_base;
+            for r in &self.iterations[..n] {
+                self.trimmed.add(r);
+            }
             if let Some(sink) = self.sink.as_mut()
                 && self.sink_error.is_none()
                 && let Err(e) = sink(&self.iterations[..n])
@@ -65,5 +133,21 @@ impl Engine {
             self.iterations.drain(..n);
             self.iter_base = cut;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_union_by_hand() {
+        let mut u = BusyUnion::default();
+        assert_eq!(u.total(), 0);
+        // [0, 10) and [5, 12) overlap: 12; [20, 25) contains [21, 22): 5 more; [20, 20) adds nothing.
+        for (s, e) in [(0, 10), (5, 12), (20, 25), (21, 22), (25, 25)] {
+            u.add(Nanos(s), Nanos(e));
+        }
+        assert_eq!(u.total(), 17);
     }
 }

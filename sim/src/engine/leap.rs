@@ -128,67 +128,106 @@ impl Engine {
         // Per request, in item order, the completion (it emits a token); then, as on the full path, the requests that
         // finished leave (their in-flight mark, their KV, the running list, in item order); then, as the batch
         // starts again, KV for each remaining request's next token. Completions touch only the request, its gaps and
-        // the watch, and allocations only the pool and the request, so without a finish one pass does both.
-        let mut finished = false;
-        for item in &items {
-            let i = item.req().index();
-            let r = &mut self.requests[i];
-            r.kv_tokens += 1;
-            let before = r.max_tbt;
-            let e = r.emit_token(now);
-            if let Some(gap) = e.gap {
-                self.itl_ns.push(gap.0);
-                if let Some(w) = &mut self.watch {
-                    w.gaps(gap.0, 1);
-                    w.largest_gap(before.0, r.max_tbt.0);
-                }
-            }
-            if e.finished {
-                // `quiet_batch`: no held request to send, not a prefill role (`may_finish_quietly`).
-                self.finished += 1;
-                finished = true;
-            }
-        }
-        if finished {
-            for item in &items {
-                let r = &mut self.requests[item.req().index()];
-                if r.phase == Phase::Finished {
-                    r.in_flight = false;
-                    if r.blocks > 0 {
-                        self.release_kv(item.req());
-                    }
-                }
-            }
-            assert!(self.waiting.is_empty(), "a decoding request's release woke a request (see may_finish_quietly)");
-            let reqs = &self.requests;
-            items.retain(|it| reqs[it.req().index()].phase != Phase::Finished);
-            self.running.retain(|id| reqs[id.index()].phase != Phase::Finished);
-        }
-        let mut rec = IterationRecord::starting(next.lane, next.sms, now, items.len() as u32, 0);
+        // the watch, and allocations only the pool and the request, so without a finish (`self.left`, filled when
+        // this step was asked for, names who finishes at its end) one pass does both.
+        let mut rec = IterationRecord::starting(next.lane, next.sms, now, 0, 0);
         // For the step after (`quiet_batch`): whether a request finishes at its end (it leaves the work of the
         // step after), whether any stays, and the blocks the others need.
         let (mut finishing, mut staying, mut need) = (false, false, 0u64);
-        self.next_work.clear();
-        self.left.clear();
-        for item in &items {
-            let i = item.req().index();
-            let r = &self.requests[i];
-            let extra = self.cfg.kv.blocks_beyond(r.blocks, r.kv_tokens + 1);
-            if extra > 0 {
-                assert!(self.alloc(extra), "a quiet batch's KV was checked");
-                self.requests[i].blocks += extra;
+        if self.left.is_empty() {
+            self.next_work.clear();
+            for item in &items {
+                let i = item.req().index();
+                let r = &mut self.requests[i];
+                r.kv_tokens += 1;
+                let before = r.max_tbt;
+                let e = r.emit_token(now);
+                debug_assert!(!e.finished, "self.left names every request that finishes here");
+                if let Some(gap) = e.gap {
+                    self.itl_ns.push(gap.0);
+                    if let Some(w) = &mut self.watch {
+                        w.gaps(gap.0, 1);
+                        w.largest_gap(before.0, r.max_tbt.0);
+                    }
+                }
+                let extra = self.cfg.kv.blocks_beyond(r.blocks, r.kv_tokens + 1);
+                if extra > 0 {
+                    assert!(self.alloc(extra), "a quiet batch's KV was checked");
+                    self.requests[i].blocks += extra;
+                }
+                rec.decode_tokens += 1;
+                let r = &self.requests[i];
+                if r.next_token_is_last() {
+                    finishing = true;
+                    self.left.push((item.req(), r.generated + 1));
+                } else {
+                    staying = true;
+                    need += u64::from(self.cfg.kv.blocks_beyond(r.blocks, r.kv_tokens + 2));
+                    self.next_work.push(item.work(r, 1));
+                }
             }
-            rec.decode_tokens += 1;
-            let r = &self.requests[i];
-            if r.next_token_is_last() {
-                finishing = true;
-                self.left.push((item.req(), r.generated + 1));
-            } else {
-                staying = true;
-                need += u64::from(self.cfg.kv.blocks_beyond(r.blocks, r.kv_tokens + 2));
-                self.next_work.push(item.work(r, 1));
+        } else {
+            let mut finished = false;
+            for item in &items {
+                let i = item.req().index();
+                let r = &mut self.requests[i];
+                r.kv_tokens += 1;
+                let before = r.max_tbt;
+                let e = r.emit_token(now);
+                if let Some(gap) = e.gap {
+                    self.itl_ns.push(gap.0);
+                    if let Some(w) = &mut self.watch {
+                        w.gaps(gap.0, 1);
+                        w.largest_gap(before.0, r.max_tbt.0);
+                    }
+                }
+                if e.finished {
+                    // `quiet_batch`: no held request to send, not a prefill role (`may_finish_quietly`).
+                    self.finished += 1;
+                    finished = true;
+                }
+            }
+            if finished {
+                for item in &items {
+                    let r = &mut self.requests[item.req().index()];
+                    if r.phase == Phase::Finished {
+                        r.in_flight = false;
+                        if r.blocks > 0 {
+                            self.release_kv(item.req());
+                        }
+                    }
+                }
+                assert!(
+                    self.waiting.is_empty(),
+                    "a decoding request's release woke a request (see may_finish_quietly)"
+                );
+                let reqs = &self.requests;
+                items.retain(|it| reqs[it.req().index()].phase != Phase::Finished);
+                self.running.retain(|id| reqs[id.index()].phase != Phase::Finished);
+            }
+            self.next_work.clear();
+            self.left.clear();
+            for item in &items {
+                let i = item.req().index();
+                let r = &self.requests[i];
+                let extra = self.cfg.kv.blocks_beyond(r.blocks, r.kv_tokens + 1);
+                if extra > 0 {
+                    assert!(self.alloc(extra), "a quiet batch's KV was checked");
+                    self.requests[i].blocks += extra;
+                }
+                rec.decode_tokens += 1;
+                let r = &self.requests[i];
+                if r.next_token_is_last() {
+                    finishing = true;
+                    self.left.push((item.req(), r.generated + 1));
+                } else {
+                    staying = true;
+                    need += u64::from(self.cfg.kv.blocks_beyond(r.blocks, r.kv_tokens + 2));
+                    self.next_work.push(item.work(r, 1));
+                }
             }
         }
+        rec.num_seqs = items.len() as u32;
         debug_assert!(items.iter().zip(&self.work).all(|(it, w)| it.work(&self.requests[it.req().index()], 0) == *w));
         let switch = if self.switches_layout(next.lane, next.sms) { self.cfg.partition_switch_ns } else { 0 };
         let timing = executor.execute(&Step::new(now, next.sms, &self.work, Launch::Eager))?;

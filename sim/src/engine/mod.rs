@@ -21,7 +21,7 @@ pub(crate) mod pending;
 mod records;
 mod watch;
 
-pub use history::{HISTORY_TAIL, IterationSink, run_streaming};
+pub use history::{BusyUnion, HISTORY_TAIL, IterationSink, IterationTotals, run_streaming};
 pub use watch::StopLimits;
 
 use std::collections::VecDeque;
@@ -207,6 +207,8 @@ pub(crate) struct Engine {
     /// Records dropped from the front of `iterations` (`keep_iterations: false`): record `r` is
     /// `iterations[r - iter_base]`.
     iter_base: usize,
+    /// Totals of the records trimmed from the front of `iterations`.
+    trimmed: history::IterationTotals,
     /// Receives the records trimmed from the history ([`run_streaming`]).
     sink: Option<IterationSink>,
     /// The sink's first error (reported when the run ends).
@@ -295,6 +297,7 @@ impl Engine {
             itl_ns: Gaps::new(),
             iterations: Vec::new(),
             iter_base: 0,
+            trimmed: history::IterationTotals::default(),
             sink: None,
             sink_error: None,
             decisions: Vec::new(),
