@@ -125,7 +125,7 @@ impl Gaps {
 
     /// Orders the runs by value and merges runs of equal values (ascending, distinct values).
     pub fn sort(&mut self) {
-        sort_runs(&mut self.runs);
+        self.runs.sort_unstable_by_key(|r| r.0);
         let mut merged: Vec<(u64, u64)> = Vec::with_capacity(self.runs.len());
         for &(v, n) in &self.runs {
             match merged.last_mut() {
@@ -202,38 +202,6 @@ impl Dist {
             a + (b - a) * (rank - lo as f64)
         };
         Dist { mean, median: pct(50.0), std: var.sqrt(), p90: pct(90.0), p99: pct(99.0) }
-    }
-}
-
-/// Orders `(value, count)` runs by value: a least-significant-digit radix sort (11-bit digits, as many as the
-/// largest value needs) for long lists, the standard unstable sort for short ones. Runs of equal values may end in
-/// any order ([`Gaps::sort`] merges them).
-fn sort_runs(runs: &mut Vec<(u64, u64)>) {
-    const DIGIT: u32 = 11;
-    if runs.len() < 4096 {
-        runs.sort_unstable_by_key(|r| r.0);
-        return;
-    }
-    let bits = 64 - runs.iter().map(|r| r.0).max().unwrap_or(0).leading_zeros();
-    let mut buf = vec![(0u64, 0u64); runs.len()];
-    let mut shift = 0;
-    while shift < bits {
-        let digit = |v: u64| ((v >> shift) & ((1 << DIGIT) - 1)) as usize;
-        let mut start = vec![0usize; 1 << DIGIT];
-        for r in runs.iter() {
-            start[digit(r.0)] += 1;
-        }
-        let mut at = 0;
-        for s in start.iter_mut() {
-            (*s, at) = (at, at + *s);
-        }
-        for &r in runs.iter() {
-            let d = digit(r.0);
-            buf[start[d]] = r;
-            start[d] += 1;
-        }
-        std::mem::swap(runs, &mut buf);
-        shift += DIGIT;
     }
 }
 
@@ -335,23 +303,6 @@ mod tests {
             let x = if tiny { ns as f64 * 1e-20 } else { ns as f64 / 1e6 };
             proptest::prop_assert_eq!(add_repeated(s, x, c).to_bits(), add_loop(s, x, c).to_bits());
             proptest::prop_assert_eq!(add_repeated(0.0, x, c).to_bits(), add_loop(0.0, x, c).to_bits());
-        }
-
-        /// The radix sort orders like the standard sort.
-        #[test]
-        fn runs_sort_like_the_standard_sort(mut runs in proptest::collection::vec((0u64..u64::MAX, 1u64..3), 0..9000), small in proptest::bool::ANY) {
-            if small {
-                for r in &mut runs {
-                    r.0 %= 5000;
-                }
-            }
-            let mut want = runs.clone();
-            want.sort_unstable();
-            sort_runs(&mut runs);
-            proptest::prop_assert!(runs.windows(2).all(|w| w[0].0 <= w[1].0));
-            // The same (value, count) pairs.
-            runs.sort_unstable();
-            proptest::prop_assert_eq!(runs, want);
         }
 
         /// Runs give bit-identical statistics to the expanded, sorted values, whatever the order and grouping.
