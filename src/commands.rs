@@ -17,6 +17,8 @@ pub fn sim(a: &SimArgs, out: Option<&Path>, overwrite: bool, timeline: Option<&P
     let mut cfg = config(a)?;
     // Only a timeline needs every iteration record in memory; --out streams them (below), else none is written.
     cfg.keep_iterations = timeline.is_some();
+    // Every decision record only for decisions.csv (the printed report needs their counts).
+    cfg.keep_decisions = out.is_some();
     // The output folder is checked (and its staging folder made) before the run, not after it.
     let staged = out.map(|d| duet_sim::outdir::Staged::begin(d, overwrite)).transpose()?;
     let w = load_workload(a, &cfg)?;
@@ -70,6 +72,7 @@ pub fn bench(a: &SimArgs, runs: usize) -> Result<()> {
     let mut cfg = config(a)?;
     // What `duet sim` without a timeline runs: no run keeps every iteration record in memory.
     cfg.keep_iterations = false;
+    cfg.keep_decisions = false;
     let mut times = Vec::with_capacity(runs);
     let mut last = None;
     for i in 0..=runs {

@@ -198,6 +198,7 @@ pub fn config(a: &SimArgs) -> Result<SimConfig> {
         cluster: cluster_config(a)?,
         client,
         keep_iterations: true,
+        keep_decisions: true,
         leap: !a.no_leap,
         stop: None,
     })

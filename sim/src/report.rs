@@ -8,7 +8,6 @@ use serde_json::{Map, Value, json};
 use crate::cluster::{ClusterConfig, Layout};
 use crate::engine::{DecisionRecord, RequestRecord};
 use crate::metrics::{self, stats::Dist};
-use crate::policy::Mode;
 use crate::run::SimRun;
 
 /// The `summary.json` object: vLLM `bench serve` keys (`completed`, `duration`, `request_throughput`,
@@ -68,7 +67,7 @@ pub fn summary_json(run: &SimRun) -> Value {
     put("token_budget", json!(meta.token_budget));
     put("granularity", json!(meta.granularity.to_string()));
     put("profile", json!(meta.profile));
-    put("split_decisions", json!(run.output.decisions.iter().filter(|d| d.decision.mode == Mode::Split).count()));
+    put("split_decisions", json!(s.decisions.split));
     put("peak_sms_in_use", json!(s.peak_sms));
     cluster_keys(run, &mut put);
     put("model", json!(meta.model));
@@ -374,17 +373,16 @@ pub fn table(run: &SimRun) -> String {
             p.evicted_blocks
         );
     }
-    let splits = run.output.decisions.iter().filter(|d| d.decision.mode == Mode::Split).count();
     // A real choice: a decision with both prefill and decode work (decode-only steps have nothing to split).
-    let choices =
-        run.output.decisions.iter().filter(|d| d.decision.prefill_sms > 0 && d.decision.decode_sms > 0).count();
-    if !run.output.decisions.is_empty() {
+    let counts = run.output.stats.decisions;
+    let (splits, choices) = (counts.split, counts.with_both);
+    if counts.total > 0 {
         let _ = writeln!(
             s,
             "{:<34}{} of {} decisions split the GPU ({} of the {} with both prefill and decode work; {} granularity)",
             "Partitioning:",
             splits,
-            run.output.decisions.len(),
+            counts.total,
             if choices > 0 { format!("{:.0}%", 100.0 * splits as f64 / choices as f64) } else { "none".into() },
             choices,
             meta.granularity

@@ -57,6 +57,9 @@ pub struct SimConfig {
     /// Keep every iteration record in the output (needed for `iterations.csv`, timelines and validation; when
     /// false the output keeps the recent tail only and the count: `EngineConfig::keep_iterations`).
     pub keep_iterations: bool,
+    /// Keep every decision record in the output (needed for `decisions.csv`; when false the output keeps the recent
+    /// tail only, and the counts: `EngineConfig::keep_decisions`).
+    pub keep_decisions: bool,
     /// Leap over quiet decode steps (`EngineConfig::leap`; outputs are byte-identical either way).
     pub leap: bool,
     /// Stop early once one of these percentile limits is certain to fail (`EngineConfig::stop`; single instance
@@ -153,6 +156,7 @@ fn prepare(workload: &Workload, cfg: &SimConfig) -> Result<Prepared, SimError> {
         role: Role::Aggregated,
         client: cfg.client,
         keep_iterations: cfg.keep_iterations,
+        keep_decisions: cfg.keep_decisions,
         leap: cfg.leap,
         stop: cfg.stop.filter(|_| cfg.cluster.is_single()),
     };
@@ -210,6 +214,8 @@ fn simulate_inner(
     let mut p = prepare(workload, cfg)?;
     // A cluster hands its merged records to the sink at the end: its instances keep every record then.
     p.engine_cfg.keep_iterations |= sink.is_some() && !cfg.cluster.is_single();
+    // A run that writes its files (a sink for iterations.csv) writes decisions.csv from every decision record.
+    p.engine_cfg.keep_decisions |= sink.is_some();
     let (output, cluster) = if cfg.cluster.is_single() {
         let mut policy = cfg.policy.build(&p.ctx)?;
         let mut executor = SimExecutor::new(Arc::clone(&p.cost));

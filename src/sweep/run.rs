@@ -124,6 +124,7 @@ pub fn prepare(spec: &SweepSpec, point: &Point) -> Result<(SimArgs, SimConfig)> 
     let mut cfg = commands::config(&args).with_context(ctx)?;
     // Every iteration record stays in memory only for a point that writes iterations.csv (the summary needs none).
     cfg.keep_iterations = spec.details.iter().any(|f| f == "iterations.csv");
+    cfg.keep_decisions = spec.details.iter().any(|f| f == "decisions.csv");
     Ok((args, cfg))
 }
 

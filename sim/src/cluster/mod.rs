@@ -495,6 +495,7 @@ fn merge(
         stats.peak_sms = stats.peak_sms.max(s.peak_sms);
         stats.prefix.merge(&s.prefix);
         stats.prefix_cache |= s.prefix_cache;
+        stats.decisions.merge(&s.decisions);
         let busy = totals.busy.total();
         instances.push(InstanceStats {
             index: i as u32,

@@ -149,7 +149,7 @@ impl Engine {
                 prefill_ns: None,
                 decode_window_ns: None,
             });
-            self.decisions.len() - 1
+            self.dec_base + self.decisions.len() - 1
         });
         // Decode first (as DuetServe dispatches it): on a device its kernels are enqueued before the prefill's.
         let mut batches = plan.batches;

@@ -84,7 +84,7 @@ impl Engine {
             let b = self.batches.remove(bi);
             if let Some(d) = b.decision {
                 let took = Some((now - b.started).0);
-                let rec = &mut self.decisions[d];
+                let rec = &mut self.decisions[d - self.dec_base];
                 match b.lane {
                     Lane::Whole => rec.whole_ns = took,
                     Lane::Prefill => rec.prefill_ns = took,

@@ -111,9 +111,22 @@ impl Engine {
         t
     }
 
-    /// Drops old records when `keep_iterations` is false: those before the oldest running step's and before the
-    /// last [`HISTORY_TAIL`], once the kept vector is twice the tail (amortised).
+    /// Drops old records when `keep_iterations` (iteration records) or `keep_decisions` (decision records) is
+    /// false: those before the oldest running step's and before the last [`HISTORY_TAIL`], once the kept vector is
+    /// twice the tail (amortised).
     pub(super) fn trim_history(&mut self) {
+        if !self.cfg.keep_decisions && self.decisions.len() >= 2 * HISTORY_TAIL {
+            let oldest_running = self.batches.iter().filter_map(|b| b.decision).min().unwrap_or(usize::MAX);
+            let cut = (self.dec_base + self.decisions.len() - HISTORY_TAIL).min(oldest_running);
+            if cut > self.dec_base {
+                let n = cut - self.dec_base;
+                for d in &self.decisions[..n] {
+                    self.dec_trimmed.add(&d.decision);
+                }
+                self.decisions.drain(..n);
+                self.dec_base = cut;
+            }
+        }
         if self.cfg.keep_iterations || self.iterations.len() < 2 * HISTORY_TAIL {
             return;
         }

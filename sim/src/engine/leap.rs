@@ -105,7 +105,7 @@ impl Engine {
         self.iterations[record - self.iter_base].end = now;
         let mut items = std::mem::take(&mut self.batches[0].items);
         if let Some(d) = decision {
-            let rec = &mut self.decisions[d];
+            let rec = &mut self.decisions[d - self.dec_base];
             let took = Some((now - started).0);
             match lane {
                 Lane::Whole => rec.whole_ns = took,
@@ -123,7 +123,7 @@ impl Engine {
                 prefill_ns: None,
                 decode_window_ns: None,
             });
-            self.decisions.len() - 1
+            self.dec_base + self.decisions.len() - 1
         });
         // Per request, in item order, the completion (it emits a token); then, as on the full path, the requests that
         // finished leave (their in-flight mark, their KV, the running list, in item order); then, as the batch

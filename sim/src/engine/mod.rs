@@ -43,7 +43,7 @@ pub use client::ClientConfig;
 pub use inflight::Contention;
 use inflight::InFlight;
 use kv_store::KvStore;
-pub use records::{DecisionRecord, EngineStats, IterationRecord, RequestRecord, SimOutput};
+pub use records::{DecisionCounts, DecisionRecord, EngineStats, IterationRecord, RequestRecord, SimOutput};
 
 /// What the engine needs besides the policy and executor.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -70,6 +70,10 @@ pub struct EngineConfig {
     /// and the output holds that tail; the count is `EngineStats::iterations` either way. For runs that write no
     /// `iterations.csv`: peak memory then follows the requests in flight, not the run's length.
     pub keep_iterations: bool,
+    /// Keep every decision record for the output (`SimOutput::decisions`, `decisions.csv`). When false, only those
+    /// of running steps and the last [`HISTORY_TAIL`] others are kept, and the output holds those; the counts the
+    /// reports print are `EngineStats::decisions` either way.
+    pub keep_decisions: bool,
     /// Leap over quiet decode steps ([`leap`]) when the policy allows it ([`Policy::repeat_decode`]). Outputs are
     /// byte-identical either way; false runs every step through the policy (tests compare the two).
     pub leap: bool,
@@ -116,6 +120,7 @@ impl EngineConfig {
             role: Role::Aggregated,
             client: ClientConfig::default(),
             keep_iterations: true,
+            keep_decisions: true,
             leap: true,
             stop: None,
         }
@@ -214,6 +219,11 @@ pub(crate) struct Engine {
     /// The sink's first error (reported when the run ends).
     sink_error: Option<SimError>,
     decisions: Vec<DecisionRecord>,
+    /// Decision records dropped from the front of `decisions` (`keep_decisions: false`): decision `d` is
+    /// `decisions[d - dec_base]`.
+    dec_base: usize,
+    /// Counts of the decision records dropped.
+    dec_trimmed: DecisionCounts,
     work: Vec<SeqWork>,
     /// The work of the step after the current one while leaping ([`leap`]).
     next_work: Vec<SeqWork>,
@@ -301,6 +311,8 @@ impl Engine {
             sink: None,
             sink_error: None,
             decisions: Vec::new(),
+            dec_base: 0,
+            dec_trimmed: DecisionCounts::default(),
             work: Vec::new(),
             next_work: Vec::new(),
             left: Vec::new(),

@@ -4,8 +4,8 @@
 //! into numbers and files.
 
 use super::Engine;
-use crate::policy::Decision;
 pub use crate::policy::IterationRecord;
+use crate::policy::{Decision, Mode};
 use crate::prefix::PrefixStats;
 use crate::request::Phase;
 use crate::stats::Gaps;
@@ -51,6 +51,34 @@ pub struct DecisionRecord {
     pub decode_window_ns: Option<u64>,
 }
 
+/// How many decision records a run made, of which how many split the GPU and how many had both prefill and
+/// decode work to place (the reports' "Partitioning" line and `split_decisions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DecisionCounts {
+    /// Decision records.
+    pub total: u64,
+    /// Those in split mode.
+    pub split: u64,
+    /// Those with both prefill and decode SMs (a real choice: decode-only steps have nothing to split).
+    pub with_both: u64,
+}
+
+impl DecisionCounts {
+    /// Counts one more record.
+    pub fn add(&mut self, d: &Decision) {
+        self.total += 1;
+        self.split += u64::from(d.mode == Mode::Split);
+        self.with_both += u64::from(d.prefill_sms > 0 && d.decode_sms > 0);
+    }
+
+    /// Adds another run's counts.
+    pub fn merge(&mut self, o: &DecisionCounts) {
+        self.total += o.total;
+        self.split += o.split;
+        self.with_both += o.with_both;
+    }
+}
+
 /// Engine-wide counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct EngineStats {
@@ -72,6 +100,8 @@ pub struct EngineStats {
     pub prefix: PrefixStats,
     /// Whether a prefix cache was active.
     pub prefix_cache: bool,
+    /// Decision records made (all of them, whether or not kept).
+    pub decisions: DecisionCounts,
 }
 
 /// Everything a run produced.
@@ -115,6 +145,10 @@ impl Engine {
         }
         debug_assert!(self.requests.iter().all(|r| r.phase == Phase::Finished));
         let executed = (self.iter_base + self.iterations.len()) as u64;
+        let mut decisions = self.dec_trimmed;
+        for d in &self.decisions {
+            decisions.add(&d.decision);
+        }
         SimOutput {
             requests,
             itl_ns: self.itl_ns,
@@ -130,6 +164,7 @@ impl Engine {
                 peak_sms: self.peak_sms,
                 prefix: self.kv.prefix_stats(),
                 prefix_cache: self.kv.cache().is_some(),
+                decisions,
             },
         }
     }

@@ -73,6 +73,7 @@ pub fn sim_config(model: &str, policy: duet_sim::policy::PolicyConfig) -> duet_s
         cluster: Default::default(),
         client: Default::default(),
         keep_iterations: true,
+        keep_decisions: true,
         leap: true,
         stop: None,
     }
