@@ -136,6 +136,37 @@ impl Gaps {
         self.runs = merged;
     }
 
+    /// The union of sorted multisets (each after [`Gaps::sort`]), sorted and merged like [`Gaps::sort`]'s result:
+    /// two at a time, each merge linear in the runs.
+    pub fn merge_sorted(parts: Vec<Gaps>) -> Gaps {
+        let mut acc = Gaps::new();
+        for p in parts {
+            debug_assert!(p.runs.windows(2).all(|w| w[0].0 < w[1].0), "gaps not sorted");
+            if acc.is_empty() {
+                acc = p;
+                continue;
+            }
+            let mut runs = Vec::with_capacity(acc.runs.len() + p.runs.len());
+            let (mut a, mut b) = (acc.runs.iter().peekable(), p.runs.iter().peekable());
+            loop {
+                let next = match (a.peek(), b.peek()) {
+                    (Some(x), Some(y)) if x.0 < y.0 => *a.next().expect("peeked"),
+                    (Some(x), Some(y)) if x.0 > y.0 => *b.next().expect("peeked"),
+                    (Some(_), Some(_)) => {
+                        let (x, y) = (a.next().expect("peeked"), b.next().expect("peeked"));
+                        (x.0, x.1 + y.1)
+                    }
+                    (Some(_), None) => *a.next().expect("peeked"),
+                    (None, Some(_)) => *b.next().expect("peeked"),
+                    (None, None) => break,
+                };
+                runs.push(next);
+            }
+            acc = Gaps { runs, count: acc.count + p.count };
+        }
+        acc
+    }
+
     /// The `(value, count)` runs, in the order kept (ascending and distinct after [`Gaps::sort`]).
     pub fn runs(&self) -> &[(u64, u64)] {
         &self.runs
@@ -303,6 +334,28 @@ mod tests {
             let x = if tiny { ns as f64 * 1e-20 } else { ns as f64 / 1e6 };
             proptest::prop_assert_eq!(add_repeated(s, x, c).to_bits(), add_loop(s, x, c).to_bits());
             proptest::prop_assert_eq!(add_repeated(0.0, x, c).to_bits(), add_loop(0.0, x, c).to_bits());
+        }
+
+        /// Merging sorted parts gives what appending them and sorting gives.
+        #[test]
+        fn merging_sorted_parts_is_appending_and_sorting(parts in proptest::collection::vec(proptest::collection::vec((0u64..30, 1u64..4), 0..40), 0..6)) {
+            let parts: Vec<Gaps> = parts
+                .iter()
+                .map(|p| {
+                    let mut g = Gaps::new();
+                    for &(v, n) in p {
+                        g.push_n(v * 1_000_003, n);
+                    }
+                    g.sort();
+                    g
+                })
+                .collect();
+            let mut want = Gaps::new();
+            for p in &parts {
+                want.append(p);
+            }
+            want.sort();
+            proptest::prop_assert_eq!(Gaps::merge_sorted(parts), want);
         }
 
         /// Runs give bit-identical statistics to the expanded, sorted values, whatever the order and grouping.

@@ -478,13 +478,13 @@ fn merge(
         })
         .collect();
     let end = requests.iter().map(|r| r.finish).max().unwrap_or_default();
-    let mut itl_ns = crate::stats::Gaps::new();
+    let mut gap_parts = Vec::with_capacity(outs.len());
     let mut iterations = Vec::new();
     let mut decisions = Vec::new();
     let mut stats = EngineStats::default();
     let mut instances = Vec::new();
     for (i, ((out, role, global), totals)) in outs.into_iter().zip(totals).enumerate() {
-        itl_ns.append(&out.itl_ns);
+        gap_parts.push(out.itl_ns);
         let s = out.stats;
         stats.preemptions += s.preemptions;
         stats.recomputed_tokens += s.recomputed_tokens;
@@ -515,7 +515,8 @@ fn merge(
         }));
         decisions.extend(out.decisions);
     }
-    itl_ns.sort();
+    // Each instance's gaps are sorted (`into_output`): merged in one linear pass per instance.
+    let itl_ns = crate::stats::Gaps::merge_sorted(gap_parts);
     // Stable sorts: equal times keep instance order.
     iterations.sort_by_key(|it| it.start);
     decisions.sort_by_key(|d| d.at);
