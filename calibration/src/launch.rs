@@ -15,12 +15,13 @@
 use std::path::Path;
 
 use crate::error::CalibrationError;
+use crate::table::{self, Least};
 
 /// Header of `graph.csv`.
 pub const GRAPH_HEADER: &str = "sms,nodes,eager_step_us,eager_host_us,graph_step_us,graph_host_us";
 
 /// One row of `graph.csv` (module docs).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct GraphLaunchSample {
     /// SMs of the partition.
     pub sms: u32,
@@ -36,56 +37,41 @@ pub struct GraphLaunchSample {
     pub graph_host_us: f64,
 }
 
+/// `graph.csv` text for `rows` (what [`read_graph`] reads).
+pub fn graph_csv(rows: &[GraphLaunchSample]) -> String {
+    let mut s = format!("{GRAPH_HEADER}\n");
+    for r in rows {
+        s.push_str(&format!(
+            "{},{},{:.3},{:.3},{:.3},{:.3}\n",
+            r.sms, r.nodes, r.eager_step_us, r.eager_host_us, r.graph_step_us, r.graph_host_us
+        ));
+    }
+    s
+}
+
 /// Whether `path` is a `graph.csv` (its first line is [`GRAPH_HEADER`]).
 pub fn is_graph(path: &Path) -> bool {
-    std::fs::read_to_string(path).is_ok_and(|t| t.lines().next().is_some_and(|l| l.trim() == GRAPH_HEADER))
+    table::has_header(path, GRAPH_HEADER)
 }
 
 /// Reads a `graph.csv`; a field that is not a positive finite number (SMs and nodes: a whole one) is an error
 /// naming the file, line, field and value.
 pub fn read_graph(path: &Path) -> Result<Vec<GraphLaunchSample>, CalibrationError> {
-    let text = std::fs::read_to_string(path).map_err(|cause| CalibrationError::Io { path: path.into(), cause })?;
-    let names: Vec<&str> = GRAPH_HEADER.split(',').collect();
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if i == 0 {
-            if line.trim() != GRAPH_HEADER {
-                return Err(CalibrationError::invalid(path, 1, format!("expected the header {GRAPH_HEADER}")));
-            }
-            continue;
-        }
-        if line.trim().is_empty() {
-            continue;
-        }
-        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        if fields.len() != names.len() {
-            return Err(CalibrationError::invalid(
-                path,
-                i + 1,
-                format!("expected {} fields, got {}", names.len(), fields.len()),
-            ));
-        }
-        let mut v = [0.0; 6];
-        for (k, (f, name)) in fields.iter().zip(&names).enumerate() {
-            let whole = k < 2;
-            v[k] = match f.parse::<f64>() {
-                Ok(x) if x.is_finite() && x > 0.0 && (!whole || x.fract() == 0.0) => x,
-                _ => {
-                    let what = if whole { "a whole number > 0" } else { "> 0" };
-                    return Err(CalibrationError::invalid(path, i + 1, format!("{name} must be {what}, got {f:?}")));
-                }
-            };
-        }
-        out.push(GraphLaunchSample {
+    let rows = table::read_rows::<6>(path, GRAPH_HEADER, |name| match name {
+        "sms" | "nodes" => Least::WholePositive,
+        _ => Least::Positive,
+    })?;
+    Ok(rows
+        .into_iter()
+        .map(|v| GraphLaunchSample {
             sms: v[0] as u32,
             nodes: v[1] as u32,
             eager_step_us: v[2],
             eager_host_us: v[3],
             graph_step_us: v[4],
             graph_host_us: v[5],
-        });
-    }
-    Ok(out)
+        })
+        .collect())
 }
 
 /// What [`fit_graph_launch_ns`] found.
@@ -141,8 +127,12 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("duet-graph-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("graph.csv");
-        std::fs::write(&p, format!("{GRAPH_HEADER}\n132,64,100,200,104,3\n\n")).unwrap();
+        // What the writer writes, the reader reads back.
+        let rows = [row(64, 100.0, 104.0), row(512, 1200.0, 1210.5)];
+        std::fs::write(&p, graph_csv(&rows)).unwrap();
         assert!(is_graph(&p));
+        assert_eq!(read_graph(&p).unwrap(), rows);
+        std::fs::write(&p, format!("{GRAPH_HEADER}\n132,64,100,200,104,3\n\n")).unwrap();
         assert_eq!(read_graph(&p).unwrap(), [row(64, 100.0, 104.0)]);
         std::fs::write(&p, format!("{GRAPH_HEADER}\n132,64.5,100,200,104,3\n")).unwrap();
         let e = read_graph(&p).unwrap_err().to_string();

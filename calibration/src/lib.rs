@@ -11,6 +11,7 @@ pub mod launch;
 pub mod mixed;
 pub mod profile;
 pub mod record;
+mod table;
 
 pub use curves::ProfileCurves;
 pub use error::CalibrationError;

@@ -16,6 +16,7 @@
 use std::path::Path;
 
 use crate::error::CalibrationError;
+use crate::table::{self, Least};
 
 /// One mixed-batch measurement (module docs): attention times on the same SMs, ns.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -84,47 +85,20 @@ pub struct MixedFile {
 
 /// Whether `path` is a `mixed.csv` (its first line is [`MIXED_HEADER`]).
 pub fn is_mixed(path: &Path) -> bool {
-    std::fs::read_to_string(path).is_ok_and(|t| t.lines().next().is_some_and(|l| l.trim() == MIXED_HEADER))
+    table::has_header(path, MIXED_HEADER)
 }
 
 /// Reads a `mixed.csv` into samples (ms to ns); a field that is not a positive finite number (`before`: not
-/// negative) is an error naming the file, line, field and value.
+/// negative; `sms`: a whole number) is an error naming the file, line, field and value.
 pub fn read_mixed(path: &Path) -> Result<MixedFile, CalibrationError> {
-    let text = std::fs::read_to_string(path).map_err(|cause| CalibrationError::Io { path: path.into(), cause })?;
-    let names: Vec<&str> = MIXED_HEADER.split(',').collect();
+    let rows = table::read_rows::<9>(path, MIXED_HEADER, |name| match name {
+        "sms" => Least::WholePositive,
+        // Cached tokens ahead of the chunk.
+        "before" => Least::NonNegative,
+        _ => Least::Positive,
+    })?;
     let mut out = MixedFile::default();
-    for (i, line) in text.lines().enumerate() {
-        if i == 0 {
-            if line.trim() != MIXED_HEADER {
-                return Err(CalibrationError::invalid(path, 1, format!("expected the header {MIXED_HEADER}")));
-            }
-            continue;
-        }
-        if line.trim().is_empty() {
-            continue;
-        }
-        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        if fields.len() != names.len() {
-            return Err(CalibrationError::invalid(
-                path,
-                i + 1,
-                format!("expected {} fields, got {}", names.len(), fields.len()),
-            ));
-        }
-        let mut v = [0.0; 9];
-        for (k, (f, name)) in fields.iter().zip(&names).enumerate() {
-            // Only `before` (cached tokens ahead of the chunk) may be 0.
-            let least = if *name == "before" { ">= 0" } else { "> 0" };
-            v[k] = match f.parse::<f64>() {
-                Ok(x) if x.is_finite() && (x > 0.0 || (x == 0.0 && *name == "before")) => x,
-                _ => {
-                    return Err(CalibrationError::invalid(path, i + 1, format!("{name} must be {least}, got {f:?}")));
-                }
-            };
-        }
-        if v[0].fract() != 0.0 {
-            return Err(CalibrationError::invalid(path, i + 1, format!("sms must be a whole number, got {}", v[0])));
-        }
+    for v in rows {
         let one = MixedAttentionSample {
             sms: v[0] as u32,
             decode_ns: v[5] * 1e6,

@@ -263,6 +263,31 @@ impl Drop for Event {
     }
 }
 
+/// Captures what `body` enqueues on `stream` (relaxed mode) into an instantiated CUDA graph, which the caller
+/// destroys (`cuGraphExecDestroy`). Capture ends, and the captured graph is destroyed, on every path.
+pub fn capture_graph(
+    stream: CUstream,
+    body: impl FnOnce() -> Result<(), GpuError>,
+) -> Result<sys::CUgraphExec, GpuError> {
+    let mut graph = std::ptr::null_mut();
+    let mut exec = std::ptr::null_mut();
+    // SAFETY: the stream is live; capture ends, and the graph is destroyed, on every path below.
+    unsafe {
+        check(
+            "cuStreamBeginCapture",
+            sys::cuStreamBeginCapture_v2(stream, sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED),
+        )?;
+        let r = body();
+        let end = check("cuStreamEndCapture", sys::cuStreamEndCapture(stream, &mut graph));
+        r?;
+        end?;
+        let inst = check("cuGraphInstantiate", sys::cuGraphInstantiateWithFlags(&mut exec, graph, 0));
+        sys::cuGraphDestroy(graph);
+        inst?;
+    }
+    Ok(exec)
+}
+
 /// A non-blocking stream of the primary context (the whole GPU).
 pub fn primary_stream() -> Result<CUstream, GpuError> {
     let mut s = std::ptr::null_mut();

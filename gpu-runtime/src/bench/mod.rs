@@ -81,7 +81,7 @@ pub struct CalibrationSummary {
     /// Co-running slowdowns.
     pub contention: Vec<CorunRow>,
     /// Graph-launch rows (`graph.csv`).
-    pub graph_launch: Vec<graph::GraphRow>,
+    pub graph_launch: Vec<duet_calibration::launch::GraphLaunchSample>,
     /// Mixed prefill+decode attention against its parts (`mixed.csv`).
     pub mixed_attention: Vec<mixed::MixedRow>,
     /// Records written.
@@ -136,7 +136,7 @@ pub fn calibrate(cfg: &CalibrateConfig, log: &mut dyn FnMut(&str)) -> Result<Cal
         }
     }
     gpu.bind()?;
-    records::write(&cfg.out, "graph.csv", &graph::graph_csv(&graph_rows))?;
+    records::write(&cfg.out, "graph.csv", &duet_calibration::launch::graph_csv(&graph_rows))?;
     let up = plan::projections(m)[2];
     let mut contention = Vec::new();
     for &(d, _p) in &plan.contention {

@@ -21,7 +21,7 @@ use crate::cost::Launch;
 use crate::error::SimError;
 use crate::executor::{Executor, Step};
 use crate::policy::{BatchItem, Lane, Policy, QuietStep, Repeat};
-use crate::request::Phase;
+use crate::request::{Phase, ReqId};
 use crate::time::Nanos;
 
 impl Engine {
@@ -130,62 +130,18 @@ impl Engine {
         // starts again, KV for each remaining request's next token. Completions touch only the request, its gaps and
         // the watch, and allocations only the pool and the request, so without a finish (`self.left`, filled when
         // this step was asked for, names who finishes at its end) one pass does both.
-        let mut rec = IterationRecord::starting(next.lane, next.sms, now, 0, 0);
-        // For the step after (`quiet_batch`): whether a request finishes at its end (it leaves the work of the
-        // step after), whether any stays, and the blocks the others need.
-        let (mut finishing, mut staying, mut need) = (false, false, 0u64);
+        let mut after = After::default();
+        self.next_work.clear();
         if self.left.is_empty() {
-            self.next_work.clear();
             for item in &items {
-                let i = item.req().index();
-                let r = &mut self.requests[i];
-                r.kv_tokens += 1;
-                let before = r.max_tbt;
-                let e = r.emit_token(now);
-                debug_assert!(!e.finished, "self.left names every request that finishes here");
-                if let Some(gap) = e.gap {
-                    self.itl_ns.push(gap.0);
-                    if let Some(w) = &mut self.watch {
-                        w.gaps(gap.0, 1);
-                        w.largest_gap(before.0, r.max_tbt.0);
-                    }
-                }
-                let extra = self.cfg.kv.blocks_beyond(r.blocks, r.kv_tokens + 1);
-                if extra > 0 {
-                    assert!(self.alloc(extra), "a quiet batch's KV was checked");
-                    self.requests[i].blocks += extra;
-                }
-                rec.decode_tokens += 1;
-                let r = &self.requests[i];
-                if r.next_token_is_last() {
-                    finishing = true;
-                    self.left.push((item.req(), r.generated + 1));
-                } else {
-                    staying = true;
-                    need += u64::from(self.cfg.kv.blocks_beyond(r.blocks, r.kv_tokens + 2));
-                    self.next_work.push(item.work(r, 1));
-                }
+                let finished = self.emit_quietly(item.req(), now);
+                debug_assert!(!finished, "self.left names every request that finishes here");
+                self.restart_item(item, &mut after);
             }
         } else {
             let mut finished = false;
             for item in &items {
-                let i = item.req().index();
-                let r = &mut self.requests[i];
-                r.kv_tokens += 1;
-                let before = r.max_tbt;
-                let e = r.emit_token(now);
-                if let Some(gap) = e.gap {
-                    self.itl_ns.push(gap.0);
-                    if let Some(w) = &mut self.watch {
-                        w.gaps(gap.0, 1);
-                        w.largest_gap(before.0, r.max_tbt.0);
-                    }
-                }
-                if e.finished {
-                    // `quiet_batch`: no held request to send, not a prefill role (`may_finish_quietly`).
-                    self.finished += 1;
-                    finished = true;
-                }
+                finished |= self.emit_quietly(item.req(), now);
             }
             if finished {
                 for item in &items {
@@ -205,29 +161,13 @@ impl Engine {
                 items.retain(|it| reqs[it.req().index()].phase != Phase::Finished);
                 self.running.retain(|id| reqs[id.index()].phase != Phase::Finished);
             }
-            self.next_work.clear();
             self.left.clear();
             for item in &items {
-                let i = item.req().index();
-                let r = &self.requests[i];
-                let extra = self.cfg.kv.blocks_beyond(r.blocks, r.kv_tokens + 1);
-                if extra > 0 {
-                    assert!(self.alloc(extra), "a quiet batch's KV was checked");
-                    self.requests[i].blocks += extra;
-                }
-                rec.decode_tokens += 1;
-                let r = &self.requests[i];
-                if r.next_token_is_last() {
-                    finishing = true;
-                    self.left.push((item.req(), r.generated + 1));
-                } else {
-                    staying = true;
-                    need += u64::from(self.cfg.kv.blocks_beyond(r.blocks, r.kv_tokens + 2));
-                    self.next_work.push(item.work(r, 1));
-                }
+                self.restart_item(item, &mut after);
             }
         }
-        rec.num_seqs = items.len() as u32;
+        let n = items.len() as u32;
+        let rec = IterationRecord::starting(next.lane, next.sms, now, n, n);
         debug_assert!(items.iter().zip(&self.work).all(|(it, w)| it.work(&self.requests[it.req().index()], 0) == *w));
         let switch = if self.switches_layout(next.lane, next.sms) { self.cfg.partition_switch_ns } else { 0 };
         let timing = executor.execute(&Step::new(now, next.sms, &self.work, Launch::Eager))?;
@@ -257,8 +197,54 @@ impl Engine {
         debug_assert!(b.pending.is_none(), "a quiet batch is timed by the engine");
         self.peak_sms = self.peak_sms.max(next.sms);
         // Alone at rate 1, its step ends `solo` from now (what `rebalance` would schedule).
-        let quiet = staying && (!finishing || self.may_finish_quietly()) && need <= u64::from(self.free_blocks());
+        let quiet = after.staying
+            && (!after.finishing || self.may_finish_quietly())
+            && after.need <= u64::from(self.free_blocks());
         Ok((now + Nanos(solo), quiet))
+    }
+
+    /// Request `id` emits its token at the end of a quiet step (its KV grows by that token): its gap goes to the
+    /// pooled gaps and the watch. Returns whether it finished (`quiet_batch`: no held request to send, not a
+    /// prefill role, `may_finish_quietly`).
+    #[inline(always)]
+    fn emit_quietly(&mut self, id: ReqId, now: Nanos) -> bool {
+        let r = &mut self.requests[id.index()];
+        r.kv_tokens += 1;
+        let before = r.max_tbt;
+        let e = r.emit_token(now);
+        if let Some(gap) = e.gap {
+            self.itl_ns.push(gap.0);
+            if let Some(w) = &mut self.watch {
+                w.gaps(gap.0, 1);
+                w.largest_gap(before.0, r.max_tbt.0);
+            }
+        }
+        if e.finished {
+            self.finished += 1;
+        }
+        e.finished
+    }
+
+    /// As the quiet batch starts again: KV for `item`'s next token, and what the step after needs of it (`after`;
+    /// its work to `next_work`, or its finish to `left`).
+    #[inline(always)]
+    fn restart_item(&mut self, item: &BatchItem, after: &mut After) {
+        let i = item.req().index();
+        let r = &self.requests[i];
+        let extra = self.cfg.kv.blocks_beyond(r.blocks, r.kv_tokens + 1);
+        if extra > 0 {
+            assert!(self.alloc(extra), "a quiet batch's KV was checked");
+            self.requests[i].blocks += extra;
+        }
+        let r = &self.requests[i];
+        if r.next_token_is_last() {
+            after.finishing = true;
+            self.left.push((item.req(), r.generated + 1));
+        } else {
+            after.staying = true;
+            after.need += u64::from(self.cfg.kv.blocks_beyond(r.blocks, r.kv_tokens + 2));
+            self.next_work.push(item.work(r, 1));
+        }
     }
 
     /// Leaps over layer-group boundaries: while the next event is, alone, the end of a layer group that is not its
@@ -344,4 +330,15 @@ impl Engine {
     fn may_finish_quietly(&self) -> bool {
         !self.client.holds() && self.cfg.role != Role::Prefill
     }
+}
+
+/// What the step after a restarted quiet step needs ([`Engine::restart_item`]).
+#[derive(Debug, Default)]
+struct After {
+    /// A request finishes at the step's end.
+    finishing: bool,
+    /// A request goes on after it.
+    staying: bool,
+    /// Blocks the staying requests need for the token after.
+    need: u64,
 }

@@ -7,7 +7,8 @@ use cudarc::driver::sys::{self, CUgraphExec};
 use duet_sim::cost::SeqWork;
 
 use super::CudaExecutor;
-use crate::error::{GpuError, check};
+use crate::driver::capture_graph;
+use crate::error::GpuError;
 use crate::replay::layout::StepLayout;
 
 impl CudaExecutor<'_> {
@@ -85,23 +86,7 @@ impl CudaExecutor<'_> {
             self.stats.warmups += 1;
         }
         self.setup.gemm.prepare(stream)?;
-        let mut graph = std::ptr::null_mut();
-        let mut exec = std::ptr::null_mut();
-        // SAFETY: the stream is live; capture ends (and the graph is destroyed) on every path below.
-        unsafe {
-            check(
-                "cuStreamBeginCapture",
-                sys::cuStreamBeginCapture_v2(stream, sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED),
-            )?;
-            let r = self.forward(l, sms, set, decode_max_len, 0..self.model.layers.len());
-            let end = check("cuStreamEndCapture", sys::cuStreamEndCapture(stream, &mut graph));
-            r?;
-            end?;
-            let inst = check("cuGraphInstantiate", sys::cuGraphInstantiateWithFlags(&mut exec, graph, 0));
-            sys::cuGraphDestroy(graph);
-            inst?;
-        }
-        Ok(exec)
+        capture_graph(stream, || self.forward(l, sms, set, decode_max_len, 0..self.model.layers.len()))
     }
 }
 
